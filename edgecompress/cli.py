@@ -1,0 +1,273 @@
+"""The door: a thin typer app. Commands parse, load, call the library and print.
+
+Heavy imports (torch, transformers, onnxruntime, litert) happen inside commands so that
+`edgecompress --help` answers at once. A user mistake prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from edgecompress.errors import ParityError, UserError
+
+
+app = typer.Typer(help="Prune, quantize, distill and export trained Transformers for edge "
+                       "devices — verified, benchmarked, reported.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Registered datasets.", no_args_is_help=True)
+targets_app = typer.Typer(help="Edge target profiles.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(targets_app, name="targets")
+
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def guarded(command):
+    """Turn library errors into one line on stderr: exit 2 for user errors, 1 for parity."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as err:
+            err_console.print(f"error: {err}", markup=False)
+            raise typer.Exit(2) from None
+        except ParityError as err:
+            err_console.print(f"parity check failed: {err}", markup=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+# --- data -------------------------------------------------------------------------------------
+
+@data_app.command("list")
+@guarded
+def data_list() -> None:
+    """List the registered datasets."""
+    from rich.table import Table
+
+    from edgecompress.compress.data import list_datasets
+
+    table = Table("name", "version", "task", "source", "description")
+    for info in list_datasets():
+        table.add_row(info.name, info.version, info.task, info.source, info.description)
+    console.print(table)
+
+
+@data_app.command("fetch")
+@guarded
+def data_fetch(name: str = typer.Argument(..., help="Registered dataset name.")) -> None:
+    """Download, verify (sha256) and cache a registered dataset."""
+    from edgecompress.compress.data import fetch_dataset, load_dataset
+
+    path = fetch_dataset(name)
+    dataset = load_dataset(name)
+    sizes = ", ".join(f"{k} {len(v.texts)}" for k, v in dataset.splits.items())
+    console.print(f"{name}: {sizes} — cached at {path}")
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+@targets_app.command("list")
+@guarded
+def targets_list() -> None:
+    """List the shipped edge target profiles."""
+    from rich.table import Table
+
+    from edgecompress.targets import list_profiles
+
+    table = Table("name", "format", "runtime", "scheme", "threads", "shape", "description")
+    for p in list_profiles():
+        shape = "dynamic" if p.shape == "dynamic" else f"{p.batch}x{p.seq_len}"
+        table.add_row(p.name, p.format, p.runtime, p.scheme, str(p.threads), shape, p.description)
+    console.print(table)
+
+
+@targets_app.command("show")
+@guarded
+def targets_show(name: str = typer.Argument(..., help="Target name or path to a profile .toml."),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show one target profile."""
+    from dataclasses import asdict
+
+    from edgecompress.targets import load_profile
+
+    profile = asdict(load_profile(name))
+    if as_json:
+        _print_json(profile)
+    else:
+        for key, value in profile.items():
+            console.print(f"[bold]{key}[/bold]: {value}")
+
+
+# --- model commands ---------------------------------------------------------------------------
+
+@app.command()
+@guarded
+def inspect(model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
+            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Architecture, per-layer heads / FFN width, parameter counts, file size."""
+    from edgecompress.compress.inspection import inspect_model
+    from edgecompress.compress.models import load_model
+
+    info = inspect_model(load_model(model)).to_json()
+    if as_json:
+        _print_json(info)
+        return
+    from edgecompress.reports.render import print_model_info
+
+    print_model_info(console, info)
+
+
+@app.command("init-encoder")
+@guarded
+def init_encoder(
+    out: Path = typer.Argument(..., help="Directory to create."),
+    tokenizer: str = typer.Option("minilm-l6", help="Checkpoint whose tokenizer it pairs with."),
+    d_model: int = typer.Option(256), heads: int = typer.Option(8), ffn: int = typer.Option(1024),
+    layers: int = typer.Option(4), max_len: int = typer.Option(256),
+    num_labels: int = typer.Option(2), seed: int = typer.Option(0),
+) -> None:
+    """Create a randomly initialised plain-PyTorch encoder classifier (train it with finetune)."""
+    from edgecompress.compress.models import create_plain_encoder
+
+    create_plain_encoder(out, tokenizer_from=tokenizer, d_model=d_model, n_heads=heads, ffn=ffn,
+                         n_layers=layers, max_len=max_len, num_labels=num_labels, seed=seed)
+    console.print(f"plain encoder written to {out}")
+
+
+@app.command()
+@guarded
+def finetune(
+    model: str = typer.Argument(..., help="Checkpoint directory or built-in name (minilm-l6)."),
+    dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path."),
+    out: Path = typer.Option(..., help="Output checkpoint directory."),
+    epochs: int = typer.Option(1), batch_size: int = typer.Option(32),
+    lr: Optional[float] = typer.Option(None, help="Default 5e-5 (HF), 5e-4 (plain encoder)."),
+    max_length: int = typer.Option(64), max_steps: Optional[int] = typer.Option(None),
+    seed: int = typer.Option(0), text_col: Optional[str] = typer.Option(None),
+    label_col: Optional[str] = typer.Option(None),
+    force: bool = typer.Option(False, help="Replace an existing, different checkpoint at --out."),
+) -> None:
+    """Fine-tune an encoder with a classification head; resumes after interruption."""
+    from edgecompress.compress.teacher import FinetuneRequest, run_finetune
+
+    request = FinetuneRequest(model=model, dataset=dataset, out=out, epochs=epochs,
+                              batch_size=batch_size, lr=lr, max_length=max_length,
+                              max_steps=max_steps, seed=seed, text_col=text_col,
+                              label_col=label_col, force=force)
+    manifest = run_finetune(request, console)
+    dev = manifest["dev"]
+    console.print(f"fine-tuned in {manifest['seconds']:.0f} s of training — dev accuracy "
+                  f"{dev['accuracy']:.2%} [{dev['ci95'][0]:.2%}, {dev['ci95'][1]:.2%}] "
+                  f"(n={dev['n']}) — written to {out}")
+
+
+@app.command("eval")
+@guarded
+def eval_command(
+    model: str = typer.Argument(..., help="Checkpoint dir, built-in name, or .onnx/.tflite file."),
+    dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path."),
+    split: str = typer.Option("test"),
+    reference: Optional[str] = typer.Option(None, help="Model whose predictions to agree with."),
+    tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer dir for a bare artifact."),
+    threads: int = typer.Option(1), max_length: int = typer.Option(128),
+    text_col: Optional[str] = typer.Option(None), label_col: Optional[str] = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Accuracy with a 95 % Wilson CI, macro-F1, agreement; Spearman/Pearson for similarity."""
+    from edgecompress.compress.pipeline import evaluate_spec
+
+    result = evaluate_spec(model, dataset, split=split, reference=reference, tokenizer=tokenizer,
+                           threads=threads, max_length=max_length, text_col=text_col,
+                           label_col=label_col)
+    if as_json:
+        _print_json(result)
+        return
+    from edgecompress.reports.render import print_eval
+
+    print_eval(console, result)
+
+
+# --- export / bench / report / demo -----------------------------------------------------------
+
+@app.command()
+@guarded
+def export(
+    model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
+    target: str = typer.Option(..., help="Target name or profile .toml path."),
+    out: Path = typer.Option(..., help="Output directory for the artifact."),
+    force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
+) -> None:
+    """Export to the target's format, verify parity against torch, keep only if it passes."""
+    from edgecompress.compress.pipeline import export_model
+
+    manifest = export_model(model, target, out, force=force)
+    parity = manifest["parity"]
+    console.print(f"{manifest['target']}: {out / manifest['artifact']} "
+                  f"({manifest['size_bytes'] / 1e6:.1f} MB), parity max |diff| "
+                  f"{parity['max_abs_diff']:.2e}, agreement {parity['agreement']:.2%}")
+
+
+@app.command()
+@guarded
+def bench(
+    artifact: Path = typer.Argument(..., help=".onnx or .tflite artifact."),
+    target: str = typer.Option(..., help="Target whose runtime, threads and shape to use."),
+    runs: int = typer.Option(100), warmup: int = typer.Option(10),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Latency p50/p90/p99, throughput, size, gzip size, peak RSS — in a separate process."""
+    from edgecompress.compress.pipeline import bench_artifact
+
+    result = bench_artifact(artifact, target, runs=runs, warmup=warmup)
+    if as_json:
+        _print_json(result)
+        return
+    from edgecompress.reports.render import print_bench
+
+    print_bench(console, result)
+
+
+@app.command()
+@guarded
+def report(run_dir: Path = typer.Argument(..., help="Run directory to report on.")) -> None:
+    """Write report.json and report.md for a run directory."""
+    from edgecompress.reports import write_report
+
+    paths = write_report(run_dir)
+    console.print(f"report written: {', '.join(str(p) for p in paths)}")
+
+
+@app.command()
+@guarded
+def demo(
+    out: Path = typer.Option(Path("demo-run"), help="Run directory."),
+    force: bool = typer.Option(False, help="Replace a different run at --out."),
+    runs: int = typer.Option(100, help="Timed runs per benchmark."),
+) -> None:
+    """The whole flow on the embedded default: minilm-l6 + rt-polarity, three targets."""
+    from edgecompress.compress.demo import run_demo
+
+    report_md = run_demo(out, console, force=force, bench_runs=runs)
+    console.print(f"\nreport: {report_md}")
+
+
+if __name__ == "__main__":
+    app()

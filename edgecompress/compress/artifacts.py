@@ -1,0 +1,113 @@
+"""Open anything evaluable — a checkpoint directory or an exported `.onnx` / `.tflite` file — as a
+runner plus the tokenizer and labels that go with it, and export a loaded model for a target.
+
+An exported artifact lives in a folder with its tokenizer files and a `manifest.json` (written by
+`export_artifact`), so it can be evaluated and bundled without the checkpoint it came from.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecompress.compress.evaluate import tokenize
+from edgecompress.compress.models import LoadedModel, load_model
+from edgecompress.errors import UserError
+from edgecompress.fsutil import atomic_write_json, read_json
+
+ARTIFACT_SUFFIXES = (".onnx", ".tflite")
+MANIFEST = "manifest.json"
+
+# Parity inputs: real sentences of varied length, so padding is exercised in every export.
+PARITY_SENTENCES = (
+    "a gorgeous, witty, seductive movie.",
+    "the plot is nothing but boilerplate clichés from start to finish, and the script is "
+    "a tired rehash of better films.",
+    "it's a charming and often affecting journey.",
+    "dull",
+    "an utterly charming and hilarious film that reminded me why i love going to the movies.",
+    "the acting is stiff and the direction never finds a rhythm",
+    "not bad",
+    "one of the most exquisitely crafted and emotionally devastating films of the decade.",
+)
+
+
+@dataclass(frozen=True)
+class Evaluable:
+    """A runner with the tokenizer and labels that belong to it."""
+
+    runner: object  # edgecompress.targets.Runner
+    tokenizer: object
+    labels: tuple[str, ...]
+    task: str
+    source: Path
+
+
+def open_evaluable(spec: str | Path, *, threads: int = 1, tokenizer: Path | None = None) -> Evaluable:
+    """Checkpoint dir / built-in name -> torch runner; artifact file -> its runtime's runner."""
+    from edgecompress.targets import load_runner, torch_runner
+
+    path = Path(spec)
+    if path.suffix in ARTIFACT_SUFFIXES or path.is_file():
+        if not path.exists():
+            raise UserError(f"artifact not found: {path}")
+        manifest = _artifact_manifest(path)
+        tok_dir = tokenizer or path.parent
+        runner = load_runner(path, threads=threads)
+        labels = tuple(manifest.get("labels", ()))
+        return Evaluable(runner, _load_tokenizer(tok_dir), labels,
+                         manifest.get("task", "classification"), path)
+    loaded = load_model(spec)
+    return Evaluable(torch_runner(loaded.module), loaded.tokenizer, loaded.labels, loaded.task,
+                     loaded.path)
+
+
+def _artifact_manifest(path: Path) -> dict:
+    if path.suffix not in ARTIFACT_SUFFIXES:
+        raise UserError(f"{path} is not an ONNX or TFLite artifact (expected .onnx or .tflite)")
+    manifest = path.parent / MANIFEST
+    return read_json(manifest) if manifest.exists() else {}
+
+
+def _load_tokenizer(directory: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(directory))
+    except (OSError, ValueError) as err:
+        raise UserError(f"no tokenizer in {directory} (pass --tokenizer DIR): "
+                        f"{' '.join(str(err).split())[:200]}") from None
+
+
+def parity_sample(tokenizer, seq_len: int) -> dict[str, np.ndarray]:
+    """Tokenized PARITY_SENTENCES padded to the longest (at most `seq_len`)."""
+    return tokenize(tokenizer, PARITY_SENTENCES, max_length=seq_len)
+
+
+def export_artifact(loaded: LoadedModel, profile, out_dir: Path, *, source: str) -> dict:
+    """Export + verify `loaded` for `profile` into `out_dir` with tokenizer and manifest.
+
+    Returns the manifest. Raises ParityError (artifact removed) when verification fails.
+    """
+    from edgecompress.targets import export
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    result = export(loaded.module, parity_sample(loaded.tokenizer, profile.seq_len), profile,
+                    out_dir)
+    loaded.tokenizer.save_pretrained(str(out_dir))
+    manifest = {
+        "kind": "artifact", "target": profile.name, "format": result.format,
+        "scheme": result.scheme, "runtime": profile.runtime, "threads": profile.threads,
+        "artifact": result.path.name, "size_bytes": result.size_bytes,
+        "parity": {"max_abs_diff": result.max_abs_diff, "agreement": result.agreement,
+                   "tolerance": profile.tolerance},
+        "input_shape": list(result.input_shape) if result.input_shape else None,
+        "source": source, "labels": list(loaded.labels), "task": loaded.task,
+        "seconds": round(time.perf_counter() - began, 2),
+    }
+    atomic_write_json(out_dir / MANIFEST, manifest)
+    return manifest

@@ -1,0 +1,130 @@
+"""Honest evaluation: accuracy with a Wilson 95 % interval, macro-F1, agreement with a reference,
+and Spearman / Pearson for similarity sets.
+
+Models are reached only through a runner (`run(input_ids, attention_mask) -> (B, C)` numpy), so a
+torch module, an ONNX file and a TFLite file are evaluated by the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+DEFAULT_MAX_LENGTH = 128
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class ClassificationMetrics:
+    accuracy: float
+    ci95: tuple[float, float]
+    n: int
+    correct: int
+    macro_f1: float
+    agreement: float | None = None  # fraction of inputs where argmax equals the reference's
+    agreement_ci95: tuple[float, float] | None = None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()
+                if v is not None}
+
+
+@dataclass(frozen=True)
+class SimilarityMetrics:
+    spearman: float
+    pearson: float
+    n_pairs: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; (0, 1) when n == 0."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
+    """Unweighted mean of per-class F1 over classes that occur in truth or prediction."""
+    scores = []
+    for c in range(num_classes):
+        tp = int(np.sum((y_pred == c) & (y_true == c)))
+        fp = int(np.sum((y_pred == c) & (y_true != c)))
+        fn = int(np.sum((y_pred != c) & (y_true == c)))
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
+                           reference_pred: np.ndarray | None = None) -> ClassificationMetrics:
+    """Metrics from label ids; `reference_pred` adds agreement with another model."""
+    correct = int(np.sum(y_true == y_pred))
+    n = int(len(y_true))
+    agreement = agreement_ci = None
+    if reference_pred is not None:
+        same = int(np.sum(reference_pred == y_pred))
+        agreement, agreement_ci = same / n if n else 0.0, wilson_interval(same, n)
+    return ClassificationMetrics(
+        accuracy=correct / n if n else 0.0, ci95=wilson_interval(correct, n), n=n,
+        correct=correct, macro_f1=macro_f1(y_true, y_pred, num_classes),
+        agreement=agreement, agreement_ci95=agreement_ci)
+
+
+def tokenize(tokenizer, texts, max_length: int, pad_to: int | None = None) -> dict[str, np.ndarray]:
+    """int64 input_ids / attention_mask (B, S); padded to the longest or to `pad_to`."""
+    padding = "max_length" if pad_to else "longest"
+    encoded = tokenizer(list(texts), padding=padding, truncation=True,
+                        max_length=pad_to or max_length, return_tensors="np")
+    return {"input_ids": encoded["input_ids"].astype(np.int64),
+            "attention_mask": encoded["attention_mask"].astype(np.int64)}
+
+
+def predict(runner, tokenizer, texts, *, batch_size: int = 64,
+            max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    """Outputs (N, C) of `runner` on `texts`, batched; fixed-shape runners get their seq length."""
+    fixed = getattr(runner, "fixed_shape", None)
+    max_length = min(max_length, fixed[1]) if fixed else max_length
+    outputs = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenize(tokenizer, texts[start:start + batch_size], max_length)
+        outputs.append(np.asarray(runner.run(batch["input_ids"], batch["attention_mask"])))
+    return np.concatenate(outputs, axis=0)
+
+
+def evaluate_classification(runner, tokenizer, split, num_classes: int, *,
+                            reference_pred: np.ndarray | None = None,
+                            max_length: int = DEFAULT_MAX_LENGTH) -> ClassificationMetrics:
+    """Accuracy etc. of `runner` on a labelled split.
+
+    `reference_pred` (N,) are another model's argmax predictions on the same split; agreement
+    compares against them. Raises ValueError when the split has no labels.
+    """
+    if split.labels is None:
+        raise ValueError("this split has no labels: accuracy needs a labelled dataset")
+    y_pred = predict(runner, tokenizer, list(split.texts), max_length=max_length).argmax(axis=1)
+    return classification_metrics(np.asarray(split.labels), y_pred, num_classes, reference_pred)
+
+
+def evaluate_similarity(runner, tokenizer, texts, pairs, *,
+                        max_length: int = 256) -> SimilarityMetrics:
+    """Spearman / Pearson between cosine similarity of embeddings and human scores."""
+    from scipy.stats import pearsonr, spearmanr
+
+    embeddings = predict(runner, tokenizer, list(texts), batch_size=16, max_length=max_length)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True).clip(min=1e-12)
+    predicted = np.array([float(unit[i] @ unit[j]) for i, j, _ in pairs])
+    human = np.array([score for _, _, score in pairs])
+    return SimilarityMetrics(spearman=float(spearmanr(predicted, human).statistic),
+                             pearson=float(pearsonr(predicted, human).statistic),
+                             n_pairs=len(pairs))

@@ -1,0 +1,94 @@
+"""The stage functions behind `eval`, `export` and `bench`, shared by the CLI and the demo.
+
+Each writes its result atomically; an output directory that already holds a different export is
+refused unless `force` is given, so earlier runs are never silently lost.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from edgecompress.compress.artifacts import MANIFEST, export_artifact, open_evaluable
+from edgecompress.compress.evaluate import (evaluate_classification, evaluate_similarity,
+                                             predict)
+from edgecompress.compress.models import load_model
+from edgecompress.errors import UserError
+from edgecompress.fsutil import read_json
+
+
+def evaluate_spec(model: str, dataset: str, *, split: str = "test", reference: str | None = None,
+                  tokenizer: Path | None = None, threads: int = 1, max_length: int = 128,
+                  text_col: str | None = None, label_col: str | None = None) -> dict:
+    """Evaluate a checkpoint or artifact on a dataset split; returns a JSON-ready dict."""
+    from edgecompress.compress.data import load_dataset
+
+    data = load_dataset(dataset, text_col=text_col, label_col=label_col)
+    model_eval = open_evaluable(model, threads=threads, tokenizer=tokenizer)
+    base = {"model": str(model), "dataset": data.name, "split": split}
+    if data.task == "similarity":
+        docs = data.split(split).texts
+        metrics = evaluate_similarity(model_eval.runner, model_eval.tokenizer, docs,
+                                      data.similarity)
+        return {**base, "task": "similarity", **metrics.to_json()}
+    _check_labels(model_eval.labels, data.labels, model)
+    texts = data.split(split).texts
+    ref_pred = None
+    if reference:
+        ref_eval = open_evaluable(reference, threads=threads)
+        ref_pred = predict(ref_eval.runner, ref_eval.tokenizer, list(texts),
+                           max_length=max_length).argmax(axis=1)
+    try:
+        metrics = evaluate_classification(model_eval.runner, model_eval.tokenizer,
+                                          data.split(split), len(data.labels),
+                                          reference_pred=ref_pred, max_length=max_length)
+    except ValueError as err:
+        raise UserError(f"{data.name}/{split}: {err}") from None
+    return {**base, "task": "classification", **metrics.to_json()}
+
+
+def _check_labels(model_labels: tuple[str, ...], data_labels: tuple[str, ...], model) -> None:
+    if model_labels and len(model_labels) != len(data_labels):
+        raise UserError(f"{model} predicts {len(model_labels)} classes but the dataset has "
+                        f"{len(data_labels)} ({', '.join(data_labels)})")
+
+
+def prepare_out_dir(out: Path, expected: dict, force: bool) -> None:
+    """Refuse an `out` that holds a different export unless `force`; then clear it if forced."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    manifest = out / MANIFEST
+    same = manifest.exists() and all(read_json(manifest).get(k) == v
+                                     for k, v in expected.items())
+    if same or force:
+        if force and not same:
+            shutil.rmtree(out)
+        return
+    raise UserError(f"{out} already holds a different run; pass --force to replace it")
+
+
+def export_model(model: str, target: str, out: Path, *, force: bool = False) -> dict:
+    """Load `model`, export + verify it for `target` into `out`; returns the artifact manifest."""
+    from edgecompress.targets import load_profile
+
+    profile = load_profile(target)
+    prepare_out_dir(out, {"source": str(model), "target": profile.name}, force)
+    loaded = load_model(model)
+    return export_artifact(loaded, profile, out, source=str(model))
+
+
+def bench_artifact(artifact: Path, target: str, *, runs: int = 100, warmup: int = 10) -> dict:
+    """Benchmark an artifact with `target`'s runtime, threads and shape (separate process)."""
+    from edgecompress.targets import bench, load_profile, load_runner
+
+    profile = load_profile(target)
+    if not artifact.exists():
+        raise UserError(f"artifact not found: {artifact}")
+    expected = {"onnx": ".onnx", "tflite": ".tflite"}[profile.format]
+    if artifact.suffix != expected:
+        raise UserError(f"target {profile.name} runs {profile.format} artifacts ({expected}), "
+                        f"got {artifact.name}")
+    if runs < 1 or warmup < 0:
+        raise UserError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
+    load_runner(artifact)  # a corrupt file fails here with a clear message, not in the child
+    return bench(artifact, profile, warmup=warmup, runs=runs)

@@ -1,0 +1,145 @@
+"""`edgecompress finetune`: model + dataset -> a trained classifier checkpoint with its dev metrics.
+
+Resolves the model and data, refuses to overwrite a different checkpoint, shows progress, trains
+(resuming from the hidden checkpoint of an interrupted run), and evaluates on the dev split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecompress.compress.evaluate import evaluate_classification
+from edgecompress.compress.models import LoadedModel, load_model
+from edgecompress.compress.train import FinetuneConfig, finetune
+from edgecompress.errors import UserError
+from edgecompress.fsutil import atomic_write_json, read_json
+
+MANIFEST = "finetune.json"
+
+
+@dataclass(frozen=True)
+class FinetuneRequest:
+    model: str
+    dataset: str
+    out: Path
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float | None = None
+    max_length: int = 64
+    max_steps: int | None = None
+    seed: int = 0
+    text_col: str | None = None
+    label_col: str | None = None
+    force: bool = False
+
+    def config(self, kind: str) -> FinetuneConfig:
+        lr = self.lr or (5e-4 if kind == "plain" else 5e-5)  # plain encoders start from scratch
+        try:
+            return FinetuneConfig(epochs=self.epochs, batch_size=self.batch_size,
+                                  learning_rate=lr, max_length=self.max_length,
+                                  max_steps=self.max_steps, seed=self.seed)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+
+    def identity(self) -> str:
+        return f"{self.model}|{self.dataset}"
+
+
+def existing_checkpoint(out: Path, identity: str, config: FinetuneConfig) -> dict | None:
+    """The manifest of a finished identical fine-tune at `out`, else None (or UserError)."""
+    manifest_path = out / MANIFEST
+    if not manifest_path.exists():
+        return None
+    manifest = read_json(manifest_path)
+    same = (manifest.get("identity") == identity
+            and manifest.get("config") == dataclasses.asdict(config))
+    return manifest if same else None
+
+
+def _prepare(request: FinetuneRequest):
+    from edgecompress.compress.data import load_dataset
+
+    dataset = load_dataset(request.dataset, text_col=request.text_col, label_col=request.label_col)
+    if dataset.task != "classification":
+        raise UserError(f"dataset {dataset.name} is a {dataset.task} set; finetune needs labels")
+    train = dataset.split("train")
+    if train.labels is None:
+        raise UserError(f"dataset {dataset.name} has no labels to fine-tune on")
+    loaded = load_model(request.model, task="classification", num_labels=len(dataset.labels),
+                        labels=dataset.labels)
+    return dataset, train, _with_labels(loaded, dataset.labels)
+
+
+def _with_labels(loaded: LoadedModel, labels: tuple[str, ...]) -> LoadedModel:
+    """Plain encoders carry label names in their config; check the head matches the data."""
+    if loaded.kind != "plain":
+        return loaded
+    config = loaded.module.config
+    if config.num_labels != len(labels):
+        raise UserError(f"plain encoder has {config.num_labels} outputs but the dataset has "
+                        f"{len(labels)} labels")
+    loaded.module.config = dataclasses.replace(config, labels=tuple(labels))
+    return dataclasses.replace(loaded, labels=tuple(labels))
+
+
+def run_finetune(request: FinetuneRequest, console=None) -> dict:
+    """Fine-tune per `request`; returns the manifest (with dev metrics). Cached when identical."""
+    out = request.out
+    dataset, train, loaded = _prepare(request)
+    config = request.config(loaded.kind)
+    manifest = existing_checkpoint(out, request.identity(), config)
+    if manifest and "dev" in manifest:
+        return manifest
+    if manifest is None:
+        if out.exists() and any(out.iterdir()) and not request.force:
+            raise UserError(f"{out} already holds something else; pass --force to replace it")
+        with _progress(console) as on_step:
+            manifest = finetune(loaded, list(train.texts), list(train.labels), config, out,
+                                identity=request.identity(), on_step=on_step)
+    else:  # trained, but interrupted before the dev evaluation
+        loaded = load_model(out)
+    dev = _dev_metrics(loaded, dataset)
+    manifest.update(dataset=dataset.name, labels=list(dataset.labels), dev=dev)
+    atomic_write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def _dev_metrics(loaded: LoadedModel, dataset) -> dict:
+    from edgecompress.targets import torch_runner
+
+    dev = evaluate_classification(torch_runner(loaded.module), loaded.tokenizer,
+                                  dataset.split("dev"), len(dataset.labels))
+    return dev.to_json()
+
+
+class _progress:
+    """Context manager yielding an on_step callback that drives a rich progress bar with ETA."""
+
+    def __init__(self, console):
+        self.console = console
+        self.progress = self.task = None
+
+    def __enter__(self):
+        if self.console is None:
+            return None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.progress = Progress(TextColumn("fine-tune"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
+                                 TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=self.console, transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=None, loss="-")
+        return self.on_step
+
+    def on_step(self, step: int, total: int, loss: float) -> None:
+        self.progress.update(self.task, completed=step, total=total, loss=f"{loss:.3f}")
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+        return False
+

@@ -1,0 +1,43 @@
+"""Terminal rendering (rich) of inspect / eval / bench results for the CLI."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def print_model_info(console, info: dict) -> None:
+    console.print(f"[bold]{info['architecture']}[/bold] ({info['kind']}, {info['task']}), "
+                  f"hidden {info['hidden']}, vocabulary {info['vocab_size']}")
+    table = Table("layer", "heads", "head dim", "FFN")
+    for i, layer in enumerate(info["layers"]):
+        table.add_row(str(i), str(layer["heads"]), str(layer["head_dim"]), str(layer["ffn"]))
+    console.print(table)
+    console.print(f"parameters {info['params']:,} = embedding {info['embedding_params']:,} "
+                  f"+ encoder {info['encoder_params']:,} + head {info['head_params']:,}; "
+                  f"weights {info['file_bytes'] / 1e6:.1f} MB")
+
+
+def print_eval(console, result: dict) -> None:
+    where = f"{result['model']} on {result['dataset']}/{result['split']}"
+    if result["task"] == "similarity":
+        console.print(f"{where}: Spearman {result['spearman']:.3f}, Pearson "
+                      f"{result['pearson']:.3f} over {result['n_pairs']} pairs")
+        return
+    low, high = result["ci95"]
+    line = (f"{where}: accuracy {result['accuracy']:.2%} [{low:.2%}, {high:.2%}] (n={result['n']}),"
+            f" macro-F1 {result['macro_f1']:.3f}")
+    if "agreement" in result:
+        line += f", agreement with reference {result['agreement']:.2%}"
+    console.print(line)
+
+
+def print_bench(console, result: dict) -> None:
+    table = Table("runtime", "threads", "shape", "p50 ms", "p90 ms", "p99 ms", "size MB",
+                  "gzip MB", "peak RSS MB")
+    table.add_row(f"{result['runtime']} {result.get('runtime_version', '')}",
+                  str(result["threads"]), f"{result.get('batch')}x{result.get('seq_len')}",
+                  f"{result['p50_ms']:.2f}", f"{result['p90_ms']:.2f}", f"{result['p99_ms']:.2f}",
+                  f"{result['size_bytes'] / 1e6:.2f}", f"{result['gzip_bytes'] / 1e6:.2f}",
+                  f"{result['peak_rss_mb']:.0f}")
+    console.print(table)
+    console.print(f"measured on this host: {result.get('host', '?')}")

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny models saved as checkpoint directories, a small labelled CSV."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.models import save_tiny, tiny_bert, tiny_plain
+
+# rich wraps tables to the terminal width; CliRunner has none, so give it a wide one.
+os.environ["COLUMNS"] = "200"
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return save_tiny(tiny_bert(), tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_plain_dir(tmp_path_factory) -> Path:
+    return save_tiny(tiny_plain(), tmp_path_factory.mktemp("tiny-plain"))
+
+
+@pytest.fixture(scope="session")
+def sentiment_csv(tmp_path_factory) -> Path:
+    """40 labelled sentences with an explicit split column (train 24 / dev 8 / test 8)."""
+    good = ["a wonderful, moving film", "brilliant acting and a sharp script",
+            "funny, warm and clever", "an absolute delight from start to finish"]
+    bad = ["a dull, lifeless mess", "the plot makes no sense at all",
+           "boring and far too long", "a tedious waste of two hours"]
+    rows = []
+    for i in range(5):
+        for text in good:
+            rows.append((f"{text} {i}", "pos"))
+        for text in bad:
+            rows.append((f"{text} {i}", "neg"))
+    path = tmp_path_factory.mktemp("csv") / "sentiment.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label", "split"])
+        for i, (text, label) in enumerate(rows):
+            split = "train" if i < 24 else ("dev" if i < 32 else "test")
+            writer.writerow([text, label, split])
+    return path

@@ -1,0 +1,41 @@
+"""Shared, session-scoped artifacts: each (target, model) is exported once and reused.
+
+TFLite conversion takes seconds even for the tiny models, so tests in every file ask
+`exported(target, model)` and get the cached result.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from edgecompress.targets import list_profiles
+from tests.models import batch, tiny_bert, tiny_plain
+
+MODELS = {"tiny_bert": tiny_bert, "tiny_plain": tiny_plain}
+TARGETS = [p.name for p in list_profiles()]
+
+
+@pytest.fixture(scope="session")
+def models():
+    """name -> LoadedModel, built once."""
+    return {name: make() for name, make in MODELS.items()}
+
+
+@pytest.fixture(scope="session")
+def exported(models, tmp_path_factory):
+    """exported(target, model) -> (ExportResult, LoadedModel, training flags before export)."""
+    from edgecompress.targets import export, load_profile
+
+    cache = {}
+    out_dir = tmp_path_factory.mktemp("artifacts")
+
+    def get(target: str, model: str):
+        if (target, model) not in cache:
+            loaded = models[model]
+            flags = [m.training for m in loaded.module.modules()]
+            result = export(loaded.module, batch(loaded), load_profile(target), out_dir,
+                            name=f"{model}-{target}")
+            cache[target, model] = (result, loaded, flags)
+        return cache[target, model]
+
+    return get
