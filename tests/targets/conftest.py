@@ -23,7 +23,11 @@ def models():
 
 @pytest.fixture(scope="session")
 def exported(models, tmp_path_factory):
-    """exported(target, model) -> (ExportResult, LoadedModel, training flags before export)."""
+    """exported(target, model) -> (ExportResult, LoadedModel, (flags before, flags after)).
+
+    The flags are every submodule's `training`, read right before and after the export (later
+    tests put the shared modules in eval mode).
+    """
     from edgecompress.targets import export, load_profile
 
     cache = {}
@@ -35,7 +39,8 @@ def exported(models, tmp_path_factory):
             flags = [m.training for m in loaded.module.modules()]
             result = export(loaded.module, batch(loaded), load_profile(target), out_dir,
                             name=f"{model}-{target}")
-            cache[target, model] = (result, loaded, flags)
+            after = [m.training for m in loaded.module.modules()]
+            cache[target, model] = (result, loaded, (flags, after))
         return cache[target, model]
 
     return get

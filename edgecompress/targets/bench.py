@@ -1,0 +1,186 @@
+"""Latency, memory and size of one artifact, measured in a fresh child process.
+
+`bench()` starts `python -c 'from edgecompress.targets.bench import main; main()' ARTIFACT ...`
+(the same as `python -m edgecompress.targets.bench ARTIFACT ...`): the child loads only the runtime
+it measures (no torch), warms up, times `runs` single inferences at the profile's batch x seq_len
+and threads, and prints one JSON line. A process per artifact keeps one artifact's memory (and
+its peak RSS) out of the next one's numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecompress.errors import UserError
+from edgecompress.targets.profiles import Profile
+
+# Token ids are drawn from [1, vocab_size) (never the pad id 0). Without a vocab_size they stay
+# below 1000, inside any vocabulary (a pruned one included); fp32 latency does not depend on them.
+DEFAULT_ID_CEILING = 1000
+CHILD_TIMEOUT_S = 1800
+
+
+def bench(artifact: Path, profile: Profile, *, warmup: int = 10, runs: int = 100,
+          seq_len: int | None = None, vocab_size: int | None = None) -> dict:
+    """Measure `artifact` with the profile's runtime, threads and batch x seq_len, in a child.
+
+    Returns a dict: p50_ms, p90_ms, p99_ms, mean_ms, min_ms, throughput_per_s (samples/s),
+    size_bytes, gzip_bytes, peak_rss_mb (the child's), threads, runtime, runtime_version, batch,
+    seq_len, runs, warmup, host, artifact, profile. Raises UserError for a missing or invalid
+    artifact, RuntimeError if the child fails otherwise.
+    """
+    artifact = Path(artifact)
+    if not artifact.is_file():
+        raise UserError(f"artifact not found: {artifact}")
+    if warmup < 0 or runs < 1:
+        raise ValueError(f"need warmup >= 0 and runs >= 1, got {warmup} and {runs}")
+    args = [str(artifact), "--threads", str(profile.threads), "--batch", str(profile.batch),
+            "--seq-len", str(seq_len or profile.seq_len), "--warmup", str(warmup),
+            "--runs", str(runs), "--vocab-size", str(vocab_size or DEFAULT_ID_CEILING)]
+    result = _run_child(args)
+    result.update(size_bytes=artifact.stat().st_size, gzip_bytes=gzip_size(artifact),
+                  profile=profile.name)
+    return result
+
+
+def _run_child(args: list[str]) -> dict:
+    command = [sys.executable, "-c", "from edgecompress.targets.bench import main; main()", *args]
+    env = dict(os.environ)
+    # The child must import this package even when it is not installed (a source checkout).
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    proc = subprocess.run(command, capture_output=True, text=True, env=env,
+                          timeout=CHILD_TIMEOUT_S)
+    stderr_tail = (proc.stderr.strip().splitlines() or [""])[-1]
+    if proc.returncode == 2:  # the child's UserError
+        raise UserError(stderr_tail.removeprefix("error: "))
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench child failed (exit {proc.returncode}): {stderr_tail}")
+    # Runtimes may print to stdout too (XNNPACK's "Created delegate"); the JSON is the last line.
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"bench child printed no result: {proc.stdout[-300:]!r}")
+    return json.loads(lines[-1])
+
+
+def gzip_size(path: Path, level: int = 6) -> int:
+    """Bytes of `path` gzip-compressed at `level`, streamed (never the whole file in memory)."""
+
+    class _Counter:
+        size = 0
+
+        def write(self, data) -> int:
+            self.size += len(data)
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    counter = _Counter()
+    with open(path, "rb") as src, gzip.GzipFile(fileobj=counter, mode="wb", compresslevel=level,
+                                                mtime=0) as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    return counter.size
+
+
+def host_description() -> str:
+    """Which machine measured: CPU model, architecture, CPU count (latency is this host's)."""
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"measured on this host: {model or 'unknown CPU'} ({platform.machine()}, " \
+           f"{os.cpu_count()} CPUs, {platform.system()})"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child spawned by a parent
+    holding torch and a model reported the parent's ~800 MB instead of its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    unit = 1 << 20 if sys.platform == "darwin" else 1 << 10  # ru_maxrss: bytes on macOS, KiB here
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / unit
+
+
+def _inputs(batch: int, seq_len: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic token ids (batch, seq_len) in [1, vocab_size), full attention mask."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, max(vocab_size, 2), size=(batch, seq_len), dtype=np.int64)
+    return ids, np.ones((batch, seq_len), dtype=np.int64)
+
+
+def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: int, runs: int,
+            vocab_size: int = DEFAULT_ID_CEILING) -> dict:
+    """Time `runs` inferences in THIS process (the child's job): latency stats and peak RSS."""
+    from edgecompress.targets.runtimes import load_runner
+
+    runner = load_runner(artifact, threads=threads)
+    if runner.fixed_shape:  # time exactly the shape the artifact runs, no padding or chunking
+        batch, fixed_seq = runner.fixed_shape
+        if seq_len > fixed_seq:
+            raise UserError(f"{artifact} takes at most {fixed_seq} tokens, asked for {seq_len}")
+        seq_len = fixed_seq
+    backend = runner.backend
+    feed = backend.feed(*_inputs(batch, seq_len, vocab_size))
+    for _ in range(warmup):
+        backend.invoke(feed)
+    times_ns = np.empty(runs, dtype=np.int64)
+    for i in range(runs):
+        start = time.perf_counter_ns()
+        backend.invoke(feed)  # the runtime call only: inputs were cast once, above
+        times_ns[i] = time.perf_counter_ns() - start
+    ms = times_ns / 1e6
+    p50, p90, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 99))
+    mean = float(ms.mean())
+    rss = peak_rss_mb()
+    return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": mean, "min_ms": float(ms.min()),
+            "throughput_per_s": batch * 1000.0 / mean, "peak_rss_mb": rss, "threads": threads,
+            "runtime": runner.name, "runtime_version": runner.version, "batch": batch,
+            "seq_len": seq_len, "runs": runs, "warmup": warmup, "host": host_description(),
+            "artifact": str(artifact)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Child entry point: measure one artifact, print one JSON line; exit 2 on a UserError."""
+    parser = argparse.ArgumentParser(prog="python -m edgecompress.targets.bench")
+    parser.add_argument("artifact", type=Path)
+    for flag, default in (("--threads", 1), ("--batch", 1), ("--seq-len", 128), ("--warmup", 10),
+                          ("--runs", 100), ("--vocab-size", DEFAULT_ID_CEILING)):
+        parser.add_argument(flag, type=int, default=default)
+    args = parser.parse_args(argv)
+    try:
+        result = measure(args.artifact, threads=args.threads, batch=args.batch,
+                         seq_len=args.seq_len, warmup=args.warmup, runs=args.runs,
+                         vocab_size=args.vocab_size)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Export a torch module for a target profile, then verify the artifact against torch — always.
+
+`export` writes one self-contained file (`<name>.onnx` or `<name>.tflite`) atomically, runs it in
+the target's runtime next to torch on the sample inputs, and keeps it only if the outputs agree
+within the profile's tolerance; otherwise the artifact is deleted and `ParityError` is raised.
+
+The module is any `forward(input_ids (B, S), attention_mask (B, S)) -> (B, C) float`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgecompress.errors import ParityError
+from edgecompress.targets.profiles import Profile
+from edgecompress.targets.runtimes import (INPUT_NAMES, PAD_ID, load_runner, package_version,
+                                           torch_runner)
+
+OUTPUT_NAME = "logits"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A verified artifact and what was measured when it was made."""
+
+    path: Path
+    format: str  # "onnx" | "tflite"
+    scheme: str
+    size_bytes: int
+    max_abs_diff: float  # max |artifact - torch| over the verification sample
+    agreement: float  # fraction of sample rows whose argmax matches torch
+    input_shape: tuple  # (batch, seq); None for a dynamic axis
+    profile: str
+    exporter: str  # "torch.onnx (dynamo)" | "litert-torch"
+    exporter_version: str
+    opset: int | None
+    seconds: float  # export + verification wall time
+
+    def to_json(self) -> dict:
+        """Plain-JSON form for manifests."""
+        data = asdict(self)
+        data["path"], data["input_shape"] = str(self.path), list(self.input_shape)
+        return data
+
+
+# format -> function(module, sample, profile, path) that writes the artifact; returns the
+# exporter's name and version. Filled by @_exporter.
+_EXPORTERS: dict[str, Callable[..., tuple[str, str]]] = {}
+
+
+def _exporter(fmt: str):
+    def register(fn):
+        _EXPORTERS[fmt] = fn
+        return fn
+    return register
+
+
+def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Path,
+           name: str = "model") -> ExportResult:
+    """Export `module` for `profile` into `out_dir/<name><suffix>`, verified against torch.
+
+    `sample` holds int `input_ids` and `attention_mask` (B, S): real tokenized sentences, with
+    padding, cut to the profile's seq_len for fixed shapes. Returns the ExportResult. Raises
+    ParityError (and keeps no file) when the artifact is off, ValueError for an unknown format.
+    """
+    if profile.format not in _EXPORTERS:
+        raise ValueError(f"no exporter for format {profile.format!r} (known: {', '.join(_EXPORTERS)})")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sample = _fit_sample(sample, profile)
+    final = out_dir / f"{name}{profile.suffix}"
+    # Same suffix as the final file: load_runner picks the runtime by suffix.
+    temp = out_dir / f".{name}.{uuid.uuid4().hex[:8]}.partial{profile.suffix}"
+    start = time.perf_counter()
+    with _eval_mode(module):
+        reference = torch_runner(module).run(**sample)  # before exporting: conversion may mutate
+        try:
+            exporter, version = _EXPORTERS[profile.format](module, sample, profile, temp)
+            diff, agreement = _compare(temp, reference, sample, profile, reported=final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    os.replace(temp, final)
+    return ExportResult(
+        path=final, format=profile.format, scheme=profile.scheme,
+        size_bytes=final.stat().st_size, max_abs_diff=diff, agreement=agreement,
+        input_shape=profile.fixed_shape or (None, None), profile=profile.name,
+        exporter=exporter, exporter_version=version, opset=profile.opset,
+        seconds=round(time.perf_counter() - start, 3))
+
+
+def verify(path: Path, module, sample: dict[str, np.ndarray], profile: Profile) -> tuple[float, float]:
+    """Run the artifact at `path` and `module` on `sample`; compare outputs.
+
+    Returns (max_abs_diff, argmax agreement). Raises ParityError when the difference exceeds
+    `profile.tolerance` or the agreement is below `profile.min_agreement`; UserError when the
+    file is not a model the runtime can load.
+    """
+    sample = _fit_sample(sample, profile)
+    with _eval_mode(module):
+        reference = torch_runner(module).run(**sample)
+    return _compare(Path(path), reference, sample, profile, reported=Path(path))
+
+
+def _compare(path: Path, reference: np.ndarray, sample: dict, profile: Profile, *,
+             reported: Path) -> tuple[float, float]:
+    """(max |diff|, argmax agreement) of the artifact vs torch's `reference` (B, C)."""
+    outputs = load_runner(path, threads=profile.threads).run(**sample)
+    if outputs.shape != reference.shape:
+        raise ParityError(str(reported), {OUTPUT_NAME: float("inf")}, profile.tolerance)
+    # NaN anywhere must fail, so compare with nan-aware max
+    diff = float(np.max(np.abs(outputs.astype(np.float64) - reference), initial=0.0))
+    diff = float("inf") if np.isnan(diff) else diff
+    agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+    if diff > profile.tolerance:
+        raise ParityError(str(reported), {OUTPUT_NAME: diff}, profile.tolerance)
+    if agreement < profile.min_agreement:
+        # ParityError has only a diffs slot: report the disagreeing fraction next to the diff.
+        raise ParityError(str(reported), {OUTPUT_NAME: diff,
+                                          f"{OUTPUT_NAME} argmax disagreement": 1 - agreement},
+                          profile.tolerance)
+    return diff, agreement
+
+
+def _fit_sample(sample: dict[str, np.ndarray], profile: Profile) -> dict[str, np.ndarray]:
+    """Just the two inputs, as int64 (B, S); S cut to the profile's seq_len for fixed shapes."""
+    missing = [n for n in INPUT_NAMES if n not in sample]
+    if missing:
+        raise ValueError(f"sample lacks {', '.join(missing)} (expected {', '.join(INPUT_NAMES)})")
+    seq = profile.seq_len if profile.fixed_shape else None
+    return {n: np.asarray(sample[n], dtype=np.int64)[:, :seq] for n in INPUT_NAMES}
+
+
+@contextlib.contextmanager
+def _eval_mode(module):
+    """Eval mode for the block, then every submodule's own training flag back.
+
+    torch.onnx.export restores only the top module's flag, recursively, which turned dropout on
+    inside a wrapped HF model whose wrapper had never been put in eval mode.
+    """
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in flags:
+            m.training = training
+
+
+def _pad_to(sample: dict[str, np.ndarray], batch: int, seq: int) -> tuple:
+    """Tracing inputs of exactly (batch, seq): rows repeated or cut, pad id 0 / mask 0 appended."""
+    ids, mask = sample["input_ids"], sample["attention_mask"]
+    rows = np.resize(np.arange(len(ids)), batch)  # cycles the real rows
+    pad = ((0, 0), (0, seq - ids.shape[1]))
+    return (np.pad(ids[rows], pad, constant_values=PAD_ID), np.pad(mask[rows], pad))
+
+
+@_exporter("onnx")
+def _export_onnx(module, sample: dict, profile: Profile, path: Path) -> tuple[str, str]:
+    """torch.onnx's dynamo exporter, one self-contained file, dynamic (batch, seq) if asked."""
+    import torch
+
+    if profile.fixed_shape:
+        arrays = _pad_to(sample, *profile.fixed_shape)
+        dynamic = None
+    else:
+        arrays = (sample["input_ids"], sample["attention_mask"])
+        axes = {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}  # (batch, seq)
+        dynamic = {"input_ids": axes, "attention_mask": axes}
+    args = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)  # int64 (B, S)
+    with _quiet_warnings():
+        program = torch.onnx.export(
+            module, args, input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+            opset_version=profile.opset, dynamo=True, dynamic_shapes=dynamic, verbose=False)
+    if dynamic:
+        _name_dynamic_axes(program.model)
+    # external_data=False: weights inside the .onnx, no side .onnx.data file to lose
+    program.save(str(path), external_data=False)
+    return "torch.onnx (dynamo)", torch.__version__
+
+
+def _name_dynamic_axes(model) -> None:
+    """Rename the exporter's symbolic dims (s43, s72, ...) to 'batch' and 'seq'.
+
+    The exporter may give input_ids and attention_mask different batch symbols; one name per axis
+    tells users (and ORT's shape checks) that they are the same.
+    """
+    import onnx_ir as ir
+
+    names = {}
+    for value in model.graph.inputs:
+        for dim, label in zip(value.shape, ("batch", "seq")):
+            if isinstance(dim, ir.SymbolicDim):
+                names[dim.value] = label
+    for value in [*model.graph.inputs, *model.graph.outputs]:
+        if value.shape is not None:
+            value.shape = ir.Shape([names.get(d.value, d.value) if isinstance(d, ir.SymbolicDim)
+                                    else d for d in value.shape])
+
+
+@_exporter("tflite")
+def _export_tflite(module, sample: dict, profile: Profile, path: Path) -> tuple[str, str]:
+    """litert-torch at the profile's static (batch, seq_len), int32 inputs named by forward."""
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # its progress log floods the CLI
+    import litert_torch
+    import torch
+
+    ids, mask = _pad_to(sample, *profile.fixed_shape)
+    # Keyword sample inputs make the signature inputs `input_ids` / `attention_mask` rather than
+    # args_0 / args_1. int32: what litert-torch emits for token ids anyway.
+    kwargs = {"input_ids": torch.from_numpy(ids.astype(np.int32)),
+              "attention_mask": torch.from_numpy(mask.astype(np.int32))}
+    with _quiet_warnings():
+        edge_model = litert_torch.convert(module, sample_kwargs=kwargs)
+    edge_model.export(str(path))
+    return "litert-torch", package_version("litert-torch")
+
+
+@contextlib.contextmanager
+def _quiet_warnings():
+    """Hide the exporters' deprecation chatter (pytree, TracerWarning); errors still raise."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
