@@ -122,3 +122,86 @@ def test_eval_exits_2_when_csv_lacks_the_named_column(tiny_bert_dir, sentiment_c
     result = runner.invoke(app, ["eval", str(tiny_bert_dir), "--dataset", str(sentiment_csv),
                                  "--text-col", "review"])
     assert "review" in _one_line_error(result)
+
+
+# --- export / bench / report ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported_dir(tiny_bert_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "x86"
+    result = runner.invoke(app, ["export", str(tiny_bert_dir), "--target", "x86-cpu",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_export_writes_a_verified_artifact_with_manifest_and_tokenizer(exported_dir):
+    manifest = json.loads((exported_dir / "manifest.json").read_text())
+    assert manifest["target"] == "x86-cpu" and manifest["format"] == "onnx"
+    assert manifest["parity"]["max_abs_diff"] <= manifest["parity"]["tolerance"]
+    assert (exported_dir / "model.onnx").stat().st_size == manifest["size_bytes"]
+    assert (exported_dir / "tokenizer.json").exists()
+
+
+def test_eval_runs_an_onnx_artifact_with_the_tokenizer_beside_it(exported_dir, tiny_bert_dir,
+                                                                 sentiment_csv):
+    result = runner.invoke(app, ["eval", str(exported_dir / "model.onnx"), "--dataset",
+                                 str(sentiment_csv), "--reference", str(tiny_bert_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["agreement"] == 1.0
+
+
+def test_bench_json_has_the_documented_keys(exported_dir):
+    result = runner.invoke(app, ["bench", str(exported_dir / "model.onnx"), "--target", "x86-cpu",
+                                 "--runs", "5", "--warmup", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    keys = {"p50_ms", "p90_ms", "p99_ms", "size_bytes", "gzip_bytes", "peak_rss_mb", "threads",
+            "runtime"}
+    assert keys <= set(data)
+    assert 0 < data["p50_ms"] <= data["p90_ms"] <= data["p99_ms"]
+    assert data["threads"] == 2 and data["runtime"] == "onnxruntime"
+
+
+def test_export_refuses_an_out_dir_holding_a_different_run_unless_forced(exported_dir,
+                                                                        tiny_plain_dir):
+    before = (exported_dir / "model.onnx").read_bytes()
+    refused = runner.invoke(app, ["export", str(tiny_plain_dir), "--target", "x86-cpu",
+                                  "--out", str(exported_dir)])
+    assert "--force" in _one_line_error(refused)
+    assert (exported_dir / "model.onnx").read_bytes() == before
+
+
+def test_export_exits_2_when_target_is_unknown(tiny_bert_dir, tmp_path):
+    result = runner.invoke(app, ["export", str(tiny_bert_dir), "--target", "moon-base",
+                                 "--out", str(tmp_path / "out")])
+    line = _one_line_error(result)
+    assert "moon-base" in line and "x86-cpu" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_exits_2_naming_file_and_key_when_profile_is_malformed(tiny_bert_dir, tmp_path):
+    profile = tmp_path / "bad.toml"
+    profile.write_text('name = "bad"\nformat = "onnx"\nthreads = "four"\n')
+    result = runner.invoke(app, ["export", str(tiny_bert_dir), "--target", str(profile),
+                                 "--out", str(tmp_path / "out")])
+    line = _one_line_error(result)
+    assert "bad.toml" in line
+
+
+def test_bench_exits_2_when_artifact_is_not_onnx(tmp_path):
+    fake = tmp_path / "model.onnx"
+    fake.write_text("this is not a model")
+    result = runner.invoke(app, ["bench", str(fake), "--target", "x86-cpu"])
+    assert "model.onnx" in _one_line_error(result)
+
+
+def test_eval_exits_2_when_artifact_has_an_unknown_suffix(tmp_path, sentiment_csv):
+    fake = tmp_path / "model.bin"
+    fake.write_bytes(b"\x00\x01")
+    result = runner.invoke(app, ["eval", str(fake), "--dataset", str(sentiment_csv)])
+    assert "not an ONNX or TFLite artifact" in _one_line_error(result)
+
+
+def test_report_exits_2_when_directory_is_not_a_run(tmp_path):
+    assert "not a run directory" in _one_line_error(runner.invoke(app, ["report", str(tmp_path)]))

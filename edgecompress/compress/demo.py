@@ -1,4 +1,4 @@
-"""`edgecompress demo`: the whole flow on the embedded default, into one run directory.
+"""`edgecompress demo` and the run behind it: the whole flow into one run directory.
 
 minilm-l6 + rt-polarity -> fine-tuned teacher (cached across runs) -> export per target ->
 parity -> eval on the 2,000-sentence test split -> bench -> report. Each step writes its JSON
@@ -15,6 +15,7 @@ Run directory:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +47,10 @@ def _check_run_dir(out: Path, identity: dict, force: bool) -> None:
     shutil.rmtree(out)
 
 
-def build_teacher(console) -> Path:
-    """Fine-tune minilm-l6 on rt-polarity once; later demos reuse the cached checkpoint."""
-    out = cache_root() / "teachers" / f"{DEMO_MODEL}-{DEMO_DATASET}"
-    run_finetune(FinetuneRequest(model=DEMO_MODEL, dataset=DEMO_DATASET, out=out), console)
+def build_teacher(plan: RunPlan, console) -> Path:
+    """Fine-tune the plan's model on its dataset once; later runs reuse the cached checkpoint."""
+    out = cache_root() / "teachers" / f"{Path(plan.model).name}-{Path(plan.dataset).stem}"
+    run_finetune(FinetuneRequest(model=plan.model, dataset=plan.dataset, out=out), console)
     return out
 
 
@@ -109,32 +110,59 @@ def _target_steps(run: Path, teacher: Path, profile, test, teacher_pred, bench_r
         atomic_write_json(folder / "bench.json", bench(artifact, profile, runs=bench_runs))
 
 
-def run_demo(out: Path, console, *, force: bool = False, bench_runs: int = 100) -> Path:
-    """Run the demo into `out`; returns the path of report.md."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run does: the teacher (fine-tuned from `model` on `dataset` unless `finetune` is
+    False, when `model` already is the classifier), and the targets it is exported to."""
+
+    model: str
+    dataset: str
+    targets: tuple[str, ...]
+    finetune: bool = True
+    bench_runs: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise ValueError("a run needs at least one target")
+        if self.bench_runs < 1:
+            raise ValueError(f"bench_runs must be >= 1, got {self.bench_runs}")
+
+    def identity(self) -> dict:
+        return {"kind": "edgecompress-run", "model": self.model, "dataset": self.dataset,
+                "targets": list(self.targets), "finetune": self.finetune}
+
+
+def run_plan(plan: RunPlan, out: Path, console, *, force: bool = False) -> Path:
+    """Run `plan` into `out` (resuming what is there); returns the path of report.md."""
     from edgecompress.compress.data import load_dataset
     from edgecompress.reports import write_report
     from edgecompress.targets import load_profile
 
-    identity = {"kind": "edgecompress-run", "model": DEMO_MODEL, "dataset": DEMO_DATASET,
-                "targets": list(DEMO_TARGETS)}
-    _check_run_dir(out, identity, force)
+    profiles = [load_profile(name) for name in plan.targets]  # bad names fail before any work
+    _check_run_dir(out, plan.identity(), force)
     began = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "run.json", identity)
-    console.print(f"[bold]1/3[/bold] teacher: {DEMO_MODEL} fine-tuned on {DEMO_DATASET}")
-    teacher = build_teacher(console)
-    test = load_dataset(DEMO_DATASET).split("test")
+    atomic_write_json(out / "run.json", plan.identity())
+    console.print(f"[bold]1/3[/bold] teacher: {plan.model} on {plan.dataset}")
+    teacher = build_teacher(plan, console) if plan.finetune else Path(plan.model)
+    test = load_dataset(plan.dataset).split("test")
     console.print(f"[bold]2/3[/bold] teacher eval on {len(test.texts)} test sentences")
     teacher_pred = _teacher_eval(out, teacher, test)
-    console.print(f"[bold]3/3[/bold] export, verify, eval, bench per target")
-    with _progress(console, len(DEMO_TARGETS) * 3) as advance:
-        for name in DEMO_TARGETS:
-            for step in _target_steps(out, teacher, load_profile(name), test, teacher_pred,
-                                      bench_runs):
+    console.print("[bold]3/3[/bold] export, verify, eval, bench per target")
+    with _progress(console, len(profiles) * 3) as advance:
+        for profile in profiles:
+            for step in _target_steps(out, teacher, profile, test, teacher_pred,
+                                      plan.bench_runs):
                 advance(step)
     paths = write_report(out)
-    console.print(f"demo finished in {time.perf_counter() - began:.0f} s")
+    console.print(f"finished in {time.perf_counter() - began:.0f} s")
     return next(p for p in paths if p.suffix == ".md")
+
+
+def run_demo(out: Path, console, *, force: bool = False, bench_runs: int = 100) -> Path:
+    """The demo: minilm-l6 fine-tuned on rt-polarity, exported to the three CPU targets."""
+    plan = RunPlan(DEMO_MODEL, DEMO_DATASET, DEMO_TARGETS, bench_runs=bench_runs)
+    return run_plan(plan, out, console, force=force)
 
 
 class _progress:

@@ -104,7 +104,7 @@ def host_description() -> str:
                 break
     except OSError:
         pass
-    return f"measured on this host: {model or 'unknown CPU'} ({platform.machine()}, " \
+    return f"{model or 'unknown CPU'} ({platform.machine()}, " \
            f"{os.cpu_count()} CPUs, {platform.system()})"
 
 
