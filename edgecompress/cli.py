@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from edgecompress.errors import ParityError, UserError
 
@@ -245,14 +246,57 @@ def bench(
     print_bench(console, result)
 
 
-@app.command()
+class _DefaultBuild(TyperGroup):
+    """`report RUN_DIR` builds; `report compare OLD NEW` compares (a name that is no subcommand
+    is taken as the RUN_DIR of `build`)."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+report_app = typer.Typer(cls=_DefaultBuild, no_args_is_help=True,
+                         help="Reports: `report RUN_DIR` writes them; `report compare OLD NEW`.")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("build", hidden=True)
 @guarded
-def report(run_dir: Path = typer.Argument(..., help="Run directory to report on.")) -> None:
-    """Write report.json and report.md for a run directory."""
+def report_build(
+    run_dir: Path = typer.Argument(..., help="Run directory to report on."),
+    device_results: Optional[Path] = typer.Option(
+        None, help="A bundle runner's JSON from the real device, added as its own rows."),
+) -> None:
+    """Write report.json, .md, .csv and .html for a run directory."""
     from edgecompress.reports import write_report
 
-    paths = write_report(run_dir)
+    paths = write_report(run_dir, device_results=device_results)
     console.print(f"report written: {', '.join(str(p) for p in paths)}")
+
+
+@report_app.command("compare")
+@guarded
+def report_compare(
+    old: Path = typer.Argument(..., help="Run directory or report.json (baseline)."),
+    new: Path = typer.Argument(..., help="Run directory or report.json (candidate)."),
+    max_accuracy_drop: float = typer.Option(1.0, help="Allowed accuracy drop, in points."),
+    max_latency_increase: float = typer.Option(0.10, help="Allowed p50 increase (0.1 = 10 %)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Diff two runs; exit 1 when NEW regresses beyond the thresholds (CI mode)."""
+    from edgecompress.reports.compare import Thresholds, compare_reports, load_report
+
+    limits = Thresholds(max_accuracy_drop, max_latency_increase)
+    diffs, regressions = compare_reports(load_report(old), load_report(new), limits)
+    if as_json:
+        _print_json({"diffs": diffs, "regressions": regressions})
+    else:
+        from edgecompress.reports.render import print_compare
+
+        print_compare(console, diffs, regressions)
+    if regressions:
+        raise typer.Exit(1)
 
 
 @app.command()

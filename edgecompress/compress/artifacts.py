@@ -106,6 +106,8 @@ def export_artifact(loaded: LoadedModel, profile, out_dir: Path, *, source: str)
         "parity": {"max_abs_diff": result.max_abs_diff, "agreement": result.agreement,
                    "tolerance": profile.tolerance},
         "input_shape": list(result.input_shape) if result.input_shape else None,
+        "budgets": {"size_mb": profile.size_mb, "latency_ms": profile.latency_ms,
+                    "ram_mb": profile.ram_mb},
         "source": source, "labels": list(loaded.labels), "task": loaded.task,
         "seconds": round(time.perf_counter() - began, 2),
     }

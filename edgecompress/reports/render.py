@@ -41,3 +41,21 @@ def print_bench(console, result: dict) -> None:
                   f"{result['peak_rss_mb']:.0f}")
     console.print(table)
     console.print(f"measured on this host: {result.get('host', '?')}")
+
+
+def _signed(value, spec: str, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:+{spec}}{suffix}"
+
+
+def print_compare(console, diffs: list[dict], regressions: list[str]) -> None:
+    table = Table("artifact", "status", "accuracy Δ (points)", "p50 Δ ms", "p50 Δ %", "size Δ MB")
+    for d in diffs:
+        size = None if d.get("size_bytes") is None else d["size_bytes"] / 1e6
+        table.add_row(d["artifact"], d["status"], _signed(d.get("accuracy_points"), ".2f"),
+                      _signed(d.get("p50_ms"), ".2f"), _signed(d.get("p50_relative"), ".1%"),
+                      _signed(size, ".2f"))
+    console.print(table)
+    for line in regressions:
+        console.print(f"[red]regression[/red]: {line}", highlight=False)
+    if not regressions:
+        console.print("no regression")

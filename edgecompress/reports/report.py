@@ -7,13 +7,23 @@ This package reads files only (no torch, no compress/targets imports): one row p
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import platform
 from pathlib import Path
 
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, atomic_write_text
+from edgecompress.reports.html import render_html
+from edgecompress.reports.pareto import pareto_front
 
+DEVICE_DIR = "device-results"
+ROW_KEYS = ("target", "format", "scheme", "runtime", "threads", "size_bytes", "p50_ms", "p90_ms",
+            "p99_ms", "peak_rss_mb", "accuracy", "ci95", "n", "agreement")
+CSV_KEYS = ("target", "format", "scheme", "measured_on", "runtime", "threads", "size_bytes",
+            "gzip_bytes", "p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "accuracy", "ci95_low",
+            "ci95_high", "n", "agreement", "parity_max_abs_diff", "pareto_optimal", "artifact")
 HOST_NOTE = ("Latency was measured on this host ({host}) with each target's runtime, thread count "
              "and input shape — not on the device itself. Use it to compare artifacts, and the "
              "bundle runner on the real device for absolute numbers.")
@@ -45,7 +55,27 @@ def artifact_row(folder: Path) -> dict:
         "n": evaluation.get("n"), "agreement": evaluation.get("agreement"),
         "parity_max_abs_diff": manifest.get("parity", {}).get("max_abs_diff"),
         "parity_agreement": manifest.get("parity", {}).get("agreement"),
+        "budgets": manifest.get("budgets"), "measured_on": "host",
     }
+
+
+def device_rows(run_dir: Path) -> list[dict]:
+    """Rows from on-device measurements imported with `report --device-results`."""
+    rows = []
+    for path in sorted(run_dir.glob(f"{DEVICE_DIR}/*.json")):
+        data = _read(path)
+        rows.append({**{key: None for key in ROW_KEYS}, **{k: data.get(k) for k in ROW_KEYS},
+                     "measured_on": "device", "device": data.get("device")})
+    return rows
+
+
+def collect_findings(run_dir: Path) -> list[dict]:
+    """`findings` lists that stages left in their manifests (blame, fallback, speedup gate…)."""
+    findings = []
+    for path in sorted(run_dir.glob("**/manifest.json")) + sorted(run_dir.glob("**/*.stage.json")):
+        for finding in _read(path).get("findings") or []:
+            findings.append({"source": str(path.parent.relative_to(run_dir)), **finding})
+    return findings
 
 
 def build_report(run_dir: Path) -> dict:
@@ -57,10 +87,11 @@ def build_report(run_dir: Path) -> dict:
     if not folders and not teacher:
         raise UserError(f"{run_dir} holds no artifacts/*/manifest.json nor teacher/eval.json: "
                         "not a run directory")
-    rows = [artifact_row(folder) for folder in folders]
+    rows = [artifact_row(folder) for folder in folders] + device_rows(run_dir)
     hosts = {_read(f / "bench.json").get("host") for f in folders} - {None}
     host = ", ".join(sorted(hosts)) or platform.machine()
     return {"run": _read(run_dir / "run.json"), "teacher": teacher or None, "rows": rows,
+            "pareto": pareto_front(rows), "findings": collect_findings(run_dir),
             "latency_note": HOST_NOTE.format(host=host)}
 
 
@@ -86,23 +117,74 @@ def render_markdown(report: dict) -> str:
         lines += [f"Reference: fp32 PyTorch teacher, accuracy {_accuracy_cell(teacher)} "
                   f"on n = {teacher.get('n')}.", ""]
     lines += ["| target | format | scheme | size MB | p50 ms | p90 ms | accuracy [95 % CI] "
-              "| agreement vs fp32 teacher | parity max-diff |",
-              "|---|---|---|---:|---:|---:|---|---:|---:|"]
-    for row in report["rows"]:
+              "| agreement vs fp32 teacher | parity max-diff | Pareto |",
+              "|---|---|---|---:|---:|---:|---|---:|---:|---|"]
+    front = set(report.get("pareto", []))
+    for i, row in enumerate(report["rows"]):
+        target = row["target"] + (" (device)" if row.get("measured_on") == "device" else "")
         lines.append(
-            f"| {row['target']} | {row['format']} | {row['scheme']} "
+            f"| {target} | {row['format']} | {row['scheme']} "
             f"| {_fmt(row['size_bytes'], '.2f', 1e-6)} | {_fmt(row['p50_ms'], '.2f')} "
             f"| {_fmt(row['p90_ms'], '.2f')} | {_accuracy_cell(row)} "
-            f"| {_fmt(row['agreement'], '.2%')} | {_fmt(row['parity_max_abs_diff'], '.1e')} |")
-    threads = ", ".join(f"{r['target']} {r['threads']}" for r in report["rows"])
-    lines += ["", f"> {report['latency_note']} Threads: {threads}.", ""]
+            f"| {_fmt(row['agreement'], '.2%')} | {_fmt(row.get('parity_max_abs_diff'), '.1e')} "
+            f"| {'★' if i in front else ''} |")
+    host_rows = [r for r in report["rows"] if r.get("measured_on") != "device"]
+    threads = ", ".join(f"{r['target']} {r['threads']}" for r in host_rows)
+    lines += ["", f"> {report['latency_note']} Threads: {threads}.",
+              "> ★ = Pareto-optimal in p50 latency vs accuracy across all rows.", ""]
+    lines += _markdown_findings(report.get("findings", []))
     return "\n".join(lines)
 
 
-def write_report(run_dir: Path) -> list[Path]:
-    """Write report.json and report.md into `run_dir`; returns their paths."""
+def _markdown_findings(findings: list[dict]) -> list[str]:
+    lines = ["## Findings of earlier stages", ""] if findings else []
+    for finding in findings:
+        lines += [f"### {finding['title']}", ""]
+        if finding.get("text"):
+            lines += [finding["text"], ""]
+        rows = finding.get("rows") or []
+        if rows:
+            keys = list(rows[0])
+            lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            lines += ["| " + " | ".join(str(r.get(k)) for k in keys) + " |" for r in rows]
+            lines.append("")
+    return lines
+
+
+def render_csv(report: dict) -> str:
+    """One CSV line per row, flat columns (CI split into low / high)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_KEYS, extrasaction="ignore")
+    writer.writeheader()
+    front = set(report.get("pareto", []))
+    for i, row in enumerate(report["rows"]):
+        low, high = row.get("ci95") or (None, None)
+        writer.writerow({**row, "ci95_low": low, "ci95_high": high, "pareto_optimal": i in front})
+    return buffer.getvalue()
+
+
+def import_device_results(run_dir: Path, results: Path) -> Path:
+    """Copy a bundle runner's JSON into the run so every later report keeps its rows."""
+    data = _read(results)
+    if not data:
+        raise UserError(f"device results not found or empty: {results}")
+    missing = [key for key in ("target", "p50_ms") if data.get(key) is None]
+    if missing:
+        raise UserError(f"{results} lacks {', '.join(missing)}: not a bundle runner's results")
+    dest = run_dir / DEVICE_DIR / results.name
+    atomic_write_json(dest, data)
+    return dest
+
+
+def write_report(run_dir: Path, device_results: Path | None = None) -> list[Path]:
+    """Write report.json, .md, .csv and .html into `run_dir`; returns their paths."""
     report = build_report(run_dir)
-    json_path, md_path = run_dir / "report.json", run_dir / "report.md"
-    atomic_write_json(json_path, report)
-    atomic_write_text(md_path, render_markdown(report))
-    return [json_path, md_path]
+    if device_results is not None:
+        import_device_results(run_dir, device_results)
+        report = build_report(run_dir)
+    paths = {name: run_dir / f"report.{name}" for name in ("json", "md", "csv", "html")}
+    atomic_write_json(paths["json"], report)
+    atomic_write_text(paths["md"], render_markdown(report))
+    atomic_write_text(paths["csv"], render_csv(report))
+    atomic_write_text(paths["html"], render_html(report))
+    return list(paths.values())

@@ -1,32 +1,10 @@
+import csv
 import json
 
 import pytest
 
 from edgecompress.errors import UserError
 from edgecompress.reports import build_report, render_markdown, write_report
-
-
-def _write(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-
-
-@pytest.fixture()
-def run_dir(tmp_path):
-    _write(tmp_path / "run.json", {"model": "minilm-l6", "dataset": "rt-polarity"})
-    _write(tmp_path / "teacher" / "eval.json",
-           {"accuracy": 0.82, "ci95": [0.80, 0.84], "n": 2000, "format": "torch"})
-    folder = tmp_path / "artifacts" / "x86-cpu"
-    _write(folder / "manifest.json",
-           {"target": "x86-cpu", "format": "onnx", "scheme": "fp32", "runtime": "onnxruntime",
-            "threads": 2, "artifact": "model.onnx", "size_bytes": 90_000_000,
-            "parity": {"max_abs_diff": 2e-6, "agreement": 1.0}})
-    _write(folder / "eval.json", {"accuracy": 0.8215, "ci95": [0.804, 0.838], "n": 2000,
-                                  "agreement": 0.9995})
-    _write(folder / "bench.json", {"p50_ms": 16.04, "p90_ms": 17.5, "p99_ms": 20.1,
-                                   "size_bytes": 90_000_123, "gzip_bytes": 83_000_000,
-                                   "peak_rss_mb": 310.0, "threads": 2, "host": "x86_64, 2 cpus"})
-    return tmp_path
 
 
 def test_report_rows_carry_the_measured_numbers_when_run_dir_is_complete(run_dir):
@@ -47,10 +25,44 @@ def test_markdown_states_latency_is_host_measured_and_lists_the_row(run_dir):
         in markdown
 
 
-def test_write_report_writes_json_and_markdown(run_dir):
+def test_write_report_writes_json_markdown_csv_and_html(run_dir):
     paths = write_report(run_dir)
-    assert sorted(p.name for p in paths) == ["report.json", "report.md"]
+    assert sorted(p.name for p in paths) == ["report.csv", "report.html", "report.json",
+                                             "report.md"]
     assert json.loads((run_dir / "report.json").read_text())["rows"][0]["target"] == "x86-cpu"
+    (line,) = list(csv.DictReader((run_dir / "report.csv").open()))
+    assert line["p50_ms"] == "16.04" and line["ci95_low"] == "0.804"
+    assert line["pareto_optimal"] == "True"
+
+
+def test_device_results_become_their_own_rows_marked_device_measured(run_dir, tmp_path):
+    results = tmp_path / "pixel8.json"
+    results.write_text(json.dumps({"target": "x86-cpu", "format": "onnx", "scheme": "fp32",
+                                   "p50_ms": 9.5, "p90_ms": 10.0, "device": "NUC 13"}))
+    write_report(run_dir, device_results=results)
+    rows = json.loads((run_dir / "report.json").read_text())["rows"]
+    assert [r["measured_on"] for r in rows] == ["host", "device"]
+    assert rows[1]["p50_ms"] == 9.5
+    assert "| x86-cpu (device) | onnx | fp32 |" in (run_dir / "report.md").read_text()
+    write_report(run_dir)  # imported once, kept by later reports
+    assert len(json.loads((run_dir / "report.json").read_text())["rows"]) == 2
+
+
+def test_device_results_without_latency_are_refused(run_dir, tmp_path):
+    results = tmp_path / "bad.json"
+    results.write_text(json.dumps({"target": "x86-cpu"}))
+    with pytest.raises(UserError, match="p50_ms"):
+        write_report(run_dir, device_results=results)
+
+
+def test_findings_left_by_stages_appear_in_markdown(run_dir):
+    manifest = run_dir / "artifacts" / "x86-cpu" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["findings"] = [{"title": "Fallback", "text": "layer 3 kept in float",
+                         "rows": [{"layer": 3, "snr_db": 4.2}]}]
+    manifest.write_text(json.dumps(data))
+    markdown = render_markdown(build_report(run_dir))
+    assert "### Fallback" in markdown and "| 3 | 4.2 |" in markdown
 
 
 def test_report_refuses_a_directory_that_is_not_a_run(tmp_path):
