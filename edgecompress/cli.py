@@ -247,8 +247,8 @@ def bench(
 
 
 class _DefaultBuild(TyperGroup):
-    """`report RUN_DIR` builds; `report compare OLD NEW` compares (a name that is no subcommand
-    is taken as the RUN_DIR of `build`)."""
+    """`report RUN_DIR` / `bundle RUN_DIR` build; `report compare …` / `bundle verify …` are
+    subcommands. A first word that names no subcommand is the argument of hidden `build`."""
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
@@ -297,6 +297,43 @@ def report_compare(
         print_compare(console, diffs, regressions)
     if regressions:
         raise typer.Exit(1)
+
+
+bundle_app = typer.Typer(cls=_DefaultBuild, no_args_is_help=True,
+                         help="Deployment bundles: `bundle RUN_DIR --target T --out DIR`; "
+                              "`bundle verify DIR`.")
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("build", hidden=True)
+@guarded
+def bundle_build(
+    run_dir: Path = typer.Argument(..., help="Run directory holding the exported artifact."),
+    target: str = typer.Option(..., help="Target whose artifact to bundle."),
+    out: Path = typer.Option(..., help="Bundle directory to create."),
+    force: bool = typer.Option(False, help="Replace an existing bundle at --out."),
+) -> None:
+    """Artifact + tokenizer + labels + checksummed manifest + a numpy-only run.py."""
+    from edgecompress.compress.pipeline import bundle_run
+
+    manifest = bundle_run(run_dir, target, out, force=force)
+    console.print(f"bundle for {manifest['target']} ({manifest['format']}, {manifest['scheme']}, "
+                  f"{manifest['runtime']} {manifest['runtime_version']}) written to {out}; "
+                  f"try: python {out / 'run.py'} \"a gorgeous, witty movie\"")
+
+
+@bundle_app.command("verify")
+@guarded
+def bundle_verify(bundle: Path = typer.Argument(..., help="Bundle directory.")) -> None:
+    """Recompute every sha256; exit 1 when a file is changed, missing or unlisted."""
+    from edgecompress.targets.bundle import verify_bundle
+
+    problems = verify_bundle(bundle)
+    for problem in problems:
+        err_console.print(f"bundle problem: {problem}", markup=False)
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"{bundle}: every file matches its sha256")
 
 
 @app.command()

@@ -205,3 +205,25 @@ def test_eval_exits_2_when_artifact_has_an_unknown_suffix(tmp_path, sentiment_cs
 
 def test_report_exits_2_when_directory_is_not_a_run(tmp_path):
     assert "not a run directory" in _one_line_error(runner.invoke(app, ["report", str(tmp_path)]))
+
+
+def test_bundle_then_verify_exits_0_and_1_after_a_flipped_byte(exported_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(exported_dir, run / "artifacts" / "x86-cpu")
+    bundle = tmp_path / "bundle"
+    made = runner.invoke(app, ["bundle", str(run), "--target", "x86-cpu", "--out", str(bundle)])
+    assert made.exit_code == 0, made.output
+    assert runner.invoke(app, ["bundle", "verify", str(bundle)]).exit_code == 0
+    data = bytearray((bundle / "model.onnx").read_bytes())
+    data[1000] ^= 0x10
+    (bundle / "model.onnx").write_bytes(bytes(data))
+    broken = runner.invoke(app, ["bundle", "verify", str(bundle)])
+    assert broken.exit_code == 1 and "model.onnx: changed" in broken.output
+
+
+def test_bundle_exits_2_when_the_run_has_no_artifact_for_the_target(exported_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(exported_dir, run / "artifacts" / "x86-cpu")
+    result = runner.invoke(app, ["bundle", str(run), "--target", "rpi5", "--out",
+                                 str(tmp_path / "b")])
+    assert "has: x86-cpu" in _one_line_error(result)

@@ -109,6 +109,7 @@ def export_artifact(loaded: LoadedModel, profile, out_dir: Path, *, source: str)
         "budgets": {"size_mb": profile.size_mb, "latency_ms": profile.latency_ms,
                     "ram_mb": profile.ram_mb},
         "source": source, "labels": list(loaded.labels), "task": loaded.task,
+        "pad_token_id": loaded.tokenizer.pad_token_id or 0, "vocab_size": len(loaded.tokenizer),
         "seconds": round(time.perf_counter() - began, 2),
     }
     atomic_write_json(out_dir / MANIFEST, manifest)

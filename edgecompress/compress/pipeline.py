@@ -92,3 +92,17 @@ def bench_artifact(artifact: Path, target: str, *, runs: int = 100, warmup: int 
         raise UserError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     load_runner(artifact)  # a corrupt file fails here with a clear message, not in the child
     return bench(artifact, profile, warmup=warmup, runs=runs)
+
+
+def bundle_run(run_dir: Path, target: str, out: Path, *, force: bool = False) -> dict:
+    """Bundle the artifact that `run_dir` exported for `target`; returns the bundle manifest."""
+    from edgecompress.targets import load_profile
+    from edgecompress.targets.bundle import make_bundle
+
+    profile = load_profile(target)
+    folder = run_dir / "artifacts" / profile.name
+    if not (folder / MANIFEST).exists():
+        known = sorted(p.parent.name for p in run_dir.glob(f"artifacts/*/{MANIFEST}"))
+        raise UserError(f"{run_dir} has no artifact for target {profile.name} "
+                        f"(has: {', '.join(known) or 'none'})")
+    return make_bundle(folder, profile, out, force=force)
