@@ -180,6 +180,52 @@ def finetune(
                   f"(n={dev['n']}) — written to {out}")
 
 
+@app.command()
+@guarded
+def prune(
+    model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
+    out: Path = typer.Option(..., help="Output checkpoint directory (gets prune.json)."),
+    heads: float = typer.Option(0.0, help="Fraction of attention heads to remove, in [0, 1)."),
+    ffn: float = typer.Option(0.0, help="Fraction of FFN neurons to remove, in [0, 1)."),
+    layers: float = typer.Option(0.0, help="Fraction of encoder layers to drop, in [0, 1)."),
+    keep_layers: Optional[str] = typer.Option(None, help="Layers to keep, e.g. 1,3,5."),
+    drop_heads: Optional[str] = typer.Option(None, help="Heads to remove, e.g. '0:1,2;3:0'."),
+    scope: str = typer.Option("global", help="Allocate removals 'global'ly or per 'layer'."),
+    importance: str = typer.Option("gradient", help="'gradient' (on data) or 'magnitude'."),
+    layer_method: str = typer.Option("importance", help="'importance' or 'alternate'."),
+    target_params: Optional[int] = typer.Option(None, help="Prune heads+FFN to this many params."),
+    target_mb: Optional[float] = typer.Option(None, help="Prune heads+FFN to this fp32 MB."),
+    vocab_corpus: Optional[str] = typer.Option(None, help="Keep tokens of this dataset/file."),
+    sparsity: float = typer.Option(0.0, help="Unstructured magnitude sparsity (size-only)."),
+    nm: Optional[str] = typer.Option(None, help="N:M magnitude sparsity, e.g. 2:4 (size-only)."),
+    dataset: str = typer.Option("rt-polarity", help="Importance samples (train), accuracy (test)."),
+    samples: int = typer.Option(256, help="Sentences to measure importance on."),
+    evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Accuracy before/after."),
+    gate: Optional[str] = typer.Option(None, help="Target to bench pruned vs unpruned on."),
+    gate_runs: int = typer.Option(50, help="Timed runs per artifact for --gate."),
+    force: bool = typer.Option(False, help="Replace an existing output directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Remove heads, FFN neurons, layers, vocabulary; report what it gained (prune.json)."""
+    from edgecompress.compress.prune import PruneRequest, run_prune
+    from edgecompress.compress.prune.config import config_from_options
+
+    config = config_from_options(
+        heads=heads, ffn=ffn, layers=layers, keep_layers=keep_layers, drop_heads=drop_heads,
+        scope=scope, importance=importance, layer_method=layer_method, target_params=target_params,
+        target_mb=target_mb, vocab_corpus=vocab_corpus, sparsity=sparsity, nm=nm, samples=samples)
+    manifest = run_prune(PruneRequest(model=model, out=out, config=config, dataset=dataset,
+                                      evaluate=evaluate, gate=gate, gate_runs=gate_runs,
+                                      force=force))
+    if as_json:
+        _print_json(manifest)
+        return
+    from edgecompress.compress.prune.stage import summary_lines
+
+    for line in summary_lines(manifest):
+        console.print(line, markup=False)
+
+
 @app.command("eval")
 @guarded
 def eval_command(
@@ -336,18 +382,42 @@ def bundle_verify(bundle: Path = typer.Argument(..., help="Bundle directory.")) 
     console.print(f"{bundle}: every file matches its sha256")
 
 
+@app.command("run")
+@guarded
+def run_command(
+    recipe: Path = typer.Argument(..., help="Recipe TOML (see recipes/)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<recipe>-<time>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is cached."),
+    force: bool = typer.Option(False, help="Replace a different run at --out."),
+) -> None:
+    """Run a recipe: stages (finetune, prune, distill), export per target, eval, bench, report."""
+    import time
+
+    from edgecompress.compress.recipe import load_recipe
+    from edgecompress.compress.runs import plan_lines, run_recipe
+
+    plan = load_recipe(recipe)
+    out = out or Path("runs") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if dry_run:
+        for line in plan_lines(plan, out):
+            console.print(line, markup=False, highlight=False)
+        return
+    report_md = run_recipe(plan, out, console, force=force)
+    console.print(f"\nreport: {report_md} (and .html, .csv, .json beside it)")
+
+
 @app.command()
 @guarded
 def demo(
     out: Path = typer.Option(Path("demo-run"), help="Run directory."),
     force: bool = typer.Option(False, help="Replace a different run at --out."),
-    runs: int = typer.Option(100, help="Timed runs per benchmark."),
+    runs: Optional[int] = typer.Option(None, help="Timed runs per benchmark (recipe: 100)."),
 ) -> None:
-    """The whole flow on the embedded default: minilm-l6 + rt-polarity, three targets."""
+    """`edgecompress run recipes/demo.toml`: minilm-l6 + rt-polarity on every target."""
     from edgecompress.compress.demo import run_demo
 
     report_md = run_demo(out, console, force=force, bench_runs=runs)
-    console.print(f"\nreport: {report_md}")
+    console.print(f"\nreport: {report_md} (and .html, .csv, .json beside it)")
 
 
 if __name__ == "__main__":

@@ -131,6 +131,12 @@ def _load_hf(path: Path, *, task: str | None, num_labels: int | None,
     from transformers.utils import logging as hf_logging
 
     config = _read_hf_config(path)
+    if "edgecompress_shapes" in config and not num_labels:
+        # A pruned checkpoint: layers have their own head counts / FFN widths, which one uniform
+        # transformers config cannot describe; the prune package rebuilds them before loading.
+        from edgecompress.compress.prune.surgery import load_pruned
+
+        return load_pruned(path, task=task)
     task = task or ("classification" if (_is_classifier(config) or num_labels) else "embedding")
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected here
     hf_logging.disable_progress_bar()
@@ -150,7 +156,7 @@ def _load_hf(path: Path, *, task: str | None, num_labels: int | None,
             labels = tuple(hf.config.id2label[i] for i in range(hf.config.num_labels))
         else:
             module, labels = MeanPoolingModule(AutoModel.from_pretrained(str(path), **common)), ()
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: weight shape mismatch
         raise UserError(f"cannot load {path}: {_one_line(err)}") from None
     return LoadedModel(module.eval(), tokenizer, "hf", task, path, labels)
 

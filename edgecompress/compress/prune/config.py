@@ -1,0 +1,133 @@
+"""`PruneConfig`: what to remove and how to score it; validated once, frozen."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+SCOPES = ("global", "layer")
+IMPORTANCE = ("gradient", "magnitude")
+LAYER_METHODS = ("importance", "alternate")
+
+
+def _fraction(name: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"--{name} is the fraction removed and must be in [0, 1), got {value}")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Fractions are of what is removed (0.5 = remove half). Budgets replace heads/ffn ratios.
+
+    `drop_heads` is ((layer, (head, ...)), ...) in the input model's layer numbering;
+    `keep_layers` likewise. `nm` = (n, m): keep n of every m consecutive weights.
+    """
+
+    heads: float = 0.0
+    ffn: float = 0.0
+    layers: float = 0.0
+    keep_layers: tuple[int, ...] | None = None
+    drop_heads: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    scope: str = "global"
+    importance: str = "gradient"
+    layer_method: str = "importance"
+    target_params: int | None = None
+    target_mb: float | None = None
+    vocab_corpus: str | None = None
+    sparsity: float = 0.0
+    nm: tuple[int, int] | None = None
+    samples: int = 256
+    batch_size: int = 16
+    max_length: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("heads", "ffn", "layers", "sparsity"):
+            _fraction(name, getattr(self, name))
+        for name, value, known in (("scope", self.scope, SCOPES),
+                                   ("importance", self.importance, IMPORTANCE),
+                                   ("layer-method", self.layer_method, LAYER_METHODS)):
+            if value not in known:
+                raise ValueError(f"--{name} must be one of {', '.join(known)}, got {value!r}")
+        self._check_conflicts()
+        if self.nm is not None and not 0 < self.nm[0] < self.nm[1]:
+            raise ValueError(f"--nm N:M needs 0 < N < M, got {self.nm[0]}:{self.nm[1]}")
+        if self.target_params is not None and self.target_params < 1:
+            raise ValueError(f"--target-params must be positive, got {self.target_params}")
+        if self.target_mb is not None and self.target_mb <= 0:
+            raise ValueError(f"--target-mb must be positive, got {self.target_mb}")
+        if self.samples < 1 or self.batch_size < 1 or self.max_length < 2:
+            raise ValueError("samples and batch size must be >= 1, max length >= 2")
+
+    def _check_conflicts(self) -> None:
+        if self.keep_layers is not None and self.layers:
+            raise ValueError("give either --layers or --keep-layers, not both")
+        if self.keep_layers is not None and not self.keep_layers:
+            raise ValueError("--keep-layers needs at least one layer")
+        if self.target_params is not None and self.target_mb is not None:
+            raise ValueError("give either --target-params or --target-mb, not both")
+        if self.budget is not None and (self.heads or self.ffn):
+            raise ValueError("a budget (--target-params/--target-mb) sets the head and FFN "
+                             "fractions itself; drop --heads/--ffn")
+        if self.sparsity and self.nm is not None:
+            raise ValueError("give either --sparsity or --nm, not both")
+
+    @property
+    def budget(self) -> int | None:
+        """Target parameter count (fp32: 4 bytes a parameter for --target-mb), or None."""
+        if self.target_mb is not None:
+            return int(self.target_mb * 1e6 / 4)
+        return self.target_params
+
+    @property
+    def needs_data(self) -> bool:
+        """Whether scoring needs sample sentences."""
+        scored = self.heads or self.ffn or self.budget is not None
+        return bool((scored and self.importance == "gradient")
+                    or (self.layers and self.layer_method == "importance"))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def parse_keep_layers(text: str) -> tuple[int, ...]:
+    """"1,3,5" -> (1, 3, 5)."""
+    return _ints(text, "--keep-layers")
+
+
+def parse_drop_heads(text: str) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """"0:1,2;3:0" -> ((0, (1, 2)), (3, (0,)))."""
+    spec = []
+    for part in filter(str.strip, text.split(";")):
+        layer, sep, heads = part.partition(":")
+        if not sep:
+            raise ValueError(f"--drop-heads wants LAYER:HEAD,HEAD;... got {part!r}")
+        spec.append((_ints(layer, "--drop-heads layer")[0], _ints(heads, "--drop-heads heads")))
+    return tuple(spec)
+
+
+def parse_nm(text: str) -> tuple[int, int]:
+    """"2:4" -> (2, 4)."""
+    n, sep, m = text.partition(":")
+    if not sep or not n.strip().isdigit() or not m.strip().isdigit():
+        raise ValueError(f"--nm wants N:M such as 2:4, got {text!r}")
+    return int(n), int(m)
+
+
+def config_from_options(*, keep_layers: str | None = None, drop_heads: str | None = None,
+                        nm: str | None = None, **options) -> PruneConfig:
+    """Build a PruneConfig from CLI strings; raises UserError with the one-line reason."""
+    from edgecompress.errors import UserError
+
+    try:
+        return PruneConfig(keep_layers=parse_keep_layers(keep_layers) if keep_layers else None,
+                           drop_heads=parse_drop_heads(drop_heads) if drop_heads else (),
+                           nm=parse_nm(nm) if nm else None, **options)
+    except ValueError as err:
+        raise UserError(str(err)) from None

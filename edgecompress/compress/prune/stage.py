@@ -1,0 +1,197 @@
+"""The `prune` stage: load, measure, prune, measure again, save a loadable checkpoint and
+`prune.json` (what was removed per layer, params / file size / accuracy before and after, how it
+was scored, and the speedup gate when asked) — written atomically into its own directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecompress.compress.evaluate import classification_metrics, predict
+from edgecompress.compress.models import LoadedModel, save_model
+from edgecompress.compress.prune.config import PruneConfig
+from edgecompress.compress.prune.core import count_params, prune_model
+from edgecompress.compress.prune.importance import Samples
+from edgecompress.compress.prune.surgery import load_pruned
+from edgecompress.errors import UserError
+from edgecompress.fsutil import atomic_directory, atomic_write_json
+
+MANIFEST = "prune.json"
+RECOVERY_NOTE = "accuracy after pruning, before any recovery (distillation / fine-tuning)"
+
+
+@dataclass(frozen=True)
+class PruneRequest:
+    model: str
+    out: Path
+    config: PruneConfig
+    dataset: str | None = "rt-polarity"  # importance samples (train) and accuracy (test)
+    evaluate: bool = True
+    gate: str | None = None  # target profile for the real-speedup gate
+    gate_runs: int = 50
+    force: bool = False
+
+
+def run_prune(request: PruneRequest) -> dict:
+    """Prune `request.model` into `request.out`; returns the manifest (also in prune.json).
+
+    Raises UserError for bad input (an existing output without force, a dataset the model
+    cannot read, any request the model cannot satisfy).
+    """
+    began = time.perf_counter()
+    done = _finished(request)
+    if done is not None:
+        return done  # same model, config and dataset already pruned into `out`: reuse it
+    _check_out(request.out, request.force)
+    loaded = load_pruned(request.model)
+    data = _dataset(request)
+    samples = _samples(loaded, data, request.config) if request.config.needs_data else None
+    test = _test_split(loaded, data) if request.evaluate else None
+    original = copy.deepcopy(loaded) if request.gate else None
+    before = {"params": count_params(loaded), **_saved_sizes(loaded)}
+    preds_before = _predictions(loaded, test, request.config) if test else None
+    outcome = prune_model(loaded, request.config, samples)
+    pruned = outcome.loaded
+    manifest = {"kind": "prune", "source": str(request.model), "dataset": data and data.name,
+                "config": request.config.to_json(), "request": _identity(request),
+                **outcome.report}
+    if test:
+        manifest["accuracy"] = _accuracy(pruned, test, preds_before, request.config)
+    if request.gate:
+        from edgecompress.compress.prune.gate import speedup_gate
+
+        manifest["speedup_gate"] = speedup_gate(original, pruned, request.gate,
+                                                runs=request.gate_runs)
+    with atomic_directory(request.out) as tmp:
+        save_model(pruned, tmp)
+        after = {"params": count_params(pruned), **_sizes(tmp)}
+        manifest.update(_before_after(before, after))
+        manifest["seconds"] = round(time.perf_counter() - began, 2)
+        atomic_write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def _finished(request: PruneRequest) -> dict | None:
+    """The manifest at `out` if it records this exact request (and force is not given)."""
+    from edgecompress.fsutil import read_json
+
+    manifest = request.out / MANIFEST
+    if request.force or not manifest.exists():
+        return None
+    old = read_json(manifest)
+    same = (old.get("source") == str(request.model) and old.get("request") == _identity(request))
+    return old if same else None
+
+
+def _identity(request: PruneRequest) -> dict:
+    """What makes two runs the same, as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps({"config": request.config.to_json(), "dataset": request.dataset,
+                                  "evaluate": request.evaluate, "gate": request.gate}))
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} already exists and is not empty; pass --force to replace it")
+
+
+def _dataset(request: PruneRequest):
+    if request.dataset is None:
+        return None
+    if not (request.config.needs_data or request.evaluate):
+        return None
+    from edgecompress.compress.data import load_dataset
+
+    return load_dataset(request.dataset)
+
+
+def _labels_fit(loaded: LoadedModel, data) -> bool:
+    return (data.task == "classification" and loaded.task == "classification" and bool(data.labels)
+            and len(data.labels) == len(loaded.labels))
+
+
+def _samples(loaded: LoadedModel, data, config: PruneConfig) -> Samples:
+    """Up to `config.samples` train sentences; their labels when they fit the model's classes."""
+    from edgecompress.compress.data import sample_texts
+
+    if data is None:
+        raise UserError("importance scoring needs --dataset (or use --importance magnitude)")
+    train = data.split("train")
+    if not len(train):
+        raise UserError(f"dataset {data.name} has no train sentences to score importance on")
+    picked = sample_texts(train, min(config.samples, len(train)), seed=config.seed)
+    labels = picked.labels if _labels_fit(loaded, data) else None  # None: teacher argmax
+    return Samples(picked.texts, labels, config.batch_size, config.max_length)
+
+
+def _test_split(loaded: LoadedModel, data):
+    if data is None or not _labels_fit(loaded, data):
+        return None
+    test = data.split("test")
+    return test if len(test) and test.labels is not None else None
+
+
+def _predictions(loaded: LoadedModel, split, config: PruneConfig) -> np.ndarray:
+    from edgecompress.targets import torch_runner
+
+    logits = predict(torch_runner(loaded.module), loaded.tokenizer, list(split.texts),
+                     max_length=config.max_length)
+    return logits.argmax(axis=1)
+
+
+def _accuracy(pruned: LoadedModel, split, preds_before: np.ndarray, config: PruneConfig) -> dict:
+    truth, classes = np.asarray(split.labels), len(pruned.labels)
+    before = classification_metrics(truth, preds_before, classes)
+    after = classification_metrics(truth, _predictions(pruned, split, config), classes,
+                                   reference_pred=preds_before)
+    return {"split": "test", "before": before.to_json(), "after": after.to_json(),
+            "drop": before.accuracy - after.accuracy, "note": RECOVERY_NOTE}
+
+
+def _sizes(directory: Path) -> dict:
+    from edgecompress.targets.bench import gzip_size
+
+    files = sorted(directory.glob("*.safetensors"))
+    return {"file_bytes": sum(f.stat().st_size for f in files),
+            "gzip_bytes": sum(gzip_size(f) for f in files)}
+
+
+def _saved_sizes(loaded: LoadedModel) -> dict:
+    """Sizes of the unpruned model saved the same way as the pruned one (fair comparison)."""
+    with tempfile.TemporaryDirectory(prefix="edgecompress-prune-") as tmp:
+        save_model(loaded, Path(tmp))
+        return _sizes(Path(tmp))
+
+
+def _before_after(before: dict, after: dict) -> dict:
+    return {key: {"before": before[key], "after": after[key],
+                  "ratio": round(after[key] / before[key], 4) if before[key] else None}
+            for key in ("params", "file_bytes", "gzip_bytes")}
+
+
+def summary_lines(manifest: dict) -> list[str]:
+    """Human-readable lines for the CLI: sizes, accuracy, gate verdict."""
+    params, size = manifest["params"], manifest["file_bytes"]
+    lines = [f"params {params['before']:,} -> {params['after']:,} ({params['ratio']:.1%}); "
+             f"file {size['before'] / 1e6:.2f} MB -> {size['after'] / 1e6:.2f} MB",
+             f"heads per layer {manifest['shapes_after']['heads']}, "
+             f"FFN widths {manifest['shapes_after']['ffn']}"]
+    if "accuracy" in manifest:
+        acc = manifest["accuracy"]
+        lines.append(f"test accuracy {acc['before']['accuracy']:.2%} -> "
+                     f"{acc['after']['accuracy']:.2%} (n={acc['after']['n']}; {RECOVERY_NOTE})")
+    if "sparsity" in manifest:
+        lines.append(f"sparsity: {manifest['sparsity']['zero_fraction']:.1%} zeros — "
+                     f"{manifest['sparsity']['effect']}")
+    if "speedup_gate" in manifest:
+        g = manifest["speedup_gate"]
+        lines.append(f"speedup gate on {g['target']}: {g['verdict']} (latency x"
+                     f"{g['latency_ratio']:.2f}, size x{g['size_ratio']:.2f}, noise threshold "
+                     f"{g['noise_threshold']:.0%})")
+    return lines
