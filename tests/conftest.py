@@ -45,3 +45,15 @@ def sentiment_csv(tmp_path_factory) -> Path:
             split = "train" if i < 24 else ("dev" if i < 32 else "test")
             writer.writerow([text, label, split])
     return path
+
+
+def write_recipe(directory: Path, model: Path, dataset: Path, extra: str = "",
+                 targets=("x86-cpu", "arm64-phone")) -> Path:
+    """A recipe on the tiny model and CSV: fp32 schemes, so artifacts agree with torch exactly."""
+    names = ", ".join(f'"{t}"' for t in targets)
+    schemes = ", ".join(f'"{t}" = "fp32"' for t in targets)
+    path = directory / "tiny.toml"
+    path.write_text(f'name = "tiny"\nmodel = "{model}"\ndataset = "{dataset}"\n'
+                    f"targets = [{names}]\n\n[quantize]\nschemes = {{ {schemes} }}\n\n"
+                    f"[bench]\nruns = 3\nwarmup = 1\n{extra}")
+    return path

@@ -33,8 +33,11 @@ class FinetuneRequest:
     text_col: str | None = None
     label_col: str | None = None
     force: bool = False
+    overrides: FinetuneConfig | None = None  # a full config (recipes) instead of the fields
 
     def config(self, kind: str) -> FinetuneConfig:
+        if self.overrides is not None:
+            return self.overrides
         lr = self.lr or (5e-4 if kind == "plain" else 5e-5)  # plain encoders start from scratch
         try:
             return FinetuneConfig(epochs=self.epochs, batch_size=self.batch_size,

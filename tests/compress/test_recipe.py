@@ -1,0 +1,61 @@
+import pytest
+
+from edgecompress.compress.recipe import load_recipe
+from edgecompress.errors import UserError
+from tests.conftest import write_recipe
+
+
+def test_demo_recipe_parses_with_a_finetune_stage_and_three_targets():
+    from edgecompress.compress.demo import demo_recipe_path
+
+    recipe = load_recipe(demo_recipe_path())
+    assert recipe.model == "minilm-l6" and recipe.dataset == "rt-polarity"
+    assert [name for name, _ in recipe.stages] == ["finetune"]
+    assert len(recipe.targets) >= 3
+
+
+def test_recipe_orders_stages_prune_before_distill_whatever_the_file_order(tmp_path,
+                                                                          tiny_bert_dir,
+                                                                          sentiment_csv):
+    extra = '\n[distill]\nstudent = "pruned"\n\n[prune]\nheads = 0.5\n\n[finetune]\nepochs = 1\n'
+    recipe = load_recipe(write_recipe(tmp_path, tiny_bert_dir, sentiment_csv, extra))
+    assert [name for name, _ in recipe.stages] == ["finetune", "prune", "distill"]
+    assert recipe.settings("prune") == {"heads": 0.5}
+    assert recipe.scheme_for("x86-cpu") == "fp32"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda text: text + "\n[prune]\nhedas = 0.5\n", "unknown key 'prune.hedas'"),
+    (lambda text: text + "\n[prune]\nheads = 1.5\n", "[prune]"),
+    (lambda text: text + "\n[finetune]\nepochs = 0\n", "epochs"),
+    (lambda text: text.replace("runs = 3", "runs = 0"), "bench.runs"),
+    (lambda text: "colour = 'red'\n" + text, "unknown key 'recipe.colour'"),
+])
+def test_recipe_errors_name_the_file_and_the_key(edit, message, tmp_path, tiny_bert_dir,
+                                                 sentiment_csv):
+    path = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv)
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(UserError) as err:
+        load_recipe(path)
+    assert "tiny.toml" in str(err.value) and message in str(err.value)
+
+
+def test_recipe_refuses_an_unknown_target(tmp_path, tiny_bert_dir, sentiment_csv):
+    path = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv, targets=("moon-base",))
+    with pytest.raises(UserError, match="moon-base"):
+        load_recipe(path)
+
+
+def test_recipe_refuses_a_scheme_for_a_target_it_does_not_have(tmp_path, tiny_bert_dir,
+                                                              sentiment_csv):
+    path = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv)
+    path.write_text(path.read_text().replace('schemes = {', 'schemes = { "rpi5" = "fp32", '))
+    with pytest.raises(UserError, match="quantize.schemes.rpi5"):
+        load_recipe(path)
+
+
+def test_recipe_refuses_invalid_toml(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [unclosed")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_recipe(bad)

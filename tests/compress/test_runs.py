@@ -1,0 +1,62 @@
+"""`edgecompress run` on a tiny model and a small CSV so it takes seconds."""
+
+import json
+
+import pytest
+from rich.console import Console
+
+from edgecompress.compress.recipe import load_recipe
+from edgecompress.compress.runs import plan_lines, run_recipe
+from edgecompress.errors import UserError
+from tests.conftest import write_recipe
+
+TARGETS = ("x86-cpu", "arm64-phone")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_bert_dir, sentiment_csv, tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    recipe = load_recipe(write_recipe(root, tiny_bert_dir, sentiment_csv))
+    out = root / "run"
+    report_md = run_recipe(recipe, out, Console(quiet=True))
+    return recipe, out, report_md
+
+
+def test_run_writes_one_report_row_per_target_from_the_measured_json(finished_run):
+    _, out, report_md = finished_run
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(row["target"] for row in report["rows"]) == sorted(TARGETS)
+    for row in report["rows"]:
+        folder = out / "artifacts" / row["target"]
+        bench = json.loads((folder / "bench.json").read_text())
+        evaluation = json.loads((folder / "eval.json").read_text())
+        assert row["p50_ms"] == bench["p50_ms"] and row["size_bytes"] == bench["size_bytes"]
+        assert row["accuracy"] == evaluation["accuracy"] and evaluation["n"] == 8
+        assert row["agreement"] == 1.0  # fp32 artifacts predict what the torch teacher predicts
+    for name in ("report.json", "report.md", "report.csv", "report.html"):
+        assert (out / name).exists()
+
+
+def test_rerun_skips_finished_steps_when_run_dir_is_complete(finished_run):
+    recipe, out, _ = finished_run
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("artifacts/*/*.json")}
+    run_recipe(recipe, out, Console(quiet=True))
+    assert {p: p.stat().st_mtime_ns for p in out.glob("artifacts/*/*.json")} == stamps
+    assert all("cached" in line for line in plan_lines(recipe, out)[1:])
+
+
+def test_run_refuses_a_directory_holding_a_different_run(finished_run):
+    import dataclasses
+
+    recipe, out, _ = finished_run
+    other = dataclasses.replace(recipe, targets=("x86-cpu",))
+    with pytest.raises(UserError, match="different run"):
+        run_recipe(other, out, Console(quiet=True))
+    assert (out / "artifacts" / "arm64-phone" / "model.tflite").exists()
+
+
+def test_dry_run_plan_lists_every_target_as_to_run_when_nothing_exists(finished_run, tmp_path):
+    recipe, _, _ = finished_run
+    lines = plan_lines(recipe, tmp_path / "fresh")
+    assert len(lines) == 1 + len(TARGETS)
+    assert all("to run: export, eval, bench" in line for line in lines[1:])
