@@ -274,6 +274,45 @@ def export(
 
 @app.command()
 @guarded
+def quantize(
+    model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
+    target: str = typer.Option(..., help="Target name or profile .toml path."),
+    out: Path = typer.Option(..., help="Output directory for the artifact."),
+    scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
+    dataset: str = typer.Option("rt-polarity", help="Calibration (train) and dev data."),
+    calib_samples: Optional[int] = typer.Option(None, help="Calibration sentences (default: "
+                                                           "the target's)."),
+    calib_method: Optional[str] = typer.Option(None, help="minmax | entropy | percentile."),
+    max_drop: Optional[str] = typer.Option(None, help="Max dev accuracy drop: points (1.0) or "
+                                                      "relative ('2%'); keeps layers in float."),
+    dev_samples: Optional[int] = typer.Option(None, help="Cap on dev sentences for --max-drop."),
+    seed: int = typer.Option(0),
+    force: bool = typer.Option(False, help="Replace an existing, different artifact at --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Quantize for a target (calibrated, verified), with fallback, blame and preflight."""
+    from edgecompress.compress.quantize import QuantizeRequest, run_quantize, summary_lines
+
+    relative = bool(max_drop and max_drop.strip().endswith("%"))
+    try:
+        drop = None if max_drop is None else float(max_drop.strip().rstrip("%"))
+        request = QuantizeRequest(model=model, target=target, out=out, dataset=dataset,
+                                  scheme=scheme, calibration_samples=calib_samples,
+                                  calibration_method=calib_method, seed=seed, force=force,
+                                  max_drop=None if drop is None else drop / (100 if relative else 1),
+                                  relative=relative, dev_samples=dev_samples)
+    except ValueError as err:
+        raise UserError(f"--max-drop / --calib-samples: {err}") from None
+    manifest = run_quantize(request)
+    if as_json:
+        _print_json(manifest)
+        return
+    for line in summary_lines(manifest):
+        console.print(line, markup=False)
+
+
+@app.command()
+@guarded
 def bench(
     artifact: Path = typer.Argument(..., help=".onnx or .tflite artifact."),
     target: str = typer.Option(..., help="Target whose runtime, threads and shape to use."),
@@ -400,7 +439,7 @@ def run_command(
     out = out or Path("runs") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if dry_run:
         for line in plan_lines(plan, out):
-            console.print(line, markup=False, highlight=False)
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     report_md = run_recipe(plan, out, console, force=force)
     console.print(f"\nreport: {report_md} (and .html, .csv, .json beside it)")

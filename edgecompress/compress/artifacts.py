@@ -99,12 +99,20 @@ def export_artifact(loaded: LoadedModel, profile, out_dir: Path, *, source: str)
     result = export(loaded.module, parity_sample(loaded.tokenizer, profile.seq_len), profile,
                     out_dir)
     loaded.tokenizer.save_pretrained(str(out_dir))
-    manifest = {
+    manifest = artifact_manifest(result, profile, loaded, source=source, began=began)
+    atomic_write_json(out_dir / MANIFEST, manifest)
+    return manifest
+
+
+def artifact_manifest(result, profile, loaded: LoadedModel, *, source: str, began: float) -> dict:
+    """What an artifact folder says about its artifact (read by eval, report, bundle, bench)."""
+    return {
         "kind": "artifact", "target": profile.name, "format": result.format,
         "scheme": result.scheme, "runtime": profile.runtime, "threads": profile.threads,
         "artifact": result.path.name, "size_bytes": result.size_bytes,
         "parity": {"max_abs_diff": result.max_abs_diff, "agreement": result.agreement,
-                   "tolerance": profile.tolerance},
+                   "tolerance": result.tolerance, "min_agreement": result.min_agreement},
+        "quantization": result.quantization,
         "input_shape": list(result.input_shape) if result.input_shape else None,
         "budgets": {"size_mb": profile.size_mb, "latency_ms": profile.latency_ms,
                     "ram_mb": profile.ram_mb},
@@ -112,5 +120,3 @@ def export_artifact(loaded: LoadedModel, profile, out_dir: Path, *, source: str)
         "pad_token_id": loaded.tokenizer.pad_token_id or 0, "vocab_size": len(loaded.tokenizer),
         "seconds": round(time.perf_counter() - began, 2),
     }
-    atomic_write_json(out_dir / MANIFEST, manifest)
-    return manifest

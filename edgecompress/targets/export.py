@@ -3,6 +3,8 @@
 `export` writes one self-contained file (`<name>.onnx` or `<name>.tflite`) atomically, runs it in
 the target's runtime next to torch on the sample inputs, and keeps it only if the outputs agree
 within the profile's tolerance; otherwise the artifact is deleted and `ParityError` is raised.
+A quantized scheme (the profile's default, or `scheme=`) is applied to the fp32 file before that
+check (targets/quantize.py), and the check then uses the scheme's tolerance and agreement.
 
 The module is any `forward(input_ids (B, S), attention_mask (B, S)) -> (B, C) float`.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -21,6 +24,7 @@ import numpy as np
 
 from edgecompress.errors import ParityError
 from edgecompress.targets.profiles import Profile
+from edgecompress.targets.quantize import QuantOptions, quantize_artifact
 from edgecompress.targets.runtimes import (INPUT_NAMES, PAD_ID, load_runner, package_version,
                                            torch_runner)
 
@@ -43,6 +47,9 @@ class ExportResult:
     exporter_version: str
     opset: int | None
     seconds: float  # export + verification wall time
+    tolerance: float = 0.0  # the parity gate this artifact passed: max |diff| ...
+    min_agreement: float = 1.0  # ... and argmax agreement, both the scheme's
+    quantization: dict | None = None  # what quantize_artifact did (None for fp32)
 
     def to_json(self) -> dict:
         """Plain-JSON form for manifests."""
@@ -64,13 +71,19 @@ def _exporter(fmt: str):
 
 
 def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Path,
-           name: str = "model") -> ExportResult:
-    """Export `module` for `profile` into `out_dir/<name><suffix>`, verified against torch.
+           name: str = "model", *, scheme: str | None = None,
+           quant: QuantOptions | None = None, base: ExportResult | None = None) -> ExportResult:
+    """Export `module` for `profile` in `scheme` into `out_dir/<name><suffix>`, verified vs torch.
 
     `sample` holds int `input_ids` and `attention_mask` (B, S): real tokenized sentences, with
-    padding, cut to the profile's seq_len for fixed shapes. Returns the ExportResult. Raises
-    ParityError (and keeps no file) when the artifact is off, ValueError for an unknown format.
+    padding, cut to the profile's seq_len for fixed shapes. `scheme` defaults to the profile's;
+    `quant` carries calibration samples and layers kept in float; `base`, an fp32 export of this
+    module for this profile, is copied instead of converting again. Returns the ExportResult.
+    Raises ParityError (and keeps no file) when the artifact is off, UserError for a scheme the
+    target cannot run, ValueError for an unknown format or a static scheme without samples.
     """
+    spec = profile.scheme_for(scheme)
+    tolerance, min_agreement = profile.parity(spec.name)
     if profile.format not in _EXPORTERS:
         raise ValueError(f"no exporter for format {profile.format!r} (known: {', '.join(_EXPORTERS)})")
     out_dir = Path(out_dir)
@@ -80,53 +93,76 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     # Same suffix as the final file: load_runner picks the runtime by suffix.
     temp = out_dir / f".{name}.{uuid.uuid4().hex[:8]}.partial{profile.suffix}"
     start = time.perf_counter()
+    info = None
     with _eval_mode(module):
         reference = torch_runner(module).run(**sample)  # before exporting: conversion may mutate
         try:
-            exporter, version = _EXPORTERS[profile.format](module, sample, profile, temp)
-            diff, agreement = _compare(temp, reference, sample, profile, reported=final)
+            if base is not None:
+                shutil.copyfile(base.path, temp)
+                exporter, version = base.exporter, base.exporter_version
+            else:
+                exporter, version = _EXPORTERS[profile.format](module, sample, profile, temp)
+            if spec.quantized:
+                info = _quantize_in_place(temp, spec, quant or QuantOptions(module=module),
+                                          profile)
+            diff, agreement = _compare(temp, reference, sample, profile, reported=final,
+                                       scheme=spec.name)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
     os.replace(temp, final)
     return ExportResult(
-        path=final, format=profile.format, scheme=profile.scheme,
+        path=final, format=profile.format, scheme=spec.name,
         size_bytes=final.stat().st_size, max_abs_diff=diff, agreement=agreement,
         input_shape=profile.fixed_shape or (None, None), profile=profile.name,
         exporter=exporter, exporter_version=version, opset=profile.opset,
-        seconds=round(time.perf_counter() - start, 3))
+        seconds=round(time.perf_counter() - start, 3), tolerance=tolerance,
+        min_agreement=min_agreement, quantization=info)
 
 
-def verify(path: Path, module, sample: dict[str, np.ndarray], profile: Profile) -> tuple[float, float]:
+def _quantize_in_place(path: Path, spec, quant: QuantOptions, profile: Profile) -> dict:
+    """Replace the fp32 file at `path` by its `spec` version; returns quantize_artifact's facts."""
+    staged = path.with_name(path.stem + ".q" + path.suffix)  # same suffix: tools pick by it
+    try:
+        info = quantize_artifact(path, staged, spec, quant, profile.fixed_shape)
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+    return info
+
+
+def verify(path: Path, module, sample: dict[str, np.ndarray], profile: Profile,
+           scheme: str | None = None) -> tuple[float, float]:
     """Run the artifact at `path` and `module` on `sample`; compare outputs.
 
-    Returns (max_abs_diff, argmax agreement). Raises ParityError when the difference exceeds
-    `profile.tolerance` or the agreement is below `profile.min_agreement`; UserError when the
-    file is not a model the runtime can load.
+    Returns (max_abs_diff, argmax agreement). Raises ParityError when the difference exceeds the
+    tolerance of `scheme` (default: the profile's) or the agreement is below its minimum;
+    UserError when the file is not a model the runtime can load.
     """
     sample = _fit_sample(sample, profile)
     with _eval_mode(module):
         reference = torch_runner(module).run(**sample)
-    return _compare(Path(path), reference, sample, profile, reported=Path(path))
+    return _compare(Path(path), reference, sample, profile, reported=Path(path), scheme=scheme)
 
 
 def _compare(path: Path, reference: np.ndarray, sample: dict, profile: Profile, *,
-             reported: Path) -> tuple[float, float]:
+             reported: Path, scheme: str | None = None) -> tuple[float, float]:
     """(max |diff|, argmax agreement) of the artifact vs torch's `reference` (B, C)."""
+    tolerance, min_agreement = profile.parity(scheme)
     outputs = load_runner(path, threads=profile.threads).run(**sample)
     if outputs.shape != reference.shape:
-        raise ParityError(str(reported), {OUTPUT_NAME: float("inf")}, profile.tolerance)
+        raise ParityError(str(reported), {OUTPUT_NAME: float("inf")}, tolerance)
     # NaN anywhere must fail, so compare with nan-aware max
     diff = float(np.max(np.abs(outputs.astype(np.float64) - reference), initial=0.0))
     diff = float("inf") if np.isnan(diff) else diff
     agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
-    if diff > profile.tolerance:
-        raise ParityError(str(reported), {OUTPUT_NAME: diff}, profile.tolerance)
-    if agreement < profile.min_agreement:
+    if diff > tolerance:
+        raise ParityError(str(reported), {OUTPUT_NAME: diff}, tolerance)
+    if agreement < min_agreement:
         # ParityError has only a diffs slot: report the disagreeing fraction next to the diff.
         raise ParityError(str(reported), {OUTPUT_NAME: diff,
                                           f"{OUTPUT_NAME} argmax disagreement": 1 - agreement},
-                          profile.tolerance)
+                          tolerance)
     return diff, agreement
 
 

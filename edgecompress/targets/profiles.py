@@ -19,10 +19,66 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 
 FORMATS = ("onnx", "tflite")
 RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert",)}
-# Schemes each format can produce. Adding a quantization scheme is adding it here (and teaching the
-# exporter); profiles naming anything else are refused when loaded.
-SCHEMES = {"onnx": ("fp32",), "tflite": ("fp32",)}
 SHAPE_POLICIES = ("dynamic", "fixed")
+IO_DTYPES = ("float", "int8")
+CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("minmax",)}
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """How one format stores and runs a model, and how close to torch its artifacts must be.
+
+    `tolerance` / `min_agreement` are the default parity gate for the scheme (max |logit diff|
+    and argmax agreement on the verification sample); a profile can override them per scheme.
+    """
+
+    name: str
+    kind: str  # "fp32" | "dynamic" | "weight-only" | "static" | "fp16"
+    tolerance: float
+    min_agreement: float
+    per_channel: bool = True  # weights quantized per output channel (int8 kinds)
+    description: str = ""
+
+    @property
+    def calibrated(self) -> bool:
+        """True when activations get fixed ranges from calibration samples."""
+        return self.kind == "static"
+
+    @property
+    def quantized(self) -> bool:
+        return self.kind != "fp32"
+
+
+def _schemes(*schemes: Scheme) -> dict[str, Scheme]:
+    return {s.name: s for s in schemes}
+
+
+# Schemes each format can produce, as data. Adding a scheme is adding it here and teaching
+# targets/quantize.py; profiles naming anything else are refused when loaded. Tolerances: int8
+# logits do not match fp32 to 1e-4; the bounds below are the largest |diff| measured on the RT
+# teacher (logits span about +-4) with margin, and the argmax must still mostly agree.
+SCHEMES: dict[str, dict[str, Scheme]] = {
+    "onnx": _schemes(
+        Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as exported"),
+        Scheme("fp16", "fp16", 5e-2, 1.0, description="float16 weights and compute, fp32 I/O"),
+        Scheme("dynamic-int8", "dynamic", 1.0, 0.75, per_channel=False,
+               description="int8 weights per tensor, activations quantized at run time"),
+        Scheme("dynamic-int8-per-channel", "dynamic", 1.0, 0.75,
+               description="int8 weights per output channel, activations at run time"),
+        Scheme("static-int8", "static", 2.0, 0.75,
+               description="QDQ int8 weights (per channel) and calibrated int8 activations"),
+    ),
+    "tflite": _schemes(
+        Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as converted"),
+        Scheme("fp16", "fp16", 5e-2, 1.0, description="float16 weights, float compute"),
+        Scheme("dynamic-int8", "dynamic", 1.0, 0.75,
+               description="int8 weights per channel, activations quantized at run time"),
+        Scheme("weight-only-int8", "weight-only", 0.5, 0.75,
+               description="int8 weights dequantized before float compute"),
+        Scheme("static-int8", "static", 2.0, 0.75,
+               description="full-integer: int8 weights and calibrated int8 activations"),
+    ),
+}
 MIN_OPSET = 17  # LayerNormalization is a single op from 17; the dynamo exporter targets >= 18
 
 
@@ -46,12 +102,28 @@ class Profile:
     latency_ms: float | None = None
     ram_mb: float | None = None
     source: Path | None = None  # the file it was loaded from
+    schemes: tuple[str, ...] = ()  # what the device can run; () = every scheme of the format
+    io_dtype: str = "float"  # "int8": quantized logits leave the artifact as int8 (edgetpu)
+    integer_only: bool = False  # preflight: every op of the artifact must be integer
+    calibration_samples: int = 256  # real sentences drawn for static schemes
+    calibration_method: str = "minmax"  # one of CALIBRATION_METHODS[format]
+    parity_overrides: tuple[tuple[str, float, float], ...] = ()  # (scheme, tolerance, agreement)
 
     def __post_init__(self) -> None:
         # Every message starts with the (TOML) key so the loader can prefix the file name.
         _check_choice("format", self.format, FORMATS)
         _check_choice("runtime", self.runtime, RUNTIMES[self.format])
-        _check_choice("scheme", self.scheme, SCHEMES[self.format])
+        _check_choice("io_dtype", self.io_dtype, IO_DTYPES)
+        _check_choice("calibration.method", self.calibration_method,
+                      CALIBRATION_METHODS[self.format])
+        if self.calibration_samples < 1:
+            raise ValueError(f"calibration.samples: expected a positive integer, "
+                             f"got {self.calibration_samples}")
+        for name, tolerance, agreement in self.parity_overrides:
+            _check_choice(f"parity.{name}", name, tuple(SCHEMES[self.format]))
+            if not tolerance > 0 or not 0.0 <= agreement <= 1.0:
+                raise ValueError(f"parity.{name}: expected tolerance > 0 and min_agreement in "
+                                 f"[0, 1], got {tolerance} and {agreement}")
         _check_choice("shape.policy", self.shape, SHAPE_POLICIES)
         if not self.name.strip():
             raise ValueError("name: expected a non-empty string")
@@ -66,6 +138,9 @@ class Profile:
             raise ValueError(f"opset: expected an integer >= {MIN_OPSET} for onnx, got {self.opset}")
         if self.format != "onnx" and self.opset is not None:
             raise ValueError(f"opset: applies to onnx profiles only, not {self.format}")
+        for name in self.schemes:
+            _check_choice("schemes", name, tuple(SCHEMES[self.format]))
+        _check_choice("scheme", self.scheme, self.runnable_schemes)
         if not self.tolerance > 0:
             raise ValueError(f"parity.tolerance: expected a number > 0, got {self.tolerance}")
         if not 0.0 <= self.min_agreement <= 1.0:
@@ -75,6 +150,36 @@ class Profile:
             value = getattr(self, key)
             if value is not None and not value > 0:
                 raise ValueError(f"budgets.{key}: expected a number > 0, got {value}")
+
+    @property
+    def runnable_schemes(self) -> tuple[str, ...]:
+        """Schemes this target's device can run (the profile's `schemes`, else all of its format)."""
+        return self.schemes or tuple(SCHEMES[self.format])
+
+    def scheme_for(self, name: str | None = None) -> Scheme:
+        """The Scheme `name` (default: the profile's own) if this target can run it.
+
+        Raises UserError naming the target and what it can run otherwise.
+        """
+        name = name or self.scheme
+        if name not in self.runnable_schemes:
+            raise UserError(f"target {self.name} cannot run scheme {name!r} "
+                            f"(it runs: {', '.join(self.runnable_schemes)})")
+        return SCHEMES[self.format][name]
+
+    def parity(self, scheme: str | None = None) -> tuple[float, float]:
+        """(tolerance, min_agreement) of the parity gate for `scheme` (default: the profile's).
+
+        fp32 uses the profile's [parity] table; other schemes a `[parity.<scheme>]` override from
+        the profile if present, else the scheme's own defaults.
+        """
+        spec = self.scheme_for(scheme)
+        if spec.kind == "fp32":
+            return self.tolerance, self.min_agreement
+        for name, tolerance, agreement in self.parity_overrides:
+            if name == spec.name:
+                return tolerance, agreement
+        return spec.tolerance, spec.min_agreement
 
     @property
     def suffix(self) -> str:
@@ -98,27 +203,51 @@ _SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
     "": {"name": ("name", str, True), "description": ("description", str, True),
          "format": ("format", str, True), "runtime": ("runtime", str, True),
          "threads": ("threads", int, True), "scheme": ("scheme", str, True),
-         "opset": ("opset", int, False)},
+         "opset": ("opset", int, False), "schemes": ("schemes", list, False),
+         "io_dtype": ("io_dtype", str, False), "integer_only": ("integer_only", bool, False)},
     "shape": {"policy": ("shape", str, True), "batch": ("batch", int, True),
               "seq_len": ("seq_len", int, True)},
     "parity": {"tolerance": ("tolerance", float, True),
                "min_agreement": ("min_agreement", float, True)},
     "budgets": {"size_mb": ("size_mb", float, False), "latency_ms": ("latency_ms", float, False),
                 "ram_mb": ("ram_mb", float, False)},
+    "calibration": {"samples": ("calibration_samples", int, False),
+                    "method": ("calibration_method", str, False)},
 }
 _REQUIRED_TABLES = ("shape", "parity")
 
 
 def _type_ok(value: object, expected: type) -> bool:
-    if isinstance(value, bool):  # bool is an int subclass; `threads = true` is a mistake
-        return False
+    if expected is bool or isinstance(value, bool):  # bool is an int subclass: `threads = true`
+        return expected is bool and isinstance(value, bool)
+    if expected is list:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if expected is float:
         return isinstance(value, (int, float))  # TOML `size_mb = 50` is an int
     return isinstance(value, expected)
 
 
 def _type_name(expected: type) -> str:
-    return {str: "a string", int: "an integer", float: "a number"}[expected]
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list of strings"}[expected]
+
+
+def _split_parity(data: dict) -> tuple[dict, tuple[tuple[str, float, float], ...]]:
+    """Pull `[parity.<scheme>]` sub-tables out of `data`; returns (data without them, overrides)."""
+    parity = data.get("parity")
+    if not isinstance(parity, dict):
+        return data, ()
+    overrides = []
+    for scheme, table in parity.items():
+        if not isinstance(table, dict):
+            continue
+        keys = {"tolerance", "min_agreement"}
+        if set(table) != keys or not all(_type_ok(table[k], float) for k in keys):
+            raise ValueError(f"parity.{scheme}: expected numbers tolerance and min_agreement, "
+                             f"got {table}")
+        overrides.append((scheme, float(table["tolerance"]), float(table["min_agreement"])))
+    plain = {k: v for k, v in parity.items() if not isinstance(v, dict)}
+    return {**data, "parity": plain}, tuple(overrides)
 
 
 def _fields_from_toml(data: dict) -> dict:
@@ -150,7 +279,8 @@ def _fields_from_toml(data: dict) -> dict:
             if not _type_ok(value, expected):
                 raise ValueError(f"{prefix}{key}: expected {_type_name(expected)}, "
                                  f"got {type(value).__name__} {value!r}")
-            fields[field] = float(value) if expected is float else value
+            fields[field] = (float(value) if expected is float
+                             else tuple(value) if expected is list else value)
     return fields
 
 
@@ -162,7 +292,8 @@ def _load_file(path: Path) -> Profile:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid TOML: {err}") from None
     try:
-        return Profile(**_fields_from_toml(data), source=path)
+        data, overrides = _split_parity(data)
+        return Profile(**_fields_from_toml(data), parity_overrides=overrides, source=path)
     except ValueError as err:
         raise UserError(f"{path}: {err}") from None
 

@@ -12,7 +12,9 @@ from edgecompress.targets import list_profiles
 from tests.models import batch, tiny_bert, tiny_plain
 
 MODELS = {"tiny_bert": tiny_bert, "tiny_plain": tiny_plain}
-TARGETS = [p.name for p in list_profiles()]
+# Targets that can run fp32: these tests check the fp32 export path (quantized schemes are in
+# test_quantize.py; npu-int8 / edgetpu run static int8 only).
+TARGETS = [p.name for p in list_profiles() if "fp32" in p.runnable_schemes]
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +40,7 @@ def exported(models, tmp_path_factory):
             loaded = models[model]
             flags = [m.training for m in loaded.module.modules()]
             result = export(loaded.module, batch(loaded), load_profile(target), out_dir,
-                            name=f"{model}-{target}")
+                            name=f"{model}-{target}", scheme="fp32")
             after = [m.training for m in loaded.module.modules()]
             cache[target, model] = (result, loaded, (flags, after))
         return cache[target, model]

@@ -86,7 +86,7 @@ def test_verify_raises_parity_error_when_onnx_weights_are_altered(exported, tmp_
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
     with pytest.raises(ParityError) as info:
-        verify(broken, loaded.module, batch(loaded), load_profile("x86-cpu"))
+        verify(broken, loaded.module, batch(loaded), load_profile("x86-cpu"), scheme="fp32")
     assert info.value.diffs["logits"] > 1e-4 and str(broken) in str(info.value)
 
 
@@ -94,7 +94,7 @@ def test_verify_raises_parity_error_when_module_is_not_the_exported_one(exported
     result, loaded, _ = exported("rpi5", "tiny_plain")
     other = tiny_plain(seed=1).module
     with pytest.raises(ParityError):
-        verify(result.path, other, batch(loaded), load_profile("rpi5"))
+        verify(result.path, other, batch(loaded), load_profile("rpi5"), scheme="fp32")
 
 
 def test_verify_raises_parity_error_when_argmax_disagrees_within_tolerance(exported):
@@ -113,13 +113,14 @@ def test_verify_raises_parity_error_when_argmax_disagrees_within_tolerance(expor
     result, loaded, _ = exported("rpi5", "tiny_plain")
     loose = dataclasses.replace(load_profile("rpi5"), tolerance=1e9)
     with pytest.raises(ParityError) as info:
-        verify(result.path, Negated(loaded.module), batch(loaded), loose)
+        verify(result.path, Negated(loaded.module), batch(loaded), loose, scheme="fp32")
     assert info.value.diffs["logits argmax disagreement"] == 1.0
 
 
 def test_verify_returns_diff_and_agreement_when_artifact_is_good(exported):
     result, loaded, _ = exported("rpi5", "tiny_bert")
-    diff, agreement = verify(result.path, loaded.module, batch(loaded), load_profile("rpi5"))
+    diff, agreement = verify(result.path, loaded.module, batch(loaded), load_profile("rpi5"),
+                             scheme="fp32")
     assert diff <= 1e-4 and agreement == 1.0
 
 
@@ -131,7 +132,7 @@ def test_export_deletes_artifact_and_raises_when_exporter_is_off(models, tmp_pat
                         lambda module, sample, profile, path: real(other, sample, profile, path))
     loaded = models["tiny_plain"]
     with pytest.raises(ParityError) as info:
-        export(loaded.module, batch(loaded), load_profile("x86-cpu"), tmp_path)
+        export(loaded.module, batch(loaded), load_profile("x86-cpu"), tmp_path, scheme="fp32")
     assert str(tmp_path / "model.onnx") in str(info.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -148,5 +149,6 @@ def test_export_replaces_previous_artifact_when_run_twice(exported, tmp_path):
     target = tmp_path / "model.onnx"
     shutil.copy(result.path, target)
     target.write_bytes(b"stale")
-    again = export(loaded.module, batch(loaded), load_profile("x86-cpu"), tmp_path)
+    again = export(loaded.module, batch(loaded), load_profile("x86-cpu"), tmp_path,
+                   scheme="fp32")
     assert again.path == target and target.stat().st_size == result.size_bytes

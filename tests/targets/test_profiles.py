@@ -8,7 +8,7 @@ from edgecompress.errors import UserError
 from edgecompress.targets import Profile, list_profiles, load_profile
 from edgecompress.targets.profiles import PROFILE_DIR, SCHEMES
 
-SHIPPED = ["arm64-phone", "rpi5", "x86-cpu"]
+SHIPPED = ["arm64-phone", "edgetpu", "npu-int8", "rpi5", "x86-cpu"]
 BASE = (PROFILE_DIR / "x86-cpu.toml").read_text()
 
 
@@ -22,8 +22,9 @@ def test_profile_loads_consistent_when_shipped(name):
     if profile.format == "tflite":  # litert-torch converts static shapes only
         assert profile.runtime == "litert" and profile.fixed_shape == (1, 128)
     else:
-        assert profile.runtime == "onnxruntime" and profile.fixed_shape is None
-        assert profile.opset >= 17
+        assert profile.runtime == "onnxruntime" and profile.opset >= 17
+        # dynamic axes, except int8 NPUs whose compilers plan memory for one shape
+        assert profile.fixed_shape == ((1, 128) if profile.integer_only else None)
 
 
 def test_list_profiles_returns_every_shipped_target_when_called():
@@ -60,8 +61,8 @@ BAD = {  # case -> (edit of the x86-cpu file, key the message must name, words i
     "missing_field": (lambda t: t.replace("seq_len = 128", ""), "shape.seq_len", "missing"),
     "missing_table": (lambda t: t.replace("[parity]", "[parity_]"), "parity_", "unknown key"),
     "bad_value": (lambda t: t.replace("threads = 2", "threads = 0"), "threads", "positive"),
-    "unknown_scheme": (lambda t: t.replace('scheme = "fp32"', 'scheme = "int3"'), "scheme",
-                       "fp32"),
+    "unknown_scheme": (lambda t: t.replace('scheme = "dynamic-int8"', 'scheme = "int3"'),
+                       "scheme", "fp32"),
     "old_opset": (lambda t: t.replace("opset = 18", "opset = 11"), "opset", ">= 17"),
     "bad_agreement": (lambda t: t.replace("min_agreement = 1.0", "min_agreement = 1.5"),
                       "parity.min_agreement", "[0, 1]"),

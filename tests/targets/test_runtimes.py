@@ -73,7 +73,7 @@ def test_fixed_runner_pads_the_last_chunk_when_batch_is_not_a_multiple(fmt, mode
     base = load_profile("rpi5" if fmt == "tflite" else "x86-cpu")
     profile = dataclasses.replace(base, name="b2", shape="fixed", batch=2, seq_len=16)
     loaded = models["tiny_plain"]
-    result = export(loaded.module, batch(loaded, seq_len=16), profile, tmp_path)
+    result = export(loaded.module, batch(loaded, seq_len=16), profile, tmp_path, scheme="fp32")
     runner = load_runner(result.path)
     assert runner.fixed_shape == (2, 16)
     inputs = batch(loaded, seq_len=12)

@@ -1,0 +1,288 @@
+"""Quantize an exported fp32 artifact into a scheme's form, per format.
+
+ONNX goes through `onnxruntime.quantization` (dynamic int8 per tensor / per channel, static QDQ
+int8 with a calibration reader over real samples: min-max, entropy or percentile) and
+`onnxruntime.transformers.float16` (fp16 with fp32 I/O). TFLite goes through ai-edge-quantizer
+recipes on the fp32 flatbuffer that litert-torch wrote (dynamic-range int8, weight-only int8, fp16
+weights, full-integer static int8 with int8 logits).
+
+Layers named in `QuantOptions.float_scopes` (torch module names such as `layers.1`) stay in float:
+ONNX nodes are matched through the exporter's `pkg.torch.onnx.name_scopes` metadata, TFLite ops
+through litert-torch's tensor names (`...EncoderLayer_1/...`).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgecompress.errors import UserError
+from edgecompress.targets.profiles import Scheme
+
+SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # node metadata written by torch.onnx's dynamo exporter
+TFLITE_SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """What a scheme needs beyond the artifact: calibration inputs and layers kept in float.
+
+    `calibration` holds int64 (input_ids, attention_mask) batches; they are fed one row at a time,
+    padded to the artifact's fixed shape when it has one.
+    """
+
+    calibration: tuple[dict, ...] = ()
+    method: str = "minmax"  # "minmax" | "entropy" | "percentile" (ONNX); TFLite: "minmax"
+    float_scopes: tuple[str, ...] = ()
+    module: object = field(default=None, compare=False, repr=False)  # for TFLite scope names
+    # Calibration ranges saved here on first use and reused: the fallback loop quantizes the same
+    # fp32 file many times with the same samples, and calibration is the slow part.
+    calibration_cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in ("minmax", "entropy", "percentile"):
+            raise ValueError(f"method: expected minmax, entropy or percentile, got {self.method!r}")
+
+
+# (format, scheme kind) -> function(src, dst, scheme, options, fixed_shape) -> info dict.
+_QUANTIZERS: dict[tuple[str, str], Callable[..., dict]] = {}
+
+
+def _quantizer(fmt: str, *kinds: str):
+    def register(fn):
+        for kind in kinds:
+            _QUANTIZERS[fmt, kind] = fn
+        return fn
+    return register
+
+
+def quantize_artifact(src: Path, dst: Path, scheme: Scheme, options: QuantOptions,
+                      fixed_shape: tuple[int, int] | None = None) -> dict:
+    """Write the `scheme` version of the fp32 artifact `src` to `dst` (same suffix).
+
+    Returns plain-JSON facts for the manifest (method, samples, layers kept in float). Raises
+    ValueError for a scheme this format has no quantizer for, UserError for a static scheme
+    without calibration samples.
+    """
+    fmt = Path(src).suffix.lstrip(".")
+    if (fmt, scheme.kind) not in _QUANTIZERS:
+        known = sorted(k for f, k in _QUANTIZERS if f == fmt)
+        raise ValueError(f"no {fmt} quantizer for {scheme.kind!r} (known: {', '.join(known)})")
+    if scheme.calibrated and not options.calibration:
+        raise UserError(f"scheme {scheme.name} needs calibration samples: use `edgecompress "
+                        f"quantize MODEL --target ... --dataset ...`")
+    with _quiet_logs():
+        info = _QUANTIZERS[fmt, scheme.kind](Path(src), Path(dst), scheme, options, fixed_shape)
+    return {"scheme": scheme.name, "kind": scheme.kind, "per_channel": scheme.per_channel,
+            "float_scopes": list(options.float_scopes), **info}
+
+
+def calibration_rows(options: QuantOptions, fixed_shape, dtype=np.int64):
+    """Yield one-row feeds {input_ids, attention_mask} (1, S), padded to `fixed_shape` if any."""
+    for batch in options.calibration:
+        ids, mask = np.asarray(batch["input_ids"]), np.asarray(batch["attention_mask"])
+        if fixed_shape is not None:
+            pad = ((0, 0), (0, fixed_shape[1] - ids.shape[1]))
+            ids, mask = np.pad(ids, pad), np.pad(mask, pad)
+        for row in range(len(ids)):
+            yield {"input_ids": ids[row:row + 1].astype(dtype),
+                   "attention_mask": mask[row:row + 1].astype(dtype)}
+
+
+# --- ONNX ---------------------------------------------------------------------------------------
+
+def onnx_scope_nodes(model, scopes: tuple[str, ...]) -> list[str]:
+    """Names of the nodes the exporter recorded under any torch module in `scopes`."""
+    wanted, names = set(scopes), []
+    for node in model.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        if SCOPES_KEY in meta and wanted & set(ast.literal_eval(meta[SCOPES_KEY])):
+            names.append(node.name)
+    return names
+
+
+def onnx_scope_output(model, scope: str) -> str | None:
+    """The tensor the last node of torch module `scope` writes: the layer's output."""
+    nodes = set(onnx_scope_nodes(model, (scope,)))
+    last = [n for n in model.graph.node if n.name in nodes]
+    return last[-1].output[0] if last else None
+
+
+def _excluded(src: Path, options: QuantOptions) -> list[str]:
+    if not options.float_scopes:
+        return []
+    import onnx
+
+    return onnx_scope_nodes(onnx.load(str(src), load_external_data=False), options.float_scopes)
+
+
+@_quantizer("onnx", "dynamic")
+def _onnx_dynamic(src, dst, scheme, options, fixed_shape) -> dict:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    excluded = _excluded(src, options)
+    quantize_dynamic(str(src), str(dst), per_channel=scheme.per_channel,
+                     weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+    return {"tool": "onnxruntime.quantization.quantize_dynamic", "float_nodes": len(excluded)}
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over real tokenized rows (a fresh pass per rewind)."""
+
+    def __init__(self, options: QuantOptions, fixed_shape):
+        self.options, self.fixed_shape = options, fixed_shape
+        self.rewind()
+
+    def get_next(self):
+        return next(self._rows, None)
+
+    def rewind(self):
+        self._rows = calibration_rows(self.options, self.fixed_shape)
+
+    def __len__(self):
+        return sum(len(b["input_ids"]) for b in self.options.calibration)
+
+
+@_quantizer("onnx", "static")
+def _onnx_static(src, dst, scheme, options, fixed_shape) -> dict:
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[options.method]
+    excluded = _excluded(src, options)
+    reader = _Reader(options, fixed_shape)
+    # QInt8 activations and weights (symmetric weights), QDQ: what NPU execution providers take.
+    # The bounded -100 mask keeps the additive-mask range small enough to survive calibration.
+    quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
+                    per_channel=scheme.per_channel, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=method,
+                    nodes_to_exclude=excluded, calibration_cache_path=options.calibration_cache,
+                    extra_options={"CalibPercentile": 99.999, "CalibMaxIntermediateOutputs": 64})
+    return {"tool": "onnxruntime.quantization.quantize_static (QDQ)", "method": options.method,
+            "calibration_rows": len(reader), "float_nodes": len(excluded)}
+
+
+@_quantizer("onnx", "fp16")
+def _onnx_fp16(src, dst, scheme, options, fixed_shape) -> dict:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(src))
+    blocked = onnx_scope_nodes(model, options.float_scopes) if options.float_scopes else None
+    # keep_io_types: int64 ids in, fp32 logits out, as every other artifact of the target.
+    model = convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked)
+    onnx.save(model, str(dst))
+    return {"tool": "onnxruntime.transformers.float16", "float_nodes": len(blocked or ())}
+
+
+# --- TFLite -------------------------------------------------------------------------------------
+
+def tflite_scope_regex(module, scope: str) -> str:
+    """Regex for litert-torch tensor names inside torch submodule `scope` of `module`.
+
+    litert-torch names tensors by the module path, one `<qualified class>_<attribute>` per level
+    (`.../transformers...BertLayer_1/...`); the last level with the class name is unique enough.
+    """
+    sub = module.get_submodule(scope)
+    last = scope.rsplit(".", 1)[-1]
+    return r"(^|[./])" + re.escape(f"{type(sub).__name__}_{last}") + r"(/|;|$)"
+
+
+def _aeq_recipe(scheme: Scheme, float_regexes: list[str]):
+    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
+
+    ops, rm = qtyping.TFLOperationName.ALL_SUPPORTED, recipe_manager.RecipeManager()
+    if scheme.kind == "dynamic":
+        rm.add_dynamic_config(".*", ops, 8, qtyping.QuantGranularity.CHANNELWISE)
+    elif scheme.kind == "weight-only":
+        rm.add_weight_only_config(".*", ops, 8, qtyping.QuantGranularity.CHANNELWISE)
+    elif scheme.kind == "static":
+        rm.add_static_config(".*", ops, activation_num_bits=8, weight_num_bits=8)
+    else:  # fp16: weights cast to float16, dequantized for float compute
+        config = qtyping.OpQuantizationConfig(
+            weight_tensor_config=qtyping.TensorQuantizationConfig(
+                num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+            compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True)
+        rm.add_quantization_config(".*", ops, config, algorithm_manager.AlgorithmName.FLOAT_CASTING)
+    for regex in float_regexes:  # later entries win: these scopes stay float
+        rm.add_quantization_config(regex, ops, None, algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    return rm.get_quantization_recipe()
+
+
+@_quantizer("tflite", "dynamic", "weight-only", "static", "fp16")
+def _tflite_aeq(src, dst, scheme, options, fixed_shape) -> dict:
+    from ai_edge_quantizer import quantizer
+
+    if options.float_scopes and options.module is None:
+        raise ValueError("float_scopes on TFLite need QuantOptions.module (for tensor names)")
+    regexes = [tflite_scope_regex(options.module, s) for s in options.float_scopes]
+    quant = quantizer.Quantizer(str(src), _aeq_recipe(scheme, regexes))
+    calibration, rows = None, 0
+    if scheme.calibrated:
+        calibration, rows = _aeq_calibration(src, scheme, options, fixed_shape)
+    with _quiet_stderr():
+        result = quant.quantize(calibration, enable_progress_report=False)
+    Path(dst).write_bytes(result.quantized_model)
+    return {"tool": "ai-edge-quantizer", "method": options.method if scheme.calibrated else None,
+            "calibration_rows": rows, "float_regexes": regexes}
+
+
+def _aeq_calibration(src: Path, scheme: Scheme, options: QuantOptions, fixed_shape):
+    """(tensor ranges, rows) from the full static recipe, so every fallback variant can reuse them."""
+    import pickle
+
+    from ai_edge_quantizer import quantizer
+
+    cache = options.calibration_cache
+    if cache is not None and Path(cache).is_file():
+        return pickle.loads(Path(cache).read_bytes())  # written below by this process's run
+    samples = list(calibration_rows(options, fixed_shape, dtype=np.int32))
+    full = quantizer.Quantizer(str(src), _aeq_recipe(scheme, []))
+    with _quiet_stderr():
+        ranges = full.calibrate({TFLITE_SIGNATURE: samples}, num_threads=1)
+    if cache is not None:
+        Path(cache).write_bytes(pickle.dumps((ranges, len(samples))))
+    return ranges, len(samples)
+
+
+class _quiet_stderr:
+    """Silence ai-edge-quantizer's tqdm bars (written to fd 2) for the block; errors still raise."""
+
+    def __enter__(self):
+        import warnings
+
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging" from calibration
+        self._saved = os.dup(2)
+        self._null = tempfile.TemporaryFile()
+        os.dup2(self._null.fileno(), 2)
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._null.close()
+        self._warnings.__exit__(*exc)
+        return False
+
+
+@contextlib.contextmanager
+def _quiet_logs():
+    """onnxruntime.quantization logs advice on the root logger at WARNING; keep the CLI clean."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from edgecompress.cli import app
+from edgecompress.compress.data import Split
+from edgecompress.compress.encoder import EncoderClassifier, EncoderConfig
+from edgecompress.compress.models import LoadedModel
+from edgecompress.compress.quantize import (IntegerFriendlyClassifier, QuantizeRequest,
+                                            calibration_set, encoder_layers, run_quantize)
+from edgecompress.errors import UserError
+from edgecompress.targets import torch_runner
+from tests.models import batch, save_tiny, tiny_bert, tokenizer
+
+runner = CliRunner()
+WORDS = ["film", "plot", "acting", "score", "story", "cast", "script", "ending", "pace", "humor"]
+MOODS = ["a wonderful", "a dull", "an odd", "a tedious", "a brilliant", "a warm", "a noisy"]
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    """n varied sentences of 3 to ~20 words (so lengths differ)."""
+    rng = np.random.default_rng(seed)
+    return [f"{rng.choice(MOODS)} " + " ".join(rng.choice(WORDS, size=int(rng.integers(2, 19))))
+            for _ in range(n)]
+
+
+def sensitive_plain(seed: int = 0) -> LoadedModel:
+    """A 3-layer plain encoder whose layer 1 cannot be quantized: its FFN hidden has one huge,
+    always-positive channel (≈1e3) that the float model ignores (zero output weights), so an
+    int8 scale fitted to it rounds every other channel of that activation to zero."""
+    torch.manual_seed(seed)
+    config = EncoderConfig.uniform(tokenizer().vocab_size, d_model=32, n_heads=4, ffn=64,
+                                   n_layers=3, max_len=256)
+    model = EncoderClassifier(config).eval()
+    with torch.no_grad():
+        layer = model.layers[1]
+        layer.ffn_in.weight[0].mul_(100.0)
+        layer.ffn_in.bias[0] = 1000.0
+        layer.ffn_out.weight[:, 0] = 0.0
+        layer.ffn_out.weight[:, 1:].mul_(4.0)  # an FFN whose output matters
+        model.classifier.weight.mul_(20.0)
+    return LoadedModel(model, tokenizer(), "plain", "classification", Path("."), ("0", "1"))
+
+
+def _write_csv(path: Path, loaded: LoadedModel, train: list[str], dev: list[str]) -> Path:
+    """Labels are the fp32 model's own predictions: fp32 dev accuracy is exactly 100 %."""
+    logits = torch_runner(loaded.module).run(**_tokens(dev))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label", "split"])
+        writer.writerows([t, 0, "train"] for t in train)
+        writer.writerows([t, int(y), "dev"] for t, y in zip(dev, logits.argmax(1)))
+        writer.writerows([t, 0, "test"] for t in train[:2])
+    return path
+
+
+def _tokens(texts):
+    encoded = tokenizer()(texts, padding="longest", return_tensors="np")
+    return {k: encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+
+
+@pytest.fixture(scope="module")
+def sensitive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sensitive")
+    loaded = sensitive_plain()
+    checkpoint = save_tiny(loaded, root / "model")
+    data = _write_csv(root / "data.csv", loaded, _texts(32, 1), _texts(60, 2))
+    return checkpoint, data, root
+
+
+def test_fallback_keeps_exactly_the_sensitive_layer_in_float_when_max_drop_is_set(sensitive):
+    checkpoint, data, root = sensitive
+    manifest = run_quantize(QuantizeRequest(model=str(checkpoint), target="x86-cpu",
+                                            out=root / "q", dataset=str(data),
+                                            calibration_samples=16, max_drop=5.0))
+    fallback = manifest["fallback"]
+    assert fallback["sensitivity"][0]["layer"] == "layers.1"  # ranked most sensitive
+    assert fallback["steps"][0]["drop_points"] > 5.0  # all-int8 misses the bound ...
+    assert fallback["met"] and fallback["float_layers"] == ["layers.1"]  # ... one float layer meets it
+    assert manifest["quantization"]["float_scopes"] == ["layers.1"]
+    assert [c["layer"] for c in fallback["layer_costs"]] == ["layers.1"]
+    assert {"latency_ms", "size_bytes"} <= set(fallback["layer_costs"][0])
+    saved = json.loads((root / "q" / "quantize.json").read_text())
+    assert saved["fallback"]["float_layers"] == ["layers.1"] and saved["blame"]
+
+
+def test_blame_ranks_every_layer_with_snr_when_quantized(sensitive):
+    _, _, root = sensitive
+    blame = json.loads((root / "q" / "quantize.json").read_text())["blame"]
+    assert sorted(b["layer"] for b in blame) == ["layers.0", "layers.1", "layers.2"]
+    assert all(np.isfinite(b["snr_db"]) and b["rel_mse"] >= 0 for b in blame)
+    assert [b["rel_mse"] for b in blame] == sorted((b["rel_mse"] for b in blame), reverse=True)
+
+
+def test_calibration_set_is_deterministic_and_keeps_length_distribution_when_seeded():
+    split = Split(tuple(_texts(400, 3)), None)
+    first = calibration_set(split, tokenizer(), 40, 128, seed=7)
+    again = calibration_set(split, tokenizer(), 40, 128, seed=7)
+    other = calibration_set(split, tokenizer(), 40, 128, seed=8)
+    assert first.record["indices"] == again.record["indices"] != other.record["indices"]
+    assert all(np.array_equal(a["input_ids"], b["input_ids"])
+               for a, b in zip(first.batches, again.batches))
+    chosen, whole = first.record["tokens"], first.record["split_tokens"]
+    assert abs(chosen["p50"] - whole["p50"]) <= 2 and abs(chosen["mean"] - whole["mean"]) <= 1.5
+    assert sum(len(b["input_ids"]) for b in first.batches) == 40
+    assert any(b["attention_mask"].min() == 0 for b in first.batches)  # padding is calibrated
+
+
+def test_calibration_set_raises_user_error_when_split_is_smaller_than_asked():
+    with pytest.raises(UserError, match="calibration set smaller than asked.*3 sentences.*10"):
+        calibration_set(Split(("a", "b", "c"), None), tokenizer(), 10, 128)
+
+
+def test_integer_friendly_wrapper_matches_hf_when_rows_are_padded():
+    loaded = tiny_bert()
+    wrapped = IntegerFriendlyClassifier(loaded.module.hf).eval()
+    inputs = batch(loaded)  # "dull" is padded
+    out = torch_runner(wrapped).run(**inputs)
+    np.testing.assert_allclose(out, torch_runner(loaded.module).run(**inputs), atol=1e-5)
+    real = int(inputs["attention_mask"][3].sum())
+    alone = torch_runner(wrapped).run(inputs["input_ids"][3:, :real],
+                                      inputs["attention_mask"][3:, :real])
+    np.testing.assert_allclose(out[3:], alone, atol=1e-5)
+    assert encoder_layers(wrapped) == ["hf.bert.encoder.layer.0", "hf.bert.encoder.layer.1"]
+
+
+def _error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:")
+    return lines[0]
+
+
+def test_quantize_exits_2_when_target_cannot_run_scheme(tiny_bert_dir, tmp_path):
+    result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", "edgetpu",
+                                 "--scheme", "fp16", "--out", str(tmp_path / "o")])
+    assert "edgetpu cannot run scheme 'fp16'" in _error_line(result)
+
+
+def test_quantize_exits_2_when_calibration_set_is_smaller_than_asked(tiny_bert_dir,
+                                                                     sentiment_csv, tmp_path):
+    result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", "npu-int8",
+                                 "--dataset", str(sentiment_csv), "--calib-samples", "500",
+                                 "--out", str(tmp_path / "o")])
+    assert "smaller than asked" in _error_line(result)
+
+
+def test_quantize_exits_2_when_max_drop_needs_labels_the_dataset_lacks(tiny_bert_dir, tmp_path):
+    data = tmp_path / "unlabelled.csv"
+    data.write_text("text\n" + "\n".join(_texts(30, 4)) + "\n")
+    result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", "x86-cpu",
+                                 "--dataset", str(data), "--max-drop", "1.0",
+                                 "--out", str(tmp_path / "o")])
+    assert "needs a labelled dataset" in _error_line(result)
+
+
+def test_quantize_cli_writes_verified_edgetpu_artifact_when_defaults_are_used(tiny_bert_dir,
+                                                                              sentiment_csv,
+                                                                              tmp_path):
+    out = tmp_path / "tpu"
+    result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", "edgetpu",
+                                 "--dataset", str(sentiment_csv), "--calib-samples", "16",
+                                 "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["scheme"] == "static-int8" and manifest["parity"]["tolerance"] == 2.0
+    assert manifest["preflight"]["integer_only"] and manifest["preflight"]["required"]
+    assert manifest["calibration"]["n"] == 16 and len(manifest["calibration_indices"]) == 16
+    assert (out / "model.tflite").is_file() and (out / "tokenizer.json").is_file()
+
+
+def test_report_shows_quantization_section_when_run_has_quantize_json(sensitive, tmp_path):
+    import shutil
+
+    from edgecompress.reports.report import build_report, render_markdown
+
+    _, _, root = sensitive
+    shutil.copytree(root / "q", tmp_path / "artifacts" / "x86-cpu")
+    report = build_report(tmp_path)
+    (entry,) = report["quantization"]
+    assert entry["fallback"]["float_layers"] == ["layers.1"]
+    markdown = render_markdown(report)
+    assert "## Quantization: x86-cpu (dynamic-int8)" in markdown
+    assert "kept in float: `layers.1`" in markdown and "| layers.1 |" in markdown

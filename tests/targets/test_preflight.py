@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from edgecompress.compress.quantize import IntegerFriendlyClassifier
+from edgecompress.errors import UserError
+from edgecompress.targets import export, load_profile
+from edgecompress.targets.preflight import preflight
+from edgecompress.targets.quantize import QuantOptions
+from tests.models import batch
+
+
+@pytest.fixture(scope="module")
+def edgetpu_artifacts(models, tmp_path_factory):
+    """(clean, planted): tiny BERT full-integer for edgetpu, and the same with layer 1 in float."""
+    loaded = models["tiny_bert"]
+    module = IntegerFriendlyClassifier(loaded.module.hf).eval()
+    out = tmp_path_factory.mktemp("edgetpu")
+    profile = load_profile("edgetpu")
+    base = export(module, batch(loaded), dataclasses.replace(profile, schemes=(), scheme="fp32"),
+                  out, name="fp32")
+    results = []
+    for name, floats in (("clean", ()), ("planted", ("hf.bert.encoder.layer.1",))):
+        options = QuantOptions(calibration=(batch(loaded),), module=module, float_scopes=floats)
+        results.append(export(module, batch(loaded), profile, out, name=name, quant=options,
+                              base=base))
+    return results
+
+
+def test_preflight_finds_no_float_op_when_edgetpu_artifact_is_full_integer(edgetpu_artifacts):
+    clean, _ = edgetpu_artifacts
+    report = preflight(clean.path)
+    assert report.integer_only and report.float_count == 0 and report.ops_total > 50
+
+
+def test_preflight_reports_float_ops_when_a_layer_is_planted_in_float(edgetpu_artifacts):
+    _, planted = edgetpu_artifacts
+    report = preflight(planted.path)
+    ops = {entry["op"]: entry for entry in report.float_ops}
+    assert not report.integer_only and report.float_count == sum(e["count"] for e in ops.values())
+    # layer 1's dense layers run in float, behind a DEQUANTIZE / QUANTIZE pair
+    assert {"FULLY_CONNECTED", "DEQUANTIZE"} <= set(ops)
+    assert ops["FULLY_CONNECTED"]["count"] == 6  # query, key, value, output, FFN in, FFN out
+    assert report.to_json()["float_op_count"] == report.float_count
+
+
+def test_preflight_lists_float_ops_when_onnx_artifact_is_fp32(exported):
+    result, _, _ = exported("x86-cpu", "tiny_plain")
+    report = preflight(result.path)
+    ops = {entry["op"] for entry in report.float_ops}
+    assert "MatMul" in ops and "LayerNormalization" in ops and report.format == "onnx"
+
+
+def test_preflight_raises_user_error_when_artifact_is_missing(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        preflight(tmp_path / "gone.tflite")

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from edgecompress.errors import ParityError, UserError
+from edgecompress.targets import export, load_profile, load_runner, torch_runner
+from edgecompress.targets.profiles import SCHEMES
+from edgecompress.targets.quantize import QuantOptions, quantize_artifact
+from tests.models import batch
+
+# format -> a target that runs every scheme of that format (tiny models, 4 parity sentences)
+ANY = {"onnx": "x86-cpu", "tflite": "rpi5"}
+CASES = [(fmt, name) for fmt in ANY for name in SCHEMES[fmt] if name != "fp32"]
+
+
+def _open(target: str):
+    """The target's profile allowed to run every scheme of its format."""
+    return dataclasses.replace(load_profile(target), schemes=())
+
+
+@pytest.fixture(scope="module")
+def quantized(exported, tmp_path_factory):
+    """quantized(fmt, scheme) -> (ExportResult, fp32 ExportResult, LoadedModel), from one base."""
+    cache, out = {}, tmp_path_factory.mktemp("quantized")
+
+    def get(fmt: str, scheme: str):
+        if (fmt, scheme) not in cache:
+            # tiny BERT: the tiny plain encoder's random logits are near-ties, which full int8
+            # flips (argmax agreement is part of the gate)
+            base, loaded, _ = exported(ANY[fmt], "tiny_bert")
+            options = QuantOptions(calibration=(batch(loaded),), module=loaded.module)
+            result = export(loaded.module, batch(loaded), _open(ANY[fmt]), out,
+                            name=f"{fmt}-{scheme}", scheme=scheme, quant=options, base=base)
+            cache[fmt, scheme] = (result, base, loaded)
+        return cache[fmt, scheme]
+
+    return get
+
+
+@pytest.mark.parametrize("fmt, scheme", CASES)
+def test_quantized_export_passes_its_scheme_gate_when_scheme_is_supported(quantized, fmt, scheme):
+    result, base, loaded = quantized(fmt, scheme)
+    tolerance, agreement = _open(ANY[fmt]).parity(scheme)
+    assert (result.scheme, result.tolerance, result.min_agreement) == (scheme, tolerance, agreement)
+    assert result.max_abs_diff <= tolerance and result.agreement >= agreement
+    assert result.quantization["scheme"] == scheme and result.path.is_file()
+    # really transformed: not the fp32 file, and it runs like torch within the tolerance
+    assert result.path.read_bytes() != base.path.read_bytes()
+    inputs = batch(loaded)
+    out = load_runner(result.path).run(**inputs)
+    assert np.max(np.abs(out - torch_runner(loaded.module).run(**inputs))) <= tolerance
+
+
+@pytest.mark.parametrize("fmt", sorted(ANY))
+def test_int8_artifact_is_smaller_than_fp32_when_weights_are_quantized(quantized, fmt):
+    result, base, _ = quantized(fmt, "dynamic-int8")
+    assert result.size_bytes < 0.5 * base.size_bytes
+
+
+def test_static_tflite_has_int8_logits_when_fully_integer(quantized):
+    from ai_edge_litert.interpreter import Interpreter
+
+    result, _, _ = quantized("tflite", "static-int8")
+    runner = Interpreter(model_path=str(result.path)).get_signature_runner()
+    (output,) = runner.get_output_details().values()
+    assert output["dtype"] == np.int8 and output["quantization"][0] > 0
+
+
+def test_onnx_static_records_calibration_method_when_entropy_is_asked(exported, tmp_path):
+    base, loaded, _ = exported("x86-cpu", "tiny_plain")
+    options = QuantOptions(calibration=(batch(loaded),), method="entropy", module=loaded.module)
+    info = quantize_artifact(base.path, tmp_path / "e.onnx", SCHEMES["onnx"]["static-int8"],
+                             options)
+    assert info["method"] == "entropy" and info["calibration_rows"] == 4
+    assert (tmp_path / "e.onnx").stat().st_size > 0
+
+
+def test_float_scope_keeps_layer_in_float_when_named(exported, tmp_path):
+    import onnx
+
+    base, loaded, _ = exported("x86-cpu", "tiny_plain")
+    options = QuantOptions(calibration=(batch(loaded),), float_scopes=("layers.1",))
+    quantize_artifact(base.path, tmp_path / "f.onnx", SCHEMES["onnx"]["static-int8"], options)
+    model = onnx.load(str(tmp_path / "f.onnx"))
+    # layer 1's weight MatMuls keep float weights; layer 0's read int8 ones through DequantizeLinear
+    float_weights = {i.name for i in model.graph.initializer if i.data_type == 1 and len(i.dims) == 2}
+    layer_matmuls = [n for n in model.graph.node if n.op_type == "MatMul"
+                     and any(i in float_weights for i in n.input)]
+    assert len(layer_matmuls) == 6  # q, k, v, out, ffn_in, ffn_out of layer 1
+
+
+def test_export_raises_user_error_when_target_cannot_run_scheme(models, tmp_path):
+    loaded = models["tiny_plain"]
+    with pytest.raises(UserError, match="edgetpu cannot run scheme 'fp16'.*static-int8"):
+        export(loaded.module, batch(loaded), load_profile("edgetpu"), tmp_path, scheme="fp16")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_raises_user_error_when_static_scheme_has_no_calibration(models, tmp_path):
+    loaded = models["tiny_plain"]
+    with pytest.raises(UserError, match="calibration"):
+        export(loaded.module, batch(loaded), load_profile("npu-int8"), tmp_path)
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_quantized_export_raises_parity_error_when_scheme_tolerance_is_exceeded(quantized,
+                                                                              tmp_path):
+    _, base, loaded = quantized("onnx", "dynamic-int8")
+    strict = dataclasses.replace(_open("x86-cpu"),
+                                 parity_overrides=(("dynamic-int8", 1e-9, 1.0),))
+    with pytest.raises(ParityError, match="tolerance 1e-09"):
+        export(loaded.module, batch(loaded), strict, tmp_path, scheme="dynamic-int8", base=base)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_profile_reads_scheme_parity_override_when_toml_has_one(tmp_path):
+    text = (load_profile("x86-cpu").source.read_text()
+            + "\n[parity.static-int8]\ntolerance = 0.5\nmin_agreement = 0.9\n")
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    profile = load_profile(path)
+    assert profile.parity("static-int8") == (0.5, 0.9)
+    assert profile.parity("fp32") == (1e-4, 1.0)
+    assert profile.parity("dynamic-int8") == (SCHEMES["onnx"]["dynamic-int8"].tolerance,
+                                              SCHEMES["onnx"]["dynamic-int8"].min_agreement)
