@@ -226,6 +226,47 @@ def prune(
         console.print(line, markup=False)
 
 
+@app.command()
+@guarded
+def distill(
+    teacher: str = typer.Option(..., help="Teacher checkpoint directory (a trained classifier)."),
+    student: str = typer.Option(..., help="Checkpoint dir (e.g. from prune), 'layers:1,3,5' "
+                                          "(teacher copy keeping those layers), or "
+                                          "'fresh:layers=3,hidden=192,heads=6,ffn=768'."),
+    dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path (train/dev/test)."),
+    out: Path = typer.Option(..., help="Output student checkpoint directory (gets distill.json)."),
+    epochs: int = typer.Option(3), batch_size: int = typer.Option(32),
+    lr: float = typer.Option(5e-5), max_length: int = typer.Option(64),
+    temperature: float = typer.Option(2.0), kd_weight: float = typer.Option(1.0),
+    ce_weight: float = typer.Option(0.5, help="Hard-label cross-entropy weight."),
+    hidden_weight: float = typer.Option(0.0, help="Hidden-state MSE weight (via --layer-map)."),
+    attention_weight: float = typer.Option(0.0, help="Attention-distribution KL weight."),
+    attention_layers: str = typer.Option("last", help="'last' layer or the 'mapped' layers."),
+    layer_map: Optional[str] = typer.Option(None, help="STUDENT:TEACHER pairs, e.g. 0:1,1:3,2:5."),
+    eval_every: int = typer.Option(0, help="Dev evaluation every N steps (0: once per epoch)."),
+    patience: int = typer.Option(0, help="Stop after N dev evaluations without gain (0: never)."),
+    max_steps: Optional[int] = typer.Option(None), max_minutes: Optional[float] = typer.Option(None),
+    seed: int = typer.Option(0), train_size: Optional[int] = typer.Option(None),
+    unlabeled: Optional[Path] = typer.Option(None, help="Extra text (.txt lines / .csv / .jsonl) "
+                                                        "labelled by the teacher."),
+    qat_target: Optional[str] = typer.Option(None, help="Fake-quantize like this target's int8."),
+    force: bool = typer.Option(False, help="Replace an existing, different output directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Distill a teacher into a smaller student; resumes after interruption (distill.json)."""
+    options = {k: v for k, v in locals().items() if k != "as_json"}  # every option, by name
+    from edgecompress.compress.distill.cli import distill_request, summary_lines
+    from edgecompress.compress.distill.stage import run_distill
+
+    request = distill_request(**options)
+    manifest = run_distill(request, None if as_json else console)
+    if as_json:
+        _print_json(manifest)
+        return
+    for line in summary_lines(manifest):
+        console.print(line, markup=False)
+
+
 @app.command("eval")
 @guarded
 def eval_command(

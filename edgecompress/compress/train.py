@@ -78,7 +78,8 @@ def batch_indices(step: int, n_examples: int, config: FinetuneConfig) -> np.ndar
     return order[within * config.batch_size:(within + 1) * config.batch_size]
 
 
-def _optimizer(module: torch.nn.Module, config: FinetuneConfig, steps: int):
+def make_optimizer(module: torch.nn.Module, config: FinetuneConfig, steps: int):
+    """AdamW (no decay on 1-d params) + linear warm-up/decay; returns (optimizer, scheduler)."""
     decay = [p for n, p in module.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in module.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -94,7 +95,9 @@ def _optimizer(module: torch.nn.Module, config: FinetuneConfig, steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
-def _save_checkpoint(ckpt: Path, module, optimizer, scheduler, step: int, fingerprint: str):
+def save_checkpoint(ckpt: Path, module, optimizer, scheduler, step: int, fingerprint: str,
+                    extra: dict | None = None) -> None:
+    """Write weights, optimizer/scheduler/RNG state and progress (+ `extra`, JSON) atomically."""
     from safetensors.torch import save_file
 
     with atomic_directory(ckpt) as tmp:
@@ -102,10 +105,11 @@ def _save_checkpoint(ckpt: Path, module, optimizer, scheduler, step: int, finger
         save_file(state, str(tmp / CHECKPOINT_WEIGHTS))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": torch.get_rng_state()}, tmp / CHECKPOINT_STATE)
-        atomic_write_json(tmp / CHECKPOINT_PROGRESS, {"step": step, "fingerprint": fingerprint})
+        atomic_write_json(tmp / CHECKPOINT_PROGRESS,
+                          {**(extra or {}), "step": step, "fingerprint": fingerprint})
 
 
-def _load_checkpoint(ckpt: Path, module, optimizer, scheduler, fingerprint: str) -> int:
+def load_checkpoint(ckpt: Path, module, optimizer, scheduler, fingerprint: str) -> int:
     """Restore a matching checkpoint; returns the step to resume at (0 when none matches)."""
     from safetensors.torch import load_file
 
@@ -133,9 +137,9 @@ def train_classifier(loaded: LoadedModel, texts, labels, config: FinetuneConfig,
     y = torch.tensor(labels, dtype=torch.long)
     steps = total_steps(len(texts), config)
     torch.manual_seed(config.seed)
-    optimizer, scheduler = _optimizer(module, config, steps)
+    optimizer, scheduler = make_optimizer(module, config, steps)
     fingerprint = config.fingerprint(identity, str(len(texts)))
-    start = _load_checkpoint(ckpt, module, optimizer, scheduler, fingerprint)
+    start = load_checkpoint(ckpt, module, optimizer, scheduler, fingerprint)
     module.train()
     began, loss_value = time.perf_counter(), float("nan")
     for step in range(start, steps):
@@ -151,7 +155,7 @@ def train_classifier(loaded: LoadedModel, texts, labels, config: FinetuneConfig,
         optimizer.zero_grad(set_to_none=True)
         loss_value = float(loss.detach())
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < steps:
-            _save_checkpoint(ckpt, module, optimizer, scheduler, step + 1, fingerprint)
+            save_checkpoint(ckpt, module, optimizer, scheduler, step + 1, fingerprint)
         if on_step:
             on_step(step + 1, steps, loss_value)
     module.eval()

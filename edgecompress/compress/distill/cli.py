@@ -1,0 +1,60 @@
+"""CLI glue for `edgecompress distill`: options -> a validated request; manifest -> summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecompress.compress.distill.config import DistillConfig, parse_layer_map
+from edgecompress.compress.distill.stage import DistillRequest
+from edgecompress.compress.train import FinetuneConfig
+from edgecompress.errors import UserError
+
+
+def distill_request(*, teacher: str, student: str, dataset: str, out: Path, epochs: int,
+                    batch_size: int, lr: float, max_length: int, max_steps: int | None,
+                    seed: int, layer_map: str | None, **options) -> DistillRequest:
+    """Build the request from CLI options; raises UserError with the one-line reason."""
+    request_keys = ("unlabeled", "qat_target", "train_size", "force")
+    extra = {k: options.pop(k) for k in request_keys if k in options}
+    try:
+        train = FinetuneConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                               max_length=max_length, max_steps=max_steps, seed=seed)
+        config = DistillConfig(train=train, layer_map=parse_layer_map(layer_map)
+                               if layer_map else None, **options)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if extra.get("train_size") is not None and extra["train_size"] < 1:
+        raise UserError(f"--train-size must be >= 1, got {extra['train_size']}")
+    return DistillRequest(teacher=teacher, student=student, dataset=dataset, out=out,
+                          config=config, **extra)
+
+
+def _acc(metrics: dict) -> str:
+    low, high = metrics["ci95"]
+    return f"{metrics['accuracy']:.2%} [{low:.2%}, {high:.2%}]"
+
+
+def summary_lines(manifest: dict) -> list[str]:
+    """Human-readable lines: what was trained, how it ended, test accuracy vs the teacher."""
+    student, teacher = manifest["student"], manifest["teacher_shape"]
+    removed = 1 - student["non_embedding_params"] / teacher["non_embedding_params"]
+    removed_layers = 1 - student["encoder_layer_params"] / teacher["encoder_layer_params"]
+    lines = [f"student: {student['layers']} layers, {student['params']:,} params; removed "
+             f"{removed_layers:.1%} of the teacher's encoder-layer params, {removed:.1%} of its "
+             f"non-embedding params (incl. pooler + head); layer map {manifest['layer_map']}"]
+    lines += [f"note: {note}" for note in manifest["plan"]["notes"]]
+    lines.append(f"{manifest['steps_done']}/{manifest['steps']} steps in "
+                 f"{manifest['seconds']:.0f} s (resumed from {manifest['resumed_from']}); "
+                 f"stopped: {manifest['stopped'] or 'completed'}")
+    if manifest.get("best_step"):
+        restored = "" if manifest["stopped"] == "max-minutes" else " (restored)"
+        lines.append(f"best dev accuracy {manifest['best_dev_accuracy']:.2%} at step "
+                     f"{manifest['best_step']}{restored}")
+    if "test" in manifest:
+        test = manifest["test"]
+        lines.append(f"test accuracy: student {_acc(test['student'])}, teacher "
+                     f"{_acc(test['teacher'])}, agreement {test['student']['agreement']:.2%} "
+                     f"(n={test['student']['n']})")
+    if manifest["stopped"] == "max-minutes":
+        lines.append("out of --max-minutes: rerun the same command to continue")
+    return lines

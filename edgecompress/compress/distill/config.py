@@ -1,0 +1,109 @@
+"""`DistillConfig`: which losses, how they are weighted, and how training runs; frozen, validated.
+
+The optimisation settings (epochs, batch, learning rate, schedule, seed, checkpoint interval,
+max steps) are a `FinetuneConfig`, so distillation and fine-tuning share batch order, optimizer
+and checkpoint format (compress/train.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from edgecompress.compress.train import FinetuneConfig
+
+ATTENTION_LAYERS = ("last", "mapped")
+
+# One (student layer, teacher layer) pair per mapped layer, 0-based encoder layer numbers.
+LayerMap = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Loss weights and training budget. A weight of 0 switches that loss off.
+
+    `layer_map` pairs student layers with teacher layers for the hidden-state and attention
+    losses (None: derived from the student, see students.default_layer_map). `eval_every` is in
+    steps (0: evaluate on dev only at the end of each epoch); `patience` is the number of dev
+    evaluations without improvement before stopping early (0: never).
+    """
+
+    train: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=3))
+    temperature: float = 2.0
+    kd_weight: float = 1.0
+    ce_weight: float = 0.5
+    hidden_weight: float = 0.0
+    attention_weight: float = 0.0
+    attention_layers: str = "last"  # "last" | "mapped"
+    layer_map: LayerMap | None = None
+    eval_every: int = 0
+    patience: int = 0
+    max_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        weights = {"kd_weight": self.kd_weight, "ce_weight": self.ce_weight,
+                   "hidden_weight": self.hidden_weight, "attention_weight": self.attention_weight}
+        for name, value in weights.items():
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if not any(weights.values()):
+            raise ValueError("every loss weight is 0: nothing to train on")
+        if self.attention_layers not in ATTENTION_LAYERS:
+            raise ValueError(f"attention_layers must be one of {', '.join(ATTENTION_LAYERS)}, "
+                             f"got {self.attention_layers!r}")
+        if self.layer_map is not None:
+            _check_layer_map(self.layer_map)
+        if self.eval_every < 0 or self.patience < 0:
+            raise ValueError(f"eval_every and patience must be >= 0, got {self.eval_every} and "
+                             f"{self.patience}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
+
+    @property
+    def needs_hidden(self) -> bool:
+        return self.hidden_weight > 0
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.attention_weight > 0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["layer_map"] = None if self.layer_map is None else [list(p) for p in self.layer_map]
+        return data
+
+    def fingerprint(self, *extra: str) -> str:
+        """Hash of everything that decides the training trajectory (+ model/data identity).
+
+        `max_minutes` is left out: a time budget stops a run, it does not change where the run
+        goes, so a rerun with a larger budget resumes from the checkpoint.
+        """
+        data = self.to_json()
+        data.pop("max_minutes")
+        payload = json.dumps([data, *extra], sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def _check_layer_map(layer_map: LayerMap) -> None:
+    if not layer_map:
+        raise ValueError("layer_map must name at least one (student, teacher) pair")
+    students = [s for s, _ in layer_map]
+    if len(set(students)) != len(students):
+        raise ValueError(f"layer_map maps a student layer twice: {list(layer_map)}")
+    if any(s < 0 or t < 0 for s, t in layer_map):
+        raise ValueError(f"layer_map layers must be >= 0, got {list(layer_map)}")
+
+
+def parse_layer_map(text: str) -> LayerMap:
+    """"0:1,1:3,2:5" (student:teacher) -> ((0, 1), (1, 3), (2, 5)); raises ValueError."""
+    pairs = []
+    for part in filter(str.strip, text.split(",")):
+        student, sep, teacher = part.partition(":")
+        if not sep or not student.strip().isdigit() or not teacher.strip().isdigit():
+            raise ValueError(f"--layer-map wants STUDENT:TEACHER,... such as 0:1,1:3,2:5; "
+                             f"got {part!r}")
+        pairs.append((int(student), int(teacher)))
+    return tuple(pairs)

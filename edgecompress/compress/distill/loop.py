@@ -1,0 +1,241 @@
+"""The distillation loop: teacher forward (no grad), student forward, weighted losses, AdamW.
+
+It reuses fine-tuning's pieces (compress/train.py): the seeded batch order, the optimizer and
+schedule, and the checkpoint format (safetensors weights, optimizer/scheduler/RNG state loaded
+with `weights_only=True`). The loop's own state — best dev accuracy, evaluations without
+improvement, history — rides in the checkpoint's progress file, so a rerun after kill -9 resumes
+from the last checkpoint and ends with the same weights as an uninterrupted run. The best
+student (by dev accuracy) is kept in a sibling directory and restored at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecompress.compress.distill.config import DistillConfig
+from edgecompress.compress.distill.features import Features, forward_features
+from edgecompress.compress.distill.losses import LossPlan, distill_loss
+from edgecompress.compress.evaluate import predict, tokenize
+from edgecompress.compress.models import LoadedModel
+from edgecompress.compress.train import (CHECKPOINT_PROGRESS, batch_indices, load_checkpoint,
+                                         make_optimizer, save_checkpoint, total_steps)
+from edgecompress.fsutil import atomic_directory, atomic_write_json
+
+BEST_WEIGHTS = "student.safetensors"
+BEST_PROGRESS = "best.json"
+
+# (step, total_steps, loss, {"kd": ..., "dev_accuracy": ...})
+ProgressCallback = Callable[[int, int, float, dict], None]
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Training texts and class ids; -1 marks unlabelled text (the teacher's argmax is used)."""
+
+    texts: tuple[str, ...]
+    labels: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+        if not self.texts:
+            raise ValueError("no training texts")
+
+
+class Trainable(nn.Module):
+    """Everything the optimizer updates: the student and the hidden-state projections."""
+
+    def __init__(self, student: nn.Module, projections: nn.ModuleDict):
+        super().__init__()
+        self.student = student
+        self.projections = projections
+
+
+@dataclass
+class LoopState:
+    """What the loop knows besides the weights; JSON in the checkpoint's progress file."""
+
+    best_accuracy: float = -1.0
+    best_step: int = 0
+    bad_evals: int = 0
+    history: list = field(default_factory=list)  # [{"step", "dev_accuracy", "loss"}]
+    stopped: str | None = None  # None | "early-stopping" | "max-minutes"
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Path) -> LoopState:
+        progress = json.loads((ckpt / CHECKPOINT_PROGRESS).read_text())
+        return cls(**progress.get("loop", {}))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One distillation: the models, what to compare, the data and where checkpoints go."""
+
+    teacher: LoadedModel
+    student: LoadedModel
+    projections: nn.ModuleDict
+    plan: LossPlan
+    config: DistillConfig
+    data: TrainData
+    ckpt: Path
+    dev: tuple[tuple[str, ...], tuple[int, ...]] | None = None  # (texts, labels)
+    identity: str = ""
+
+
+def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
+    """Train `run.student.module` (in place) towards the teacher; resume from `run.ckpt`.
+
+    Returns {"steps", "steps_done", "resumed_from", "final_loss", "seconds", "stopped",
+    "best_step", "best_dev_accuracy", "history"}.
+    """
+    config, train = run.config, run.config.train
+    module = Trainable(run.student.module, run.projections)
+    steps = total_steps(len(run.data.texts), train)
+    torch.manual_seed(train.seed)  # dropout; a resumed run gets its RNG state from the checkpoint
+    optimizer, scheduler = make_optimizer(module, train, steps)
+    fingerprint = config.fingerprint(run.identity, str(len(run.data.texts)))
+    start = load_checkpoint(run.ckpt, module, optimizer, scheduler, fingerprint)
+    state = LoopState.from_checkpoint(run.ckpt) if start else LoopState()
+    labels = torch.tensor(run.data.labels, dtype=torch.long)
+    began, loss, done = time.perf_counter(), float("nan"), start
+    run.teacher.module.eval()
+    cached = None if (run.plan.hidden_pairs or run.plan.attention_pairs) else teacher_logits(run)
+    module.train()
+    for step in range(start, steps):
+        loss, parts = _step(run, module, optimizer, scheduler, step, labels, cached)
+        done = step + 1
+        if _due_for_eval(run, done, steps):
+            parts["dev_accuracy"] = _evaluate(run, module, state, done, loss)
+        if _out_of_time(config, began) and done < steps and not state.stopped:
+            state.stopped = "max-minutes"
+        if state.stopped == "max-minutes" or (done % train.checkpoint_every == 0
+                                              and done < steps and not state.stopped):
+            save_checkpoint(run.ckpt, module, optimizer, scheduler, done, fingerprint,
+                            extra={"loop": asdict(state)})
+        if on_step:
+            on_step(done, steps, loss, parts)
+        if state.stopped:
+            break
+    module.eval()
+    if state.best_step and state.stopped != "max-minutes":
+        _restore_best(run, state)
+    return {"steps": steps, "steps_done": done, "resumed_from": start, "final_loss": loss,
+            "seconds": round(time.perf_counter() - began, 2), "stopped": state.stopped,
+            "best_step": state.best_step or None,
+            "best_dev_accuracy": state.best_accuracy if state.best_step else None,
+            "history": state.history}
+
+
+def teacher_logits(run: Run, batch_size: int = 64) -> torch.Tensor:
+    """Teacher logits (N, C) for every training text, computed once.
+
+    With logit-only losses the teacher's per-step forward is the same every epoch (eval mode,
+    no dropout), so it is done once, in length-sorted batches that carry little padding.
+    """
+    texts = run.data.texts
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = torch.empty(len(texts), len(run.teacher.labels))
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = tokenize(run.teacher.tokenizer, [texts[i] for i in idx],
+                             run.config.train.max_length)
+            out[idx] = run.teacher.module(torch.from_numpy(batch["input_ids"]),
+                                          torch.from_numpy(batch["attention_mask"]))
+    return out
+
+
+def _step(run: Run, module: Trainable, optimizer, scheduler, step: int, labels: torch.Tensor,
+          cached: torch.Tensor | None) -> tuple[float, dict]:
+    """One optimizer step on batch `step`; returns (loss, {loss part: value}).
+
+    `cached` holds the teacher's logits for every text when no loss needs its inner layers.
+    """
+    idx = batch_indices(step, len(run.data.texts), run.config.train)
+    batch = tokenize(run.student.tokenizer, [run.data.texts[i] for i in idx],
+                     run.config.train.max_length)
+    ids = torch.from_numpy(batch["input_ids"])  # (B, S)
+    mask = torch.from_numpy(batch["attention_mask"])  # (B, S)
+    plan = run.plan
+    if cached is not None:
+        teacher = Features(cached[torch.from_numpy(idx)])
+    else:
+        with torch.no_grad():
+            teacher = forward_features(run.teacher, ids, mask, hidden=bool(plan.hidden_pairs),
+                                       attentions=bool(plan.attention_pairs))
+    student = forward_features(run.student, ids, mask, hidden=bool(plan.hidden_pairs),
+                               attentions=bool(plan.attention_pairs))
+    y = labels[idx]
+    y = torch.where(y < 0, teacher.logits.argmax(-1), y)  # unlabelled rows: teacher's label
+    loss, parts = distill_loss(student, teacher, y, mask, run.config, plan, module.projections)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach()), parts
+
+
+def _due_for_eval(run: Run, done: int, steps: int) -> bool:
+    if run.dev is None:
+        return False
+    every = run.config.eval_every or -(-len(run.data.texts) // run.config.train.batch_size)
+    return done % every == 0 or done == steps
+
+
+def _out_of_time(config: DistillConfig, began: float) -> bool:
+    return (config.max_minutes is not None
+            and time.perf_counter() - began >= config.max_minutes * 60)
+
+
+def _evaluate(run: Run, module: Trainable, state: LoopState, done: int, loss: float) -> float:
+    """Dev accuracy now; keeps the best student on disk and decides early stopping."""
+    from edgecompress.targets import torch_runner
+
+    texts, labels = run.dev
+    logits = predict(torch_runner(run.student.module), run.student.tokenizer, list(texts),
+                     max_length=run.config.train.max_length)
+    module.train()  # torch_runner switched it to eval
+    accuracy = float(np.mean(logits.argmax(axis=1) == np.asarray(labels)))
+    state.history.append({"step": done, "dev_accuracy": accuracy, "loss": loss})
+    if accuracy > state.best_accuracy:
+        state.best_accuracy, state.best_step, state.bad_evals = accuracy, done, 0
+        _save_best(run, done)
+    else:
+        state.bad_evals += 1
+        if run.config.patience and state.bad_evals >= run.config.patience:
+            state.stopped = "early-stopping"
+    return accuracy
+
+
+def best_dir(ckpt: Path) -> Path:
+    return ckpt.with_name(ckpt.name + ".best")
+
+
+def _save_best(run: Run, step: int) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_directory(best_dir(run.ckpt)) as tmp:
+        state = {k: v.detach().contiguous().clone()
+                 for k, v in run.student.module.state_dict().items()}
+        save_file(state, str(tmp / BEST_WEIGHTS))
+        atomic_write_json(tmp / BEST_PROGRESS, {"step": step})
+
+
+def _restore_best(run: Run, state: LoopState) -> None:
+    from safetensors.torch import load_file
+
+    directory = best_dir(run.ckpt)
+    saved = json.loads((directory / BEST_PROGRESS).read_text())["step"]
+    if saved != state.best_step:  # replay always rewrites it; a mismatch is a bug, not input
+        raise RuntimeError(f"best student on disk is from step {saved}, expected "
+                           f"{state.best_step}")
+    run.student.module.load_state_dict(load_file(str(directory / BEST_WEIGHTS)))

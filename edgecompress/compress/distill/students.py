@@ -1,0 +1,193 @@
+"""Students: where they come from, whether they fit the teacher, and what their layers map to.
+
+A student spec is one of
+- a checkpoint directory, e.g. the output of `edgecompress prune` (non-uniform heads/FFN load
+  through prune.load_pruned; its prune.json tells which teacher layers it kept);
+- `layers:1,3,5` — a copy of the teacher keeping those encoder layers (layer dropping through
+  prune.keep_layers), so each student layer starts as the teacher layer it maps to;
+- `fresh:layers=3,hidden=192,heads=6,ffn=768` — a randomly initialised BERT of that shape
+  (unnamed keys keep the teacher's values) with the teacher's tokenizer and labels.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from edgecompress.compress.distill.config import DistillConfig, LayerMap
+from edgecompress.compress.distill.features import has_attention_probs
+from edgecompress.compress.distill.losses import LossPlan
+from edgecompress.compress.models import ClassifierModule, LoadedModel
+from edgecompress.compress.prune import keep_layers, load_pruned
+from edgecompress.compress.prune.arch import blocks, layers, word_embedding
+from edgecompress.errors import UserError
+
+FRESH_KEYS = {"layers": "num_hidden_layers", "hidden": "hidden_size",
+              "heads": "num_attention_heads", "ffn": "intermediate_size"}
+
+
+@dataclass(frozen=True)
+class Student:
+    loaded: LoadedModel
+    origin: str  # "checkpoint" | "layers" | "fresh"
+    layer_map: LayerMap  # default (student layer, teacher layer) pairs for this student
+
+
+def build_student(spec: str, teacher: LoadedModel) -> Student:
+    """The student `spec` names (see the module docstring); raises UserError for a bad spec."""
+    if spec.startswith("layers:"):
+        kept = _ints(spec[len("layers:"):], spec)
+        loaded = copy.deepcopy(teacher)
+        keep_layers(loaded, kept)  # UserError for layers the teacher lacks
+        return Student(loaded, "layers", tuple(enumerate(sorted(set(kept)))))
+    if spec.startswith("fresh:"):
+        loaded = _fresh(spec[len("fresh:"):], teacher)
+        return Student(loaded, "fresh", default_layer_map(len(layers(loaded)),
+                                                          len(layers(teacher))))
+    loaded = load_pruned(spec, task="classification")
+    kept = _kept_layers(Path(spec))
+    n_student = len(layers(loaded))
+    pairs = (tuple(enumerate(kept)) if kept and len(kept) == n_student
+             else default_layer_map(n_student, len(layers(teacher))))
+    return Student(loaded, "checkpoint", pairs)
+
+
+def _ints(text: str, spec: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"student spec {spec!r}: expected comma-separated layer numbers") from None
+    if not values:
+        raise UserError(f"student spec {spec!r} names no layers")
+    return values
+
+
+def _kept_layers(path: Path) -> list[int] | None:
+    """Teacher layers a prune-stage checkpoint kept, from its prune.json (None if unknown)."""
+    manifest = path / "prune.json"
+    if not manifest.exists():
+        return None
+    return json.loads(manifest.read_text()).get("layers", {}).get("kept")
+
+
+def _fresh(text: str, teacher: LoadedModel) -> LoadedModel:
+    """A random BERT with the teacher's config except the named keys."""
+    from transformers import AutoModelForSequenceClassification
+
+    if teacher.kind != "hf":
+        raise UserError("fresh students are built from an HF teacher's config")
+    overrides = {}
+    for part in filter(str.strip, text.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in FRESH_KEYS or not value.strip().isdigit():
+            raise UserError(f"fresh student: expected keys {', '.join(FRESH_KEYS)} as key=int, "
+                            f"got {part!r}")
+        overrides[FRESH_KEYS[key.strip()]] = int(value)
+    config = copy.deepcopy(teacher.module.hf.config)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    if config.hidden_size % config.num_attention_heads:
+        raise UserError(f"fresh student: hidden {config.hidden_size} is not divisible by "
+                        f"{config.num_attention_heads} heads")
+    hf = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
+    return dataclasses.replace(teacher, module=ClassifierModule(hf).eval(), path=Path("."))
+
+
+def default_layer_map(n_student: int, n_teacher: int) -> LayerMap:
+    """Spread student layers evenly over the teacher's, the last onto the last (TinyBERT)."""
+    return tuple((i, round((i + 1) * n_teacher / n_student) - 1) for i in range(n_student))
+
+
+def check_compatible(teacher: LoadedModel, student: LoadedModel) -> None:
+    """Raise UserError unless both read the same tokens and predict the same labels."""
+    t_vocab = word_embedding(teacher).num_embeddings
+    s_vocab = word_embedding(student).num_embeddings
+    if t_vocab != s_vocab or teacher.tokenizer.get_vocab() != student.tokenizer.get_vocab():
+        raise UserError(f"teacher and student use different vocabularies (embedding rows "
+                        f"{t_vocab} vs {s_vocab}, tokenizer sizes {len(teacher.tokenizer)} vs "
+                        f"{len(student.tokenizer)}); distillation needs the same tokens")
+    if tuple(teacher.labels) != tuple(student.labels):
+        raise UserError(f"teacher labels {list(teacher.labels)} differ from student labels "
+                        f"{list(student.labels)}")
+
+
+def check_layer_map(pairs: LayerMap, n_student: int, n_teacher: int) -> None:
+    """Raise UserError when a pair names a layer that does not exist."""
+    for s, t in pairs:
+        if not 0 <= s < n_student:
+            raise UserError(f"layer map names student layer {s}, but the student has "
+                            f"{n_student} layers (0..{n_student - 1})")
+        if not 0 <= t < n_teacher:
+            raise UserError(f"layer map names teacher layer {t}, but the teacher has "
+                            f"{n_teacher} layers (0..{n_teacher - 1})")
+
+
+def resolve_plan(teacher: LoadedModel, student: Student, config: DistillConfig) -> LossPlan:
+    """Validate the layer map against both models and decide which pairs each loss uses.
+
+    Raises UserError for a map naming missing layers, or when every enabled loss is skipped.
+    """
+    n_s, n_t = len(layers(student.loaded)), len(layers(teacher))
+    pairs = config.layer_map or student.layer_map
+    check_layer_map(pairs, n_s, n_t)
+    notes: list[str] = []
+    hidden = pairs if config.needs_hidden else ()
+    attention: tuple = ()
+    if config.needs_attention:
+        attention = _attention_pairs(teacher, student.loaded, config, pairs, notes)
+    skipped_all = (not config.kd_weight and not config.ce_weight
+                   and not hidden and not attention)
+    if skipped_all:
+        raise UserError("every enabled loss was skipped (" + "; ".join(notes) + ")")
+    return LossPlan(tuple(hidden), tuple(attention), tuple(notes))
+
+
+def _attention_pairs(teacher, student, config, pairs, notes) -> tuple:
+    if not (has_attention_probs(teacher) and has_attention_probs(student)):
+        notes.append("attention transfer skipped: the plain encoder exposes no attention "
+                     "probabilities")
+        return ()
+    n_s, n_t = len(layers(student)), len(layers(teacher))
+    wanted = ((n_s - 1, n_t - 1),) if config.attention_layers == "last" else pairs
+    t_heads, s_heads = [b.heads for b in blocks(teacher)], [b.heads for b in blocks(student)]
+    kept = tuple((s, t) for s, t in wanted if s_heads[s] == t_heads[t])
+    for s, t in wanted:
+        if s_heads[s] != t_heads[t]:
+            notes.append(f"attention transfer skipped for student layer {s} -> teacher layer "
+                         f"{t}: {s_heads[s]} vs {t_heads[t]} heads")
+    return kept
+
+
+def make_projections(teacher: LoadedModel, student: LoadedModel,
+                     plan: LossPlan) -> nn.ModuleDict:
+    """A learned Linear (student width -> teacher width) per hidden pair whose widths differ."""
+    t_width = word_embedding(teacher).embedding_dim
+    s_width = word_embedding(student).embedding_dim
+    projections = nn.ModuleDict()
+    if s_width != t_width:
+        for s, _ in plan.hidden_pairs:
+            projections[str(s)] = nn.Linear(s_width, t_width, bias=False)
+    return projections
+
+
+def count_non_embedding(loaded: LoadedModel) -> int:
+    """Parameters outside the embedding tables (what layer dropping / pruning removes)."""
+    owner = loaded.module.hf.base_model.embeddings if loaded.kind == "hf" else None
+    embedding_ids = {id(p) for p in (owner.parameters() if owner is not None
+                                     else [loaded.module.embedding.weight])}
+    return sum(p.numel() for p in loaded.module.parameters() if id(p) not in embedding_ids)
+
+
+def describe(loaded: LoadedModel) -> dict:
+    """Layers, per-layer heads/FFN and parameter counts, for the manifest."""
+    parts = blocks(loaded)
+    return {"layers": len(parts), "heads": [b.heads for b in parts], "ffn": [b.ffn for b in parts],
+            "params": sum(p.numel() for p in loaded.module.parameters()),
+            "non_embedding_params": count_non_embedding(loaded),
+            "encoder_layer_params": sum(p.numel() for p in layers(loaded).parameters())}
+
