@@ -7,8 +7,9 @@
 
     [finetune]   # optional: train a classifier first (FinetuneConfig keys)
     [prune]      # optional: PruneConfig keys (heads, ffn, layers, keep_layers, vocab_corpus, ...)
-    [distill]    # optional: DistillConfig keys + student ("pruned" or a spec like "layers:1,3,5")
-    [quantize]   # optional: schemes = {target = scheme}, max_drop, qat_target
+    [distill]    # optional: DistillConfig keys + student ("pruned" or a spec like "layers:1,3,5"),
+                 # train_size, qat_target / qat_scheme (train with a target's fake quantization)
+    [quantize]   # optional: schemes = {target = scheme}, max_drop = points | {target = points}
     [bench]      # optional: runs, warmup
 
 Parsed once, here, into frozen dataclasses; every message names the file and the key. Stage
@@ -29,7 +30,7 @@ from edgecompress.errors import UserError
 TOP_KEYS = {"name", "model", "dataset", "targets", "description", "finetune", "prune",
             "distill", "quantize", "bench"}
 STAGE_ORDER = ("finetune", "prune", "distill")  # quantization happens at export, per target
-QUANTIZE_KEYS = {"schemes", "max_drop", "qat_target", "qat_scheme"}
+QUANTIZE_KEYS = {"schemes", "max_drop"}
 BENCH_KEYS = {"runs", "warmup"}
 
 
@@ -41,7 +42,7 @@ class Recipe:
     targets: tuple[str, ...]
     stages: tuple[tuple[str, str], ...]  # (stage, settings as canonical JSON), in run order
     schemes: tuple[tuple[str, str], ...] = ()  # (target, scheme) overrides
-    max_drop: float | None = None
+    max_drop: tuple[tuple[str, float], ...] = ()  # (target or "*", accuracy points)
     bench_runs: int = 100
     bench_warmup: int = 10
     source: str = ""
@@ -55,12 +56,17 @@ class Recipe:
     def scheme_for(self, target: str) -> str | None:
         return dict(self.schemes).get(target)
 
+    def max_drop_for(self, target: str) -> float | None:
+        """Allowed accuracy drop (points) for the fallback loop of `target`; None: no fallback."""
+        drops = dict(self.max_drop)
+        return drops.get(target, drops.get("*"))
+
     def identity(self) -> dict:
         """What makes two runs the same run (the source path does not)."""
         return {"kind": "edgecompress-run", "recipe": self.name, "model": self.model,
                 "dataset": self.dataset, "targets": list(self.targets),
                 "stages": [[name, json.loads(s)] for name, s in self.stages],
-                "schemes": dict(self.schemes), "max_drop": self.max_drop}
+                "schemes": dict(self.schemes), "max_drop": dict(self.max_drop)}
 
     def fingerprint(self) -> str:
         payload = json.dumps(self.identity(), sort_keys=True).encode()
@@ -130,8 +136,15 @@ def _quantize(path: Path, data: dict, targets: tuple[str, ...]):
         raise UserError(f"{path}: key 'quantize.schemes.{unknown[0]}': not one of the recipe's "
                         f"targets ({', '.join(targets)})")
     max_drop = section.get("max_drop")
-    if max_drop is not None and (not isinstance(max_drop, (int, float)) or max_drop < 0):
-        raise _err(path, "quantize.max_drop", "a non-negative number of accuracy points")
+    drops = max_drop if isinstance(max_drop, dict) else ({} if max_drop is None else {"*": max_drop})
+    for target, value in drops.items():
+        if target != "*" and target not in targets:
+            raise UserError(f"{path}: key 'quantize.max_drop.{target}': not one of the recipe's "
+                            f"targets ({', '.join(targets)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise _err(path, "quantize.max_drop", "a number of accuracy points >= 0, or a "
+                                                  "table of target = points")
+    max_drop = tuple(sorted((t, float(v)) for t, v in drops.items()))
     return tuple(sorted(schemes.items())), max_drop
 
 

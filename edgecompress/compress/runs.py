@@ -83,12 +83,25 @@ def _stage_done(stage_dir: Path, config: dict, source_hash: str) -> dict | None:
     return record if same and Path(record["output"]).exists() else None
 
 
-def run_stage(name: str, recipe: Recipe, source: Path | str, teacher: Path | None,
-              run_dir: Path, console) -> Path:
+def stage_plan(recipe: Recipe) -> list[tuple[str, dict]]:
+    """(stage, settings) in run order. Vocabulary pruning moves after distillation: it needs no
+    recovery (accuracy unchanged within the CI on RT) and the teacher and the student must
+    share a vocabulary while one learns from the other."""
+    plan = [(name, recipe.settings(name)) for name, _ in recipe.stages]
+    names = [name for name, _ in plan]
+    prune = recipe.settings("prune") or {}
+    if "distill" in names and prune.get("vocab_corpus"):
+        structural = {k: v for k, v in prune.items() if k != "vocab_corpus"}
+        plan = [(n, structural if n == "prune" else s) for n, s in plan]
+        plan.append(("vocab", {"vocab_corpus": prune["vocab_corpus"]}))
+    return plan
+
+
+def run_stage(name: str, config: dict, recipe: Recipe, source: Path | str,
+              teacher: Path | None, run_dir: Path, console) -> Path:
     """Run (or skip) one training stage; returns the checkpoint it produced."""
     from edgecompress.compress.stages import get_stage
 
-    config = recipe.settings(name)
     stage_dir = run_dir / "stages" / name
     source_hash = input_hash(Path(source))
     done = _stage_done(stage_dir, config, source_hash)
@@ -97,7 +110,7 @@ def run_stage(name: str, recipe: Recipe, source: Path | str, teacher: Path | Non
         return Path(done["output"])
     began = time.perf_counter()
     output, metrics = get_stage(name)(recipe, Path(source) if Path(source).exists() else source,
-                                   teacher, stage_dir, config, console)
+                                      teacher, stage_dir, config, console)
     record = {"stage": name, "config": config, "input": str(source), "input_hash": source_hash,
               "output": str(output), "metrics": metrics,
               "seconds": round(time.perf_counter() - began, 1), "versions": tool_versions()}
@@ -145,7 +158,7 @@ def profile_for(recipe: Recipe, target: str):
 def plan_lines(recipe: Recipe, run_dir: Path) -> list[str]:
     """What `run --dry-run` prints: stages x targets and what is already done."""
     lines = [f"recipe {recipe.name}: {recipe.model} on {recipe.dataset} -> {run_dir}"]
-    for name, _ in recipe.stages:
+    for name, _ in stage_plan(recipe):
         done = (run_dir / "stages" / name / STAGE_FILE).exists()
         lines.append(f"  stage {name:<9} {'cached' if done else 'to run'}")
     for target in recipe.targets:
@@ -172,7 +185,10 @@ def target_steps(run_dir: Path, final: Path, profile, split, teacher_pred, recip
         yield f"export {profile.name} ({profile.format} {profile.scheme})"
         if folder.exists():
             shutil.rmtree(folder)  # stale: made from another input
-        manifest = export_artifact(load_model(final), profile, folder, source=str(final))
+        if profile.scheme == "fp32" and recipe.max_drop_for(profile.name) is None:
+            manifest = export_artifact(load_model(final), profile, folder, source=str(final))
+        else:
+            manifest = _quantize_target(final, profile, folder, recipe)
         manifest["input_hash"] = source_hash
         atomic_write_json(folder / MANIFEST, manifest)
     artifact = folder / manifest["artifact"]
@@ -192,6 +208,17 @@ def target_steps(run_dir: Path, final: Path, profile, split, teacher_pred, recip
 EVAL_MAX_LENGTH = 128
 
 
+def _quantize_target(final: Path, profile, folder: Path, recipe: Recipe) -> dict:
+    """Quantized artifacts go through the quantize stage: calibration on real sentences, the
+    accuracy-aware fallback when the recipe sets max_drop, blame and preflight (quantize.json)."""
+    from edgecompress.compress.quantize import QuantizeRequest, run_quantize
+
+    target = str(profile.source) if profile.source else profile.name
+    return run_quantize(QuantizeRequest(model=str(final), target=target, out=folder,
+                                        dataset=recipe.dataset, scheme=profile.scheme,
+                                        max_drop=recipe.max_drop_for(profile.name), force=True))
+
+
 def run_recipe(recipe: Recipe, run_dir: Path, console, *, force: bool = False) -> Path:
     """Run every stage and target of `recipe` into `run_dir`; returns report.md's path."""
     from edgecompress.compress.data import load_dataset
@@ -203,13 +230,13 @@ def run_recipe(recipe: Recipe, run_dir: Path, console, *, force: bool = False) -
     remove_stale_temps(run_dir)
     atomic_write_json(run_dir / "run.json", recipe.identity())
     began = time.perf_counter()
-    current, teacher = recipe.model, None
-    for name, _ in recipe.stages:
+    current = teacher = recipe.model  # the fp32 reference: the model, or the fine-tuned model
+    for name, config in stage_plan(recipe):
         console.print(f"[bold]stage[/bold] {name}")
-        current = run_stage(name, recipe, current, teacher, run_dir, console)
+        current = run_stage(name, config, recipe, current, teacher, run_dir, console)
         if name == "finetune":
             teacher = current
-    teacher = teacher or Path(recipe.model)
+    teacher = Path(teacher)
     split = load_dataset(recipe.dataset).split("test")
     console.print(f"[bold]teacher[/bold] fp32 eval on {len(split.texts)} sentences")
     teacher_pred = teacher_predictions(run_dir, teacher, split, EVAL_MAX_LENGTH)

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from edgecompress.errors import UserError
 from edgecompress.fsutil import cache_root
 
 StageFn = Callable[..., tuple[Path, dict]]
@@ -50,7 +49,7 @@ def _prune_config(settings: dict):
     return PruneConfig(**_tuples(settings))
 
 
-DISTILL_EXTRA = ("student", "train_size")
+DISTILL_EXTRA = ("student", "train_size", "qat_target", "qat_scheme")
 
 
 def _distill_config(settings: dict):
@@ -106,21 +105,28 @@ def prune_stage(recipe, source, teacher, stage_dir: Path, settings: dict, consol
     return out, {k: manifest[k] for k in keep if k in manifest}
 
 
+@stage("vocab")
+def vocab_stage(recipe, source, teacher, stage_dir: Path, settings: dict, console):
+    """Vocabulary pruning after distillation (see runs.stage_plan): the prune stage, vocab only."""
+    return prune_stage(recipe, source, teacher, stage_dir, settings, console)
+
+
 @stage("distill")
 def distill_stage(recipe, source, teacher, stage_dir: Path, settings: dict, console):
-    """Distill the fine-tuned teacher into `source` (the pruned model), or into the student spec
-    the recipe names (`student = "layers:1,3,5"`)."""
+    """Distill the teacher (the fine-tuned model, or the recipe's model when it has no finetune
+    stage) into `source` (the pruned model), or into the student spec the recipe names
+    (`student = "layers:1,3,5"`)."""
     from edgecompress.compress.distill import DistillRequest, run_distill
 
-    if teacher is None:
-        raise UserError(f"{recipe.source}: [distill] needs a [finetune] stage (the teacher)")
     student = settings.get("student", "pruned")
     student = str(source) if student == "pruned" else student
     out = stage_dir / "checkpoint"
     manifest = run_distill(DistillRequest(teacher=str(teacher), student=student,
                                           dataset=recipe.dataset, out=out,
                                           config=_distill_config(settings),
-                                          train_size=settings.get("train_size"), force=True),
+                                          train_size=settings.get("train_size"),
+                                          qat_target=settings.get("qat_target"),
+                                          qat_scheme=settings.get("qat_scheme"), force=True),
                            console)
     keep = ("test", "steps", "stopped", "wall_seconds", "student")
     return out, {k: manifest[k] for k in keep if k in manifest}

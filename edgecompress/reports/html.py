@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from html import escape
 
+from edgecompress.reports.quantization import quantization_findings
+
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 WIDTH, HEIGHT = 820, 460
 LEFT, RIGHT, TOP, BOTTOM = 70, 230, 30, 60  # margins; the legend sits in the right one
@@ -254,6 +256,6 @@ def render_html(report: dict) -> str:
 <h2>Artifacts</h2>
 {_table(rows, front)}
 <h2>Findings of earlier stages</h2>
-{_findings(report.get("findings", []))}
+{_findings(report.get("findings", []) + quantization_findings(report.get("quantization") or []))}
 </body></html>
 """

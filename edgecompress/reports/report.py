@@ -17,6 +17,7 @@ from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, atomic_write_text
 from edgecompress.reports.html import render_html
 from edgecompress.reports.pareto import pareto_front
+from edgecompress.reports.quantization import quantization_entries, quantization_markdown
 
 DEVICE_DIR = "device-results"
 ROW_KEYS = ("target", "format", "scheme", "runtime", "threads", "size_bytes", "p50_ms", "p90_ms",
@@ -70,12 +71,36 @@ def device_rows(run_dir: Path) -> list[dict]:
 
 
 def collect_findings(run_dir: Path) -> list[dict]:
-    """`findings` lists that stages left in their manifests (blame, fallback, speedup gate…)."""
+    """What earlier stages found: `findings` lists left in manifests, and the stage records
+    (pruning's accuracy before recovery and speedup gate, distillation's test accuracy)."""
     findings = []
-    for path in sorted(run_dir.glob("**/manifest.json")) + sorted(run_dir.glob("**/*.stage.json")):
+    for path in sorted(run_dir.glob("**/manifest.json")):
         for finding in _read(path).get("findings") or []:
             findings.append({"source": str(path.parent.relative_to(run_dir)), **finding})
+    for path in sorted(run_dir.glob("stages/*/stage.json")):
+        findings += stage_findings(_read(path))
     return findings
+
+
+def stage_findings(record: dict) -> list[dict]:
+    """Findings of one stages/<name>/stage.json (empty for stages with nothing to flag)."""
+    name, metrics = record.get("stage"), record.get("metrics") or {}
+    found = []
+    accuracy = metrics.get("accuracy") or {}
+    if name in ("prune", "vocab") and accuracy:
+        found.append({"title": f"{name}: accuracy before any recovery",
+                      "rows": [{k: v for k, v in accuracy.items() if not isinstance(v, dict)}]})
+    gate = metrics.get("speedup_gate")
+    if gate:
+        found.append({"title": f"{name}: speedup gate on {gate.get('target')}",
+                      "text": f"verdict {gate.get('verdict')}: latency ratio "
+                              f"{gate.get('latency_ratio')}, size ratio {gate.get('size_ratio')}"})
+    test = metrics.get("test") or {}
+    if name == "distill" and test:
+        rows = [{"model": who, "accuracy": test[who].get("accuracy"), "ci95": test[who].get("ci95")}
+                for who in ("teacher", "student") if who in test]
+        found.append({"title": "distill: student vs teacher on the test split", "rows": rows})
+    return found
 
 
 def build_report(run_dir: Path) -> dict:
@@ -92,7 +117,8 @@ def build_report(run_dir: Path) -> dict:
     host = ", ".join(sorted(hosts)) or platform.machine()
     return {"run": _read(run_dir / "run.json"), "teacher": teacher or None, "rows": rows,
             "pareto": pareto_front(rows), "findings": collect_findings(run_dir),
-            "latency_note": HOST_NOTE.format(host=host)}
+            "latency_note": HOST_NOTE.format(host=host),
+            "quantization": quantization_entries(folders)}
 
 
 def _fmt(value, spec: str, scale: float = 1.0) -> str:
@@ -133,6 +159,7 @@ def render_markdown(report: dict) -> str:
     lines += ["", f"> {report['latency_note']} Threads: {threads}.",
               "> ★ = Pareto-optimal in p50 latency vs accuracy across all rows.", ""]
     lines += _markdown_findings(report.get("findings", []))
+    lines += quantization_markdown(report.get("quantization") or [])
     return "\n".join(lines)
 
 

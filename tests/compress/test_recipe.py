@@ -5,13 +5,18 @@ from edgecompress.errors import UserError
 from tests.conftest import write_recipe
 
 
-def test_demo_recipe_parses_with_a_finetune_stage_and_three_targets():
+def test_demo_recipe_covers_every_shipped_target_and_prunes_vocabulary_after_distilling():
     from edgecompress.compress.demo import demo_recipe_path
+    from edgecompress.compress.runs import stage_plan
+    from edgecompress.targets import list_profiles
 
     recipe = load_recipe(demo_recipe_path())
     assert recipe.model == "minilm-l6" and recipe.dataset == "rt-polarity"
-    assert [name for name, _ in recipe.stages] == ["finetune"]
-    assert len(recipe.targets) >= 3
+    assert sorted(recipe.targets) == sorted(p.name for p in list_profiles())
+    plan = stage_plan(recipe)
+    assert [name for name, _ in plan] == ["finetune", "prune", "distill", "vocab"]
+    assert "vocab_corpus" not in dict(plan)["prune"]
+    assert recipe.max_drop_for("edgetpu") == 2.0 and recipe.max_drop_for("rpi5") is None
 
 
 def test_recipe_orders_stages_prune_before_distill_whatever_the_file_order(tmp_path,
