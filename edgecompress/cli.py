@@ -6,17 +6,14 @@ Heavy imports (torch, transformers, onnxruntime, litert) happen inside commands 
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from typer.core import TyperGroup
 
-from edgecompress.errors import ParityError, UserError
+from edgecompress.cli_common import console, emit, guarded, print_json
+from edgecompress.cli_deliver import bundle_app, report_app
+from edgecompress.errors import UserError
 
 
 app = typer.Typer(help="Prune, quantize, distill and export trained Transformers for edge "
@@ -26,36 +23,9 @@ data_app = typer.Typer(help="Registered datasets.", no_args_is_help=True)
 targets_app = typer.Typer(help="Edge target profiles.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(targets_app, name="targets")
+app.add_typer(report_app, name="report")
+app.add_typer(bundle_app, name="bundle")
 
-console = Console()
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def guarded(command):
-    """Turn library errors into one line on stderr: exit 2 for user errors, 1 for parity."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except UserError as err:
-            err_console.print(f"error: {err}", markup=False)
-            raise typer.Exit(2) from None
-        except ParityError as err:
-            err_console.print(f"parity check failed: {err}", markup=False)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted", markup=False)
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def _print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
-# --- data -------------------------------------------------------------------------------------
 
 @data_app.command("list")
 @guarded
@@ -111,7 +81,7 @@ def targets_show(name: str = typer.Argument(..., help="Target name or path to a 
 
     profile = asdict(load_profile(name))
     if as_json:
-        _print_json(profile)
+        print_json(profile)
     else:
         for key, value in profile.items():
             console.print(f"[bold]{key}[/bold]: {value}")
@@ -129,7 +99,7 @@ def inspect(model: str = typer.Argument(..., help="Checkpoint directory or built
 
     info = inspect_model(load_model(model)).to_json()
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     from edgecompress.reports.render import print_model_info
 
@@ -217,13 +187,9 @@ def prune(
     manifest = run_prune(PruneRequest(model=model, out=out, config=config, dataset=dataset,
                                       evaluate=evaluate, gate=gate, gate_runs=gate_runs,
                                       force=force))
-    if as_json:
-        _print_json(manifest)
-        return
     from edgecompress.compress.prune.stage import summary_lines
 
-    for line in summary_lines(manifest):
-        console.print(line, markup=False)
+    emit(manifest, as_json, summary_lines)
 
 
 @app.command()
@@ -260,11 +226,7 @@ def distill(
 
     request = distill_request(**options)
     manifest = run_distill(request, None if as_json else console)
-    if as_json:
-        _print_json(manifest)
-        return
-    for line in summary_lines(manifest):
-        console.print(line, markup=False)
+    emit(manifest, as_json, summary_lines)
 
 
 @app.command("eval")
@@ -286,7 +248,7 @@ def eval_command(
                            threads=threads, max_length=max_length, text_col=text_col,
                            label_col=label_col)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     from edgecompress.reports.render import print_eval
 
@@ -345,11 +307,7 @@ def quantize(
     except ValueError as err:
         raise UserError(f"--max-drop / --calib-samples: {err}") from None
     manifest = run_quantize(request)
-    if as_json:
-        _print_json(manifest)
-        return
-    for line in summary_lines(manifest):
-        console.print(line, markup=False)
+    emit(manifest, as_json, summary_lines)
 
 
 @app.command()
@@ -365,101 +323,11 @@ def bench(
 
     result = bench_artifact(artifact, target, runs=runs, warmup=warmup)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     from edgecompress.reports.render import print_bench
 
     print_bench(console, result)
-
-
-class _DefaultBuild(TyperGroup):
-    """`report RUN_DIR` / `bundle RUN_DIR` build; `report compare …` / `bundle verify …` are
-    subcommands. A first word that names no subcommand is the argument of hidden `build`."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["build", *args]
-        return super().parse_args(ctx, args)
-
-
-report_app = typer.Typer(cls=_DefaultBuild, no_args_is_help=True,
-                         help="Reports: `report RUN_DIR` writes them; `report compare OLD NEW`.")
-app.add_typer(report_app, name="report")
-
-
-@report_app.command("build", hidden=True)
-@guarded
-def report_build(
-    run_dir: Path = typer.Argument(..., help="Run directory to report on."),
-    device_results: Optional[Path] = typer.Option(
-        None, help="A bundle runner's JSON from the real device, added as its own rows."),
-) -> None:
-    """Write report.json, .md, .csv and .html for a run directory."""
-    from edgecompress.reports import write_report
-
-    paths = write_report(run_dir, device_results=device_results)
-    console.print(f"report written: {', '.join(str(p) for p in paths)}")
-
-
-@report_app.command("compare")
-@guarded
-def report_compare(
-    old: Path = typer.Argument(..., help="Run directory or report.json (baseline)."),
-    new: Path = typer.Argument(..., help="Run directory or report.json (candidate)."),
-    max_accuracy_drop: float = typer.Option(1.0, help="Allowed accuracy drop, in points."),
-    max_latency_increase: float = typer.Option(0.10, help="Allowed p50 increase (0.1 = 10 %)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-) -> None:
-    """Diff two runs; exit 1 when NEW regresses beyond the thresholds (CI mode)."""
-    from edgecompress.reports.compare import Thresholds, compare_reports, load_report
-
-    limits = Thresholds(max_accuracy_drop, max_latency_increase)
-    diffs, regressions = compare_reports(load_report(old), load_report(new), limits)
-    if as_json:
-        _print_json({"diffs": diffs, "regressions": regressions})
-    else:
-        from edgecompress.reports.render import print_compare
-
-        print_compare(console, diffs, regressions)
-    if regressions:
-        raise typer.Exit(1)
-
-
-bundle_app = typer.Typer(cls=_DefaultBuild, no_args_is_help=True,
-                         help="Deployment bundles: `bundle RUN_DIR --target T --out DIR`; "
-                              "`bundle verify DIR`.")
-app.add_typer(bundle_app, name="bundle")
-
-
-@bundle_app.command("build", hidden=True)
-@guarded
-def bundle_build(
-    run_dir: Path = typer.Argument(..., help="Run directory holding the exported artifact."),
-    target: str = typer.Option(..., help="Target whose artifact to bundle."),
-    out: Path = typer.Option(..., help="Bundle directory to create."),
-    force: bool = typer.Option(False, help="Replace an existing bundle at --out."),
-) -> None:
-    """Artifact + tokenizer + labels + checksummed manifest + a numpy-only run.py."""
-    from edgecompress.compress.pipeline import bundle_run
-
-    manifest = bundle_run(run_dir, target, out, force=force)
-    console.print(f"bundle for {manifest['target']} ({manifest['format']}, {manifest['scheme']}, "
-                  f"{manifest['runtime']} {manifest['runtime_version']}) written to {out}; "
-                  f"try: python {out / 'run.py'} \"a gorgeous, witty movie\"")
-
-
-@bundle_app.command("verify")
-@guarded
-def bundle_verify(bundle: Path = typer.Argument(..., help="Bundle directory.")) -> None:
-    """Recompute every sha256; exit 1 when a file is changed, missing or unlisted."""
-    from edgecompress.targets.bundle import verify_bundle
-
-    problems = verify_bundle(bundle)
-    for problem in problems:
-        err_console.print(f"bundle problem: {problem}", markup=False)
-    if problems:
-        raise typer.Exit(1)
-    console.print(f"{bundle}: every file matches its sha256")
 
 
 @app.command("run")
@@ -491,7 +359,7 @@ def run_command(
 def demo(
     out: Path = typer.Option(Path("demo-run"), help="Run directory."),
     force: bool = typer.Option(False, help="Replace a different run at --out."),
-    runs: Optional[int] = typer.Option(None, help="Timed runs per benchmark (recipe: 100)."),
+    runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per benchmark."),
 ) -> None:
     """`edgecompress run recipes/demo.toml`: minilm-l6 + rt-polarity on every target."""
     from edgecompress.compress.demo import run_demo

@@ -24,6 +24,27 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "edgecompress"
 
 
+# Files that mark a directory as an edgecompress output, which --force may replace. A non-empty
+# directory without one is the user's, and is never deleted.
+OUTPUT_MARKERS = ("manifest.json", "run.json", "stage.json", "finetune.json", "prune.json",
+                  "distill.json", "quantize.json")
+
+
+def check_replaceable(out: Path, force: bool) -> None:
+    """Raise (UserError) unless `out` is missing, empty, or (with `force`) an edgecompress output."""
+    from edgecompress.errors import UserError
+
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not out.is_dir():
+        raise UserError(f"{out} is a file; choose a directory for the output")
+    if not force:
+        raise UserError(f"{out} already holds something else; pass --force to replace it")
+    if not any((out / marker).exists() for marker in OUTPUT_MARKERS):
+        raise UserError(f"{out} is not an edgecompress output, so --force will not delete it; "
+                        "choose an empty or new directory")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -75,8 +75,11 @@ def _artifact_manifest(path: Path) -> dict:
 def _load_tokenizer(directory: Path):
     from transformers import AutoTokenizer
 
+    if not directory.is_dir():
+        raise UserError(f"tokenizer directory not found: {directory}")
+
     try:
-        return AutoTokenizer.from_pretrained(str(directory))
+        return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except (OSError, ValueError) as err:
         raise UserError(f"no tokenizer in {directory} (pass --tokenizer DIR): "
                         f"{' '.join(str(err).split())[:200]}") from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bz2
 import csv
-import hashlib
 import io
 import json
 import random
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.errors import UserError
-from edgecompress.fsutil import CACHE_ENV, atomic_write_text, cache_root, sha256_file
+from edgecompress.fsutil import atomic_write_text, cache_root, sha256_file
 
 SPLIT_NAMES = ("train", "dev", "test")
 SEED = 0

@@ -38,7 +38,8 @@ def accuracy_fallback(module, base: Path, spec, options, profile, dev, tokenizer
     reference = _accuracy(torch_runner(module), tokenizer, dev, profile)
     allowed = request.max_drop * (reference if request.relative else 0.01)  # as a fraction
     rows = _batches(options.calibration, SENSITIVITY_ROWS)
-    with tempfile.TemporaryDirectory(prefix=".fallback-", dir=Path(base).parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=".fallback-", suffix=".tmp",
+                                     dir=Path(base).parent) as tmp:
         sensitivity = _sensitivity(module, base, spec, options, profile, layers, rows, Path(tmp))
         ranked = [entry["layer"] for entry in sensitivity]
         steps = []

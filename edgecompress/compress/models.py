@@ -141,9 +141,9 @@ def _load_hf(path: Path, *, task: str | None, num_labels: int | None,
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected here
     hf_logging.disable_progress_bar()
     # eager attention: an explicit additive mask exports the same way to ONNX and TFLite
-    common = dict(use_safetensors=True, attn_implementation="eager")
+    common = dict(use_safetensors=True, attn_implementation="eager", local_files_only=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         if task == "classification":
             extra = {}
             if num_labels:
@@ -168,7 +168,7 @@ def _load_plain(path: Path) -> LoadedModel:
 
     try:
         model = load_encoder(path)
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise UserError(f"cannot load plain encoder {path}: {_one_line(err)}") from None
     labels = model.config.labels or tuple(str(i) for i in range(model.config.num_labels))
@@ -221,7 +221,8 @@ def create_plain_encoder(out: Path, *, tokenizer_from: str, d_model: int = 256, 
 
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} already exists and is not empty")
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path(tokenizer_from)))
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path(tokenizer_from)),
+                                              local_files_only=True)
     try:
         config = EncoderConfig.uniform(len(tokenizer), d_model=d_model, n_heads=n_heads, ffn=ffn,
                                        n_layers=n_layers, max_len=max_len, num_labels=num_labels,

@@ -14,7 +14,7 @@ from edgecompress.compress.evaluate import (evaluate_classification, evaluate_si
                                              predict)
 from edgecompress.compress.models import load_model
 from edgecompress.errors import UserError
-from edgecompress.fsutil import read_json
+from edgecompress.fsutil import check_replaceable, read_json
 
 
 def evaluate_spec(model: str, dataset: str, *, split: str = "test", reference: str | None = None,
@@ -58,13 +58,10 @@ def prepare_out_dir(out: Path, expected: dict, force: bool) -> None:
     if not out.exists() or not any(out.iterdir()):
         return
     manifest = out / MANIFEST
-    same = manifest.exists() and all(read_json(manifest).get(k) == v
-                                     for k, v in expected.items())
-    if same or force:
-        if force and not same:
-            shutil.rmtree(out)
-        return
-    raise UserError(f"{out} already holds a different run; pass --force to replace it")
+    if manifest.exists() and all(read_json(manifest).get(k) == v for k, v in expected.items()):
+        return  # the same export: it is replaced file by file
+    check_replaceable(out, force)
+    shutil.rmtree(out)
 
 
 def export_model(model: str, target: str, out: Path, *, force: bool = False) -> dict:

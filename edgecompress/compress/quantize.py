@@ -231,7 +231,9 @@ def run_quantize(request: QuantizeRequest) -> dict:
                             profile.seq_len, seed=request.seed,
                             split_name=request.calibration_split)
     sample = parity_sample(loaded.tokenizer, profile.seq_len)
-    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=_parent(request.out)) as tmp:
+    # ".tmp": a run killed here leaves a folder that the next run's stale-temp sweep removes
+    with tempfile.TemporaryDirectory(prefix=".quantize-", suffix=".tmp",
+                                     dir=_parent(request.out)) as tmp:
         base_profile = dataclasses.replace(profile, schemes=(), scheme="fp32")
         base = export(module, sample, base_profile, Path(tmp), name="fp32")
         options = _options(calib, method, module, Path(tmp), profile.format)

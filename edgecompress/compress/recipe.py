@@ -106,26 +106,30 @@ def _stage_config(path: Path, stage: str, settings: dict) -> dict:
     _check_keys(path, stage, settings, config_keys(stage))
     try:
         build_config(stage, settings)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, IndexError) as err:  # UserError is a ValueError too
         raise UserError(f"{path}: [{stage}] {err}") from None
     return settings
 
 
-def _targets(path: Path, data: dict) -> tuple[str, ...]:
+def _targets(path: Path, data: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(targets as given, resolved against the recipe's folder; their profile names)."""
     from edgecompress.targets import load_profile
 
     targets = data.get("targets")
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
         raise _err(path, "targets", "a non-empty list of target names")
-    for target in targets:
+    resolved = tuple(_resolve(path, t) for t in targets)
+    names = []
+    for target in resolved:
         try:
-            load_profile(_resolve(path, target))
+            names.append(load_profile(target).name)
         except UserError as err:
             raise UserError(f"{path}: key 'targets': {err}") from None
-    return tuple(_resolve(path, t) for t in targets)
+    return resolved, tuple(names)
 
 
 def _quantize(path: Path, data: dict, targets: tuple[str, ...]):
+    """(scheme overrides, max_drop per target); keys are the targets' profile names."""
     section = data.get("quantize") or {}
     _check_keys(path, "quantize", section, QUANTIZE_KEYS)
     schemes = section.get("schemes") or {}
@@ -168,10 +172,10 @@ def load_recipe(path: Path) -> Recipe:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid TOML: {err}") from None
     _check_keys(path, "recipe", data, TOP_KEYS)
-    targets = _targets(path, data)
+    targets, names = _targets(path, data)
     stages = tuple((stage, json.dumps(_stage_config(path, stage, data[stage]), sort_keys=True))
                    for stage in STAGE_ORDER if stage in data)
-    schemes, max_drop = _quantize(path, data, targets)
+    schemes, max_drop = _quantize(path, data, names)
     runs, warmup = _bench(path, data)
     return Recipe(name=data.get("name") or path.stem, model=_resolve(path, _string(path, data, "model")),
                   dataset=_resolve(path, _string(path, data, "dataset")), targets=targets,

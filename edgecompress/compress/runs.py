@@ -26,7 +26,8 @@ import numpy as np
 
 from edgecompress.compress.recipe import Recipe
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_write_bytes, atomic_write_json, read_json
+from edgecompress.fsutil import (atomic_write_bytes, atomic_write_json, check_replaceable,
+                                 read_json, sha256_file)
 
 STAGE_FILE = "stage.json"
 
@@ -41,6 +42,7 @@ def check_run_dir(out: Path, identity: dict, force: bool) -> None:
     if not force:
         raise UserError(f"{out} already holds a different run; pass --force to replace it "
                         "or choose another --out")
+    check_replaceable(out, force)
     shutil.rmtree(out)
 
 
@@ -58,9 +60,9 @@ def input_hash(path: Path) -> str:
     stage_file = path.parent / STAGE_FILE
     if stage_file.exists():
         digest.update(stage_file.read_bytes())
-    elif path.is_dir():
+    elif path.is_dir():  # a user's checkpoint: its bytes, so a retrained one is a new input
         for weights in sorted(path.glob("*.safetensors")):
-            digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+            digest.update(f"{weights.name}:{sha256_file(weights)}".encode())
     else:
         digest.update(str(path).encode())  # a built-in name
     return digest.hexdigest()[:16]

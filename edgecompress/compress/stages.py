@@ -52,9 +52,31 @@ def _prune_config(settings: dict):
 DISTILL_EXTRA = ("student", "train_size", "qat_target", "qat_scheme")
 
 
+def _check_distill_extras(settings: dict) -> None:
+    """Catch mistakes in the recipe-only keys now, not after hours of earlier stages."""
+    student = settings.get("student", "pruned")
+    if not isinstance(student, str) or not (student == "pruned" or ":" in student
+                                            or Path(student).is_dir()):
+        raise ValueError(f"student: expected 'pruned', 'layers:1,3,5', 'fresh:...' or a "
+                         f"checkpoint directory, got {student!r}")
+    if student.startswith("layers:"):
+        parts = student[len("layers:"):].split(",")
+        if not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"student: expected comma-separated layer numbers, got {student!r}")
+    size = settings.get("train_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"train_size: expected a positive integer, got {size!r}")
+    if settings.get("qat_target") is not None:
+        from edgecompress.compress.distill.qat import qat_config_for
+        from edgecompress.targets import load_profile
+
+        qat_config_for(load_profile(settings["qat_target"]), settings.get("qat_scheme"))
+
+
 def _distill_config(settings: dict):
     from edgecompress.compress.distill.config import DistillConfig
 
+    _check_distill_extras(settings)
     values = {k: v for k, v in _tuples(settings).items() if k not in DISTILL_EXTRA}
     if isinstance(settings.get("train"), dict):
         values["train"] = _finetune_config(settings["train"])

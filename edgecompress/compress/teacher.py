@@ -12,9 +12,10 @@ from pathlib import Path
 
 from edgecompress.compress.evaluate import evaluate_classification
 from edgecompress.compress.models import LoadedModel, load_model
+from edgecompress.compress.progress import TrainingProgress
 from edgecompress.compress.train import FinetuneConfig, finetune
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_write_json, read_json
+from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
 
 MANIFEST = "finetune.json"
 
@@ -96,9 +97,8 @@ def run_finetune(request: FinetuneRequest, console=None) -> dict:
     if manifest and "dev" in manifest:
         return manifest
     if manifest is None:
-        if out.exists() and any(out.iterdir()) and not request.force:
-            raise UserError(f"{out} already holds something else; pass --force to replace it")
-        with _progress(console) as on_step:
+        check_replaceable(out, request.force)
+        with TrainingProgress(console, "fine-tune") as on_step:
             manifest = finetune(loaded, list(train.texts), list(train.labels), config, out,
                                 identity=request.identity(), on_step=on_step)
     else:  # trained, but interrupted before the dev evaluation
@@ -115,34 +115,4 @@ def _dev_metrics(loaded: LoadedModel, dataset) -> dict:
     dev = evaluate_classification(torch_runner(loaded.module), loaded.tokenizer,
                                   dataset.split("dev"), len(dataset.labels))
     return dev.to_json()
-
-
-class _progress:
-    """Context manager yielding an on_step callback that drives a rich progress bar with ETA."""
-
-    def __init__(self, console):
-        self.console = console
-        self.progress = self.task = None
-
-    def __enter__(self):
-        if self.console is None:
-            return None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        self.progress = Progress(TextColumn("fine-tune"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                                 TextColumn("ETA"), TimeRemainingColumn(),
-                                 console=self.console, transient=False)
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=None, loss="-")
-        return self.on_step
-
-    def on_step(self, step: int, total: int, loss: float) -> None:
-        self.progress.update(self.task, completed=step, total=total, loss=f"{loss:.3f}")
-
-    def __exit__(self, *exc):
-        if self.progress:
-            self.progress.stop()
-        return False
 

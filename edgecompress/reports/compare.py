@@ -37,9 +37,12 @@ def load_report(path: Path) -> dict:
     if not path.exists():
         raise UserError(f"report not found: {path}")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path} is not a report.json: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise UserError(f"{path} is not a report.json (no 'rows' list)")
+    return data
 
 
 def _key(row: dict) -> tuple:

@@ -193,8 +193,8 @@ def render_csv(report: dict) -> str:
 def import_device_results(run_dir: Path, results: Path) -> Path:
     """Copy a bundle runner's JSON into the run so every later report keeps its rows."""
     data = _read(results)
-    if not data:
-        raise UserError(f"device results not found or empty: {results}")
+    if not isinstance(data, dict) or not data:
+        raise UserError(f"{results}: expected a JSON object from a bundle's run.py --bench")
     missing = [key for key in ("target", "p50_ms") if data.get(key) is None]
     if missing:
         raise UserError(f"{results} lacks {', '.join(missing)}: not a bundle runner's results")

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -119,12 +118,13 @@ def bench(threads: int, runs: int, warmup: int, device: str) -> dict:
         session(ids, mask)
         if i >= warmup:
             times.append((time.perf_counter_ns() - start) / 1e6)
-    times.sort()
-    pick = lambda q: times[min(len(times) - 1, int(round(q * (len(times) - 1))))]  # noqa: E731
     return {"target": manifest["target"], "format": manifest["format"],
             "scheme": manifest["scheme"], "runtime": manifest["runtime"], "threads": threads,
             "batch": shape[0], "seq_len": shape[1], "runs": runs,
-            "p50_ms": statistics.median(times), "p90_ms": pick(0.9), "p99_ms": pick(0.99),
+            # the same percentile definition as edgecompress bench (numpy's linear), so device
+            # rows and host rows of one report compare like for like
+            "p50_ms": float(np.percentile(times, 50)), "p90_ms": float(np.percentile(times, 90)),
+            "p99_ms": float(np.percentile(times, 99)),
             "size_bytes": (HERE / manifest["artifact"]).stat().st_size,
             "device": device or f"{platform.machine()} {platform.system()}, "
                                 f"{os.cpu_count()} CPUs"}

@@ -239,20 +239,23 @@ def _tflite_aeq(src, dst, scheme, options, fixed_shape) -> dict:
 
 def _aeq_calibration(src: Path, scheme: Scheme, options: QuantOptions, fixed_shape):
     """(tensor ranges, rows) from the full static recipe, so every fallback variant can reuse them."""
-    import pickle
-
     from ai_edge_quantizer import quantizer
 
-    cache = options.calibration_cache
-    if cache is not None and Path(cache).is_file():
-        return pickle.loads(Path(cache).read_bytes())  # written below by this process's run
+    cache = None if options.calibration_cache is None else str(options.calibration_cache)
+    if cache in _CALIBRATION_CACHE:
+        return _CALIBRATION_CACHE[cache]
     samples = list(calibration_rows(options, fixed_shape, dtype=np.int32))
     full = quantizer.Quantizer(str(src), _aeq_recipe(scheme, []))
     with _quiet_stderr():
         ranges = full.calibrate({TFLITE_SIGNATURE: samples}, num_threads=1)
     if cache is not None:
-        Path(cache).write_bytes(pickle.dumps((ranges, len(samples))))
+        _CALIBRATION_CACHE[cache] = (ranges, len(samples))
     return ranges, len(samples)
+
+
+# Calibration ranges by cache key, kept in memory (never pickled to disk): the fallback loop
+# re-quantizes the same model with different float layers in this one process.
+_CALIBRATION_CACHE: dict[str, tuple] = {}
 
 
 class _quiet_stderr:

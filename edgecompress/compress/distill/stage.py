@@ -24,8 +24,10 @@ from edgecompress.compress.distill.qat import (prepare_qat, qat_config_for,
 from edgecompress.compress.distill.students import (build_student, check_compatible,
                                                     describe, make_projections, resolve_plan)
 from edgecompress.compress.models import LoadedModel, save_model
+from edgecompress.compress.progress import TrainingProgress
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_directory, atomic_write_json, read_json
+from edgecompress.fsutil import (atomic_directory, atomic_write_json, check_replaceable,
+                                 read_json)
 
 MANIFEST = "distill.json"
 
@@ -81,7 +83,7 @@ def run_distill(request: DistillRequest, console=None) -> dict:
     ckpt = request.out.parent / f".{request.out.name}.ckpt"
     run = Run(teacher, student.loaded, projections, plan, request.config, data, ckpt, dev,
               request.identity())
-    with _progress(console) as on_step:
+    with TrainingProgress(console, "distill") as on_step:
         result = distill_train(run, on_step)
     if qat is not None:
         strip_fake_quant(student.loaded.module)
@@ -111,8 +113,7 @@ def _cached(request: DistillRequest, fingerprint: str) -> dict | None:
     manifest = read_json(out / MANIFEST) if (out / MANIFEST).exists() else {}
     if manifest.get("fingerprint") == fingerprint:
         return None if manifest.get("stopped") == "max-minutes" else manifest
-    if not request.force:
-        raise UserError(f"{out} already holds something else; pass --force to replace it")
+    check_replaceable(out, request.force)
     return None
 
 
@@ -203,36 +204,3 @@ def _write(request: DistillRequest, student: LoadedModel, manifest: dict, ckpt: 
         shutil.rmtree(ckpt, ignore_errors=True)
         shutil.rmtree(best_dir(ckpt), ignore_errors=True)
 
-
-class _progress:
-    """Context manager yielding an on_step callback driving a rich bar: loss, dev, ETA."""
-
-    def __init__(self, console):
-        self.console = console
-        self.progress = self.task = None
-
-    def __enter__(self):
-        if self.console is None:
-            return None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        self.progress = Progress(TextColumn("distill"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]}"),
-                                 TextColumn("dev {task.fields[dev]}"), TimeElapsedColumn(),
-                                 TextColumn("ETA"), TimeRemainingColumn(),
-                                 console=self.console, transient=False)
-        self.progress.start()
-        self.task = self.progress.add_task("distill", total=None, loss="-", dev="-")
-        return self.on_step
-
-    def on_step(self, step: int, total: int, loss: float, parts: dict) -> None:
-        fields = {"loss": f"{loss:.3f}"}
-        if "dev_accuracy" in parts:
-            fields["dev"] = f"{parts['dev_accuracy']:.2%}"
-        self.progress.update(self.task, completed=step, total=total, **fields)
-
-    def __exit__(self, *exc):
-        if self.progress:
-            self.progress.stop()
-        return False

@@ -21,7 +21,7 @@ from edgecompress.compress.prune.core import count_params, prune_model
 from edgecompress.compress.prune.importance import Samples
 from edgecompress.compress.prune.surgery import load_pruned
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_directory, atomic_write_json
+from edgecompress.fsutil import atomic_directory, atomic_write_json, check_replaceable
 
 MANIFEST = "prune.json"
 RECOVERY_NOTE = "accuracy after pruning, before any recovery (distillation / fine-tuning)"
@@ -97,8 +97,7 @@ def _identity(request: PruneRequest) -> dict:
 
 
 def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} already exists and is not empty; pass --force to replace it")
+    check_replaceable(out, force)
 
 
 def _dataset(request: PruneRequest):

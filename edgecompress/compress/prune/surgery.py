@@ -217,7 +217,7 @@ def _load_shaped_hf(path: Path, raw: dict, task: str | None) -> LoadedModel:
     archs = raw.get("architectures") or []
     classifier = any(a.endswith("ForSequenceClassification") for a in archs)
     task = task or ("classification" if classifier else "embedding")
-    config = AutoConfig.from_pretrained(str(path))
+    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
     cls = AutoModelForSequenceClassification if task == "classification" else AutoModel
     hf = cls.from_config(config, attn_implementation="eager")
     apply_saved_shapes(hf, raw)
@@ -229,7 +229,7 @@ def _load_shaped_hf(path: Path, raw: dict, task: str | None) -> LoadedModel:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     try:
         hf.load_state_dict(state, strict=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (RuntimeError, OSError, ValueError) as err:
         raise UserError(f"cannot load pruned checkpoint {path}: {' '.join(str(err).split())[:300]}"
                         ) from None

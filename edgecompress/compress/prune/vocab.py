@@ -84,7 +84,7 @@ def pruned_tokenizer(tokenizer, keep_ids: list[int]):
         for stale in ("vocab.txt",):  # a slow-tokenizer vocab would disagree with the new ids
             (Path(tmp) / stale).unlink(missing_ok=True)
         (Path(tmp) / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False))
-        return AutoTokenizer.from_pretrained(tmp)
+        return AutoTokenizer.from_pretrained(tmp, local_files_only=True)
 
 
 def prune_vocabulary(loaded: LoadedModel, texts) -> tuple[LoadedModel, dict]:

@@ -86,3 +86,7 @@ def test_training_stops_and_checkpoints_when_out_of_minutes(teacher, tmp_path):
     assert result["stopped"] == "max-minutes" and result["steps_done"] == 1
     again = distill_train(_run(teacher, tmp_path / "ckpt", config, dev=False))
     assert again["resumed_from"] == 1 and again["steps_done"] == 2
+    unlimited = DistillConfig(train=train, max_minutes=None)
+    rest = distill_train(_run(teacher, tmp_path / "ckpt", unlimited, dev=False))
+    assert rest["resumed_from"] == 2 and rest["steps_done"] == rest["steps"]
+    assert rest["stopped"] is None
