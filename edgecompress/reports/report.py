@@ -82,14 +82,27 @@ def collect_findings(run_dir: Path) -> list[dict]:
     return findings
 
 
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:.2%}"
+
+
+def _ci(metrics: dict) -> str:
+    low, high = metrics.get("ci95") or (None, None)
+    return "—" if low is None else f"[{low:.1%}, {high:.1%}]"
+
+
 def stage_findings(record: dict) -> list[dict]:
     """Findings of one stages/<name>/stage.json (empty for stages with nothing to flag)."""
     name, metrics = record.get("stage"), record.get("metrics") or {}
     found = []
     accuracy = metrics.get("accuracy") or {}
-    if name in ("prune", "vocab") and accuracy:
-        found.append({"title": f"{name}: accuracy before any recovery",
-                      "rows": [{k: v for k, v in accuracy.items() if not isinstance(v, dict)}]})
+    if name in ("prune", "vocab") and accuracy.get("after"):
+        before, after = accuracy.get("before") or {}, accuracy["after"]
+        found.append({"title": f"{name}: test accuracy before any recovery", "rows": [
+            {"before": f"{_pct(before.get('accuracy'))} {_ci(before)}",
+             "after": f"{_pct(after.get('accuracy'))} {_ci(after)}",
+             "agreement with before": _pct(after.get("agreement")),
+             "drop (points)": f"{(accuracy.get('drop') or 0) * 100:.2f}"}]})
     gate = metrics.get("speedup_gate")
     if gate:
         found.append({"title": f"{name}: speedup gate on {gate.get('target')}",
@@ -97,7 +110,8 @@ def stage_findings(record: dict) -> list[dict]:
                               f"{gate.get('latency_ratio')}, size ratio {gate.get('size_ratio')}"})
     test = metrics.get("test") or {}
     if name == "distill" and test:
-        rows = [{"model": who, "accuracy": test[who].get("accuracy"), "ci95": test[who].get("ci95")}
+        rows = [{"model": who, "accuracy": _pct(test[who].get("accuracy")), "95 % CI":
+                 _ci(test[who]), "agreement with teacher": _pct(test[who].get("agreement"))}
                 for who in ("teacher", "student") if who in test]
         found.append({"title": "distill: student vs teacher on the test split", "rows": rows})
     return found

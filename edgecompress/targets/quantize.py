@@ -167,7 +167,10 @@ def _onnx_static(src, dst, scheme, options, fixed_shape) -> dict:
                     per_channel=scheme.per_channel, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, calibrate_method=method,
                     nodes_to_exclude=excluded, calibration_cache_path=options.calibration_cache,
-                    extra_options={"CalibPercentile": 99.999, "CalibMaxIntermediateOutputs": 64})
+                    # No CalibMaxIntermediateOutputs: onnxruntime 1.32's MinMax calibrater drops
+                    # (does not merge) the outputs it flushes, so only the last N mod k rows
+                    # would count, and none ("No data is collected") when N is a multiple of k.
+                    extra_options={"CalibPercentile": 99.999})
     return {"tool": "onnxruntime.quantization.quantize_static (QDQ)", "method": options.method,
             "calibration_rows": len(reader), "float_nodes": len(excluded)}
 

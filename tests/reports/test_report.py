@@ -74,3 +74,17 @@ def test_report_shows_dashes_when_an_artifact_was_not_benchmarked(run_dir):
     (run_dir / "artifacts" / "x86-cpu" / "bench.json").unlink()
     markdown = render_markdown(build_report(run_dir))
     assert "| x86-cpu | onnx | fp32 | 90.00 | — | — |" in markdown
+
+
+def test_stage_records_become_findings_with_accuracy_before_and_after(run_dir):
+    stage = run_dir / "stages" / "prune" / "stage.json"
+    stage.parent.mkdir(parents=True)
+    stage.write_text(json.dumps({"stage": "prune", "metrics": {
+        "accuracy": {"before": {"accuracy": 0.819, "ci95": [0.80, 0.84]},
+                     "after": {"accuracy": 0.6765, "ci95": [0.66, 0.70], "agreement": 0.7055},
+                     "drop": 0.1425},
+        "speedup_gate": {"target": "x86-cpu", "verdict": "no-gain", "latency_ratio": 0.93,
+                         "size_ratio": 1.0}}}))
+    markdown = render_markdown(build_report(run_dir))
+    assert "| 81.90% [80.0%, 84.0%] | 67.65% [66.0%, 70.0%] | 70.55% | 14.25 |" in markdown
+    assert "verdict no-gain: latency ratio 0.93" in markdown
