@@ -67,18 +67,20 @@ def main() -> None:
                             Path(tmp) / target)
             measured = bench(result.path, profile, warmup=args.warmup, runs=args.runs,
                              seq_len=128, vocab_size=vocab)
-            rows.append({"artifact": f"{result.format} fp32", "size_bytes": result.size_bytes,
-                         "parity_max_abs_diff": result.max_abs_diff, **measured})
+            # the artifact lived in a temporary folder: name it, do not point at it
+            rows.append({**measured, "artifact": f"{result.format} fp32 ({target})",
+                         "size_bytes": result.size_bytes,
+                         "parity_max_abs_diff": result.max_abs_diff})
     base = rows[0]["p50_ms"]
     for row in rows:
         row["speedup_vs_torch"] = base / row["p50_ms"]
     report = {"model": args.model, "batch": 1, "seq_len": 128, "threads": args.threads,
               "runs": args.runs, "rows": rows}
     atomic_write_json(args.out, report)
-    print(f"{'artifact':<14}{'p50 ms':>9}{'p90 ms':>9}{'size MB':>9}{'x torch':>9}")
+    print(f"{'artifact':<28}{'p50 ms':>9}{'p90 ms':>9}{'size MB':>9}{'x torch':>9}")
     for row in rows:
         size = f"{row['size_bytes'] / 1e6:.1f}" if row["size_bytes"] else "-"
-        print(f"{row['artifact']:<14}{row['p50_ms']:>9.2f}{row['p90_ms']:>9.2f}{size:>9}"
+        print(f"{row['artifact']:<28}{row['p50_ms']:>9.2f}{row['p90_ms']:>9.2f}{size:>9}"
               f"{row['speedup_vs_torch']:>9.2f}")
     print(f"written to {args.out}")
 
