@@ -15,7 +15,6 @@ table. Budget it with --epochs / --max-steps / --train-size (defaults fit ~10-15
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

@@ -19,7 +19,6 @@ keys the stage has.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from dataclasses import dataclass
@@ -67,11 +66,6 @@ class Recipe:
                 "dataset": self.dataset, "targets": list(self.targets),
                 "stages": [[name, json.loads(s)] for name, s in self.stages],
                 "schemes": dict(self.schemes), "max_drop": dict(self.max_drop)}
-
-    def fingerprint(self) -> str:
-        payload = json.dumps(self.identity(), sort_keys=True).encode()
-        return hashlib.sha256(payload).hexdigest()[:16]
-
 
 def _err(path: Path, key: str, expected: str) -> UserError:
     return UserError(f"{path}: key '{key}': expected {expected}")

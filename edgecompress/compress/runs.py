@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from edgecompress.fsutil import (atomic_write_bytes, atomic_write_json, check_re
                                  read_json, sha256_file)
 
 STAGE_FILE = "stage.json"
+EVAL_MAX_LENGTH = 128  # tokens per sentence when evaluating; the fixed-shape targets' seq_len
 
 
 def check_run_dir(out: Path, identity: dict, force: bool) -> None:
@@ -205,9 +205,6 @@ def target_steps(run_dir: Path, final: Path, profile, split, teacher_pred, recip
         measured = bench(artifact, profile, runs=recipe.bench_runs, warmup=recipe.bench_warmup,
                          vocab_size=manifest.get("vocab_size"))
         atomic_write_json(folder / "bench.json", measured)
-
-
-EVAL_MAX_LENGTH = 128
 
 
 def _quantize_target(final: Path, profile, folder: Path, recipe: Recipe) -> dict:

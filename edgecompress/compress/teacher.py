@@ -52,7 +52,7 @@ class FinetuneRequest:
 
 
 def existing_checkpoint(out: Path, identity: str, config: FinetuneConfig) -> dict | None:
-    """The manifest of a finished identical fine-tune at `out`, else None (or UserError)."""
+    """The manifest of a finished identical fine-tune at `out`, else None."""
     manifest_path = out / MANIFEST
     if not manifest_path.exists():
         return None
