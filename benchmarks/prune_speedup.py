@@ -26,12 +26,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgecompress.compress.artifacts import parity_sample  # noqa: E402
-from edgecompress.compress.data import load_dataset, sample_texts  # noqa: E402
-from edgecompress.compress.evaluate import classification_metrics, predict  # noqa: E402
-from edgecompress.compress.models import load_model, save_model  # noqa: E402
+from edgecompress.compress.core.artifacts import parity_sample  # noqa: E402
+from edgecompress.compress.core.data import load_dataset, sample_texts  # noqa: E402
+from edgecompress.compress.core.evaluate import classification_metrics, predict  # noqa: E402
+from edgecompress.compress.core.models import load_model, save_model  # noqa: E402
 from edgecompress.compress.prune import (PruneConfig, Samples, count_params,  # noqa: E402
-                                         load_pruned, prune_model)
+                                         prune_model)
 from edgecompress.fsutil import cache_root  # noqa: E402
 from edgecompress.targets import bench, export, load_profile, torch_runner  # noqa: E402
 
@@ -59,7 +59,7 @@ def prune_variants(original, data) -> dict:
         began = time.perf_counter()
         outcome = prune_model(copy.deepcopy(original), PruneConfig(**options), samples)
         save_model(outcome.loaded, keep / name)
-        out[name] = (load_pruned(keep / name), outcome.report, time.perf_counter() - began)
+        out[name] = (load_model(keep / name), outcome.report, time.perf_counter() - began)
     return out
 
 

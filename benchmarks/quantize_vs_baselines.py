@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.artifacts import parity_sample
-from edgecompress.compress.data import load_dataset
-from edgecompress.compress.evaluate import classification_metrics, predict
-from edgecompress.compress.models import load_model
-from edgecompress.compress.quantize import QuantizeRequest, run_quantize
+from edgecompress.compress.core.artifacts import parity_sample
+from edgecompress.compress.core.data import load_dataset
+from edgecompress.compress.core.evaluate import classification_metrics, predict
+from edgecompress.compress.core.models import load_model
+from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
 from edgecompress.fsutil import atomic_write_json, cache_root
 from edgecompress.targets import bench, export, load_profile, load_runner
 
@@ -109,7 +109,8 @@ def main() -> None:
             base_path = (onnx_baseline(fp32.path, tmp) if fmt == "onnx"
                          else litert_baseline(loaded, profile, tmp))
             ours_dir = tmp / f"edgecompress-{target}"
-            run_quantize(QuantizeRequest(model=args.model, target=target, out=ours_dir))
+            run_quantize(QuantizeRequest(model=args.model, out=ours_dir,
+                                         config=QuantizeConfig(target=target)))
             ours_path = next(ours_dir.glob(f"model{profile.suffix}"))
             rows = {name: measure(path, profile, loaded.tokenizer, test, args.runs, args.repeats)
                     for name, path in (("fp32", fp32.path), ("baseline", base_path),

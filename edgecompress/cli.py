@@ -33,7 +33,7 @@ def data_list() -> None:
     """List the registered datasets."""
     from rich.table import Table
 
-    from edgecompress.compress.data import list_datasets
+    from edgecompress.compress.core.data import list_datasets
 
     table = Table("name", "version", "task", "source", "description")
     for info in list_datasets():
@@ -45,7 +45,7 @@ def data_list() -> None:
 @guarded
 def data_fetch(name: str = typer.Argument(..., help="Registered dataset name.")) -> None:
     """Download, verify (sha256) and cache a registered dataset."""
-    from edgecompress.compress.data import fetch_dataset, load_dataset
+    from edgecompress.compress.core.data import fetch_dataset, load_dataset
 
     path = fetch_dataset(name)
     dataset = load_dataset(name)
@@ -94,8 +94,8 @@ def targets_show(name: str = typer.Argument(..., help="Target name or path to a 
 def inspect(model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
             as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Architecture, per-layer heads / FFN width, parameter counts, file size."""
-    from edgecompress.compress.inspection import inspect_model
-    from edgecompress.compress.models import load_model
+    from edgecompress.compress.core.inspection import inspect_model
+    from edgecompress.compress.core.models import load_model
 
     info = inspect_model(load_model(model)).to_json()
     if as_json:
@@ -116,7 +116,7 @@ def init_encoder(
     num_labels: int = typer.Option(2), seed: int = typer.Option(0),
 ) -> None:
     """Create a randomly initialised plain-PyTorch encoder classifier (train it with finetune)."""
-    from edgecompress.compress.models import create_plain_encoder
+    from edgecompress.compress.core.models import create_plain_encoder
 
     create_plain_encoder(out, tokenizer_from=tokenizer, d_model=d_model, n_heads=heads, ffn=ffn,
                          n_layers=layers, max_len=max_len, num_labels=num_labels, seed=seed)
@@ -137,7 +137,7 @@ def finetune(
     force: bool = typer.Option(False, help="Replace an existing, different checkpoint at --out."),
 ) -> None:
     """Fine-tune an encoder with a classification head; resumes after interruption."""
-    from edgecompress.compress.teacher import FinetuneRequest, run_finetune
+    from edgecompress.compress.core.finetune import FinetuneRequest, run_finetune
 
     request = FinetuneRequest(model=model, dataset=dataset, out=out, epochs=epochs,
                               batch_size=batch_size, lr=lr, max_length=max_length,
@@ -242,7 +242,7 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Accuracy with a 95 % Wilson CI, macro-F1, agreement; Spearman/Pearson for similarity."""
-    from edgecompress.compress.pipeline import evaluate_spec
+    from edgecompress.compress.pipeline.commands import evaluate_spec
 
     result = evaluate_spec(model, dataset, split=split, reference=reference, tokenizer=tokenizer,
                            threads=threads, max_length=max_length, text_col=text_col,
@@ -266,7 +266,7 @@ def export(
     force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
 ) -> None:
     """Export to the target's format, verify parity against torch, keep only if it passes."""
-    from edgecompress.compress.pipeline import export_model
+    from edgecompress.compress.pipeline.commands import export_model
 
     manifest = export_model(model, target, out, force=force)
     parity = manifest["parity"]
@@ -294,19 +294,24 @@ def quantize(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Quantize for a target (calibrated, verified), with fallback, blame and preflight."""
-    from edgecompress.compress.quantize import QuantizeRequest, run_quantize, summary_lines
+    from edgecompress.compress.core.config import build, flag
+    from edgecompress.compress.quantize.stage import (QuantizeConfig, QuantizeRequest,
+                                                      run_quantize, summary_lines)
 
     relative = bool(max_drop and max_drop.strip().endswith("%"))
     try:
         drop = None if max_drop is None else float(max_drop.strip().rstrip("%"))
-        request = QuantizeRequest(model=model, target=target, out=out, dataset=dataset,
-                                  scheme=scheme, calibration_samples=calib_samples,
-                                  calibration_method=calib_method, seed=seed, force=force,
-                                  max_drop=None if drop is None else drop / (100 if relative else 1),
-                                  relative=relative, dev_samples=dev_samples)
-    except ValueError as err:
-        raise UserError(f"--max-drop / --calib-samples: {err}") from None
-    manifest = run_quantize(request)
+    except ValueError:
+        raise UserError(f"--max-drop: expected points (1.0) or a percentage ('2%'), got "
+                        f"{max_drop!r}") from None
+    flags = {"calibration_samples": "--calib-samples", "calibration_method": "--calib-method"}
+    values = dict(target=target, scheme=scheme, calibration_samples=calib_samples,
+                  calibration_method=calib_method, seed=seed, relative=relative,
+                  max_drop=None if drop is None else drop / (100 if relative else 1),
+                  dev_samples=dev_samples)
+    config = build(QuantizeConfig, values, lambda f: flags.get(f, flag(f)))
+    manifest = run_quantize(QuantizeRequest(model=model, out=out, config=config,
+                                            dataset=dataset, force=force))
     emit(manifest, as_json, summary_lines)
 
 
@@ -319,7 +324,7 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Latency p50/p90/p99, throughput, size, gzip size, peak RSS — in a separate process."""
-    from edgecompress.compress.pipeline import bench_artifact
+    from edgecompress.compress.pipeline.commands import bench_artifact
 
     result = bench_artifact(artifact, target, runs=runs, warmup=warmup)
     if as_json:
@@ -341,8 +346,8 @@ def run_command(
     """Run a recipe: stages (finetune, prune, distill), export per target, eval, bench, report."""
     import time
 
-    from edgecompress.compress.recipe import load_recipe
-    from edgecompress.compress.runs import plan_lines, run_recipe
+    from edgecompress.compress.pipeline.recipe import load_recipe
+    from edgecompress.compress.pipeline.runs import plan_lines, run_recipe
 
     plan = load_recipe(recipe)
     out = out or Path("runs") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -362,7 +367,7 @@ def demo(
     runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per benchmark."),
 ) -> None:
     """`edgecompress run recipes/demo.toml`: minilm-l6 + rt-polarity on every target."""
-    from edgecompress.compress.demo import run_demo
+    from edgecompress.compress.pipeline.demo import run_demo
 
     report_md = run_demo(out, console, force=force, bench_runs=runs)
     console.print(f"\nreport: {report_md} (and .html, .csv, .json beside it)")

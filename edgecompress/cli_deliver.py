@@ -80,7 +80,7 @@ def bundle_build(
     force: bool = typer.Option(False, help="Replace an existing bundle at --out."),
 ) -> None:
     """Artifact + tokenizer + labels + checksummed manifest + a numpy-only run.py."""
-    from edgecompress.compress.pipeline import bundle_run
+    from edgecompress.compress.pipeline.commands import bundle_run
 
     manifest = bundle_run(run_dir, target, out, force=force)
     console.print(f"bundle for {manifest['target']} ({manifest['format']}, {manifest['scheme']}, "

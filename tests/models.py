@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from edgecompress.compress.encoder import EncoderClassifier, EncoderConfig, save_encoder
-from edgecompress.compress.models import ClassifierModule, LoadedModel, resolve_model_path
+from edgecompress.compress.core.encoder import EncoderClassifier, EncoderConfig, save_encoder
+from edgecompress.compress.core.models import ClassifierModule, LoadedModel, resolve_model_path
 
 SENTENCES = [
     "a gorgeous, witty, seductive movie.",

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from edgecompress.compress.quantize import IntegerFriendlyClassifier
+from edgecompress.compress.quantize.integer import IntegerFriendlyClassifier
 from edgecompress.errors import UserError
 from edgecompress.targets import export, load_profile
 from edgecompress.targets.preflight import preflight

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edgecompress.compress.distill.config import DistillConfig, parse_layer_map
 from edgecompress.compress.distill.stage import DistillRequest
-from edgecompress.compress.train import FinetuneConfig
+from edgecompress.compress.core.train import FinetuneConfig
 from edgecompress.errors import UserError
 
 

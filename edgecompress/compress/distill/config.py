@@ -11,7 +11,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from edgecompress.compress.train import FinetuneConfig
+from edgecompress.compress.core.config import FieldError, check_types
+from edgecompress.compress.core.train import FinetuneConfig
 
 ATTENTION_LAYERS = ("last", "mapped")
 
@@ -42,25 +43,26 @@ class DistillConfig:
     max_minutes: float | None = None
 
     def __post_init__(self) -> None:
+        check_types(self)
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise FieldError("temperature", f"must be > 0, got {self.temperature}")
         weights = {"kd_weight": self.kd_weight, "ce_weight": self.ce_weight,
                    "hidden_weight": self.hidden_weight, "attention_weight": self.attention_weight}
         for name, value in weights.items():
             if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+                raise FieldError(name, f"must be >= 0, got {value}")
         if not any(weights.values()):
-            raise ValueError("every loss weight is 0: nothing to train on")
+            raise FieldError("kd_weight", "every loss weight is 0: nothing to train on")
         if self.attention_layers not in ATTENTION_LAYERS:
-            raise ValueError(f"attention_layers must be one of {', '.join(ATTENTION_LAYERS)}, "
+            raise FieldError("attention_layers", f"must be one of {', '.join(ATTENTION_LAYERS)}, "
                              f"got {self.attention_layers!r}")
         if self.layer_map is not None:
             _check_layer_map(self.layer_map)
         if self.eval_every < 0 or self.patience < 0:
-            raise ValueError(f"eval_every and patience must be >= 0, got {self.eval_every} and "
-                             f"{self.patience}")
+            raise FieldError("eval_every" if self.eval_every < 0 else "patience",
+                             f"must be >= 0, got {min(self.eval_every, self.patience)}")
         if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
+            raise FieldError("max_minutes", f"must be > 0, got {self.max_minutes}")
 
     @property
     def needs_hidden(self) -> bool:

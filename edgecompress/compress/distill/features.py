@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from edgecompress.compress.models import LoadedModel
+from edgecompress.compress.core.models import LoadedModel
 
 
 @dataclass(frozen=True)

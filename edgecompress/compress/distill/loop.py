@@ -23,9 +23,9 @@ from torch import nn
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.features import Features, forward_features
 from edgecompress.compress.distill.losses import LossPlan, distill_loss
-from edgecompress.compress.evaluate import predict, tokenize
-from edgecompress.compress.models import LoadedModel
-from edgecompress.compress.train import (CHECKPOINT_PROGRESS, batch_indices, load_checkpoint,
+from edgecompress.compress.core.evaluate import predict, tokenize
+from edgecompress.compress.core.models import LoadedModel
+from edgecompress.compress.core.train import (CHECKPOINT_PROGRESS, batch_indices, load_checkpoint,
                                          make_optimizer, save_checkpoint, total_steps)
 from edgecompress.fsutil import atomic_directory, atomic_write_json
 

@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgecompress.compress.core.cache import content_digest, identity, is_done
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.loop import Run, TrainData, best_dir, distill_train
 from edgecompress.compress.distill.qat import (prepare_qat, qat_config_for,
                                                strip_fake_quant)
 from edgecompress.compress.distill.students import (build_student, check_compatible,
                                                     describe, make_projections, resolve_plan)
-from edgecompress.compress.models import LoadedModel, save_model
-from edgecompress.compress.progress import TrainingProgress
+from edgecompress.compress.core.models import LoadedModel, load_model, save_model
+from edgecompress.compress.core.progress import TrainingProgress
 from edgecompress.errors import UserError
 from edgecompress.fsutil import (atomic_directory, atomic_write_json, check_replaceable,
                                  read_json)
@@ -47,11 +48,17 @@ class DistillRequest:
     force: bool = False
 
     def identity(self) -> str:
-        unlabeled = ""
-        if self.unlabeled is not None and Path(self.unlabeled).is_file():
-            unlabeled = f"{self.unlabeled}:{Path(self.unlabeled).stat().st_size}"
-        return "|".join(map(str, (self.teacher, self.student, self.dataset, unlabeled,
-                                  self.qat_target, self.qat_scheme, self.train_size)))
+        """Teacher, student, data (and extra text) by content, plus the config and settings
+        (core/cache.py)."""
+        inputs = {"teacher": content_digest(self.teacher), "student": content_digest(self.student),
+                  "dataset": content_digest(self.dataset)}
+        if self.unlabeled is not None:
+            inputs["unlabeled"] = content_digest(self.unlabeled)
+        # max_minutes stops a run, it does not change where it goes: a larger budget resumes
+        config = {k: v for k, v in self.config.to_json().items() if k != "max_minutes"}
+        settings = {"config": config, "qat_target": self.qat_target,
+                    "qat_scheme": self.qat_scheme, "train_size": self.train_size}
+        return identity("distill", settings, inputs)
 
 
 def run_distill(request: DistillRequest, console=None) -> dict:
@@ -62,13 +69,11 @@ def run_distill(request: DistillRequest, console=None) -> dict:
     """
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # measured 3.7x faster steps (DESIGN.md)
     began = time.perf_counter()
-    fingerprint = request.config.fingerprint(request.identity())
+    fingerprint = request.identity()
     cached = _cached(request, fingerprint)
     if cached is not None:
         return cached
-    from edgecompress.compress.prune import load_pruned
-
-    teacher = load_pruned(request.teacher, task="classification")
+    teacher = load_model(request.teacher, task="classification")
     dataset, data, dev = _data(request, teacher)
     torch.manual_seed(request.config.train.seed)  # fresh students and projections
     student = build_student(request.student, teacher)
@@ -87,7 +92,8 @@ def run_distill(request: DistillRequest, console=None) -> dict:
         result = distill_train(run, on_step)
     if qat is not None:
         strip_fake_quant(student.loaded.module)
-    manifest = {"stage": "distill", "fingerprint": fingerprint, "teacher": request.teacher,
+    manifest = {"stage": "distill", "fingerprint": fingerprint, "identity": fingerprint,
+                "teacher": request.teacher,
                 "student_spec": request.student, "student_origin": student.origin,
                 "dataset": dataset.name, "labels": list(dataset.labels),
                 "config": request.config.to_json(), "layer_map": [list(p) for p in
@@ -110,8 +116,8 @@ def _cached(request: DistillRequest, fingerprint: str) -> dict | None:
     out = request.out
     if not out.exists() or not any(out.iterdir()):
         return None
-    manifest = read_json(out / MANIFEST) if (out / MANIFEST).exists() else {}
-    if manifest.get("fingerprint") == fingerprint:
+    manifest = is_done(out / MANIFEST, fingerprint)
+    if manifest is not None:
         return None if manifest.get("stopped") == "max-minutes" else manifest
     check_replaceable(out, request.force)
     return None
@@ -119,7 +125,7 @@ def _cached(request: DistillRequest, fingerprint: str) -> dict | None:
 
 def _data(request: DistillRequest, teacher: LoadedModel):
     """(dataset, training data incl. unlabelled text, dev (texts, labels) or None)."""
-    from edgecompress.compress.data import load_dataset, sample_texts
+    from edgecompress.compress.core.data import load_dataset, sample_texts
 
     dataset = load_dataset(request.dataset)
     if dataset.task != "classification" or not dataset.labels:
@@ -149,7 +155,7 @@ def unlabeled_texts(path: Path) -> list[str]:
 
     Raises UserError when the file is missing or holds no text.
     """
-    from edgecompress.compress.data import load_dataset
+    from edgecompress.compress.core.data import load_dataset
 
     path = Path(path)
     if not path.is_file():
@@ -181,7 +187,7 @@ def _prepare_qat(request: DistillRequest, student: LoadedModel) -> dict | None:
 
 def heldout_metrics(teacher: LoadedModel, student: LoadedModel, dataset) -> dict:
     """Test accuracy (95 % CI) of student and teacher, and the student's agreement with it."""
-    from edgecompress.compress.evaluate import classification_metrics, predict
+    from edgecompress.compress.core.evaluate import classification_metrics, predict
     from edgecompress.targets import torch_runner
 
     split = dataset.split("test")

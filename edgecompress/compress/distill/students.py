@@ -2,7 +2,7 @@
 
 A student spec is one of
 - a checkpoint directory, e.g. the output of `edgecompress prune` (non-uniform heads/FFN load
-  through prune.load_pruned; its prune.json tells which teacher layers it kept);
+  through the loader; its prune.json tells which teacher layers it kept);
 - `layers:1,3,5` — a copy of the teacher keeping those encoder layers (layer dropping through
   prune.keep_layers), so each student layer starts as the teacher layer it maps to;
 - `fresh:layers=3,hidden=192,heads=6,ffn=768` — a randomly initialised BERT of that shape
@@ -22,9 +22,10 @@ from torch import nn
 from edgecompress.compress.distill.config import DistillConfig, LayerMap
 from edgecompress.compress.distill.features import has_attention_probs
 from edgecompress.compress.distill.losses import LossPlan
-from edgecompress.compress.models import ClassifierModule, LoadedModel
-from edgecompress.compress.prune import keep_layers, load_pruned
-from edgecompress.compress.prune.arch import blocks, layers, word_embedding
+from edgecompress.compress.core.models import ClassifierModule, LoadedModel
+from edgecompress.compress.core.models import load_model
+from edgecompress.compress.prune.surgery import keep_layers
+from edgecompress.compress.core.arch import blocks, layers, word_embedding
 from edgecompress.errors import UserError
 
 FRESH_KEYS = {"layers": "num_hidden_layers", "hidden": "hidden_size",
@@ -49,7 +50,7 @@ def build_student(spec: str, teacher: LoadedModel) -> Student:
         loaded = _fresh(spec[len("fresh:"):], teacher)
         return Student(loaded, "fresh", default_layer_map(len(layers(loaded)),
                                                           len(layers(teacher))))
-    loaded = load_pruned(spec, task="classification")
+    loaded = load_model(spec, task="classification")
     kept = _kept_layers(Path(spec))
     n_student = len(layers(loaded))
     pairs = (tuple(enumerate(kept)) if kept and len(kept) == n_student

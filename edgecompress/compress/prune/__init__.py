@@ -11,13 +11,12 @@ from edgecompress.compress.prune.gate import gate_verdict, speedup_gate
 from edgecompress.compress.prune.importance import (Importance, Samples, gradient_importance,
                                                     layer_importance, magnitude_importance)
 from edgecompress.compress.prune.stage import MANIFEST, PruneRequest, run_prune
-from edgecompress.compress.prune.surgery import (SHAPES_KEY, apply_saved_shapes, keep_layers,
-                                                 layer_shapes, load_pruned, remove_heads,
+from edgecompress.compress.prune.surgery import (keep_layers, layer_shapes, remove_heads,
                                                  remove_neurons)
 from edgecompress.compress.prune.vocab import prune_vocabulary
 
-__all__ = ["MANIFEST", "SHAPES_KEY", "Importance", "PruneConfig", "PruneOutcome", "PruneRequest",
-           "Samples", "apply_saved_shapes", "count_params", "gate_verdict", "gradient_importance",
-           "keep_layers", "layer_importance", "layer_shapes", "load_pruned",
+__all__ = ["MANIFEST", "Importance", "PruneConfig", "PruneOutcome", "PruneRequest",
+           "Samples", "count_params", "gate_verdict", "gradient_importance",
+           "keep_layers", "layer_importance", "layer_shapes",
            "magnitude_importance", "prune_model", "prune_vocabulary", "remove_heads",
            "remove_neurons", "run_prune", "speedup_gate"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from edgecompress.compress.core.config import FieldError, check_types
+
 SCOPES = ("global", "layer")
 IMPORTANCE = ("gradient", "magnitude")
 LAYER_METHODS = ("importance", "alternate")
@@ -11,7 +13,7 @@ LAYER_METHODS = ("importance", "alternate")
 
 def _fraction(name: str, value: float) -> None:
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"--{name} is the fraction removed and must be in [0, 1), got {value}")
+        raise FieldError(name, f"is the fraction removed and must be in [0, 1), got {value}")
 
 
 @dataclass(frozen=True)
@@ -41,35 +43,39 @@ class PruneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_types(self)
         for name in ("heads", "ffn", "layers", "sparsity"):
             _fraction(name, getattr(self, name))
         for name, value, known in (("scope", self.scope, SCOPES),
                                    ("importance", self.importance, IMPORTANCE),
-                                   ("layer-method", self.layer_method, LAYER_METHODS)):
+                                   ("layer_method", self.layer_method, LAYER_METHODS)):
             if value not in known:
-                raise ValueError(f"--{name} must be one of {', '.join(known)}, got {value!r}")
+                raise FieldError(name, f"must be one of {', '.join(known)}, got {value!r}")
         self._check_conflicts()
         if self.nm is not None and not 0 < self.nm[0] < self.nm[1]:
-            raise ValueError(f"--nm N:M needs 0 < N < M, got {self.nm[0]}:{self.nm[1]}")
+            raise FieldError("nm", f"N:M needs 0 < N < M, got {self.nm[0]}:{self.nm[1]}")
         if self.target_params is not None and self.target_params < 1:
-            raise ValueError(f"--target-params must be positive, got {self.target_params}")
+            raise FieldError("target_params", f"must be positive, got {self.target_params}")
         if self.target_mb is not None and self.target_mb <= 0:
-            raise ValueError(f"--target-mb must be positive, got {self.target_mb}")
-        if self.samples < 1 or self.batch_size < 1 or self.max_length < 2:
-            raise ValueError("samples and batch size must be >= 1, max length >= 2")
+            raise FieldError("target_mb", f"must be positive, got {self.target_mb}")
+        for name, low in (("samples", 1), ("batch_size", 1), ("max_length", 2)):
+            if getattr(self, name) < low:
+                raise FieldError(name, f"must be >= {low}, got {getattr(self, name)}")
+        if self.keep_layers is not None and any(i < 0 for i in self.keep_layers):
+            raise FieldError("keep_layers", f"layer numbers must be >= 0, got {self.keep_layers}")
 
     def _check_conflicts(self) -> None:
         if self.keep_layers is not None and self.layers:
-            raise ValueError("give either --layers or --keep-layers, not both")
+            raise FieldError("keep_layers", "give either layers or keep_layers, not both")
         if self.keep_layers is not None and not self.keep_layers:
-            raise ValueError("--keep-layers needs at least one layer")
+            raise FieldError("keep_layers", "needs at least one layer")
         if self.target_params is not None and self.target_mb is not None:
-            raise ValueError("give either --target-params or --target-mb, not both")
+            raise FieldError("target_mb", "give either target_params or target_mb, not both")
         if self.budget is not None and (self.heads or self.ffn):
-            raise ValueError("a budget (--target-params/--target-mb) sets the head and FFN "
-                             "fractions itself; drop --heads/--ffn")
+            raise FieldError("heads", "a budget (target_params / target_mb) sets the head and "
+                                      "FFN fractions itself; leave heads and ffn at 0")
         if self.sparsity and self.nm is not None:
-            raise ValueError("give either --sparsity or --nm, not both")
+            raise FieldError("nm", "give either sparsity or nm, not both")
 
     @property
     def budget(self) -> int | None:
@@ -123,11 +129,14 @@ def parse_nm(text: str) -> tuple[int, int]:
 def config_from_options(*, keep_layers: str | None = None, drop_heads: str | None = None,
                         nm: str | None = None, **options) -> PruneConfig:
     """Build a PruneConfig from CLI strings; raises UserError with the one-line reason."""
+    from edgecompress.compress.core.config import flag
     from edgecompress.errors import UserError
 
     try:
         return PruneConfig(keep_layers=parse_keep_layers(keep_layers) if keep_layers else None,
                            drop_heads=parse_drop_heads(drop_heads) if drop_heads else (),
                            nm=parse_nm(nm) if nm else None, **options)
+    except FieldError as err:
+        raise UserError(f"{flag(err.field)}: {err.message}") from None
     except ValueError as err:
         raise UserError(str(err)) from None

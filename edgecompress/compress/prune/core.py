@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecompress.compress.models import LoadedModel
-from edgecompress.compress.prune import schedule
-from edgecompress.compress.prune.arch import blocks, layers
+from edgecompress.compress.core.models import LoadedModel
+import edgecompress.compress.prune.schedule as schedule
+from edgecompress.compress.core.arch import blocks, layers
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.prune.importance import (Samples, gradient_importance,
                                                     layer_importance, magnitude_importance)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgecompress.compress.evaluate import tokenize
-from edgecompress.compress.models import LoadedModel
-from edgecompress.compress.prune.arch import Block, blocks, layers, skipping
+from edgecompress.compress.core.evaluate import tokenize
+from edgecompress.compress.core.models import LoadedModel
+from edgecompress.compress.core.arch import Block, blocks, layers, skipping
 from edgecompress.errors import UserError
 
 METHODS = ("gradient", "magnitude")

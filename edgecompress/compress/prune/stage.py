@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.evaluate import classification_metrics, predict
-from edgecompress.compress.models import LoadedModel, save_model
+from edgecompress.compress.core.cache import content_digest, identity, is_done
+from edgecompress.compress.core.evaluate import classification_metrics, predict
+from edgecompress.compress.core.models import load_model
+from edgecompress.compress.core.models import LoadedModel, save_model
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.prune.core import count_params, prune_model
 from edgecompress.compress.prune.importance import Samples
-from edgecompress.compress.prune.surgery import load_pruned
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_directory, atomic_write_json, check_replaceable
 
@@ -46,11 +47,12 @@ def run_prune(request: PruneRequest) -> dict:
     cannot read, any request the model cannot satisfy).
     """
     began = time.perf_counter()
-    done = _finished(request)
+    ident = _identity(request)
+    done = is_done(request.out / MANIFEST, ident)
     if done is not None:
-        return done  # same model, config and dataset already pruned into `out`: reuse it
+        return done  # the same model, data and config were pruned into `out`: reuse it
     _check_out(request.out, request.force)
-    loaded = load_pruned(request.model)
+    loaded = load_model(request.model)
     data = _dataset(request)
     samples = _samples(loaded, data, request.config) if request.config.needs_data else None
     test = _test_split(loaded, data) if request.evaluate else None
@@ -60,7 +62,8 @@ def run_prune(request: PruneRequest) -> dict:
     outcome = prune_model(loaded, request.config, samples)
     pruned = outcome.loaded
     manifest = {"kind": "prune", "source": str(request.model), "dataset": data and data.name,
-                "config": request.config.to_json(), "request": _identity(request),
+                "config": request.config.to_json(), "request": _settings(request),
+                "identity": ident,
                 **outcome.report}
     if test:
         manifest["accuracy"] = _accuracy(pruned, test, preds_before, request.config)
@@ -78,22 +81,18 @@ def run_prune(request: PruneRequest) -> dict:
     return manifest
 
 
-def _finished(request: PruneRequest) -> dict | None:
-    """The manifest at `out` if it records this exact request (and force is not given)."""
-    from edgecompress.fsutil import read_json
-
-    manifest = request.out / MANIFEST
-    if request.force or not manifest.exists():
-        return None
-    old = read_json(manifest)
-    same = (old.get("source") == str(request.model) and old.get("request") == _identity(request))
-    return old if same else None
+def _settings(request: PruneRequest) -> dict:
+    """What, besides its inputs' content, makes two prunes the same (as JSON reads it back)."""
+    return json.loads(json.dumps({"config": request.config.to_json(), "evaluate": request.evaluate,
+                                  "gate": request.gate, "gate_runs": request.gate_runs}))
 
 
-def _identity(request: PruneRequest) -> dict:
-    """What makes two runs the same, as it reads back from JSON (tuples become lists)."""
-    return json.loads(json.dumps({"config": request.config.to_json(), "dataset": request.dataset,
-                                  "evaluate": request.evaluate, "gate": request.gate}))
+def _identity(request: PruneRequest) -> str:
+    inputs = {"model": content_digest(request.model)}
+    for name, spec in (("dataset", request.dataset), ("vocab_corpus", request.config.vocab_corpus)):
+        if spec:
+            inputs[name] = content_digest(spec)
+    return identity("prune", _settings(request), inputs)
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -105,7 +104,7 @@ def _dataset(request: PruneRequest):
         return None
     if not (request.config.needs_data or request.evaluate):
         return None
-    from edgecompress.compress.data import load_dataset
+    from edgecompress.compress.core.data import load_dataset
 
     return load_dataset(request.dataset)
 
@@ -117,7 +116,7 @@ def _labels_fit(loaded: LoadedModel, data) -> bool:
 
 def _samples(loaded: LoadedModel, data, config: PruneConfig) -> Samples:
     """Up to `config.samples` train sentences; their labels when they fit the model's classes."""
-    from edgecompress.compress.data import sample_texts
+    from edgecompress.compress.core.data import sample_texts
 
     if data is None:
         raise UserError("importance scoring needs --dataset (or use --importance magnitude)")

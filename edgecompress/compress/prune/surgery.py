@@ -5,26 +5,23 @@ config in step with the new shapes, and validates the whole request before touch
 a refused request leaves the model as it was. Linear weights are (out_features, in_features).
 
 HF configs carry one `num_attention_heads` / `intermediate_size` for all layers, so the real
-per-layer shapes are written under `edgecompress_shapes` in config.json; `apply_saved_shapes`
-rebuilds them before the weights are loaded (see `load_pruned`).
+per-layer shapes are written under `edgecompress_shapes` in config.json; the loader
+(`core.shaped`) rebuilds them before the weights are loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from edgecompress.compress.models import (ClassifierModule, LoadedModel, MeanPoolingModule,
-                                          check_safetensors, load_model, resolve_model_path)
-from edgecompress.compress.prune.arch import Block, blocks, layer_owner, layers, word_embedding
+from edgecompress.compress.core.arch import (Block, blocks, layer_owner, layers, set_head_count,
+                                             word_embedding)
+from edgecompress.compress.core.modules import LoadedModel
+from edgecompress.compress.core.shaped import SHAPES_KEY
 from edgecompress.errors import UserError
-
-SHAPES_KEY = "edgecompress_shapes"
 
 
 # ---------------------------------------------------------------- weights
@@ -48,15 +45,6 @@ def _head_rows(kept: Sequence[int], head_dim: int) -> torch.Tensor:
     """Rows of Q/K/V (columns of the output projection) belonging to the kept heads."""
     return torch.tensor([h * head_dim + i for h in kept for i in range(head_dim)],
                         dtype=torch.long)
-
-
-def _set_head_count(block: Block, heads: int) -> None:
-    # BERT/DistilBERT reshape with -1 heads; the plain encoder's split() reads n_heads.
-    for name in ("num_attention_heads", "n_heads"):
-        if hasattr(block.attention, name):
-            setattr(block.attention, name, heads)
-    if hasattr(block.attention, "all_head_size"):
-        block.attention.all_head_size = heads * block.head_dim
 
 
 def _kept(plan: Mapping[int, Sequence[int]], sizes: Sequence[int], what: str) -> dict:
@@ -91,7 +79,7 @@ def remove_heads(loaded: LoadedModel, plan: Mapping[int, Sequence[int]]) -> None
         for linear in (block.query, block.key, block.value):
             _keep_out(linear, rows)
         _keep_in(block.output, rows)
-        _set_head_count(block, len(heads))
+        set_head_count(block, len(heads))
     sync_config(loaded)
 
 
@@ -164,77 +152,3 @@ def sync_config(loaded: LoadedModel) -> None:
     setattr(config, layer_key, len(shapes["heads"]))
     config.vocab_size = vocab
     setattr(config, SHAPES_KEY, shapes)
-
-
-# ---------------------------------------------------------------- reload
-
-
-def apply_saved_shapes(hf_model: nn.Module, config_dict: Mapping) -> None:
-    """Resize a freshly built (uniform) HF model to the per-layer shapes in `config_dict`.
-
-    Call it after building the model from its config and before loading the weights; a config
-    without `edgecompress_shapes` is left alone. Raises ValueError if the layer count differs.
-    """
-    shapes = config_dict.get(SHAPES_KEY)
-    if not shapes:
-        return
-    view = LoadedModel(ClassifierModule(hf_model), None, "hf", "classification", Path("."), ())
-    parts = blocks(view)
-    if len(parts) != len(shapes["heads"]) or len(parts) != len(shapes["ffn"]):
-        raise ValueError(f"{SHAPES_KEY} lists {len(shapes['heads'])} layers, model has "
-                         f"{len(parts)}")
-    for block, heads, ffn in zip(parts, shapes["heads"], shapes["ffn"]):
-        if heads != block.heads:
-            rows = torch.arange(heads * block.head_dim)  # values come from the weights later
-            for linear in (block.query, block.key, block.value):
-                _keep_out(linear, rows)
-            _keep_in(block.output, rows)
-            _set_head_count(block, heads)
-        if ffn != block.ffn:
-            _keep_out(block.ffn_in, torch.arange(ffn))
-            _keep_in(block.ffn_out, torch.arange(ffn))
-
-
-def load_pruned(spec: str | Path, *, task: str | None = None) -> LoadedModel:
-    """`load_model`, plus HF checkpoints whose layers have non-uniform (pruned) shapes.
-
-    Raises UserError for anything wrong with the checkpoint.
-    """
-    path = resolve_model_path(spec)
-    config_file = path / "config.json"
-    raw = json.loads(config_file.read_text()) if config_file.exists() else {}
-    if SHAPES_KEY not in raw:
-        return load_model(spec, task=task)
-    check_safetensors(path)
-    return _load_shaped_hf(path, raw, task)
-
-
-def _load_shaped_hf(path: Path, raw: dict, task: str | None) -> LoadedModel:
-    from safetensors.torch import load_file
-    from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification,
-                              AutoTokenizer)
-
-    archs = raw.get("architectures") or []
-    classifier = any(a.endswith("ForSequenceClassification") for a in archs)
-    task = task or ("classification" if classifier else "embedding")
-    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    cls = AutoModelForSequenceClassification if task == "classification" else AutoModel
-    hf = cls.from_config(config, attn_implementation="eager")
-    apply_saved_shapes(hf, raw)
-    state = {}
-    for file in sorted(path.glob("*.safetensors")):
-        state.update(load_file(str(file)))
-    if task == "embedding" and classifier:  # a classifier's encoder: drop prefix and head
-        prefix = f"{hf.base_model_prefix}."
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    try:
-        hf.load_state_dict(state, strict=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except (RuntimeError, OSError, ValueError) as err:
-        raise UserError(f"cannot load pruned checkpoint {path}: {' '.join(str(err).split())[:300]}"
-                        ) from None
-    hf.eval()
-    if task == "classification":
-        labels = tuple(hf.config.id2label[i] for i in range(hf.config.num_labels))
-        return LoadedModel(ClassifierModule(hf).eval(), tokenizer, "hf", task, path, labels)
-    return LoadedModel(MeanPoolingModule(hf).eval(), tokenizer, "hf", task, path, ())

@@ -16,7 +16,7 @@ import string
 import tempfile
 from pathlib import Path
 
-from edgecompress.compress.models import LoadedModel
+from edgecompress.compress.core.models import LoadedModel
 from edgecompress.compress.prune.surgery import keep_embedding_rows
 from edgecompress.errors import UserError
 
@@ -34,7 +34,7 @@ def corpus_texts(spec: str) -> tuple[str, ...]:
             raise UserError(f"vocabulary corpus not found: {path}")
         texts = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
     else:
-        from edgecompress.compress.data import load_dataset
+        from edgecompress.compress.core.data import load_dataset
 
         texts = load_dataset(spec).split("train").texts
     texts = tuple(t for t in texts if t.strip())

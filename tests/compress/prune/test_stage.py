@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.compress.prune.surgery import layer_shapes, load_pruned
+from edgecompress.compress.core.models import load_model
+from edgecompress.compress.prune.surgery import layer_shapes
 
 runner = CliRunner()
 
@@ -27,7 +28,7 @@ def test_checkpoint_and_manifest_written_when_pruning_tiny_bert(tiny_bert_dir, s
     assert sum(manifest["shapes_after"]["heads"]) == 4  # half of 2 x 4
     assert manifest["importance"] == {"method": "gradient", "samples": 16, "labels": "data"}
     assert manifest["accuracy"]["before"]["n"] == 8 and "after" in manifest["accuracy"]
-    assert layer_shapes(load_pruned(out)) == manifest["shapes_after"]
+    assert layer_shapes(load_model(out)) == manifest["shapes_after"]
 
 
 def test_size_only_sparsity_reported_when_nm_asked(tiny_plain_dir, tmp_path):

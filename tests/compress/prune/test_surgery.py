@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from edgecompress.compress.inspection import inspect_model
-from edgecompress.compress.models import save_model
-from edgecompress.compress.prune.arch import blocks, word_embedding
+from edgecompress.compress.core.arch import blocks, word_embedding
+from edgecompress.compress.core.inspection import inspect_model
+from edgecompress.compress.core.models import load_model, save_model
 from edgecompress.compress.prune.importance import gates
 from edgecompress.compress.prune.surgery import (keep_embedding_rows, keep_layers, layer_shapes,
-                                                 load_pruned, remove_heads, remove_neurons)
+                                                 remove_heads, remove_neurons)
 from edgecompress.errors import UserError
 from tests.compress.prune.conftest import logits
 from tests.models import batch
@@ -68,7 +68,7 @@ def test_shapes_and_logits_kept_when_saved_and_reloaded(fresh, tmp_path):
     keep_embedding_rows(fresh, sorted(used | set(range(1000))))  # ids >= 1000 shift down
     expected = logits(fresh, _renumbered(fresh, used))
     save_model(fresh, tmp_path)
-    reloaded = load_pruned(tmp_path)
+    reloaded = load_model(tmp_path)
     assert layer_shapes(reloaded) == {"heads": [3, 1], "ffn": [64, 24]}
     assert word_embedding(reloaded).num_embeddings == len(used | set(range(1000)))
     assert torch.equal(logits(reloaded, _renumbered(fresh, used)), expected)
@@ -88,7 +88,7 @@ def test_one_layer_left_when_keeping_one_layer(fresh, tmp_path):
     keep_layers(fresh, [1])
     assert layer_shapes(fresh) == {"heads": [3], "ffn": [64]}
     save_model(fresh, tmp_path)
-    assert layer_shapes(load_pruned(tmp_path))["heads"] == [3]
+    assert layer_shapes(load_model(tmp_path))["heads"] == [3]
 
 
 def test_user_error_and_model_untouched_when_all_heads_of_a_layer_removed(fresh):
@@ -106,26 +106,3 @@ def test_user_error_when_head_or_layer_missing(fresh):
         remove_neurons(fresh, {2: [0]})
     with pytest.raises(UserError, match="subset"):
         keep_layers(copy.deepcopy(fresh), [2])
-
-
-def _models_py_patched() -> bool:
-    import inspect
-
-    from edgecompress.compress import models
-
-    return "edgecompress_shapes" in inspect.getsource(models._load_hf)
-
-
-@pytest.mark.skipif(not _models_py_patched(), reason="models.load_model lacks the prune hook "
-                    "(patch in the prune report); load_pruned covers reloading meanwhile")
-def test_load_model_reads_pruned_shapes_when_checkpoint_pruned(tmp_path):
-    from edgecompress.compress.models import load_model
-    from tests.models import tiny_bert
-
-    model = tiny_bert()
-    remove_heads(model, {0: [1]})
-    remove_neurons(model, {1: [0, 5]})
-    save_model(model, tmp_path)
-    reloaded = load_model(tmp_path)
-    assert layer_shapes(reloaded) == {"heads": [3, 4], "ffn": [64, 62]}
-    assert torch.equal(logits(reloaded), logits(model))

@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from edgecompress.compress.evaluate import tokenize
-from edgecompress.compress.models import save_model
-from edgecompress.compress.prune.surgery import load_pruned
+from edgecompress.compress.core.evaluate import tokenize
+from edgecompress.compress.core.models import save_model
+from edgecompress.compress.core.models import load_model
 from edgecompress.compress.prune.vocab import corpus_texts, prune_vocabulary
 from edgecompress.errors import UserError
 from tests.compress.prune.conftest import logits
@@ -29,7 +29,7 @@ def test_same_logits_when_text_in_pruned_vocabulary(fresh, tmp_path):
     expected = _run(original, IN_VOCAB)
     assert torch.equal(_run(pruned, IN_VOCAB), expected)
     save_model(pruned, tmp_path)  # the tokenizer on disk is consistent with the embedding
-    assert torch.equal(_run(load_pruned(tmp_path), IN_VOCAB), expected)
+    assert torch.equal(_run(load_model(tmp_path), IN_VOCAB), expected)
 
 
 def test_unknown_characters_map_to_unk_when_not_in_corpus(fresh):

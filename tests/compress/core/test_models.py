@@ -4,8 +4,8 @@ import shutil
 import pytest
 import torch
 
-from edgecompress.compress.inspection import inspect_model
-from edgecompress.compress.models import load_model
+from edgecompress.compress.core.inspection import inspect_model
+from edgecompress.compress.core.models import load_model
 from edgecompress.errors import UserError
 from tests.models import batch, save_tiny, tiny_plain
 
@@ -79,7 +79,7 @@ def test_inspect_reads_uniform_shapes_when_model_is_tiny_bert(tiny_bert_dir):
 def test_inspect_reads_non_uniform_shapes_from_weights_when_plain_encoder_is_pruned(tmp_path):
     from dataclasses import replace
 
-    from edgecompress.compress.encoder import EncoderClassifier
+    from edgecompress.compress.core.encoder import EncoderClassifier
 
     loaded = tiny_plain()
     config = replace(loaded.module.config, heads=(3, 1), ffn=(17, 5))

@@ -10,12 +10,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.compress.evaluate import evaluate_classification
-from edgecompress.compress.models import LoadedModel, load_model
-from edgecompress.compress.progress import TrainingProgress
-from edgecompress.compress.train import FinetuneConfig, finetune
+from edgecompress.compress.core.cache import content_digest, identity, is_done
+from edgecompress.compress.core.evaluate import evaluate_classification
+from edgecompress.compress.core.models import LoadedModel, load_model
+from edgecompress.compress.core.progress import TrainingProgress
+from edgecompress.compress.core.train import FinetuneConfig, finetune
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
+from edgecompress.fsutil import atomic_write_json, check_replaceable
 
 MANIFEST = "finetune.json"
 
@@ -47,23 +48,16 @@ class FinetuneRequest:
         except ValueError as err:
             raise UserError(str(err)) from None
 
-    def identity(self) -> str:
-        return f"{self.model}|{self.dataset}"
-
-
-def existing_checkpoint(out: Path, identity: str, config: FinetuneConfig) -> dict | None:
-    """The manifest of a finished identical fine-tune at `out`, else None."""
-    manifest_path = out / MANIFEST
-    if not manifest_path.exists():
-        return None
-    manifest = read_json(manifest_path)
-    same = (manifest.get("identity") == identity
-            and manifest.get("config") == dataclasses.asdict(config))
-    return manifest if same else None
+    def identity(self, config: FinetuneConfig) -> str:
+        """Model and data *content*, columns and config (core/cache.py)."""
+        inputs = {"model": content_digest(self.model), "dataset": content_digest(self.dataset)}
+        settings = {**dataclasses.asdict(config), "text_col": self.text_col,
+                    "label_col": self.label_col}
+        return identity("finetune", settings, inputs)
 
 
 def _prepare(request: FinetuneRequest):
-    from edgecompress.compress.data import load_dataset
+    from edgecompress.compress.core.data import load_dataset
 
     dataset = load_dataset(request.dataset, text_col=request.text_col, label_col=request.label_col)
     if dataset.task != "classification":
@@ -93,14 +87,15 @@ def run_finetune(request: FinetuneRequest, console=None) -> dict:
     out = request.out
     dataset, train, loaded = _prepare(request)
     config = request.config(loaded.kind)
-    manifest = existing_checkpoint(out, request.identity(), config)
+    ident = request.identity(config)
+    manifest = is_done(out / MANIFEST, ident)
     if manifest and "dev" in manifest:
         return manifest
     if manifest is None:
         check_replaceable(out, request.force)
         with TrainingProgress(console, "fine-tune") as on_step:
             manifest = finetune(loaded, list(train.texts), list(train.labels), config, out,
-                                identity=request.identity(), on_step=on_step)
+                                identity=ident, on_step=on_step)
     else:  # trained, but interrupted before the dev evaluation
         loaded = load_model(out)
     dev = _dev_metrics(loaded, dataset)

@@ -1,21 +1,24 @@
 import pytest
 
-from edgecompress.compress.recipe import load_recipe
+from edgecompress.compress.pipeline.recipe import load_recipe
 from edgecompress.errors import UserError
 from tests.conftest import write_recipe
 
 
 def test_demo_recipe_covers_every_shipped_target_and_prunes_vocabulary_after_distilling():
-    from edgecompress.compress.demo import demo_recipe_path
-    from edgecompress.compress.runs import stage_plan
+    from edgecompress.compress.pipeline.demo import demo_recipe_path
+    from pathlib import Path
+
+    from edgecompress.compress.pipeline.plan import training_steps
     from edgecompress.targets import list_profiles
 
     recipe = load_recipe(demo_recipe_path())
     assert recipe.model == "minilm-l6" and recipe.dataset == "rt-polarity"
     assert sorted(recipe.targets) == sorted(p.name for p in list_profiles())
-    plan = stage_plan(recipe)
-    assert [name for name, _ in plan] == ["finetune", "prune", "distill", "vocab"]
-    assert "vocab_corpus" not in dict(plan)["prune"]
+    steps, final, teacher = training_steps(recipe, Path("run"))
+    assert [step.id for step in steps] == ["finetune", "prune", "distill", "vocab"]
+    assert steps[1].config.vocab_corpus is None and steps[3].config.vocab_corpus == "rt-polarity"
+    assert final == "@vocab" and teacher == "@finetune"
     assert recipe.max_drop_for("edgetpu") == 2.0 and recipe.max_drop_for("rpi5") is None
 
 
@@ -31,8 +34,10 @@ def test_recipe_orders_stages_prune_before_distill_whatever_the_file_order(tmp_p
 
 @pytest.mark.parametrize("edit, message", [
     (lambda text: text + "\n[prune]\nhedas = 0.5\n", "unknown key 'prune.hedas'"),
-    (lambda text: text + "\n[prune]\nheads = 1.5\n", "[prune]"),
-    (lambda text: text + "\n[finetune]\nepochs = 0\n", "epochs"),
+    (lambda text: text + "\n[prune]\nheads = 1.5\n", "key 'prune.heads': is the fraction"),
+    (lambda text: text + "\n[finetune]\nepochs = 0\n", "key 'finetune.epochs': must be"),
+    (lambda text: text + '\n[finetune]\nepochs = "three"\n',
+     "key 'finetune.epochs': expected an integer, got 'three'"),
     (lambda text: text.replace("runs = 3", "runs = 0"), "bench.runs"),
     (lambda text: "colour = 'red'\n" + text, "unknown key 'recipe.colour'"),
 ])

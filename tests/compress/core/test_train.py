@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from edgecompress.compress.train import FinetuneConfig, batch_indices, train_classifier
+from edgecompress.compress.core.train import FinetuneConfig, batch_indices, train_classifier
 from tests.models import tiny_bert
 
 TEXTS = ["a wonderful film", "a dull mess", "brilliant and funny", "boring, far too long",

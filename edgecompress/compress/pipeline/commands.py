@@ -6,22 +6,24 @@ refused unless `force` is given, so earlier runs are never silently lost.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from edgecompress.compress.artifacts import MANIFEST, export_artifact, open_evaluable
-from edgecompress.compress.evaluate import (evaluate_classification, evaluate_similarity,
+from edgecompress.compress.core.artifacts import (MANIFEST, export_artifact, open_evaluable,
+                                                  prepare_out_dir)
+from edgecompress.compress.core.evaluate import (evaluate_classification, evaluate_similarity,
                                              predict)
-from edgecompress.compress.models import load_model
+from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
+                                              stamp)
+from edgecompress.compress.core.models import load_model
 from edgecompress.errors import UserError
-from edgecompress.fsutil import check_replaceable, read_json
+from edgecompress.fsutil import atomic_write_json
 
 
 def evaluate_spec(model: str, dataset: str, *, split: str = "test", reference: str | None = None,
                   tokenizer: Path | None = None, threads: int = 1, max_length: int = 128,
                   text_col: str | None = None, label_col: str | None = None) -> dict:
     """Evaluate a checkpoint or artifact on a dataset split; returns a JSON-ready dict."""
-    from edgecompress.compress.data import load_dataset
+    from edgecompress.compress.core.data import load_dataset
 
     data = load_dataset(dataset, text_col=text_col, label_col=label_col)
     model_eval = open_evaluable(model, threads=threads, tokenizer=tokenizer)
@@ -53,25 +55,21 @@ def _check_labels(model_labels: tuple[str, ...], data_labels: tuple[str, ...], m
                         f"{len(data_labels)} ({', '.join(data_labels)})")
 
 
-def prepare_out_dir(out: Path, expected: dict, force: bool) -> None:
-    """Refuse an `out` that holds a different export unless `force`; then clear it if forced."""
-    if not out.exists() or not any(out.iterdir()):
-        return
-    manifest = out / MANIFEST
-    if manifest.exists() and all(read_json(manifest).get(k) == v for k, v in expected.items()):
-        return  # the same export: it is replaced file by file
-    check_replaceable(out, force)
-    shutil.rmtree(out)
-
-
 def export_model(model: str, target: str, out: Path, *, force: bool = False) -> dict:
     """Load `model`, export + verify it for `target` into `out`; returns the artifact manifest."""
     from edgecompress.targets import load_profile
 
     profile = load_profile(target)
-    prepare_out_dir(out, {"source": str(model), "target": profile.name}, force)
-    loaded = load_model(model)
-    return export_artifact(loaded, profile, out, source=str(model))
+    inputs = {"model": content_digest(model), "profile": profile_digest(profile)}
+    ident = identity("export", {"target": profile.name, "scheme": profile.scheme}, inputs)
+    done = is_done(out / MANIFEST, ident)
+    if done is not None:
+        return done  # the same model, profile and scheme were exported here before
+    prepare_out_dir(out, force=force)
+    manifest = stamp(export_artifact(load_model(model), profile, out, source=str(model)),
+                     ident, inputs)
+    atomic_write_json(out / MANIFEST, manifest)
+    return manifest
 
 
 def bench_artifact(artifact: Path, target: str, *, runs: int = 100, warmup: int = 10) -> dict:

@@ -18,8 +18,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from edgecompress.compress.evaluate import tokenize
-from edgecompress.compress.models import LoadedModel, save_model
+from edgecompress.compress.core.config import FieldError, check_types
+from edgecompress.compress.core.evaluate import tokenize
+from edgecompress.compress.core.models import LoadedModel, save_model
 from edgecompress.fsutil import atomic_directory, atomic_write_json
 
 
@@ -43,20 +44,21 @@ class FinetuneConfig:
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+            raise FieldError("epochs", f"must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise FieldError("batch_size", f"must be >= 1, got {self.batch_size}")
         if not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+            raise FieldError("learning_rate", f"must be in (0, 1), got {self.learning_rate}")
         if self.max_length < 8:
-            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
+            raise FieldError("max_length", f"must be >= 8, got {self.max_length}")
         if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise FieldError("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
         if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+            raise FieldError("checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+            raise FieldError("max_steps", f"must be >= 1, got {self.max_steps}")
 
     def fingerprint(self, *extra: str) -> str:
         """Hash of the config (+ model/data identity) that a checkpoint must match to resume."""

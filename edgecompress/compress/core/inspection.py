@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
-from edgecompress.compress.models import LoadedModel
+from edgecompress.compress.core.models import LoadedModel
 
 
 @dataclass(frozen=True)

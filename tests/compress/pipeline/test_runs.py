@@ -5,8 +5,8 @@ import json
 import pytest
 from rich.console import Console
 
-from edgecompress.compress.recipe import load_recipe
-from edgecompress.compress.runs import plan_lines, run_recipe
+from edgecompress.compress.pipeline.recipe import load_recipe
+from edgecompress.compress.pipeline.runs import plan_lines, run_recipe
 from edgecompress.errors import UserError
 from tests.conftest import write_recipe
 
@@ -58,5 +58,6 @@ def test_run_refuses_a_directory_holding_a_different_run(finished_run):
 def test_dry_run_plan_lists_every_target_as_to_run_when_nothing_exists(finished_run, tmp_path):
     recipe, _, _ = finished_run
     lines = plan_lines(recipe, tmp_path / "fresh")
-    assert len(lines) == 1 + len(TARGETS)
-    assert all("to run: export, eval, bench" in line for line in lines[1:])
+    assert len(lines) == 2 + len(TARGETS)  # the recipe line, the teacher eval, the targets
+    assert "eval-teacher" in lines[1] and "to run" in lines[1]
+    assert all("to run: export, eval, bench" in line for line in lines[2:])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecompress.compress.recipe import load_recipe
-from edgecompress.compress.runs import run_recipe
+from edgecompress.compress.pipeline.recipe import load_recipe
+from edgecompress.compress.pipeline.runs import run_recipe
 
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def demo_recipe_path() -> Path:

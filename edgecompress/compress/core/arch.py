@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from edgecompress.compress.models import LoadedModel
+from edgecompress.compress.core.modules import LoadedModel
 from edgecompress.errors import UserError
 
 HF_PRUNABLE = ("bert", "roberta", "distilbert")
@@ -75,6 +75,16 @@ def _block(loaded: LoadedModel, layer: nn.Module) -> Block:
     a = layer.attention.self
     return Block(a, a.query, a.key, a.value, layer.attention.output.dense,
                  layer.intermediate.dense, layer.output.dense, a.attention_head_size)
+
+
+def set_head_count(block: Block, heads: int) -> None:
+    """Tell the attention module its new head count (BERT/DistilBERT reshape with -1 heads;
+    the plain encoder's split() reads n_heads)."""
+    for name in ("num_attention_heads", "n_heads"):
+        if hasattr(block.attention, name):
+            setattr(block.attention, name, heads)
+    if hasattr(block.attention, "all_head_size"):
+        block.attention.all_head_size = heads * block.head_dim
 
 
 def blocks(loaded: LoadedModel) -> list[Block]:

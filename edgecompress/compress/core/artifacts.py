@@ -7,16 +7,17 @@ An exported artifact lives in a folder with its tokenizer files and a `manifest.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.evaluate import tokenize
-from edgecompress.compress.models import LoadedModel, load_model
+from edgecompress.compress.core.evaluate import tokenize
+from edgecompress.compress.core.models import LoadedModel, load_model
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_write_json, read_json
+from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
 
 ARTIFACT_SUFFIXES = (".onnx", ".tflite")
 MANIFEST = "manifest.json"
@@ -123,3 +124,13 @@ def artifact_manifest(result, profile, loaded: LoadedModel, *, source: str, bega
         "pad_token_id": loaded.tokenizer.pad_token_id or 0, "vocab_size": len(loaded.tokenizer),
         "seconds": round(time.perf_counter() - began, 2),
     }
+
+
+def prepare_out_dir(out: Path, *, force: bool) -> None:
+    """Make `out` ready for a new artifact: missing or empty is fine; anything else needs
+    `force` and must be an edgecompress output (then it is cleared). Raises UserError."""
+    if out.exists() and out.is_dir() and not any(out.iterdir()):
+        return
+    check_replaceable(out, force)
+    if out.exists():
+        shutil.rmtree(out)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from edgecompress.compress.encoder import EncoderClassifier, EncoderConfig
+from edgecompress.compress.core.encoder import EncoderClassifier, EncoderConfig
 
 
 def test_config_rejects_mismatched_layers_when_heads_and_ffn_differ_in_length():

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.evaluate import predict
-from edgecompress.compress.quantize import encoder_layers
+from edgecompress.compress.core.evaluate import predict
+from edgecompress.compress.quantize.integer import encoder_layers
 
 SENSITIVITY_ROWS = 64  # calibration rows the sensitivity pass runs
 BENCH_RUNS = 20
@@ -86,7 +86,8 @@ def _step(base, spec, options, profile, floats, stem: Path, dev_ctx) -> dict:
     dev, tokenizer, reference = dev_ctx
     path = _quantized(base, spec, options, profile, floats, stem)
     accuracy = _accuracy(load_runner(path, threads=1), tokenizer, dev, profile)
-    timing = bench(path, profile, warmup=2, runs=BENCH_RUNS)
+    # ids drawn inside the (possibly pruned) vocabulary, as the run's own bench does
+    timing = bench(path, profile, warmup=2, runs=BENCH_RUNS, vocab_size=len(tokenizer))
     return {"float_layers": list(floats), "accuracy": accuracy,
             "drop_points": round((reference - accuracy) * 100, 4),
             "size_bytes": path.stat().st_size, "p50_ms": timing["p50_ms"]}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgecompress.compress.evaluate import classification_metrics, macro_f1, wilson_interval
+from edgecompress.compress.core.evaluate import classification_metrics, macro_f1, wilson_interval
 
 
 def test_wilson_interval_matches_published_value_when_zero_of_ten():

@@ -1,0 +1,102 @@
+"""A recipe as a plan: the ordered steps a run takes, each a registered stage with its frozen
+config, the named inputs it reads (a path, a built-in name, or an earlier step's output) and the
+folder it writes. The run loop (runs.py) and `run --dry-run` walk the same list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecompress.compress.pipeline.recipe import Recipe
+from edgecompress.compress.pipeline.target_stages import BenchConfig, EvalConfig
+from edgecompress.errors import UserError
+
+STEP_OUTPUT = "@"  # an input written "@prune" is the output of step "prune"
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str  # unique within a run: "prune", "export-x86-cpu", ...
+    stage: str  # a key of stages.STAGES
+    config: object  # the stage's frozen config
+    inputs: tuple[tuple[str, str], ...]  # (name, path / built-in name / "@step")
+    out_dir: Path
+    target: str | None = None  # the profile name, for target steps
+
+
+def _ref(step_id: str) -> str:
+    return STEP_OUTPUT + step_id
+
+
+def training_steps(recipe: Recipe, run_dir: Path) -> tuple[list[Step], str, str]:
+    """(steps, reference to the final model, reference to the fp32 teacher).
+
+    Vocabulary pruning moves after distillation: it needs no recovery (accuracy unchanged
+    within the CI on RT) and teacher and student must share a vocabulary while one learns from
+    the other."""
+    from edgecompress.compress.pipeline.recipe import build_stage_config
+
+    steps, current, teacher = [], recipe.model, recipe.model
+    prune = recipe.settings("prune") or {}
+    vocab_later = bool(recipe.settings("distill")) and bool(prune.get("vocab_corpus"))
+    for name, _ in recipe.stages:
+        settings = recipe.settings(name)
+        if name == "prune" and vocab_later:
+            settings = {k: v for k, v in settings.items() if k != "vocab_corpus"}
+        config = build_stage_config(recipe, name, settings)
+        inputs = (("teacher", teacher), ("student", current)) if name == "distill" \
+            else (("model", current),)
+        steps.append(Step(name, name, config, inputs, run_dir / "stages" / name))
+        current = _ref(name)
+        teacher = current if name == "finetune" else teacher
+    if vocab_later:
+        config = build_stage_config(recipe, "prune", {"vocab_corpus": prune["vocab_corpus"]})
+        steps.append(Step("vocab", "vocab", config, (("model", current),),
+                          run_dir / "stages" / "vocab"))
+        current = _ref("vocab")
+    return steps, current, teacher
+
+
+def target_steps(recipe: Recipe, run_dir: Path, final: str, profile) -> list[Step]:
+    """export, eval and bench of one target, in that order."""
+    from edgecompress.compress.quantize.stage import QuantizeConfig
+
+    target = str(profile.source) if profile.source else profile.name
+    folder = run_dir / "artifacts" / profile.name
+    export_id, name = f"export-{profile.name}", profile.name
+    quantize = QuantizeConfig(target=target, scheme=profile.scheme,
+                              max_drop=recipe.max_drop_for(profile.name))
+    return [
+        Step(export_id, "export", quantize, (("model", final),), folder, name),
+        Step(f"eval-{name}", "eval", EvalConfig(), (("model", _ref(export_id)),
+                                                     ("reference", _ref("eval-teacher"))),
+             folder, name),
+        Step(f"bench-{name}", "bench", BenchConfig(target, recipe.bench_runs, recipe.bench_warmup),
+             (("model", _ref(export_id)),), folder, name),
+    ]
+
+
+def plan_steps(recipe: Recipe, run_dir: Path) -> list[Step]:
+    """Every step of `recipe` in run order. Raises UserError for a bad target or config."""
+    steps, final, teacher = training_steps(recipe, run_dir)
+    steps.append(Step("eval-teacher", "eval", EvalConfig(), (("model", teacher),),
+                      run_dir / "teacher"))
+    for target in recipe.targets:
+        steps += target_steps(recipe, run_dir, final, profile_for(recipe, target))
+    return steps
+
+
+def profile_for(recipe: Recipe, target: str):
+    """The target's profile with the recipe's scheme override applied (validated by Profile)."""
+    from edgecompress.targets import load_profile
+
+    profile = load_profile(target)
+    scheme = recipe.scheme_for(profile.name)
+    if scheme is None or scheme == profile.scheme:
+        return profile
+    try:
+        return dataclasses.replace(profile, scheme=scheme)
+    except ValueError as err:
+        raise UserError(f"{recipe.source}: quantize.schemes.{profile.name}: {err}") from None

@@ -1,0 +1,143 @@
+"""The per-target stages of a run — export (quantize + verify), eval, bench — and the fp32
+teacher's evaluation, registered in the same stage table as the training stages.
+
+    artifacts/<target>/            export's folder: artifact, tokenizer, manifest.json
+    artifacts/<target>/eval.json   eval's output (+ predictions.npy beside it)
+    artifacts/<target>/bench.json  bench's output
+    teacher/eval.json              the teacher's eval (+ predictions.npy: the reference)
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecompress.compress.pipeline.stages import Context, StageOutput, stage
+from edgecompress.fsutil import atomic_write_bytes, atomic_write_json
+
+EVAL_MAX_LENGTH = 128  # tokens per sentence when evaluating; the fixed-shape targets' seq_len
+PREDICTIONS = "predictions.npy"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    split: str = "test"
+    max_length: int = EVAL_MAX_LENGTH
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    target: str
+    runs: int = 100
+    warmup: int = 10
+
+    def __post_init__(self) -> None:
+        if self.runs < 1 or self.warmup < 0:
+            raise ValueError(f"bench runs must be >= 1 and warmup >= 0, got {self.runs} and "
+                             f"{self.warmup}")
+
+
+def target_profile(config):
+    """The profile a QuantizeConfig / BenchConfig names, with its scheme in force."""
+    import dataclasses
+
+    from edgecompress.targets import load_profile
+
+    profile = load_profile(config.target)
+    scheme = getattr(config, "scheme", None)
+    return profile if scheme in (None, profile.scheme) else dataclasses.replace(profile,
+                                                                                scheme=scheme)
+
+
+def _save_predictions(path: Path, pred: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, pred)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def reference_predictions(eval_json: Path) -> np.ndarray:
+    """The predictions an eval step saved beside its eval.json."""
+    return np.load(eval_json.parent / PREDICTIONS)
+
+
+@stage("export", reads_data=True, uses_profile=True)
+def export_stage(inputs, config, ctx: Context) -> StageOutput:
+    """Export one target: fp32 straight through the parity gate; quantized schemes through the
+    quantize stage (calibration on real sentences, fallback when max_drop is set, blame,
+    preflight). `config` is a QuantizeConfig; the output is the artifact file."""
+    import shutil
+
+    from edgecompress.compress.core.artifacts import export_artifact
+    from edgecompress.compress.core.models import load_model
+    from edgecompress.compress.quantize.stage import QuantizeRequest, run_quantize
+    folder = ctx.stage_dir
+    if folder.exists():
+        shutil.rmtree(folder)  # stale: made from another input or config
+    profile = target_profile(config)
+    if profile.scheme == "fp32" and config.max_drop is None:
+        manifest = export_artifact(load_model(inputs["model"]), profile, folder,
+                                   source=str(inputs["model"]))
+    else:
+        manifest = run_quantize(QuantizeRequest(model=str(inputs["model"]), out=folder,
+                                                config=config, dataset=ctx.dataset, force=True))
+    parity = manifest["parity"]
+    return StageOutput(folder / manifest["artifact"],
+                       {"scheme": manifest["scheme"], "size_bytes": manifest["size_bytes"],
+                        "parity_max_abs_diff": parity["max_abs_diff"],
+                        "parity_agreement": parity["agreement"]})
+
+
+@stage("eval", reads_data=True)
+def eval_stage(inputs, config: EvalConfig, ctx: Context) -> StageOutput:
+    """Accuracy of a checkpoint or artifact on the split, with agreement (and the paired delta)
+    against the reference predictions when `inputs` has a `reference` eval.json."""
+    from edgecompress.compress.core.artifacts import open_evaluable
+    from edgecompress.compress.core.data import load_dataset
+    from edgecompress.compress.core.evaluate import classification_metrics, predict
+
+    split = load_dataset(ctx.dataset).split(config.split)
+    model = open_evaluable(inputs["model"], threads=1)
+    logits = predict(model.runner, model.tokenizer, list(split.texts),
+                     max_length=config.max_length)
+    pred = logits.argmax(axis=1)
+    reference = inputs.get("reference")
+    ref_pred = reference_predictions(Path(reference)) if reference else None
+    truth = np.asarray(split.labels)
+    metrics = classification_metrics(truth, pred, logits.shape[1],
+                                     reference_pred=ref_pred).to_json()
+    if ref_pred is not None:
+        metrics["vs_teacher"] = _paired(truth, pred, ref_pred)
+    out = ctx.stage_dir / "eval.json"
+    _save_predictions(out.parent / PREDICTIONS, pred)
+    record = {"model": str(inputs["model"]), "split": config.split, **metrics}
+    if reference is None:
+        record.update(format="torch", scheme="fp32")
+    atomic_write_json(out, record)
+    return StageOutput(out, {k: metrics[k] for k in ("accuracy", "ci95", "n") if k in metrics})
+
+
+def _paired(truth: np.ndarray, pred: np.ndarray, ref_pred: np.ndarray) -> dict | None:
+    """Accuracy difference vs the reference on the same sentences, with its paired interval."""
+    try:
+        from edgecompress.stats import paired_delta
+    except ImportError:  # the statistics module is optional until it lands
+        return None
+    return paired_delta(truth, pred, ref_pred).to_json()
+
+
+@stage("bench", reads_data=False, uses_profile=True)
+def bench_stage(inputs, config: BenchConfig, ctx: Context) -> StageOutput:
+    """Latency, memory and size of the artifact with the target's runtime and threads."""
+    from edgecompress.fsutil import read_json
+    from edgecompress.targets import bench
+
+    artifact = Path(inputs["model"])
+    manifest = read_json(artifact.parent / "manifest.json")
+    measured = bench(artifact, target_profile(config), runs=config.runs,
+                     warmup=config.warmup, vocab_size=manifest.get("vocab_size"))
+    out = ctx.stage_dir / "bench.json"
+    atomic_write_json(out, measured)
+    return StageOutput(out, {"p50_ms": measured.get("p50_ms")})

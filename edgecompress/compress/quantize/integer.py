@@ -1,0 +1,56 @@
+"""Make a model integer-friendly before full-int8 calibration, and name its Transformer blocks.
+
+transformers 5 builds a boolean attention mask that exports as Where(mask, 0, float-min):
+calibration then gives it a useless scale and padding stops being masked (DESIGN.md). The wrapper
+here passes a bounded -100 additive mask instead, as the plain encoder does.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgecompress.compress.core.encoder import MASK_VALUE
+from edgecompress.compress.core.modules import ClassifierModule
+
+
+class IntegerFriendlyClassifier(nn.Module):
+    """An HF sequence classifier whose mask and embeddings quantize to integer ops.
+
+    transformers 5 builds a boolean mask that exports as Where(mask, 0, float-min): calibration
+    gives it a useless scale and padding stops being masked. Here the additive mask is a gather
+    from the table [-100, 0] (int8-exact) passed as a ready 4D mask, and token embeddings are a
+    gather too (EMBEDDING_LOOKUP stays float in ai-edge-quantizer's full-integer recipe).
+    `.hf` is the wrapped model, as in ClassifierModule, so saving works unchanged.
+    """
+
+    def __init__(self, hf, gather_embeddings: bool = True):
+        super().__init__()
+        self.hf, self.gather_embeddings = hf, gather_embeddings
+        self.register_buffer("mask_table", torch.tensor([MASK_VALUE, 0.0]), persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        additive = self.mask_table[attention_mask.long()][:, None, None, :]  # (B, 1, 1, S)
+        if not self.gather_embeddings:
+            return self.hf(input_ids=input_ids, attention_mask=additive).logits
+        embeddings = self.hf.get_input_embeddings().weight[input_ids.long()]  # (B, S, H)
+        return self.hf(inputs_embeds=embeddings, attention_mask=additive).logits
+
+
+def integer_friendly(module: nn.Module, fmt: str = "tflite") -> nn.Module:
+    """Wrap an HF classifier (ClassifierModule) as IntegerFriendlyClassifier; others unchanged.
+
+    The plain encoder already uses a -100 additive mask. ONNX keeps its Gather embedding (ORT's
+    QDQ quantizer handles Gather, not the GatherND an indexing op exports to).
+    """
+    if isinstance(module, ClassifierModule):
+        return IntegerFriendlyClassifier(module.hf, gather_embeddings=fmt == "tflite").eval()
+    return module
+
+
+def encoder_layers(module: nn.Module) -> list[str]:
+    """Qualified names of the Transformer blocks (`hf.bert.encoder.layer.3`, `layers.1`)."""
+    for name, child in module.named_modules():
+        if isinstance(child, nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers"):
+            return [f"{name}.{i}" for i in range(len(child))]
+    return []
