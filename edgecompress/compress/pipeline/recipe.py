@@ -5,9 +5,9 @@
     dataset = "rt-polarity"        # registry name or CSV/JSONL path (relative to this file)
     targets = ["x86-cpu", "rpi5"]  # names or profile .toml paths
 
-    [finetune]   # optional: train a classifier first (FinetuneConfig keys)
+    [finetune]   # optional: train a classifier first (FinetuneConfig keys + seeds)
     [prune]      # optional: PruneConfig keys (heads, ffn, layers, keep_layers, vocab_corpus, ...)
-    [distill]    # optional: DistillConfig keys + student ("pruned" or a spec like "layers:1,3,5"),
+    [distill]    # optional: DistillConfig keys + seeds + student ("pruned" or "layers:1,3,5"),
                  # train_size, qat_target / qat_scheme (train with a target's fake quantization)
     [quantize]   # optional: schemes = {target = scheme}, max_drop = points | {target = points}
     [bench]      # optional: runs, warmup
@@ -146,15 +146,26 @@ def _check_qat(source: str, config) -> None:
 
 def stage_config(source: str, name: str, settings: dict):
     """The frozen config of stage `name` from its recipe table; UserError names file and key."""
-    from edgecompress.compress.core.train import FinetuneConfig
     from edgecompress.compress.prune.config import PruneConfig
 
     if not isinstance(settings, dict):
         raise UserError(f"{source}: key '{name}': expected a table")
     if name == "distill":
         return _distill_config(source, settings)
-    cls = {"finetune": FinetuneConfig, "prune": PruneConfig}[name]
-    return build(cls, tuples(settings), lambda f: f"key '{name}.{f}'", source)
+    if name == "finetune":
+        return _finetune_config(source, settings)
+    return build(PruneConfig, tuples(settings), lambda f: f"key '{name}.{f}'", source)
+
+
+def _finetune_config(source: str, settings: dict):
+    """[finetune] -> FinetuneStageConfig: FinetuneConfig keys plus `seeds`."""
+    from edgecompress.compress.core.train import FinetuneConfig
+    from edgecompress.compress.pipeline.stages import FinetuneStageConfig
+
+    values = {k: v for k, v in settings.items() if k != "seeds"}
+    train = build(FinetuneConfig, tuples(values), lambda f: f"key 'finetune.{f}'", source)
+    return build(FinetuneStageConfig, {"train": train, "seeds": settings.get("seeds", 1)},
+                 lambda f: f"key 'finetune.{f}'", source)
 
 
 def build_stage_config(recipe: "Recipe", name: str, settings: dict):

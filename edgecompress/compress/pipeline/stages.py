@@ -8,10 +8,12 @@ records a `StageResult`. Target stages (export, eval, bench) live in target_stag
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgecompress.compress.core.config import FieldError
 from edgecompress.fsutil import cache_root
 
 
@@ -79,6 +81,47 @@ class DistillStageConfig:
     train_size: int | None = None
     qat_target: str | None = None
     qat_scheme: str | None = None
+    seeds: int = 1  # train this many seeds (train.seed, +1, ...); keep the best on dev
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise FieldError("seeds", f"expected a positive integer, got {self.seeds!r}")
+
+
+@dataclass(frozen=True)
+class FinetuneStageConfig:
+    """The recipe's [finetune] table: the training config plus how many seeds to train."""
+
+    train: object  # FinetuneConfig
+    seeds: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise FieldError("seeds", f"expected a positive integer, got {self.seeds!r}")
+
+
+def best_of_seeds(runs: list[dict]) -> dict:
+    """Pick the run with the best *dev* accuracy (never test) and summarise the spread.
+
+    `runs` are [{"seed", "output", "dev", "test"}] with accuracies as fractions (test may be
+    None). Returns {"chosen": run, "seeds": [...], "test_mean", "test_std", "dev_mean",
+    "dev_std"}; ties go to the lowest seed.
+    """
+    import statistics
+
+    chosen = max(runs, key=lambda r: (r["dev"] if r["dev"] is not None else -1.0, -r["seed"]))
+
+    def spread(key: str) -> tuple[float | None, float | None]:
+        values = [r[key] for r in runs if r[key] is not None]
+        if not values:
+            return None, None
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    (test_mean, test_std), (dev_mean, dev_std) = spread("test"), spread("dev")
+    return {"chosen": chosen, "seeds": [{k: v for k, v in r.items() if k != "output"}
+                                        for r in runs],
+            "test_mean": test_mean, "test_std": test_std, "dev_mean": dev_mean,
+            "dev_std": dev_std}
 
 
 @stage("finetune", reads_data=True)
@@ -89,11 +132,24 @@ def finetune_stage(inputs, config, ctx: Context) -> StageOutput:
     from edgecompress.compress.core.finetune import FinetuneRequest, run_finetune
 
     model = inputs["model"]
-    out = cache_root() / "teachers" / f"{Path(str(model)).name}-{ctx.ident[:12]}"
-    manifest = run_finetune(FinetuneRequest(model=str(model), dataset=ctx.dataset, out=out,
-                                            overrides=config, force=True), ctx.console)
-    return StageOutput(out, {"dev": manifest.get("dev"), "train_seconds": manifest.get("seconds"),
-                             "split_sizes": manifest.get("split_sizes")})
+    runs = []
+    for k in range(config.seeds):
+        train = dataclasses.replace(config.train, seed=config.train.seed + k)
+        suffix = "" if config.seeds == 1 else f"-seed{train.seed}"
+        out = cache_root() / "teachers" / f"{Path(str(model)).name}-{ctx.ident[:12]}{suffix}"
+        manifest = run_finetune(FinetuneRequest(model=str(model), dataset=ctx.dataset, out=out,
+                                                overrides=train, force=True), ctx.console)
+        runs.append({"seed": train.seed, "output": out, "test": None,
+                     "dev": (manifest.get("dev") or {}).get("accuracy"),
+                     "train_seconds": manifest.get("seconds")})
+    best = best_of_seeds(runs)
+    chosen = best["chosen"]
+    metrics = {"dev": {"accuracy": chosen["dev"]}, "train_seconds": chosen["train_seconds"],
+               "split_sizes": manifest.get("split_sizes")}
+    if config.seeds > 1:
+        metrics["seeds"] = {k: v for k, v in best.items() if k != "chosen"}
+        metrics["chosen_seed"] = chosen["seed"]
+    return StageOutput(chosen["output"], metrics)
 
 
 @stage("prune", reads_data=True)
@@ -120,11 +176,24 @@ def distill_stage(inputs, config: DistillStageConfig, ctx: Context) -> StageOutp
     from edgecompress.compress.distill import DistillRequest, run_distill
 
     student = str(inputs["student"]) if config.student == "pruned" else config.student
-    out = ctx.stage_dir / "checkpoint"
-    manifest = run_distill(DistillRequest(teacher=str(inputs["teacher"]), student=student,
-                                          dataset=ctx.dataset, out=out, config=config.distill,
-                                          train_size=config.train_size,
-                                          qat_target=config.qat_target,
-                                          qat_scheme=config.qat_scheme, force=True), ctx.console)
+    runs, manifests = [], {}
+    for k in range(config.seeds):
+        train = dataclasses.replace(config.distill.train, seed=config.distill.train.seed + k)
+        out = ctx.stage_dir / ("checkpoint" if config.seeds == 1 else f"checkpoint-seed{train.seed}")
+        request = DistillRequest(teacher=str(inputs["teacher"]), student=student,
+                                 dataset=ctx.dataset, out=out,
+                                 config=dataclasses.replace(config.distill, train=train),
+                                 train_size=config.train_size, qat_target=config.qat_target,
+                                 qat_scheme=config.qat_scheme, force=True)
+        manifests[train.seed] = manifest = run_distill(request, ctx.console)
+        test = (manifest.get("test") or {}).get("student", {}).get("accuracy")
+        runs.append({"seed": train.seed, "output": out, "test": test,
+                     "dev": manifest.get("best_dev_accuracy")})
+    best = best_of_seeds(runs)
+    chosen = best["chosen"]
     keep = ("test", "steps", "stopped", "wall_seconds", "student")
-    return StageOutput(out, {k: manifest[k] for k in keep if k in manifest})
+    metrics = {k: manifests[chosen["seed"]][k] for k in keep if k in manifests[chosen["seed"]]}
+    if config.seeds > 1:
+        metrics["seeds"] = {k: v for k, v in best.items() if k != "chosen"}
+        metrics["chosen_seed"] = chosen["seed"]
+    return StageOutput(chosen["output"], metrics)
