@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from edgecompress.cli_common import console, emit, guarded, print_json
+from edgecompress.cli_catalog import data_app, targets_app
 from edgecompress.cli_deliver import bundle_app, report_app
 from edgecompress.errors import UserError
 
@@ -19,72 +20,10 @@ from edgecompress.errors import UserError
 app = typer.Typer(help="Prune, quantize, distill and export trained Transformers for edge "
                        "devices — verified, benchmarked, reported.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Registered datasets.", no_args_is_help=True)
-targets_app = typer.Typer(help="Edge target profiles.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(targets_app, name="targets")
 app.add_typer(report_app, name="report")
 app.add_typer(bundle_app, name="bundle")
-
-
-@data_app.command("list")
-@guarded
-def data_list() -> None:
-    """List the registered datasets."""
-    from rich.table import Table
-
-    from edgecompress.compress.core.data import list_datasets
-
-    table = Table("name", "version", "task", "source", "description")
-    for info in list_datasets():
-        table.add_row(info.name, info.version, info.task, info.source, info.description)
-    console.print(table)
-
-
-@data_app.command("fetch")
-@guarded
-def data_fetch(name: str = typer.Argument(..., help="Registered dataset name.")) -> None:
-    """Download, verify (sha256) and cache a registered dataset."""
-    from edgecompress.compress.core.data import fetch_dataset, load_dataset
-
-    path = fetch_dataset(name)
-    dataset = load_dataset(name)
-    sizes = ", ".join(f"{k} {len(v.texts)}" for k, v in dataset.splits.items())
-    console.print(f"{name}: {sizes} — cached at {path}")
-
-
-# --- targets ----------------------------------------------------------------------------------
-
-@targets_app.command("list")
-@guarded
-def targets_list() -> None:
-    """List the shipped edge target profiles."""
-    from rich.table import Table
-
-    from edgecompress.targets import list_profiles
-
-    table = Table("name", "format", "runtime", "scheme", "threads", "shape", "description")
-    for p in list_profiles():
-        shape = "dynamic" if p.shape == "dynamic" else f"{p.batch}x{p.seq_len}"
-        table.add_row(p.name, p.format, p.runtime, p.scheme, str(p.threads), shape, p.description)
-    console.print(table)
-
-
-@targets_app.command("show")
-@guarded
-def targets_show(name: str = typer.Argument(..., help="Target name or path to a profile .toml."),
-                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Show one target profile."""
-    from dataclasses import asdict
-
-    from edgecompress.targets import load_profile
-
-    profile = asdict(load_profile(name))
-    if as_json:
-        print_json(profile)
-    else:
-        for key, value in profile.items():
-            console.print(f"[bold]{key}[/bold]: {value}")
 
 
 # --- model commands ---------------------------------------------------------------------------
@@ -135,14 +74,24 @@ def finetune(
     seed: int = typer.Option(0), text_col: Optional[str] = typer.Option(None),
     label_col: Optional[str] = typer.Option(None),
     force: bool = typer.Option(False, help="Replace an existing, different checkpoint at --out."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
+                                                                 "keys; flags given override it."),
 ) -> None:
     """Fine-tune an encoder with a classification head; resumes after interruption."""
     from edgecompress.compress.core.finetune import FinetuneRequest, run_finetune
 
+    overrides = None
+    if config is not None:
+        from edgecompress.cli_config import explicit_options, stage_config_from
+
+        flags = explicit_options(finetune, dict(epochs=epochs, batch_size=batch_size, lr=lr,
+                                                max_length=max_length, max_steps=max_steps,
+                                                seed=seed))
+        overrides = stage_config_from(config, "finetune", flags).train
     request = FinetuneRequest(model=model, dataset=dataset, out=out, epochs=epochs,
                               batch_size=batch_size, lr=lr, max_length=max_length,
                               max_steps=max_steps, seed=seed, text_col=text_col,
-                              label_col=label_col, force=force)
+                              label_col=label_col, force=force, overrides=overrides)
     manifest = run_finetune(request, console)
     dev = manifest["dev"]
     console.print(f"fine-tuned in {manifest['seconds']:.0f} s of training — dev accuracy "
@@ -175,16 +124,26 @@ def prune(
     gate_runs: int = typer.Option(50, help="Timed runs per artifact for --gate."),
     force: bool = typer.Option(False, help="Replace an existing output directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
+                                                                 "keys; flags given override it."),
 ) -> None:
     """Remove heads, FFN neurons, layers, vocabulary; report what it gained (prune.json)."""
     from edgecompress.compress.prune import PruneRequest, run_prune
     from edgecompress.compress.prune.config import config_from_options
 
-    config = config_from_options(
-        heads=heads, ffn=ffn, layers=layers, keep_layers=keep_layers, drop_heads=drop_heads,
-        scope=scope, importance=importance, layer_method=layer_method, target_params=target_params,
-        target_mb=target_mb, vocab_corpus=vocab_corpus, sparsity=sparsity, nm=nm, samples=samples)
-    manifest = run_prune(PruneRequest(model=model, out=out, config=config, dataset=dataset,
+    options = dict(heads=heads, ffn=ffn, layers=layers, keep_layers=keep_layers,
+                   drop_heads=drop_heads, scope=scope, importance=importance,
+                   layer_method=layer_method, target_params=target_params, target_mb=target_mb,
+                   vocab_corpus=vocab_corpus, sparsity=sparsity, nm=nm, samples=samples)
+    if config is None:
+        prune_config = config_from_options(**options)
+    else:
+        from edgecompress.cli_config import explicit_options, stage_config_from
+        from edgecompress.compress.prune.config import parse_cli_values
+
+        flags = parse_cli_values(explicit_options(prune, options))
+        prune_config = stage_config_from(config, "prune", flags)
+    manifest = run_prune(PruneRequest(model=model, out=out, config=prune_config, dataset=dataset,
                                       evaluate=evaluate, gate=gate, gate_runs=gate_runs,
                                       force=force))
     from edgecompress.compress.prune.stage import summary_lines
@@ -218,13 +177,20 @@ def distill(
     qat_target: Optional[str] = typer.Option(None, help="Fake-quantize like this target's int8."),
     force: bool = typer.Option(False, help="Replace an existing, different output directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
+                                                                 "keys; flags given override it."),
 ) -> None:
     """Distill a teacher into a smaller student; resumes after interruption (distill.json)."""
-    options = {k: v for k, v in locals().items() if k != "as_json"}  # every option, by name
+    options = {k: v for k, v in locals().items() if k not in ("as_json", "config")}
     from edgecompress.compress.distill.cli import distill_request, summary_lines
     from edgecompress.compress.distill.stage import run_distill
 
-    request = distill_request(**options)
+    if config is None:
+        request = distill_request(**options)
+    else:
+        from edgecompress.cli_config import distill_request_from, explicit_options
+
+        request = distill_request_from(config, explicit_options(distill, options), **options)
     manifest = run_distill(request, None if as_json else console)
     emit(manifest, as_json, summary_lines)
 

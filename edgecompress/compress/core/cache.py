@@ -103,6 +103,8 @@ def changed_inputs(record_path: Path, inputs: Mapping[str, str], config: Mapping
         return ["its record is unreadable"]
     if not isinstance(record, dict):
         return ["its record is unreadable"]
+    if record.get("output") and not Path(record["output"]).exists():
+        return ["its output is gone"]
     old = record.get(INPUTS_KEY) or {}
     reasons = [f"{name} changed" for name, digest in inputs.items() if old.get(name) != digest]
     if _canonical(record.get("config")) != _canonical(config):

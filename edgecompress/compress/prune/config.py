@@ -140,3 +140,15 @@ def config_from_options(*, keep_layers: str | None = None, drop_heads: str | Non
         raise UserError(f"{flag(err.field)}: {err.message}") from None
     except ValueError as err:
         raise UserError(str(err)) from None
+
+
+def parse_cli_values(options: dict) -> dict:
+    """CLI strings ("1,3,5", "0:1;2:0", "2:4") -> the values a recipe's [prune] table holds."""
+    from edgecompress.errors import UserError
+
+    parsers = {"keep_layers": parse_keep_layers, "drop_heads": parse_drop_heads, "nm": parse_nm}
+    try:
+        return {k: (parsers[k](v) if k in parsers and isinstance(v, str) else v)
+                for k, v in options.items()}
+    except ValueError as err:
+        raise UserError(str(err)) from None
