@@ -229,12 +229,14 @@ def export(
     model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
     target: str = typer.Option(..., help="Target name or profile .toml path."),
     out: Path = typer.Option(..., help="Output directory for the artifact."),
+    scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
+    dataset: str = typer.Option("rt-polarity", help="Calibration and gate sentences (int8)."),
     force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
 ) -> None:
     """Export to the target's format, verify parity against torch, keep only if it passes."""
     from edgecompress.compress.pipeline.commands import export_model
 
-    manifest = export_model(model, target, out, force=force)
+    manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force)
     parity = manifest["parity"]
     console.print(f"{manifest['target']}: {out / manifest['artifact']} "
                   f"({manifest['size_bytes'] / 1e6:.1f} MB), parity max |diff| "

@@ -13,9 +13,11 @@ class UserError(ValueError):
 class ParityError(ValueError):
     """An exported artifact's outputs differ from torch's beyond the profile's tolerance."""
 
-    def __init__(self, artifact: str, diffs: dict[str, float], tolerance: float):
+    def __init__(self, artifact: str, diffs: dict[str, float], tolerance: float,
+                 detail: str | None = None):
         self.artifact = artifact
         self.diffs = diffs
         self.tolerance = tolerance
-        worst = ", ".join(f"{name}: max |diff| {value:.3g}" for name, value in diffs.items())
-        super().__init__(f"{artifact} failed parity (tolerance {tolerance:g}): {worst}")
+        worst = detail or ", ".join(f"{name}: max |diff| {value:.3g} > {tolerance:g}"
+                                    for name, value in diffs.items())
+        super().__init__(f"{artifact} failed parity: {worst}")

@@ -47,9 +47,13 @@ class ExportResult:
     exporter_version: str
     opset: int | None
     seconds: float  # export + verification wall time
-    tolerance: float = 0.0  # the parity gate this artifact passed: max |diff| ...
-    min_agreement: float = 1.0  # ... and argmax agreement, both the scheme's
+    tolerance: float = 0.0  # the parity gate this artifact passed: max |diff| (float schemes)
+    min_agreement: float = 1.0  # ... argmax agreement ...
     quantization: dict | None = None  # what quantize_artifact did (None for fp32)
+    rel_error: float = 0.0  # ||artifact - torch|| / ||torch|| over the sample
+    max_rel_error: float = 0.0  # ... and its bound (int8 schemes), both the scheme's
+    sample_rows: int = 0  # rows of the verification sample
+    gated_on: str = "max_abs_diff+agreement"  # or "agreement+rel_error" (int8 schemes)
 
     def to_json(self) -> dict:
         """Plain-JSON form for manifests."""
@@ -83,7 +87,7 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     target cannot run, ValueError for an unknown format or a static scheme without samples.
     """
     spec = profile.scheme_for(scheme)
-    tolerance, min_agreement = profile.parity(spec.name)
+    gate = profile.gate(spec.name)
     if profile.format not in _EXPORTERS:
         raise ValueError(f"no exporter for format {profile.format!r} (known: {', '.join(_EXPORTERS)})")
     out_dir = Path(out_dir)
@@ -105,19 +109,21 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
             if spec.quantized:
                 info = _quantize_in_place(temp, spec, quant or QuantOptions(module=module),
                                           profile)
-            diff, agreement = _compare(temp, reference, sample, profile, reported=final,
-                                       scheme=spec.name)
+            measured = _compare(temp, reference, sample, profile, reported=final,
+                                scheme=spec.name)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
     os.replace(temp, final)
     return ExportResult(
         path=final, format=profile.format, scheme=spec.name,
-        size_bytes=final.stat().st_size, max_abs_diff=diff, agreement=agreement,
-        input_shape=profile.fixed_shape or (None, None), profile=profile.name,
-        exporter=exporter, exporter_version=version, opset=profile.opset,
-        seconds=round(time.perf_counter() - start, 3), tolerance=tolerance,
-        min_agreement=min_agreement, quantization=info)
+        size_bytes=final.stat().st_size, max_abs_diff=measured.max_abs_diff,
+        agreement=measured.agreement, input_shape=profile.fixed_shape or (None, None),
+        profile=profile.name, exporter=exporter, exporter_version=version, opset=profile.opset,
+        seconds=round(time.perf_counter() - start, 3), tolerance=gate.tolerance,
+        min_agreement=gate.min_agreement, quantization=info, rel_error=measured.rel_error,
+        max_rel_error=gate.max_rel_error, sample_rows=int(reference.shape[0]),
+        gated_on="agreement+rel_error" if gate.int8 else "max_abs_diff+agreement")
 
 
 def _quantize_in_place(path: Path, spec, quant: QuantOptions, profile: Profile) -> dict:
@@ -135,35 +141,60 @@ def verify(path: Path, module, sample: dict[str, np.ndarray], profile: Profile,
            scheme: str | None = None) -> tuple[float, float]:
     """Run the artifact at `path` and `module` on `sample`; compare outputs.
 
-    Returns (max_abs_diff, argmax agreement). Raises ParityError when the difference exceeds the
-    tolerance of `scheme` (default: the profile's) or the agreement is below its minimum;
-    UserError when the file is not a model the runtime can load.
+    Returns (max_abs_diff, argmax agreement). Raises ParityError when the artifact misses the
+    gate of `scheme` (default: the profile's, see Profile.gate); UserError when the file is not
+    a model the runtime can load.
     """
     sample = _fit_sample(sample, profile)
     with _eval_mode(module):
         reference = torch_runner(module).run(**sample)
-    return _compare(Path(path), reference, sample, profile, reported=Path(path), scheme=scheme)
+    measured = _compare(Path(path), reference, sample, profile, reported=Path(path),
+                        scheme=scheme)
+    return measured.max_abs_diff, measured.agreement
+
+
+@dataclass(frozen=True)
+class Measured:
+    max_abs_diff: float
+    agreement: float
+    rel_error: float
+    scale: float  # max |torch output|: float rounding grows with it
 
 
 def _compare(path: Path, reference: np.ndarray, sample: dict, profile: Profile, *,
-             reported: Path, scheme: str | None = None) -> tuple[float, float]:
-    """(max |diff|, argmax agreement) of the artifact vs torch's `reference` (B, C)."""
-    tolerance, min_agreement = profile.parity(scheme)
+             reported: Path, scheme: str | None = None) -> Measured:
+    """The artifact vs torch's `reference` (B, C) on `sample`, checked against the gate."""
+    gate = profile.gate(scheme)
     outputs = load_runner(path, threads=profile.threads).run(**sample)
     if outputs.shape != reference.shape:
-        raise ParityError(str(reported), {OUTPUT_NAME: float("inf")}, tolerance)
+        raise ParityError(str(reported), {OUTPUT_NAME: float("inf")}, gate.tolerance)
+    error = outputs.astype(np.float64) - reference
     # NaN anywhere must fail, so compare with nan-aware max
-    diff = float(np.max(np.abs(outputs.astype(np.float64) - reference), initial=0.0))
+    diff = float(np.max(np.abs(error), initial=0.0))
     diff = float("inf") if np.isnan(diff) else diff
+    rel = float(np.linalg.norm(error) / max(float(np.linalg.norm(reference)), 1e-12))
+    rel = float("inf") if np.isnan(rel) else rel
     agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
-    if diff > tolerance:
-        raise ParityError(str(reported), {OUTPUT_NAME: diff}, tolerance)
-    if agreement < min_agreement:
-        # ParityError has only a diffs slot: report the disagreeing fraction next to the diff.
-        raise ParityError(str(reported), {OUTPUT_NAME: diff,
-                                          f"{OUTPUT_NAME} argmax disagreement": 1 - agreement},
-                          tolerance)
-    return diff, agreement
+    measured = Measured(diff, agreement, rel, float(np.max(np.abs(reference), initial=0.0)))
+    _check_gate(measured, gate, reported)
+    return measured
+
+
+def _check_gate(measured: Measured, gate, reported: Path) -> None:
+    """Raise ParityError naming what missed: the values measured next to their bounds."""
+    misses, diffs = [], {OUTPUT_NAME: measured.max_abs_diff}
+    bound = gate.tolerance * max(1.0, measured.scale)  # float error is relative to magnitude
+    if not gate.int8 and measured.max_abs_diff > bound:
+        misses.append(f"max |diff| {measured.max_abs_diff:.3g} > {gate.tolerance:g} x "
+                      f"max(1, max |output| {measured.scale:.3g})")
+    if measured.agreement < gate.min_agreement:
+        misses.append(f"argmax agreement {measured.agreement:.1%} < {gate.min_agreement:.0%}")
+        diffs[f"{OUTPUT_NAME} argmax disagreement"] = 1 - measured.agreement
+    if gate.int8 and measured.rel_error > gate.max_rel_error:
+        misses.append(f"relative error {measured.rel_error:.3g} > {gate.max_rel_error:g}")
+        diffs[f"{OUTPUT_NAME} relative error"] = measured.rel_error
+    if misses:
+        raise ParityError(str(reported), diffs, gate.tolerance, detail="; ".join(misses))
 
 
 def _fit_sample(sample: dict[str, np.ndarray], profile: Profile) -> dict[str, np.ndarray]:

@@ -38,6 +38,14 @@ class Scheme:
     min_agreement: float
     per_channel: bool = True  # weights quantized per output channel (int8 kinds)
     description: str = ""
+    # int8 kinds: relative L2 error of the outputs, ||artifact - torch|| / ||torch||, over the
+    # real sample; with `min_agreement` it is their gate (max |diff| is reported, not gated:
+    # it grows with the logits' scale and says little about an int8 model)
+    max_rel_error: float = 1e-3
+
+    @property
+    def int8(self) -> bool:
+        return self.kind in ("dynamic", "weight-only", "static")
 
     @property
     def calibrated(self) -> bool:
@@ -61,25 +69,39 @@ SCHEMES: dict[str, dict[str, Scheme]] = {
     "onnx": _schemes(
         Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as exported"),
         Scheme("fp16", "fp16", 5e-2, 1.0, description="float16 weights and compute, fp32 I/O"),
-        Scheme("dynamic-int8", "dynamic", 1.0, 0.75, per_channel=False,
+        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, per_channel=False, max_rel_error=0.25,
                description="int8 weights per tensor, activations quantized at run time"),
-        Scheme("dynamic-int8-per-channel", "dynamic", 1.0, 0.75,
+        Scheme("dynamic-int8-per-channel", "dynamic", 1.0, 0.95, max_rel_error=0.25,
                description="int8 weights per output channel, activations at run time"),
-        Scheme("static-int8", "static", 2.0, 0.75,
+        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5,
                description="QDQ int8 weights (per channel) and calibrated int8 activations"),
     ),
     "tflite": _schemes(
         Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as converted"),
         Scheme("fp16", "fp16", 5e-2, 1.0, description="float16 weights, float compute"),
-        Scheme("dynamic-int8", "dynamic", 1.0, 0.75,
+        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, max_rel_error=0.25,
                description="int8 weights per channel, activations quantized at run time"),
-        Scheme("weight-only-int8", "weight-only", 0.5, 0.75,
+        Scheme("weight-only-int8", "weight-only", 0.5, 0.95, max_rel_error=0.15,
                description="int8 weights dequantized before float compute"),
-        Scheme("static-int8", "static", 2.0, 0.75,
+        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5,
                description="full-integer: int8 weights and calibrated int8 activations"),
     ),
 }
 MIN_OPSET = 17  # LayerNormalization is a single op from 17; the dynamo exporter targets >= 18
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What an artifact must meet on the verification sample to be kept.
+
+    Float schemes: max |diff| <= tolerance and argmax agreement >= min_agreement. int8 schemes:
+    agreement >= min_agreement and relative error <= max_rel_error (max |diff| is reported).
+    """
+
+    tolerance: float
+    min_agreement: float
+    max_rel_error: float
+    int8: bool
 
 
 @dataclass(frozen=True)
@@ -107,7 +129,8 @@ class Profile:
     integer_only: bool = False  # preflight: every op of the artifact must be integer
     calibration_samples: int = 256  # real sentences drawn for static schemes
     calibration_method: str = "minmax"  # one of CALIBRATION_METHODS[format]
-    parity_overrides: tuple[tuple[str, float, float], ...] = ()  # (scheme, tolerance, agreement)
+    # (scheme, tolerance, min_agreement, max_rel_error or None)
+    parity_overrides: tuple[tuple, ...] = ()
 
     def __post_init__(self) -> None:
         # Every message starts with the (TOML) key so the loader can prefix the file name.
@@ -119,11 +142,12 @@ class Profile:
         if self.calibration_samples < 1:
             raise ValueError(f"calibration.samples: expected a positive integer, "
                              f"got {self.calibration_samples}")
-        for name, tolerance, agreement in self.parity_overrides:
+        for name, tolerance, agreement, rel in self.parity_overrides:
             _check_choice(f"parity.{name}", name, tuple(SCHEMES[self.format]))
-            if not tolerance > 0 or not 0.0 <= agreement <= 1.0:
-                raise ValueError(f"parity.{name}: expected tolerance > 0 and min_agreement in "
-                                 f"[0, 1], got {tolerance} and {agreement}")
+            if not tolerance > 0 or not 0.0 <= agreement <= 1.0 or not (rel is None or rel > 0):
+                raise ValueError(f"parity.{name}: expected tolerance > 0, min_agreement in "
+                                 f"[0, 1] and max_rel_error > 0, got {tolerance}, {agreement} "
+                                 f"and {rel}")
         _check_choice("shape.policy", self.shape, SHAPE_POLICIES)
         if not self.name.strip():
             raise ValueError("name: expected a non-empty string")
@@ -173,13 +197,19 @@ class Profile:
         fp32 uses the profile's [parity] table; other schemes a `[parity.<scheme>]` override from
         the profile if present, else the scheme's own defaults.
         """
+        gate = self.gate(scheme)
+        return gate.tolerance, gate.min_agreement
+
+    def gate(self, scheme: str | None = None) -> "Gate":
+        """The parity gate of `scheme` (default: the profile's): the profile's [parity] table
+        for fp32, a `[parity.<scheme>]` override if present, else the scheme's defaults."""
         spec = self.scheme_for(scheme)
         if spec.kind == "fp32":
-            return self.tolerance, self.min_agreement
-        for name, tolerance, agreement in self.parity_overrides:
+            return Gate(self.tolerance, self.min_agreement, spec.max_rel_error, False)
+        for name, tolerance, agreement, rel in self.parity_overrides:
             if name == spec.name:
-                return tolerance, agreement
-        return spec.tolerance, spec.min_agreement
+                return Gate(tolerance, agreement, rel or spec.max_rel_error, spec.int8)
+        return Gate(spec.tolerance, spec.min_agreement, spec.max_rel_error, spec.int8)
 
     @property
     def suffix(self) -> str:
@@ -232,7 +262,7 @@ def _type_name(expected: type) -> str:
             list: "a list of strings"}[expected]
 
 
-def _split_parity(data: dict) -> tuple[dict, tuple[tuple[str, float, float], ...]]:
+def _split_parity(data: dict) -> tuple[dict, tuple[tuple, ...]]:
     """Pull `[parity.<scheme>]` sub-tables out of `data`; returns (data without them, overrides)."""
     parity = data.get("parity")
     if not isinstance(parity, dict):
@@ -242,10 +272,13 @@ def _split_parity(data: dict) -> tuple[dict, tuple[tuple[str, float, float], ...
         if not isinstance(table, dict):
             continue
         keys = {"tolerance", "min_agreement"}
-        if set(table) != keys or not all(_type_ok(table[k], float) for k in keys):
-            raise ValueError(f"parity.{scheme}: expected numbers tolerance and min_agreement, "
-                             f"got {table}")
-        overrides.append((scheme, float(table["tolerance"]), float(table["min_agreement"])))
+        extra = set(table) - keys - {"max_rel_error"}
+        if not keys <= set(table) or extra or not all(_type_ok(v, float) for v in table.values()):
+            raise ValueError(f"parity.{scheme}: expected numbers tolerance, min_agreement "
+                             f"(and max_rel_error), got {table}")
+        rel = table.get("max_rel_error")
+        overrides.append((scheme, float(table["tolerance"]), float(table["min_agreement"]),
+                          None if rel is None else float(rel)))
     plain = {k: v for k, v in parity.items() if not isinstance(v, dict)}
     return {**data, "parity": plain}, tuple(overrides)
 

@@ -121,23 +121,44 @@ def test_export_raises_user_error_when_static_scheme_has_no_calibration(models, 
     assert not list(tmp_path.glob("*.onnx"))
 
 
-def test_quantized_export_raises_parity_error_when_scheme_tolerance_is_exceeded(quantized,
+def test_int8_export_raises_parity_error_when_relative_error_exceeds_the_gate(quantized,
                                                                               tmp_path):
     _, base, loaded = quantized("onnx", "dynamic-int8")
     strict = dataclasses.replace(_open("x86-cpu"),
-                                 parity_overrides=(("dynamic-int8", 1e-9, 1.0),))
-    with pytest.raises(ParityError, match="tolerance 1e-09"):
+                                 parity_overrides=(("dynamic-int8", 1.0, 0.0, 1e-9),))
+    with pytest.raises(ParityError, match=r"relative error [0-9.e-]+ > 1e-09"):
         export(loaded.module, batch(loaded), strict, tmp_path, scheme="dynamic-int8", base=base)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_int8_export_is_not_gated_on_max_abs_diff_when_agreement_and_error_hold(quantized,
+                                                                              tmp_path):
+    # max |diff| grows with the logits' scale: for int8 it is reported, not gated
+    _, base, loaded = quantized("onnx", "dynamic-int8")
+    tight = dataclasses.replace(_open("x86-cpu"),
+                                parity_overrides=(("dynamic-int8", 1e-9, 0.5, 10.0),))
+    result = export(loaded.module, batch(loaded), tight, tmp_path, scheme="dynamic-int8",
+                    base=base)
+    assert result.max_abs_diff > 1e-9 and result.gated_on == "agreement+rel_error"
+    assert 0 < result.rel_error <= 10.0 and result.sample_rows == len(batch(loaded)["input_ids"])
+
+
+def test_int8_gate_defaults_require_most_argmaxes_to_agree_when_scheme_is_quantized():
+    for fmt in ("onnx", "tflite"):
+        for spec in SCHEMES[fmt].values():
+            if spec.int8:
+                assert spec.min_agreement >= 0.9 and 0 < spec.max_rel_error <= 0.5
+
+
 def test_profile_reads_scheme_parity_override_when_toml_has_one(tmp_path):
     text = (load_profile("x86-cpu").source.read_text()
-            + "\n[parity.static-int8]\ntolerance = 0.5\nmin_agreement = 0.9\n")
+            + "\n[parity.static-int8]\ntolerance = 0.5\nmin_agreement = 0.9\n"
+            + "max_rel_error = 0.3\n")
     path = tmp_path / "p.toml"
     path.write_text(text)
     profile = load_profile(path)
     assert profile.parity("static-int8") == (0.5, 0.9)
+    assert profile.gate("static-int8").max_rel_error == 0.3
     assert profile.parity("fp32") == (1e-4, 1.0)
     assert profile.parity("dynamic-int8") == (SCHEMES["onnx"]["dynamic-int8"].tolerance,
                                               SCHEMES["onnx"]["dynamic-int8"].min_agreement)

@@ -91,6 +91,20 @@ def parity_sample(tokenizer, seq_len: int) -> dict[str, np.ndarray]:
     return tokenize(tokenizer, PARITY_SENTENCES, max_length=seq_len)
 
 
+GATE_ROWS = 128  # real sentences the int8 gate measures agreement on (plus PARITY_SENTENCES)
+
+
+def gate_sample(tokenizer, texts, seq_len: int, *, rows: int = GATE_ROWS,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """PARITY_SENTENCES plus up to `rows` of `texts` (a seeded draw of real held-out sentences),
+    tokenized and padded together: what a quantized artifact is verified on."""
+    import random
+
+    texts = list(texts)
+    picked = random.Random(seed).sample(texts, min(rows, len(texts)))
+    return tokenize(tokenizer, list(PARITY_SENTENCES) + picked, max_length=seq_len)
+
+
 def export_artifact(loaded: LoadedModel, profile, out_dir: Path, *, source: str) -> dict:
     """Export + verify `loaded` for `profile` into `out_dir` with tokenizer and manifest.
 
@@ -115,7 +129,9 @@ def artifact_manifest(result, profile, loaded: LoadedModel, *, source: str, bega
         "scheme": result.scheme, "runtime": profile.runtime, "threads": profile.threads,
         "artifact": result.path.name, "size_bytes": result.size_bytes,
         "parity": {"max_abs_diff": result.max_abs_diff, "agreement": result.agreement,
-                   "tolerance": result.tolerance, "min_agreement": result.min_agreement},
+                   "tolerance": result.tolerance, "min_agreement": result.min_agreement,
+                   "rel_error": result.rel_error, "max_rel_error": result.max_rel_error,
+                   "sample_rows": result.sample_rows, "gated_on": result.gated_on},
         "quantization": result.quantization,
         "input_shape": list(result.input_shape) if result.input_shape else None,
         "budgets": {"size_mb": profile.size_mb, "latency_ms": profile.latency_ms,

@@ -6,6 +6,8 @@ refused unless `force` is given, so earlier runs are never silently lost.
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 from edgecompress.compress.core.artifacts import (MANIFEST, export_artifact, open_evaluable,
@@ -55,18 +57,31 @@ def _check_labels(model_labels: tuple[str, ...], data_labels: tuple[str, ...], m
                         f"{len(data_labels)} ({', '.join(data_labels)})")
 
 
-def export_model(model: str, target: str, out: Path, *, force: bool = False) -> dict:
-    """Load `model`, export + verify it for `target` into `out`; returns the artifact manifest."""
+def export_model(model: str, target: str, out: Path, *, scheme: str | None = None,
+                 dataset: str = "rt-polarity", force: bool = False) -> dict:
+    """Export + verify `model` for `target` (in `scheme`, default the target's) into `out`;
+    returns the artifact manifest. fp32 goes straight through the parity gate; a quantized
+    scheme goes through the quantize stage (calibration and the int8 gate on real sentences of
+    `dataset`), so `export`, `quantize` and `run` keep the same artifacts by the same gate."""
     from edgecompress.targets import load_profile
 
     profile = load_profile(target)
+    spec = profile.scheme_for(scheme)
+    if spec.quantized:
+        from edgecompress.compress.quantize.stage import (QuantizeConfig, QuantizeRequest,
+                                                          run_quantize)
+
+        config = QuantizeConfig(target=target, scheme=spec.name)
+        return run_quantize(QuantizeRequest(model=model, out=out, config=config, dataset=dataset,
+                                            force=force))
     inputs = {"model": content_digest(model), "profile": profile_digest(profile)}
-    ident = identity("export", {"target": profile.name, "scheme": profile.scheme}, inputs)
+    ident = identity("export", {"target": profile.name, "scheme": spec.name}, inputs)
     done = is_done(out / MANIFEST, ident)
     if done is not None:
         return done  # the same model, profile and scheme were exported here before
     prepare_out_dir(out, force=force)
-    manifest = stamp(export_artifact(load_model(model), profile, out, source=str(model)),
+    fp32 = dataclasses.replace(profile, scheme=spec.name)
+    manifest = stamp(export_artifact(load_model(model), fp32, out, source=str(model)),
                      ident, inputs)
     atomic_write_json(out / MANIFEST, manifest)
     return manifest

@@ -26,7 +26,7 @@ from edgecompress.compress.pipeline import target_stages  # noqa: F401  (registe
 from edgecompress.compress.pipeline.plan import STEP_OUTPUT, Step, plan_steps
 from edgecompress.compress.pipeline.recipe import Recipe
 from edgecompress.compress.pipeline.stages import Context, StageResult, get_stage
-from edgecompress.errors import UserError
+from edgecompress.errors import ParityError, UserError
 from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
 
 STAGE_FILE = "stage.json"
@@ -157,6 +157,21 @@ def _step_state(step: Step, outputs: dict, recipe: Recipe, run_dir: Path) -> str
     return "cached"
 
 
+REFUSED = "refused.json"
+
+
+def _refuse_target(step: Step, err: ParityError, run_dir: Path, console) -> None:
+    """An artifact that misses its gate is not kept; the run goes on with the other targets
+    and `artifacts/<target>/refused.json` says why (the report lists it)."""
+    folder = run_dir / "artifacts" / step.target
+    if folder.exists():
+        shutil.rmtree(folder)
+    atomic_write_json(folder / REFUSED, {"target": step.target, "step": step.id,
+                                         "reason": str(err), "diffs": err.diffs})
+    console.print(f"  {step.target}: refused by the parity gate — {err}", markup=False,
+                  highlight=False)
+
+
 def run_recipe(recipe: Recipe, run_dir: Path, console, *, force: bool = False) -> Path:
     """Run every step of `recipe` into `run_dir`; returns report.md's path."""
     from edgecompress.reports import write_report
@@ -168,9 +183,18 @@ def run_recipe(recipe: Recipe, run_dir: Path, console, *, force: bool = False) -
     atomic_write_json(run_dir / "run.json", recipe.identity())
     began = time.perf_counter()
     outputs: dict[str, Path] = {}
+    refused: set[str] = set()
     for step in steps:
-        outputs[step.id] = run_step(step, step_inputs(step, outputs), recipe, run_dir,
-                                    console).output
+        if step.target in refused:
+            continue
+        try:
+            outputs[step.id] = run_step(step, step_inputs(step, outputs), recipe, run_dir,
+                                        console).output
+        except ParityError as err:
+            if step.target is None:
+                raise
+            refused.add(step.target)
+            _refuse_target(step, err, run_dir, console)
     paths = write_report(run_dir)
     console.print(f"finished in {time.perf_counter() - began:.0f} s")
     return next(p for p in paths if p.suffix == ".md")

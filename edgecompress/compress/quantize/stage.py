@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.compress.core.artifacts import (MANIFEST, artifact_manifest, parity_sample,
-                                                  prepare_out_dir)
+from edgecompress.compress.core.artifacts import (MANIFEST, artifact_manifest, gate_sample,
+                                                  parity_sample, prepare_out_dir)
 from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
                                               stamp)
 from edgecompress.compress.core.config import FieldError, check_types
@@ -126,10 +126,12 @@ def run_quantize(request: QuantizeRequest) -> dict:
     module = (integer_friendly(loaded.module, plan.profile.format) if plan.spec.calibrated
               else loaded.module)
     config = request.config
-    calib = calibration_set(plan.data.split(config.calibration_split), loaded.tokenizer,
-                            config.calibration_samples or plan.profile.calibration_samples,
-                            plan.profile.seq_len, seed=config.seed,
-                            split_name=config.calibration_split)
+    split = plan.data.split(config.calibration_split)
+    wanted = config.calibration_samples or plan.profile.calibration_samples
+    if not plan.spec.calibrated:  # only blame reads these rows: a small file is enough
+        wanted = min(wanted, len(split))
+    calib = calibration_set(split, loaded.tokenizer, wanted, plan.profile.seq_len,
+                            seed=config.seed, split_name=config.calibration_split)
     result, blame, fallback = _quantize(module, loaded.tokenizer, plan, calib, request)
     loaded.tokenizer.save_pretrained(str(request.out))
     return _write(request, plan, result, loaded, calib, blame, fallback, began)
@@ -140,7 +142,9 @@ def _quantize(module, tokenizer, plan: _Plan, calib: Calibration, request: Quant
     from edgecompress.targets import export
 
     profile, spec = plan.profile, plan.spec
-    sample = parity_sample(tokenizer, profile.seq_len)
+    sample = parity_sample(tokenizer, profile.seq_len)  # fp32 base: the fixed sentences
+    verify_on = gate_sample(tokenizer, _held_out(plan.data, request.config).texts,
+                            profile.seq_len, seed=request.config.seed)
     # ".tmp": a run killed here leaves a folder that the next run's stale-temp sweep removes
     with tempfile.TemporaryDirectory(prefix=".quantize-", suffix=".tmp",
                                      dir=_parent(request.out)) as tmp:
@@ -154,8 +158,8 @@ def _quantize(module, tokenizer, plan: _Plan, calib: Calibration, request: Quant
             fallback = accuracy_fallback(module, base.path, spec, options, profile, plan.dev,
                                          tokenizer, request.config)
             options = dataclasses.replace(options, float_scopes=tuple(fallback["float_layers"]))
-        result = export(module, sample, profile, request.out, scheme=spec.name, quant=options,
-                        base=base)
+        result = export(module, verify_on, profile, request.out, scheme=spec.name,
+                        quant=options, base=base)
         blame = layer_blame(result.path, module, encoder_layers(module), calib.rows(BLAME_ROWS),
                             profile.fixed_shape, fp32=base.path)
     return result, blame, fallback
@@ -212,6 +216,11 @@ def _options(calib: Calibration, method: str, module, tmp: Path, fmt: str):
 
     return QuantOptions(calibration=calib.batches, method=method, module=module,
                         calibration_cache=tmp / f"calibration-{method}.{fmt}.cache")
+
+
+def _held_out(data, config: QuantizeConfig):
+    """The split the parity gate draws real sentences from: dev, else the calibration split."""
+    return data.splits.get(config.dev_split) or data.split(config.calibration_split)
 
 
 def _dev_split(data, config: QuantizeConfig):

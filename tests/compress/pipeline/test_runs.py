@@ -61,3 +61,27 @@ def test_dry_run_plan_lists_every_target_as_to_run_when_nothing_exists(finished_
     assert len(lines) == 2 + len(TARGETS)  # the recipe line, the teacher eval, the targets
     assert "eval-teacher" in lines[1] and "to run" in lines[1]
     assert all("to run: export, eval, bench" in line for line in lines[2:])
+
+
+def test_run_keeps_going_and_records_why_when_one_target_misses_its_gate(tiny_bert_dir,
+                                                                         sentiment_csv,
+                                                                         tmp_path):
+    from edgecompress.targets import load_profile
+
+    strict = tmp_path / "strict-x86.toml"
+    strict.write_text(load_profile("x86-cpu").source.read_text()
+                      .replace('name = "x86-cpu"', 'name = "strict-x86"')
+                      + "\n[parity.dynamic-int8]\ntolerance = 1.0\nmin_agreement = 0.0\n"
+                        "max_rel_error = 1e-9\n")
+    path = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv, targets=("arm64-phone",))
+    text = path.read_text().replace('targets = ["arm64-phone"]',
+                                    f'targets = ["{strict}", "arm64-phone"]')
+    path.write_text(text)
+    recipe = load_recipe(path)
+    out = tmp_path / "run"
+    run_recipe(recipe, out, Console(quiet=True))
+    refused = json.loads((out / "artifacts" / "strict-x86" / "refused.json").read_text())
+    assert "relative error" in refused["reason"] and "1e-09" in refused["reason"]
+    assert not list((out / "artifacts" / "strict-x86").glob("*.onnx"))
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    assert [row["target"] for row in rows] == ["arm64-phone"]
