@@ -85,3 +85,29 @@ def test_run_keeps_going_and_records_why_when_one_target_misses_its_gate(tiny_be
     assert not list((out / "artifacts" / "strict-x86").glob("*.onnx"))
     rows = json.loads((out / "report.json").read_text())["rows"]
     assert [row["target"] for row in rows] == ["arm64-phone"]
+
+
+def test_editing_the_dataset_reruns_what_reads_it_and_says_why(tiny_bert_dir, sentiment_csv,
+                                                                tmp_path):
+    import shutil
+
+    from rich.console import Console as RichConsole
+
+    data = tmp_path / "data.csv"
+    shutil.copy(sentiment_csv, data)
+    extra = '\n[prune]\nheads = 0.25\nimportance = "magnitude"\n'
+    recipe = load_recipe(write_recipe(tmp_path, tiny_bert_dir, data, extra, targets=("x86-cpu",)))
+    out = tmp_path / "run"
+    run_recipe(recipe, out, Console(quiet=True))
+    first = json.loads((out / "stages" / "prune" / "stage.json").read_text())
+    with data.open("a") as handle:  # a relabelled copy of a test row: new content, same path
+        handle.write('"a dull, lifeless mess 99",pos,test\n')
+    assert any("dataset changed" in line for line in plan_lines(recipe, out))
+    console = RichConsole(record=True, width=200)
+    run_recipe(recipe, out, console)
+    printed = console.export_text()
+    assert "prune (rerun: dataset changed)" in printed
+    second = json.loads((out / "stages" / "prune" / "stage.json").read_text())
+    assert second["identity"] != first["identity"]
+    assert second["inputs"]["dataset"] != first["inputs"]["dataset"]
+    assert json.loads((out / "teacher" / "eval.json").read_text())["n"] == 9  # the new row
