@@ -102,6 +102,19 @@ def predict(runner, tokenizer, texts, *, batch_size: int = 64,
     return np.concatenate(outputs, axis=0)
 
 
+def split_predictions(runner, tokenizer, split, *,
+                      max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    """Argmax class ids (N,) of `runner` on every sentence of `split`: the one way accuracy,
+    agreement and paired deltas get their predictions."""
+    return predict(runner, tokenizer, list(split.texts), max_length=max_length).argmax(axis=1)
+
+
+def split_accuracy(runner, tokenizer, split, *, max_length: int = DEFAULT_MAX_LENGTH) -> float:
+    """Fraction of `split`'s sentences `runner` classifies right."""
+    pred = split_predictions(runner, tokenizer, split, max_length=max_length)
+    return float(np.mean(pred == np.asarray(split.labels)))
+
+
 def evaluate_classification(runner, tokenizer, split, num_classes: int, *,
                             reference_pred: np.ndarray | None = None,
                             max_length: int = DEFAULT_MAX_LENGTH) -> ClassificationMetrics:
@@ -112,7 +125,7 @@ def evaluate_classification(runner, tokenizer, split, num_classes: int, *,
     """
     if split.labels is None:
         raise ValueError("this split has no labels: accuracy needs a labelled dataset")
-    y_pred = predict(runner, tokenizer, list(split.texts), max_length=max_length).argmax(axis=1)
+    y_pred = split_predictions(runner, tokenizer, split, max_length=max_length)
     return classification_metrics(np.asarray(split.labels), y_pred, num_classes, reference_pred)
 
 

@@ -187,12 +187,12 @@ def _prepare_qat(request: DistillRequest, student: LoadedModel) -> dict | None:
 
 def heldout_metrics(teacher: LoadedModel, student: LoadedModel, dataset) -> dict:
     """Test accuracy (95 % CI) of student and teacher, and the student's agreement with it."""
-    from edgecompress.compress.core.evaluate import classification_metrics, predict
+    from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
     from edgecompress.targets import torch_runner
 
     split = dataset.split("test")
     truth, classes = np.asarray(split.labels), len(dataset.labels)
-    preds = {name: predict(torch_runner(m.module), m.tokenizer, list(split.texts)).argmax(1)
+    preds = {name: split_predictions(torch_runner(m.module), m.tokenizer, split)
              for name, m in (("teacher", teacher), ("student", student))}
     teacher_metrics = classification_metrics(truth, preds["teacher"], classes)
     student_metrics = classification_metrics(truth, preds["student"], classes,

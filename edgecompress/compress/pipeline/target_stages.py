@@ -96,17 +96,15 @@ def eval_stage(inputs, config: EvalConfig, ctx: Context) -> StageOutput:
     against the reference predictions when `inputs` has a `reference` eval.json."""
     from edgecompress.compress.core.artifacts import open_evaluable
     from edgecompress.compress.core.data import load_dataset
-    from edgecompress.compress.core.evaluate import classification_metrics, predict
+    from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
 
     split = load_dataset(ctx.dataset).split(config.split)
     model = open_evaluable(inputs["model"], threads=1)
-    logits = predict(model.runner, model.tokenizer, list(split.texts),
-                     max_length=config.max_length)
-    pred = logits.argmax(axis=1)
+    pred = split_predictions(model.runner, model.tokenizer, split, max_length=config.max_length)
     reference = inputs.get("reference")
     ref_pred = reference_predictions(Path(reference)) if reference else None
     truth = np.asarray(split.labels)
-    metrics = classification_metrics(truth, pred, logits.shape[1],
+    metrics = classification_metrics(truth, pred, max(len(model.labels), int(truth.max()) + 1),
                                      reference_pred=ref_pred).to_json()
     if ref_pred is not None:
         metrics["vs_teacher"] = _paired(truth, pred, ref_pred)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.compress.core.cache import content_digest, identity, is_done
-from edgecompress.compress.core.evaluate import classification_metrics, predict
+from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
 from edgecompress.compress.core.models import load_model
 from edgecompress.compress.core.models import LoadedModel, save_model
 from edgecompress.compress.prune.config import PruneConfig
@@ -138,9 +138,8 @@ def _test_split(loaded: LoadedModel, data):
 def _predictions(loaded: LoadedModel, split, config: PruneConfig) -> np.ndarray:
     from edgecompress.targets import torch_runner
 
-    logits = predict(torch_runner(loaded.module), loaded.tokenizer, list(split.texts),
-                     max_length=config.max_length)
-    return logits.argmax(axis=1)
+    return split_predictions(torch_runner(loaded.module), loaded.tokenizer, split,
+                             max_length=config.max_length)
 
 
 def _accuracy(pruned: LoadedModel, split, preds_before: np.ndarray, config: PruneConfig) -> dict:

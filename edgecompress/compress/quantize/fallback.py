@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.core.evaluate import predict
+from edgecompress.compress.core.evaluate import split_accuracy
 from edgecompress.compress.quantize.integer import encoder_layers
 
 SENSITIVITY_ROWS = 64  # calibration rows the sensitivity pass runs
@@ -116,8 +116,7 @@ def _costs(steps: list[dict], best: dict) -> list[dict]:
 
 
 def _accuracy(runner, tokenizer, split, profile) -> float:
-    logits = predict(runner, tokenizer, list(split.texts), max_length=profile.seq_len)
-    return float(np.mean(logits.argmax(axis=1) == np.asarray(split.labels)))
+    return split_accuracy(runner, tokenizer, split, max_length=profile.seq_len)
 
 
 def _batches(batches, limit: int) -> list[dict]:

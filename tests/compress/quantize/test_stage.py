@@ -10,15 +10,12 @@ import torch
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.compress.core.data import Split
 from edgecompress.compress.core.encoder import EncoderClassifier, EncoderConfig
 from edgecompress.compress.core.models import LoadedModel
-from edgecompress.compress.quantize.calibration import calibration_set
-from edgecompress.compress.quantize.integer import IntegerFriendlyClassifier, encoder_layers
 from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
 from edgecompress.errors import UserError
 from edgecompress.targets import torch_runner
-from tests.models import batch, save_tiny, tiny_bert, tokenizer
+from tests.models import save_tiny, tokenizer
 
 runner = CliRunner()
 WORDS = ["film", "plot", "acting", "score", "story", "cast", "script", "ending", "pace", "humor"]
@@ -121,38 +118,6 @@ def test_blame_ranks_every_layer_with_snr_when_quantized(fallback_run):
     assert sorted(b["layer"] for b in blame) == ["layers.0", "layers.1", "layers.2"]
     assert all(np.isfinite(b["snr_db"]) and b["rel_mse"] >= 0 for b in blame)
     assert [b["rel_mse"] for b in blame] == sorted((b["rel_mse"] for b in blame), reverse=True)
-
-
-def test_calibration_set_is_deterministic_and_keeps_length_distribution_when_seeded():
-    split = Split(tuple(_texts(400, 3)), None)
-    first = calibration_set(split, tokenizer(), 40, 128, seed=7)
-    again = calibration_set(split, tokenizer(), 40, 128, seed=7)
-    other = calibration_set(split, tokenizer(), 40, 128, seed=8)
-    assert first.record["indices"] == again.record["indices"] != other.record["indices"]
-    assert all(np.array_equal(a["input_ids"], b["input_ids"])
-               for a, b in zip(first.batches, again.batches))
-    chosen, whole = first.record["tokens"], first.record["split_tokens"]
-    assert abs(chosen["p50"] - whole["p50"]) <= 2 and abs(chosen["mean"] - whole["mean"]) <= 1.5
-    assert sum(len(b["input_ids"]) for b in first.batches) == 40
-    assert any(b["attention_mask"].min() == 0 for b in first.batches)  # padding is calibrated
-
-
-def test_calibration_set_raises_user_error_when_split_is_smaller_than_asked():
-    with pytest.raises(UserError, match="calibration set smaller than asked.*3 sentences.*10"):
-        calibration_set(Split(("a", "b", "c"), None), tokenizer(), 10, 128)
-
-
-def test_integer_friendly_wrapper_matches_hf_when_rows_are_padded():
-    loaded = tiny_bert()
-    wrapped = IntegerFriendlyClassifier(loaded.module.hf).eval()
-    inputs = batch(loaded)  # "dull" is padded
-    out = torch_runner(wrapped).run(**inputs)
-    np.testing.assert_allclose(out, torch_runner(loaded.module).run(**inputs), atol=1e-5)
-    real = int(inputs["attention_mask"][3].sum())
-    alone = torch_runner(wrapped).run(inputs["input_ids"][3:, :real],
-                                      inputs["attention_mask"][3:, :real])
-    np.testing.assert_allclose(out[3:], alone, atol=1e-5)
-    assert encoder_layers(wrapped) == ["hf.bert.encoder.layer.0", "hf.bert.encoder.layer.1"]
 
 
 def _error_line(result) -> str:

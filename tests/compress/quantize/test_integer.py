@@ -1,0 +1,20 @@
+"""The integer-friendly wrapper: a bounded additive mask that keeps HF outputs."""
+
+import numpy as np
+
+from edgecompress.compress.quantize.integer import IntegerFriendlyClassifier, encoder_layers
+from edgecompress.targets import torch_runner
+from tests.models import batch, tiny_bert
+
+
+def test_integer_friendly_wrapper_matches_hf_when_rows_are_padded():
+    loaded = tiny_bert()
+    wrapped = IntegerFriendlyClassifier(loaded.module.hf).eval()
+    inputs = batch(loaded)  # "dull" is padded
+    out = torch_runner(wrapped).run(**inputs)
+    np.testing.assert_allclose(out, torch_runner(loaded.module).run(**inputs), atol=1e-5)
+    real = int(inputs["attention_mask"][3].sum())
+    alone = torch_runner(wrapped).run(inputs["input_ids"][3:, :real],
+                                      inputs["attention_mask"][3:, :real])
+    np.testing.assert_allclose(out[3:], alone, atol=1e-5)
+    assert encoder_layers(wrapped) == ["hf.bert.encoder.layer.0", "hf.bert.encoder.layer.1"]
