@@ -70,3 +70,54 @@ def batch(loaded: LoadedModel, seq_len: int | None = None) -> dict:
                                return_tensors="np")
     return {"input_ids": encoded["input_ids"].astype("int64"),
             "attention_mask": encoded["attention_mask"].astype("int64")}
+
+
+# Tiny random checkpoints of every supported HF family (hidden 32, 2 layers, 4 heads, FFN 64),
+# each with the MiniLM WordPiece tokenizer: the family's layout is what the adapters must know.
+def _family_configs(vocab: int) -> dict:
+    import transformers as T
+
+    bpe = {"pad_token_id": 0}
+    factorised = {"embedding_size": 16}
+    return {
+        "bert": (T.BertConfig, T.BertForSequenceClassification, {}),
+        "roberta": (T.RobertaConfig, T.RobertaForSequenceClassification, bpe),
+        "xlm-roberta": (T.XLMRobertaConfig, T.XLMRobertaForSequenceClassification, bpe),
+        "electra": (T.ElectraConfig, T.ElectraForSequenceClassification, factorised),
+        "deberta-v2": (T.DebertaV2Config, T.DebertaV2ForSequenceClassification,
+                       {"relative_attention": True, "pos_att_type": ["p2c", "c2p"],
+                        "share_att_key": False, "position_buckets": 32}),
+        "albert": (T.AlbertConfig, T.AlbertForSequenceClassification, factorised),
+        "mobilebert": (T.MobileBertConfig, T.MobileBertForSequenceClassification,
+                       {**factorised, "intra_bottleneck_size": 16, "true_hidden_size": 16}),
+        "modernbert": (T.ModernBertConfig, T.ModernBertForSequenceClassification,
+                       {"pad_token_id": 0, "bos_token_id": 101, "eos_token_id": 102,
+                        "cls_token_id": 101, "sep_token_id": 102}),
+    }
+
+
+FAMILY_NAMES = ("bert", "distilbert", "roberta", "xlm-roberta", "albert", "electra",
+                "deberta-v2", "mobilebert", "modernbert")
+
+
+def tiny_family(name: str, seed: int = 0) -> LoadedModel:
+    """A random tiny classifier of family `name` (a config `model_type`)."""
+    import transformers as T
+
+    vocab = tokenizer().vocab_size
+    torch.manual_seed(seed)
+    if name == "distilbert":
+        config = T.DistilBertConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=4,
+                                    hidden_dim=64, max_position_embeddings=256,
+                                    attn_implementation="eager")
+        hf = T.DistilBertForSequenceClassification(config)
+    else:
+        config_cls, model_cls, extra = _family_configs(vocab)[name]
+        config = config_cls(vocab_size=vocab, hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=4, intermediate_size=64,
+                            max_position_embeddings=256, num_labels=2,
+                            attn_implementation="eager", **extra)
+        hf = model_cls(config)
+    hf.eval()
+    labels = tuple(hf.config.id2label[i] for i in range(hf.config.num_labels))
+    return LoadedModel(ClassifierModule(hf), tokenizer(), "hf", "classification", Path("."), labels)

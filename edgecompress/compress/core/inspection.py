@@ -34,6 +34,9 @@ class ModelInfo:
     encoder_params: int
     head_params: int
     file_bytes: int
+    family: str = "plain"  # the adapter (core/arch.FAMILIES) the model is read through
+    stages: tuple[str, ...] = ()  # what applies to it
+    notes: tuple[str, ...] = ()  # the family's quirks and what cannot apply, and why
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -45,27 +48,24 @@ def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _hf_parts(hf: nn.Module) -> tuple[nn.Module, nn.Module, list[tuple[nn.Linear, nn.Linear]]]:
-    """(embeddings, encoder, [(query, ffn_in) per layer]) for BERT / RoBERTa / DistilBERT."""
-    model_type = hf.config.model_type
-    base = getattr(hf, hf.base_model_prefix, hf)
-    if model_type == "distilbert":
-        blocks = base.transformer.layer
-        pairs = [(b.attention.q_lin, b.ffn.lin1) for b in blocks]
-        return base.embeddings, base.transformer, pairs
-    blocks = base.encoder.layer
-    pairs = [(b.attention.self.query, b.intermediate.dense) for b in blocks]
-    return base.embeddings, base.encoder, pairs
-
-
 def _hf_info(loaded: LoadedModel) -> tuple[str, int, int, nn.Module, nn.Module, list[LayerInfo]]:
+    """Per-layer heads / FFN width from the weights (via the family adapter); families whose
+    layers cannot be cut yet report their config's uniform shape."""
+    from edgecompress.compress.core.arch import _get, blocks, family_of
+
     hf = loaded.module.hf
-    config = hf.config
-    embeddings, encoder, pairs = _hf_parts(hf)
-    head_dim = config.hidden_size // config.num_attention_heads
-    layers = [LayerInfo(q.out_features // head_dim, head_dim, f.out_features) for q, f in pairs]
-    arch = type(hf).__name__
-    return arch, config.hidden_size, config.vocab_size, embeddings, encoder, layers
+    config, family = hf.config, family_of(hf)
+    base = getattr(hf, hf.base_model_prefix, hf)
+    encoder = _get(base, family.layers.split(".")[0])
+    depth = getattr(config, family.layer_count)
+    if family.prunable:
+        head_dim = config.hidden_size // config.num_attention_heads
+        layers = [LayerInfo(config.num_attention_heads, head_dim, config.intermediate_size)
+                  for _ in range(depth)]
+    else:
+        layers = [LayerInfo(b.heads, b.head_dim, b.ffn) for b in blocks(loaded)]
+        layers = layers * depth if family.shared_layers else layers
+    return type(hf).__name__, config.hidden_size, config.vocab_size, base.embeddings, encoder, layers
 
 
 def _plain_info(loaded: LoadedModel):
@@ -83,10 +83,30 @@ def inspect_model(loaded: LoadedModel) -> ModelInfo:
     arch, hidden, vocab, embeddings, encoder, layers = info
     total = _count(loaded.module)
     emb, enc = _count(embeddings), _count(encoder)
+    family, stages, notes = _applicability(loaded)
     return ModelInfo(architecture=arch, kind=loaded.kind, task=loaded.task, hidden=hidden,
                      vocab_size=vocab, layers=tuple(layers), params=total, embedding_params=emb,
                      encoder_params=enc, head_params=total - emb - enc,
-                     file_bytes=weights_bytes(loaded.path))
+                     file_bytes=weights_bytes(loaded.path), family=family, stages=stages,
+                     notes=notes)
+
+
+ALL_STAGES = ("finetune", "prune heads/ffn", "prune layers", "vocabulary prune", "distill",
+              "quantize", "export onnx", "export tflite")
+
+
+def _applicability(loaded: LoadedModel) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(family, stages that apply, notes) as the family's adapter says."""
+    if loaded.kind == "plain":
+        return "plain", ALL_STAGES, ()
+    from edgecompress.compress.core.arch import family_of
+
+    family = family_of(loaded.module.hf)
+    if not family.prunable:
+        return family.name, ALL_STAGES, tuple(filter(None, (family.quirks,)))
+    cut = ("prune heads/ffn", "prune layers")
+    return (family.name, tuple(s for s in ALL_STAGES if s not in cut),
+            tuple(filter(None, (family.quirks, f"pruning: {family.prunable}"))))
 
 
 def weights_bytes(path: Path) -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from edgecompress.compress.core.modules import (PLAIN_CONFIG, SUPPORTED_HF_TYPES,
+from edgecompress.compress.core.arch import FAMILIES
+from edgecompress.compress.core.modules import (PLAIN_CONFIG,
                                                 ClassifierModule, LoadedModel,
                                                 MeanPoolingModule, check_safetensors, one_line,
                                                 resolve_model_path)
@@ -40,9 +41,9 @@ def _read_hf_config(path: Path) -> dict:
     except json.JSONDecodeError as err:
         raise UserError(f"{path / 'config.json'} is not valid JSON: {err}") from None
     model_type = config.get("model_type")
-    if model_type not in SUPPORTED_HF_TYPES:
+    if model_type not in FAMILIES:
         raise UserError(f"unsupported architecture {model_type!r} in {path / 'config.json'} "
-                        f"(supported: {', '.join(SUPPORTED_HF_TYPES)})")
+                        f"(supported: {', '.join(FAMILIES)})")
     return config
 
 

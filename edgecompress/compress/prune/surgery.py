@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from edgecompress.compress.core.arch import (Block, blocks, layer_owner, layers, set_head_count,
-                                             word_embedding)
+from edgecompress.compress.core.arch import (Block, blocks, family_of, layer_owner, layers,
+                                             set_head_count, shared_layers, word_embedding)
 from edgecompress.compress.core.modules import LoadedModel
 from edgecompress.compress.core.shaped import SHAPES_KEY
 from edgecompress.errors import UserError
@@ -76,7 +76,7 @@ def remove_heads(loaded: LoadedModel, plan: Mapping[int, Sequence[int]]) -> None
     for layer, heads in kept.items():
         block = parts[layer]
         rows = _head_rows(heads, block.head_dim)
-        for linear in (block.query, block.key, block.value):
+        for linear in (block.query, block.key, block.value, *block.head_projections):
             _keep_out(linear, rows)
         _keep_in(block.output, rows)
         set_head_count(block, len(heads))
@@ -97,13 +97,29 @@ def remove_neurons(loaded: LoadedModel, plan: Mapping[int, Sequence[int]]) -> No
     sync_config(loaded)
 
 
+def _family(loaded: LoadedModel):
+    return family_of(loaded.module.hf)
+
+
+def _depth(loaded: LoadedModel) -> int:
+    """How many times the encoder applies its layers (ALBERT: its shared layer)."""
+    return getattr(loaded.module.hf.config, _family(loaded).layer_count)
+
+
 def keep_layers(loaded: LoadedModel, keep: Sequence[int]) -> None:
-    """Keep only encoder layers `keep` (in model order); raises UserError if none or unknown."""
-    total = len(layers(loaded))
+    """Keep only encoder layers `keep` (in model order); raises UserError if none or unknown.
+
+    A model that shares one layer across depth (ALBERT) keeps that layer and applies it
+    len(keep) times: its layers are identical, so which ones are kept does not matter."""
+    shared = shared_layers(loaded)
+    total = _depth(loaded) if shared else len(layers(loaded))
     bad = [i for i in keep if not 0 <= i < total]
     if bad or not keep:
         raise UserError(f"layers to keep must be a non-empty subset of 0..{total - 1}, "
                         f"got {list(keep)}")
+    if shared:
+        setattr(loaded.module.hf.config, _family(loaded).layer_count, len(set(keep)))
+        return
     owner, name = layer_owner(loaded)
     full = getattr(owner, name)
     setattr(owner, name, nn.ModuleList(full[i] for i in sorted(set(keep))))
@@ -148,7 +164,7 @@ def sync_config(loaded: LoadedModel) -> None:
             vocab_size=vocab, pad_token_id=model.embedding.padding_idx or 0)
         return
     config = loaded.module.hf.config
-    layer_key = "n_layers" if config.model_type == "distilbert" else "num_hidden_layers"
-    setattr(config, layer_key, len(shapes["heads"]))
+    if not shared_layers(loaded):  # a shared layer's repetitions are not its block count
+        setattr(config, _family(loaded).layer_count, len(shapes["heads"]))
     config.vocab_size = vocab
     setattr(config, SHAPES_KEY, shapes)
