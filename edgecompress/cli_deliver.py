@@ -47,21 +47,29 @@ def report_build(
 def report_compare(
     old: Path = typer.Argument(..., help="Run directory or report.json (baseline)."),
     new: Path = typer.Argument(..., help="Run directory or report.json (candidate)."),
-    max_accuracy_drop: float = typer.Option(1.0, help="Allowed accuracy drop, in points."),
+    max_accuracy_drop: float = typer.Option(
+        1.0, help="Allowed accuracy drop, in points. Where both runs have paired intervals vs "
+                  "the same teacher, a drop is a regression only if it exceeds this AND its "
+                  "95 % interval excludes 0."),
     max_latency_increase: float = typer.Option(0.10, help="Allowed p50 increase (0.1 = 10 %)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Diff two runs; exit 1 when NEW regresses beyond the thresholds (CI mode)."""
+    """Diff two runs; exit 1 when NEW regresses beyond the thresholds (CI mode).
+
+    An accuracy drop counts when it exceeds --max-accuracy-drop; where both runs carry paired
+    intervals vs the same teacher (eval.json `vs_teacher`), it must also have a 95 % interval
+    that excludes 0. Warns when the runs were benchmarked on different (or unrecorded) hosts.
+    """
     from edgecompress.reports.compare import Thresholds, compare_reports, load_report
 
     limits = Thresholds(max_accuracy_drop, max_latency_increase)
-    diffs, regressions = compare_reports(load_report(old), load_report(new), limits)
+    diffs, regressions, warnings = compare_reports(load_report(old), load_report(new), limits)
     if as_json:
-        print_json({"diffs": diffs, "regressions": regressions})
+        print_json({"diffs": diffs, "regressions": regressions, "warnings": warnings})
     else:
         from edgecompress.reports.render import print_compare
 
-        print_compare(console, diffs, regressions)
+        print_compare(console, diffs, regressions, warnings)
     if regressions:
         raise typer.Exit(1)
 

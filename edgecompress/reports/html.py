@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from html import escape
 
+from edgecompress.reports.host import host_items
 from edgecompress.reports.quantization import quantization_findings
+from edgecompress.stats import format_delta
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 WIDTH, HEIGHT = 820, 460
@@ -187,7 +189,8 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}tr.front td{font-weight:bold}
 
 COLUMNS = (("target", "l"), ("format", "l"), ("scheme", "l"), ("measured on", "l"),
            ("size MB", ""), ("p50 ms", ""), ("p90 ms", ""), ("accuracy [95 % CI]", ""),
-           ("agreement vs teacher", ""), ("parity max-diff", ""), ("Pareto", "l"))
+           ("agreement vs teacher", ""), ("Δ accuracy vs teacher, paired [95 % CI]", ""),
+           ("parity max-diff", ""), ("Pareto", "l"))
 
 
 def _cell(value, spec: str, scale: float = 1.0) -> str:
@@ -204,8 +207,9 @@ def _row_cells(row: dict, on_front: bool) -> list[str]:
     return [str(row.get("target")), str(row.get("format")), str(row.get("scheme")),
             row.get("measured_on", "host"), _cell(row.get("size_bytes"), ".2f", 1e-6),
             _cell(row.get("p50_ms"), ".2f"), _cell(row.get("p90_ms"), ".2f"), accuracy,
-            _cell(row.get("agreement"), ".2%"), _cell(row.get("parity_max_abs_diff"), ".1e"),
-            "★" if on_front else ""]
+            _cell(row.get("agreement"), ".2%"),
+            format_delta(row["vs_teacher"]) if row.get("vs_teacher") else "—",
+            _cell(row.get("parity_max_abs_diff"), ".1e"), "★" if on_front else ""]
 
 
 def _table(rows: list[dict], front: list[int]) -> str:
@@ -234,6 +238,19 @@ def _findings(findings: list[dict]) -> str:
     return "\n".join(parts) or "<p>No findings from earlier stages.</p>"
 
 
+def _host(host: dict | None) -> str:
+    rows = "".join(f'<tr><th class="l">{escape(k)}</th><td class="l">{escape(v)}</td></tr>'
+                   for k, v in host_items(host))
+    return f'<table id="host">{rows}</table>'
+
+
+def _notes(notes: list[str]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{escape(note)}</li>" for note in notes)
+    return f'<h2>Notes</h2>\n<ul id="notes">{items}</ul>'
+
+
 def render_html(report: dict) -> str:
     """The whole page as one string (inline CSS and SVG, nothing fetched)."""
     rows, front = report["rows"], report.get("pareto", [])
@@ -242,9 +259,10 @@ def render_html(report: dict) -> str:
     title = f"edgecompress report — {run.get('model', '')} on {run.get('dataset', '')}"
     teacher_line = ""
     if teacher.get("accuracy") is not None:
-        low, high = teacher["ci95"]
-        teacher_line = (f"<p>Reference: fp32 PyTorch teacher, accuracy {teacher['accuracy']:.2%} "
-                        f"[{low:.1%}, {high:.1%}], n = {teacher.get('n')}.</p>")
+        low, high = teacher.get("ci95") or (None, None)
+        interval = "" if low is None else f" [{low:.1%}, {high:.1%}]"
+        teacher_line = (f"<p>Reference: fp32 PyTorch teacher, accuracy {teacher['accuracy']:.2%}"
+                        f"{interval}, n = {teacher.get('n')}.</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{STYLE}</style></head><body>
@@ -255,6 +273,9 @@ def render_html(report: dict) -> str:
 <p class="note">{escape(report["latency_note"])}</p>
 <h2>Artifacts</h2>
 {_table(rows, front)}
+<h2>Host</h2>
+{_host(report.get("host"))}
+{_notes(report.get("notes") or [])}
 <h2>Findings of earlier stages</h2>
 {_findings(report.get("findings", []) + quantization_findings(report.get("quantization") or []))}
 </body></html>

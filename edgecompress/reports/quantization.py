@@ -6,20 +6,26 @@ preflight of integer-only targets).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from edgecompress.errors import UserError
+from edgecompress.reports.files import read_json
 
 REPORT_FILE = "quantize.json"
 
 
-def quantization_entries(folders: list[Path]) -> list[dict]:
-    """One entry per artifact folder holding a quantize.json: target, scheme, blame, fallback."""
+def quantization_entries(folders: list[Path], notes: list[str]) -> list[dict]:
+    """One entry per artifact folder holding a quantize.json: target, scheme, blame, fallback.
+    An unreadable quantize.json is left out with a line in `notes`."""
     entries = []
     for folder in folders:
-        path = folder / REPORT_FILE
-        if not path.is_file():
+        try:
+            data = read_json(folder / REPORT_FILE)
+        except UserError as err:
+            notes.append(f"{err}; left out")
             continue
-        data = json.loads(path.read_text())
+        if not data:
+            continue
         entries.append({"target": data.get("target"), "scheme": data.get("scheme"),
                         "blame": data.get("blame") or [], "fallback": data.get("fallback"),
                         "preflight": data.get("preflight")})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -40,22 +41,33 @@ def print_bench(console, result: dict) -> None:
                   f"{result['size_bytes'] / 1e6:.2f}", f"{result['gzip_bytes'] / 1e6:.2f}",
                   f"{result['peak_rss_mb']:.0f}")
     console.print(table)
-    console.print(f"measured on this host: {result.get('host', '?')}")
+    from edgecompress.reports.host import describe_host
+
+    console.print(f"measured on this host: {describe_host(result.get('host'))}", markup=False)
 
 
 def _signed(value, spec: str, suffix: str = "") -> str:
     return "—" if value is None else f"{value:+{spec}}{suffix}"
 
 
-def print_compare(console, diffs: list[dict], regressions: list[str]) -> None:
+def _accuracy(diff: dict) -> str:
+    text = _signed(diff.get("accuracy_points"), ".2f")
+    low, high = diff.get("accuracy_points_ci95") or (None, None)
+    return text if low is None else f"{text} [{low:+.2f}, {high:+.2f}] paired"
+
+
+def print_compare(console, diffs: list[dict], regressions: list[str],
+                  warnings: list[str] = ()) -> None:
     table = Table("artifact", "status", "accuracy Δ (points)", "p50 Δ ms", "p50 Δ %", "size Δ MB")
     for d in diffs:
         size = None if d.get("size_bytes") is None else d["size_bytes"] / 1e6
-        table.add_row(d["artifact"], d["status"], _signed(d.get("accuracy_points"), ".2f"),
+        table.add_row(d["artifact"], d["status"], _accuracy(d),
                       _signed(d.get("p50_ms"), ".2f"), _signed(d.get("p50_relative"), ".1%"),
                       _signed(size, ".2f"))
     console.print(table)
+    for line in warnings:
+        console.print(f"[yellow]warning[/yellow]: {escape(line)}", highlight=False)
     for line in regressions:
-        console.print(f"[red]regression[/red]: {line}", highlight=False)
+        console.print(f"[red]regression[/red]: {escape(line)}", highlight=False)
     if not regressions:
         console.print("no regression")

@@ -1,10 +1,14 @@
 import csv
+import io
 import json
 
 import pytest
 
 from edgecompress.errors import UserError
 from edgecompress.reports import build_report, render_markdown, write_report
+from edgecompress.reports.html import render_html
+from edgecompress.reports.report import render_csv
+from tests.reports.rundirs import HOST, VS_TEACHER, add_artifact, make_run, write_json
 
 
 def test_report_rows_carry_the_measured_numbers_when_run_dir_is_complete(run_dir):
@@ -88,3 +92,82 @@ def test_stage_records_become_findings_with_accuracy_before_and_after(run_dir):
     markdown = render_markdown(build_report(run_dir))
     assert "| 81.90% [80.0%, 84.0%] | 67.65% [66.0%, 70.0%] | 70.55% | 14.25 |" in markdown
     assert "verdict no-gain: latency ratio 0.93" in markdown
+
+
+def test_report_row_shows_the_paired_delta_in_every_format_when_eval_has_vs_teacher(tmp_path):
+    run = make_run(tmp_path / "run", vs_teacher=VS_TEACHER)
+    write_report(run)
+    shown = "\u22120.6 points [\u22121.4, +0.2], not significant"
+    assert f"| 99.95% | {shown} |" in (run / "report.md").read_text()
+    assert shown in (run / "report.html").read_text()
+    (line,) = list(csv.DictReader((run / "report.csv").open()))
+    assert (line["vs_teacher_delta"], line["vs_teacher_ci95_low"],
+            line["vs_teacher_ci95_high"], line["vs_teacher_significant"]) == \
+        ("-0.6", "-1.4", "0.2", "False")
+    row = json.loads((run / "report.json").read_text())["rows"][0]
+    assert row["vs_teacher"]["disagreements"] == 41
+
+
+def test_report_marks_the_paired_delta_significant_when_its_interval_excludes_zero(tmp_path):
+    paired = {**VS_TEACHER, "delta": -2.1, "delta_ci95": [-3.0, -1.2], "significant": True}
+    markdown = render_markdown(build_report(make_run(tmp_path / "run", vs_teacher=paired)))
+    assert "| \u22122.1 points [\u22123.0, \u22121.2], significant |" in markdown
+
+
+def test_report_shows_a_dash_for_the_paired_delta_when_eval_has_none(run_dir):
+    assert "| 99.95% | — | 2.0e-06 |" in render_markdown(build_report(run_dir))
+    (line,) = list(csv.DictReader(io.StringIO(render_csv(build_report(run_dir)))))
+    assert line["vs_teacher_delta"] == "" and line["vs_teacher_significant"] == ""
+
+
+def test_stage_finding_lists_each_paired_delta_when_stage_metrics_hold_vs_teacher(run_dir):
+    stage = run_dir / "stages" / "distill" / "stage.json"
+    write_json(stage, {"stage": "distill", "metrics": {"test": {
+        "teacher": {"accuracy": 0.82}, "student": {"accuracy": 0.80, "vs_teacher": {
+            **VS_TEACHER, "delta": -2.0, "delta_ci95": [-2.9, -1.1], "p_value": 0.0001}}}}})
+    report = build_report(run_dir)
+    (finding,) = [f for f in report["findings"] if "paired" in f["title"]]
+    assert finding["title"] == "distill: paired accuracy difference vs the fp32 teacher"
+    (row,) = finding["rows"]
+    assert row["measured"] == "test.student" and row["McNemar p"] == "0.0001"
+    assert "\u22122.0 points [\u22122.9, \u22121.1], significant" in render_markdown(report)
+
+
+def test_report_has_a_host_section_when_bench_json_records_the_host(tmp_path):
+    run = make_run(tmp_path / "run", host=HOST)
+    report = build_report(run)
+    assert report["host"]["cpu_model"] == HOST["cpu_model"]
+    assert report["host"]["isa"] == HOST["isa"] and report["host"]["threads"] == {"x86-cpu": 2}
+    markdown = render_markdown(report)
+    assert "## Host" in markdown
+    for line in (f"- **CPU**: {HOST['cpu_model']}",
+                 "- **int8-relevant ISA flags**: amx_int8, avx2, avx512_vnni",
+                 "- **cores**: 16", "- **runtimes**: onnxruntime 1.32.0",
+                 "- **threads**: x86-cpu 2"):
+        assert line in markdown
+    assert HOST["cpu_model"] in report["latency_note"]
+    assert '<table id="host">' in render_html(report) and "avx512_vnni" in render_html(report)
+
+
+def test_report_host_section_says_older_when_bench_host_is_a_plain_string(run_dir):
+    report = build_report(run_dir)
+    assert report["host"]["description"] == "x86_64, 2 cpus"
+    assert report["host"]["cpu_model"] is None
+    assert "- **recorded as**: x86_64, 2 cpus" in render_markdown(report)
+
+
+def test_report_host_section_says_not_recorded_when_no_bench_has_a_host(tmp_path):
+    report = build_report(make_run(tmp_path / "run", host=None))
+    assert report["host"] is None
+    assert "- **host**: not recorded in any bench.json" in render_markdown(report)
+    assert "unrecorded host" in report["latency_note"]
+
+
+def test_report_notes_different_hosts_when_artifacts_were_benchmarked_apart(tmp_path):
+    run = make_run(tmp_path / "run", host=HOST)
+    add_artifact(run, target="rpi5", fmt="tflite",
+                 host={**HOST, "cpu_model": "Cortex-A76", "isa": ["asimd", "asimddp"]})
+    report = build_report(run)
+    (note,) = report["notes"]
+    assert "different hosts" in note and "Cortex-A76" in note and "(rpi5)" in note
+    assert f"- {note}" in render_markdown(report)

@@ -1,0 +1,102 @@
+"""The report's "Findings of earlier stages", from manifests' `findings` and stages/*/stage.json.
+
+A stage record that cannot be read or has an unexpected layout is left out with a note, so one
+odd file does not cost the whole report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecompress.errors import UserError
+from edgecompress.reports.files import check_vs_teacher, read_json
+from edgecompress.stats import format_delta
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:.2%}"
+
+
+def _ci(metrics: dict) -> str:
+    low, high = metrics.get("ci95") or (None, None)
+    return "—" if low is None else f"[{low:.1%}, {high:.1%}]"
+
+
+def collect_findings(run_dir: Path, notes: list[str]) -> list[dict]:
+    """What earlier stages found: `findings` lists left in manifests, and the stage records
+    (pruning's accuracy before recovery and speedup gate, distillation's test accuracy, paired
+    deltas vs the teacher). Unreadable files are skipped with a line added to `notes`."""
+    findings = []
+    for path in sorted(run_dir.glob("**/manifest.json")):
+        manifest = _try(lambda: read_json(path), path, run_dir, notes) or {}
+        listed = manifest.get("findings") or []
+        for finding in listed if isinstance(listed, list) else []:
+            if isinstance(finding, dict) and finding.get("title"):
+                findings.append({"source": str(path.parent.relative_to(run_dir)), **finding})
+    for path in sorted(run_dir.glob("stages/*/stage.json")):
+        findings += _try(lambda: stage_findings(read_json(path), str(path)), path, run_dir,
+                         notes) or []
+    return findings
+
+
+def _try(load, path: Path, run_dir: Path, notes: list[str]):
+    try:
+        return load()
+    except UserError as err:
+        notes.append(f"{err}; left out")
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        notes.append(f"{path.relative_to(run_dir)} has an unexpected layout "
+                     f"({type(err).__name__}: {err}); left out")
+    return None
+
+
+def stage_findings(record: dict, where: str = "stage.json") -> list[dict]:
+    """Findings of one stages/<name>/stage.json (empty for stages with nothing to flag)."""
+    name, metrics = record.get("stage"), record.get("metrics") or {}
+    found = []
+    accuracy = metrics.get("accuracy") or {}
+    if name in ("prune", "vocab") and accuracy.get("after"):
+        before, after = accuracy.get("before") or {}, accuracy["after"]
+        found.append({"title": f"{name}: test accuracy before any recovery", "rows": [
+            {"before": f"{_pct(before.get('accuracy'))} {_ci(before)}",
+             "after": f"{_pct(after.get('accuracy'))} {_ci(after)}",
+             "agreement with before": _pct(after.get("agreement")),
+             "drop (points)": f"{(accuracy.get('drop') or 0) * 100:.2f}"}]})
+    gate = metrics.get("speedup_gate")
+    if gate:
+        found.append({"title": f"{name}: speedup gate on {gate.get('target')}",
+                      "text": f"verdict {gate.get('verdict')}: latency ratio "
+                              f"{gate.get('latency_ratio')}, size ratio {gate.get('size_ratio')}"})
+    test = metrics.get("test") or {}
+    if name == "distill" and test:
+        rows = [{"model": who, "accuracy": _pct(test[who].get("accuracy")), "95 % CI":
+                 _ci(test[who]), "agreement with teacher": _pct(test[who].get("agreement"))}
+                for who in ("teacher", "student") if who in test]
+        found.append({"title": "distill: student vs teacher on the test split", "rows": rows})
+    return found + _paired_findings(name, metrics, where)
+
+
+def paired_deltas(metrics: dict, prefix: str = "") -> list[tuple[str, dict]]:
+    """Every `vs_teacher` object at any depth of a stage's metrics, with its dotted path."""
+    found = []
+    for key, value in metrics.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key == "vs_teacher":
+            found.append((prefix or "metrics", value))
+        elif isinstance(value, dict):
+            found += paired_deltas(value, path)
+    return found
+
+
+def _paired_findings(name, metrics: dict, where: str) -> list[dict]:
+    deltas = paired_deltas(metrics)
+    if not deltas:
+        return []
+    rows = []
+    for path, delta in deltas:
+        check_vs_teacher(delta, f"{where}: {path}.vs_teacher")
+        p_value = delta.get("p_value")
+        rows.append({"measured": path, "Δ accuracy vs teacher [95 % CI]": format_delta(delta),
+                     "n": delta.get("n"), "disagreements": delta.get("disagreements"),
+                     "McNemar p": "—" if p_value is None else f"{p_value:.3g}"})
+    return [{"title": f"{name}: paired accuracy difference vs the fp32 teacher", "rows": rows}]

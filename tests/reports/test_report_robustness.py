@@ -1,0 +1,159 @@
+"""`report` on half-written or hand-edited runs: a row left out with a note, or one line naming
+the file (exit 2) — never a traceback, and nothing written when it refuses."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from edgecompress.cli import app
+from edgecompress.errors import UserError
+from edgecompress.reports import build_report, render_markdown, write_report
+from edgecompress.reports.html import render_html
+from tests.reports.rundirs import add_artifact, files_in, make_run, write_json
+
+NOT_JSON, NOT_UTF8 = b"{\"target\": ", b"\xff\xfe\x00{}"
+
+
+def _cli_report(run, *extra):
+    return CliRunner().invoke(app, ["report", str(run), *extra])
+
+
+def _assert_refused(run, *extra, mentions):
+    before = files_in(run)
+    result = _cli_report(run, *extra)
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: ") and mentions in line
+    assert files_in(run) == before
+
+
+@pytest.mark.parametrize("content", [None, "{}"])
+def test_report_notes_the_missing_run_json_when_it_is_absent_or_empty(run_dir, content):
+    path = run_dir / "run.json"
+    path.unlink() if content is None else path.write_text(content)
+    report = build_report(run_dir)
+    assert report["rows"][0]["target"] == "x86-cpu"
+    assert any("run.json is missing or empty" in note for note in report["notes"])
+    assert "## Notes" in render_markdown(report) and '<ul id="notes">' in render_html(report)
+
+
+@pytest.mark.parametrize("content, mentions", [(NOT_JSON, "run.json is not valid JSON"),
+                                               (NOT_UTF8, "run.json is not UTF-8"),
+                                               (b"[]", "run.json: expected a JSON object")])
+def test_cli_report_exits_2_with_one_line_naming_run_json_when_it_is_unreadable(
+        run_dir, content, mentions):
+    (run_dir / "run.json").write_bytes(content)
+    _assert_refused(run_dir, mentions=mentions)
+
+
+def test_cli_report_exits_2_with_one_line_when_teacher_eval_is_not_utf8(run_dir):
+    (run_dir / "teacher" / "eval.json").write_bytes(NOT_UTF8)
+    _assert_refused(run_dir, mentions="teacher/eval.json is not UTF-8")
+
+
+def test_cli_report_exits_2_when_teacher_accuracy_is_not_a_number(run_dir):
+    write_json(run_dir / "teacher" / "eval.json", {"accuracy": "high", "n": 2000})
+    _assert_refused(run_dir, mentions="'accuracy' should be a number")
+
+
+def test_report_keeps_the_row_with_dashes_when_eval_json_is_empty(run_dir):
+    write_json(run_dir / "artifacts" / "x86-cpu" / "eval.json", {})
+    markdown = render_markdown(build_report(run_dir))
+    assert "| 16.04 | 17.50 | — | — | — |" in markdown
+
+
+def test_report_shows_accuracy_without_brackets_when_eval_and_teacher_lack_ci95(run_dir):
+    write_json(run_dir / "artifacts" / "x86-cpu" / "eval.json", {"accuracy": 0.8215, "n": 2000})
+    write_json(run_dir / "teacher" / "eval.json", {"accuracy": 0.82, "n": 2000})
+    paths = write_report(run_dir)
+    markdown = (run_dir / "report.md").read_text()
+    assert "| 17.50 | 82.15% | — |" in markdown
+    assert "accuracy 82.00% on n = 2000" in markdown
+    assert "accuracy 82.00%, n = 2000" in (run_dir / "report.html").read_text()
+    assert len(paths) == 4
+
+
+def test_report_has_no_host_and_dashes_when_bench_json_is_missing(run_dir):
+    (run_dir / "artifacts" / "x86-cpu" / "bench.json").unlink()
+    report = build_report(run_dir)
+    assert report["host"] is None and report["rows"][0]["p50_ms"] is None
+    assert "<svg" not in render_html(report)  # nothing to plot, and no error
+
+
+@pytest.mark.parametrize("name, content, mentions", [
+    ("manifest.json", NOT_JSON, "manifest.json is not valid JSON"),
+    ("manifest.json", NOT_UTF8, "manifest.json is not UTF-8"),
+    ("manifest.json", b"[1]", "manifest.json: expected a JSON object, got list"),
+    ("manifest.json", b"{}", "manifest.json lacks a 'target'"),
+    ("eval.json", NOT_JSON, "eval.json is not valid JSON"),
+    ("eval.json", b'{"accuracy": "0.8"}', "eval.json: 'accuracy' should be a number"),
+    ("eval.json", b'{"accuracy": 0.8, "ci95": [0.9]}', "eval.json: 'ci95' should be"),
+    ("eval.json", b'{"vs_teacher": {"delta": -1}}', "vs_teacher needs numeric 'delta'"),
+    ("bench.json", NOT_UTF8, "bench.json is not UTF-8"),
+    ("bench.json", b'{"p50_ms": 1.0, "host": {"isa": "avx2"}}', "'host.isa' should be a list"),
+])
+def test_report_leaves_the_artifact_out_with_a_note_when_one_of_its_files_is_bad(
+        run_dir, name, content, mentions):
+    add_artifact(run_dir, target="rpi5", fmt="tflite")
+    (run_dir / "artifacts" / "x86-cpu" / name).write_bytes(content)
+    result = _cli_report(run_dir)
+    assert result.exit_code == 0, result.output
+    report = json.loads((run_dir / "report.json").read_text())
+    assert [row["target"] for row in report["rows"]] == ["rpi5"]
+    (note,) = report["notes"]
+    assert mentions in note and "artifacts/x86-cpu" in note and note.endswith("left out")
+    assert f"- {note}" in (run_dir / "report.md").read_text()
+
+
+def test_report_notes_a_corrupt_stage_record_and_keeps_the_other_findings(run_dir):
+    write_json(run_dir / "stages" / "distill" / "stage.json",
+               {"stage": "distill", "metrics": {"test": {"student": {"accuracy": 0.8}}}})
+    (run_dir / "stages" / "prune").mkdir(parents=True)
+    (run_dir / "stages" / "prune" / "stage.json").write_bytes(NOT_JSON)
+    report = build_report(run_dir)
+    assert [f["title"] for f in report["findings"]] == \
+        ["distill: student vs teacher on the test split"]
+    assert any("stages/prune/stage.json is not valid JSON" in n for n in report["notes"])
+
+
+def test_report_notes_a_stage_record_whose_layout_is_unexpected(run_dir):
+    write_json(run_dir / "stages" / "prune" / "stage.json",
+               {"stage": "prune", "metrics": {"accuracy": {"after": {"accuracy": "x"}}}})
+    report = build_report(run_dir)
+    assert any("stages/prune/stage.json has an unexpected layout" in n for n in report["notes"])
+
+
+def test_report_notes_a_corrupt_device_result_and_a_corrupt_quantize_json(run_dir):
+    (run_dir / "device-results").mkdir()
+    (run_dir / "device-results" / "pixel8.json").write_bytes(NOT_UTF8)
+    (run_dir / "artifacts" / "x86-cpu" / "quantize.json").write_bytes(NOT_JSON)
+    report = build_report(run_dir)
+    assert [row["measured_on"] for row in report["rows"]] == ["host"]
+    assert any("pixel8.json is not UTF-8" in n for n in report["notes"])
+    assert any("quantize.json is not valid JSON" in n for n in report["notes"])
+
+
+def test_cli_report_says_not_found_when_device_results_file_is_missing(run_dir, tmp_path):
+    missing = tmp_path / "pixel8.json"
+    _assert_refused(run_dir, "--device-results", str(missing),
+                    mentions=f"device results not found: {missing}")
+
+
+def test_cli_report_exits_2_when_device_results_are_not_json(run_dir, tmp_path):
+    results = tmp_path / "pixel8.json"
+    results.write_bytes(NOT_JSON)
+    _assert_refused(run_dir, "--device-results", str(results), mentions="is not valid JSON")
+
+
+def test_cli_report_exits_2_with_one_line_when_run_dir_is_missing(tmp_path):
+    result = _cli_report(tmp_path / "nope")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: run directory not found: "
+                                                  f"{tmp_path / 'nope'}"]
+
+
+def test_build_report_refuses_a_directory_with_an_empty_teacher_and_no_artifacts(tmp_path):
+    write_json(tmp_path / "teacher" / "eval.json", {})
+    with pytest.raises(UserError, match="not a run directory"):
+        build_report(tmp_path)
