@@ -17,6 +17,9 @@ from edgecompress.cli_deliver import bundle_app, report_app
 from edgecompress.errors import UserError
 
 
+LABEL_MAP_HELP = ("Dataset label -> model label, matched by name, e.g. "
+                  "fresh=positive,rotten=negative.")
+
 app = typer.Typer(help="Prune, quantize, distill and export trained Transformers for edge "
                        "devices — verified, benchmarked, reported.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -123,11 +126,14 @@ def prune(
     gate: Optional[str] = typer.Option(None, help="Target to bench pruned vs unpruned on."),
     gate_runs: int = typer.Option(50, help="Timed runs per artifact for --gate."),
     force: bool = typer.Option(False, help="Replace an existing output directory."),
+    label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
                                                                  "keys; flags given override it."),
 ) -> None:
     """Remove heads, FFN neurons, layers, vocabulary; report what it gained (prune.json)."""
+    from edgecompress.compress.core.labels import parse_label_map
+
     from edgecompress.compress.prune import PruneRequest, run_prune
     from edgecompress.compress.prune.config import config_from_options
 
@@ -145,7 +151,8 @@ def prune(
         prune_config = stage_config_from(config, "prune", flags)
     manifest = run_prune(PruneRequest(model=model, out=out, config=prune_config, dataset=dataset,
                                       evaluate=evaluate, gate=gate, gate_runs=gate_runs,
-                                      force=force))
+                                      force=force, label_map=parse_label_map(label_map)
+                                      if label_map else ()))
     from edgecompress.compress.prune.stage import summary_lines
 
     emit(manifest, as_json, summary_lines)
@@ -176,12 +183,17 @@ def distill(
                                                         "labelled by the teacher."),
     qat_target: Optional[str] = typer.Option(None, help="Fake-quantize like this target's int8."),
     force: bool = typer.Option(False, help="Replace an existing, different output directory."),
+    label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
                                                                  "keys; flags given override it."),
 ) -> None:
     """Distill a teacher into a smaller student; resumes after interruption (distill.json)."""
-    options = {k: v for k, v in locals().items() if k not in ("as_json", "config")}
+    options = {k: v for k, v in locals().items() if k not in ("as_json", "config", "label_map")}
+    import dataclasses
+
+    from edgecompress.compress.core.labels import parse_label_map
+
     from edgecompress.compress.distill.cli import distill_request, summary_lines
     from edgecompress.compress.distill.stage import run_distill
 
@@ -191,6 +203,8 @@ def distill(
         from edgecompress.cli_config import distill_request_from, explicit_options
 
         request = distill_request_from(config, explicit_options(distill, options), **options)
+    if label_map:
+        request = dataclasses.replace(request, label_map=parse_label_map(label_map))
     manifest = run_distill(request, None if as_json else console)
     emit(manifest, as_json, summary_lines)
 
@@ -200,19 +214,23 @@ def distill(
 def eval_command(
     model: str = typer.Argument(..., help="Checkpoint dir, built-in name, or .onnx/.tflite file."),
     dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path."),
-    split: str = typer.Option("test"),
+    split: Optional[str] = typer.Option(None, help="Default: test; a file without a 'split' "
+                                                   "column is evaluated whole."),
     reference: Optional[str] = typer.Option(None, help="Model whose predictions to agree with."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer dir for a bare artifact."),
     threads: int = typer.Option(1), max_length: int = typer.Option(128),
     text_col: Optional[str] = typer.Option(None), label_col: Optional[str] = typer.Option(None),
+    label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Accuracy with a 95 % Wilson CI, macro-F1, agreement; Spearman/Pearson for similarity."""
+    from edgecompress.compress.core.labels import parse_label_map
     from edgecompress.compress.pipeline.commands import evaluate_spec
 
     result = evaluate_spec(model, dataset, split=split, reference=reference, tokenizer=tokenizer,
                            threads=threads, max_length=max_length, text_col=text_col,
-                           label_col=label_col)
+                           label_col=label_col,
+                           label_map=parse_label_map(label_map) if label_map else ())
     if as_json:
         print_json(result)
         return
@@ -314,13 +332,14 @@ def run_command(
     """Run a recipe: stages (finetune, prune, distill), export per target, eval, bench, report."""
     import time
 
-    from edgecompress.compress.pipeline.recipe import load_recipe
+    from edgecompress.compress.pipeline.recipe import load_recipe, validate_inputs
     from edgecompress.compress.pipeline.runs import plan_lines, run_recipe
 
     plan = load_recipe(recipe)
     out = out or Path("runs") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    checked = validate_inputs(plan, fetch=not dry_run)  # before run.json is written
     if dry_run:
-        for line in plan_lines(plan, out):
+        for line in checked + plan_lines(plan, out):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     report_md = run_recipe(plan, out, console, force=force)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
+import click
 import typer
 from rich.console import Console
 
@@ -16,7 +18,8 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def guarded(command):
-    """Turn library errors into one line on stderr: exit 2 for user errors, 1 for parity."""
+    """Turn errors into one line on stderr: exit 2 for user errors, 1 for parity, and 1 for any
+    other exception, whose traceback goes to a log file the line names (never to the screen)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -31,8 +34,36 @@ def guarded(command):
         except KeyboardInterrupt:
             err_console.print("interrupted", markup=False)
             raise typer.Exit(130) from None
+        except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # typer's own exits and usage errors
+        except Exception as err:  # a bug, not a user mistake: one line, the traceback in a log
+            log = write_traceback_log(err)
+            where = f"traceback in {log}" if log else "traceback could not be written"
+            message = " ".join(str(err).split())[:300]
+            err_console.print(f"error: unexpected {type(err).__name__}: {message} ({where})",
+                              markup=False)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def write_traceback_log(err: BaseException) -> Path | None:
+    """Write `err`'s traceback to <cache root>/logs/error-<time>-<pid>.log; None if it cannot."""
+    import os
+    import time
+    import traceback
+
+    from edgecompress.fsutil import cache_root
+
+    try:
+        folder = cache_root() / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        path.write_text(f"edgecompress {' '.join(sys.argv)}\n{text}", encoding="utf-8")
+        return path
+    except OSError:
+        return None
 
 
 def print_json(data) -> None:

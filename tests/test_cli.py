@@ -227,3 +227,18 @@ def test_bundle_exits_2_when_the_run_has_no_artifact_for_the_target(exported_dir
     result = runner.invoke(app, ["bundle", str(run), "--target", "rpi5", "--out",
                                  str(tmp_path / "b")])
     assert "has: x86-cpu" in _one_line_error(result)
+
+
+def test_eval_with_reference_prints_paired_delta_and_interval_when_json(tiny_bert_dir,
+                                                                        sentiment_csv):
+    import json as _json
+
+    result = runner.invoke(app, ["eval", str(tiny_bert_dir), "--dataset", str(sentiment_csv),
+                                 "--split", "test", "--reference", str(tiny_bert_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    data = _json.loads(result.output)
+    # a model against itself: no disagreement, delta 0, an interval around 0, not significant
+    assert data["delta"] == 0.0 and data["paired"]["disagreements"] == 0
+    low, high = data["delta_ci95"]
+    assert low <= 0.0 <= high and data["paired"]["significant"] is False
+    assert data["agreement"] == 1.0

@@ -52,6 +52,8 @@ def test_killed_runs_resume_to_the_same_report_without_stray_files(tiny_bert_dir
     latency = {r["target"]: r["p50_ms"] for r in json.loads((out / "report.json").read_text())
                ["rows"]}
     assert all(0 < ms < 1000 for ms in latency.values())
-    stray = [p for p in out.rglob("*") if p.name.startswith(".") or ".partial." in p.name
-             or p.suffix == ".tmp"]
+    from edgecompress.fsutil import OUTPUT_MARKER
+
+    stray = [p for p in out.rglob("*") if (p.name.startswith(".") and p.name != OUTPUT_MARKER)
+             or ".partial." in p.name or p.suffix == ".tmp"]
     assert stray == []

@@ -8,18 +8,23 @@ numpy, the tokenizers library and the runtime.
                                   shapes, dtypes, quantization parameters, shape policy
     run.py                        predict on text / benchmark on the device (bundle_runner.py)
     SHA256SUMS                    sha256sum-format list that also covers manifest.json
+    .edgecompress-output          ownership marker (lets --force replace it); not in the sums
 
-`verify_bundle` recomputes every hash: one flipped byte in any file is reported.
+`verify_bundle` recomputes every hash: one flipped byte in any file is reported, and so is a file
+the sums do not cover; a SHA256SUMS line pointing outside the bundle is reported, never read.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from edgecompress.errors import UserError
-from edgecompress.fsutil import (atomic_directory, atomic_write_json, atomic_write_text,
+from edgecompress.fsutil import (OUTPUT_MARKER, atomic_directory, atomic_write_json,
+                                 atomic_write_text, check_replaceable, inside, mark_output,
                                  sha256_file)
 
 RUNNER = Path(__file__).with_name("bundle_runner.py")
@@ -92,13 +97,17 @@ def _bundle_manifest(source: dict, artifact: Path, io: dict, profile) -> dict:
 def make_bundle(artifact_dir: Path, profile, out: Path, *, force: bool = False) -> dict:
     """Build a bundle in `out` from an artifact folder (artifact + tokenizer + manifest.json).
 
-    Returns the bundle manifest. Raises UserError when the folder is incomplete or `out` exists
-    (unless `force`).
+    Returns the bundle manifest. Raises UserError when the folder is incomplete or its
+    manifest.json is malformed, or when `out` is a file, lies under one, or is a non-empty
+    directory (with `force`: one that is not an edgecompress output is still refused).
+    The bundle gets an `.edgecompress-output` marker (kind "bundle"), outside SHA256SUMS.
     """
     source = _read_source(artifact_dir)
     artifact = artifact_dir / source["artifact"]
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} already exists; pass --force to replace it")
+    check_replaceable(out, force)
+    if artifact.suffix != profile.suffix:
+        raise UserError(f"target {profile.name} runs {profile.suffix} artifacts, "
+                        f"{artifact_dir} holds {artifact.name}")
     manifest = _bundle_manifest(source, artifact, _io(artifact), profile)
     with atomic_directory(out) as tmp:
         shutil.copy2(artifact, tmp / artifact.name)
@@ -110,37 +119,102 @@ def make_bundle(artifact_dir: Path, profile, out: Path, *, force: bool = False) 
         atomic_write_json(tmp / MANIFEST, manifest)
         sums = {**manifest["files"], MANIFEST: sha256_file(tmp / MANIFEST)}
         atomic_write_text(tmp / SUMS, "".join(f"{h}  {n}\n" for n, h in sorted(sums.items())))
+        mark_output(tmp, "bundle")  # after the sums: verify_bundle ignores the marker
     return manifest
 
 
+# Keys of an artifact folder's manifest.json that the bundle reads, and their JSON types.
+_SOURCE_TYPES = {"labels": list, "pad_token_id": int, "vocab_size": int}
+
+
 def _read_source(artifact_dir: Path) -> dict:
+    """The artifact folder's manifest.json, checked; UserError (one line) when it is unusable."""
     path = artifact_dir / MANIFEST
-    if not path.exists():
+    if not path.is_file():
         raise UserError(f"{artifact_dir} holds no {MANIFEST}: not an exported artifact folder")
-    source = json.loads(path.read_text())
-    for needed in (source.get("artifact", ""), "tokenizer.json"):
-        if not needed or not (artifact_dir / needed).exists():
-            raise UserError(f"{artifact_dir} lacks {needed or 'an artifact'}")
+    try:
+        source = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({' '.join(str(err).split())})") from None
+    if not isinstance(source, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(source).__name__}")
+    name = source.get("artifact")
+    if not isinstance(name, str) or not name:
+        raise UserError(f"{path}: artifact: missing (expected the artifact's file name)")
+    if "/" in name or "\\" in name or ".." in name or name.startswith("."):
+        raise UserError(f"{path}: artifact: expected a plain file name, got {name!r}")
+    for key, expected in _SOURCE_TYPES.items():
+        value = source.get(key)
+        if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise UserError(f"{path}: {key}: expected {expected.__name__}, "
+                            f"got {type(value).__name__}")
+    for needed in (name, "tokenizer.json"):
+        if not (artifact_dir / needed).is_file():
+            raise UserError(f"{artifact_dir} lacks {needed}")
     return source
 
 
 def verify_bundle(bundle: Path) -> list[str]:
-    """Problems found (changed, missing or unlisted files); [] when the bundle is intact."""
-    if not (bundle / SUMS).exists() or not (bundle / MANIFEST).exists():
+    """Problems found, one line each; [] when the bundle is intact.
+
+    Reports changed, missing and unlisted files (recursively), SHA256SUMS lines that are malformed
+    or name an absolute path, a `..` part, a directory or anything resolving outside the bundle
+    (such paths are never read), and a SHA256SUMS or manifest.json that is not UTF-8 or not
+    well-formed. The `.edgecompress-output` marker is not covered by the sums and is ignored.
+    Raises UserError when `bundle` does not exist or is a file.
+    """
+    bundle = Path(bundle)
+    if not bundle.exists():
+        raise UserError(f"bundle not found: {bundle}")
+    if not bundle.is_dir():
+        raise UserError(f"{bundle} is a file, not a bundle directory")
+    if not (bundle / SUMS).is_file() or not (bundle / MANIFEST).is_file():
         return [f"{bundle} is not a bundle (no {SUMS} or {MANIFEST})"]
-    listed = {}
-    for line in (bundle / SUMS).read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        listed[name] = digest
-    problems = _check_files(bundle, listed)
     try:
-        in_manifest = json.loads((bundle / MANIFEST).read_text()).get("files", {})
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return problems + [f"{MANIFEST}: not valid JSON"]
-    for name, digest in in_manifest.items():
-        if listed.get(name) != digest:
-            problems.append(f"{name}: {MANIFEST} and {SUMS} disagree")
-    return problems
+        text = (bundle / SUMS).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return [f"{SUMS}: not UTF-8 text"]
+    listed, problems = _parse_sums(bundle, text)
+    return problems + _check_files(bundle, listed) + _check_manifest(bundle, listed)
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _parse_sums(bundle: Path, text: str) -> tuple[dict[str, str], list[str]]:
+    """(name -> sha256 of every safe line, problems with the other lines)."""
+    listed, problems = {}, []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, sep, name = line.partition("  ")
+        if not sep:  # sha256sum's binary mode: "<digest> *<name>"
+            digest, sep, name = line.partition(" *")
+        if not sep or not name or not _DIGEST.fullmatch(digest):
+            problems.append(f"{SUMS} line {number}: malformed (expected '<sha256>  <file>')")
+            continue
+        unsafe = _unsafe_entry(bundle, name)
+        if unsafe:
+            problems.append(f"{SUMS} line {number}: {name!r} {unsafe}")
+            continue
+        listed[PurePosixPath(name).as_posix()] = digest
+    return listed, problems
+
+
+def _unsafe_entry(bundle: Path, name: str) -> str | None:
+    """Why `name` may not be read as a bundle file, or None; looks at no file's content."""
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or PureWindowsPath(name).anchor:  # /etc/x, C:/x, //host/x
+        return "is an absolute path"
+    if ".." in pure.parts or ".." in PureWindowsPath(name).parts:  # ../x, ..\\x
+        return "contains '..'"
+    try:
+        inside(bundle, Path(name))  # a symlink pointing out of the bundle
+    except UserError:
+        return "resolves outside the bundle"
+    if (bundle / name).is_dir():
+        return "names a directory"
+    return None
 
 
 def _check_files(bundle: Path, listed: dict[str, str]) -> list[str]:
@@ -149,8 +223,35 @@ def _check_files(bundle: Path, listed: dict[str, str]) -> list[str]:
         path = bundle / name
         if not path.exists():
             problems.append(f"{name}: missing")
+        elif not path.is_file():  # a FIFO or device would block or never end
+            problems.append(f"{name}: not a regular file")
         elif sha256_file(path) != digest:
             problems.append(f"{name}: changed (sha256 differs)")
-    extra = {p.name for p in bundle.iterdir() if p.is_file()} - set(listed) - {SUMS}
+    extra = _present_files(bundle) - set(listed) - {SUMS, OUTPUT_MARKER}
     problems += [f"{name}: not part of the bundle" for name in sorted(extra)]
     return problems
+
+
+def _present_files(bundle: Path) -> set[str]:
+    """Every non-directory under `bundle` (symlinks included, never followed), as posix paths."""
+    found = set()
+    for root, dirs, files in os.walk(bundle, followlinks=False):
+        here = Path(root)
+        links = [d for d in dirs if (here / d).is_symlink()]
+        found |= {(here / n).relative_to(bundle).as_posix() for n in [*files, *links]}
+    return found
+
+
+def _check_manifest(bundle: Path, listed: dict[str, str]) -> list[str]:
+    """manifest.json's `files` table must agree with SHA256SUMS."""
+    try:
+        data = json.loads((bundle / MANIFEST).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        return [f"{MANIFEST}: not UTF-8 text"]
+    except json.JSONDecodeError:
+        return [f"{MANIFEST}: not valid JSON"]
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return [f"{MANIFEST}: expected a JSON object with a 'files' object"]
+    return [f"{name}: {MANIFEST} and {SUMS} disagree" for name, digest in files.items()
+            if not isinstance(name, str) or listed.get(PurePosixPath(name).as_posix()) != digest]

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from edgecompress.errors import ParityError
+from edgecompress.fsutil import mark_output
 from edgecompress.targets.profiles import Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact
 from edgecompress.targets.runtimes import (INPUT_NAMES, PAD_ID, load_runner, package_version,
@@ -91,7 +92,10 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     if profile.format not in _EXPORTERS:
         raise ValueError(f"no exporter for format {profile.format!r} (known: {', '.join(_EXPORTERS)})")
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    if created:  # a folder export makes is its output; a folder given to it is the caller's
+        mark_output(out_dir, "export")
     sample = _fit_sample(sample, profile)
     final = out_dir / f"{name}{profile.suffix}"
     # Same suffix as the final file: load_runner picks the runtime by suffix.

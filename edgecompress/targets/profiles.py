@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.errors import UserError
+from edgecompress.fsutil import safe_name
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -149,8 +150,8 @@ class Profile:
                                  f"[0, 1] and max_rel_error > 0, got {tolerance}, {agreement} "
                                  f"and {rel}")
         _check_choice("shape.policy", self.shape, SHAPE_POLICIES)
-        if not self.name.strip():
-            raise ValueError("name: expected a non-empty string")
+        # The name becomes a folder (run_dir/artifacts/<name>): one safe path component only.
+        safe_name(self.name, "name")
         for key, value in (("threads", self.threads), ("shape.batch", self.batch),
                            ("shape.seq_len", self.seq_len)):
             if value < 1:

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgecompress.compress.core.evaluate import tokenize
 from edgecompress.compress.core.models import LoadedModel, load_model
+from edgecompress.compress.core.modules import TOKENIZER_FILES
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
 
@@ -56,11 +57,10 @@ def open_evaluable(spec: str | Path, *, threads: int = 1, tokenizer: Path | None
         if not path.exists():
             raise UserError(f"artifact not found: {path}")
         manifest = _artifact_manifest(path)
-        tok_dir = tokenizer or path.parent
+        tok = _load_tokenizer(tokenizer or path.parent)  # before the runtime: the cheaper check
         runner = load_runner(path, threads=threads)
-        labels = tuple(manifest.get("labels", ()))
-        return Evaluable(runner, _load_tokenizer(tok_dir), labels,
-                         manifest.get("task", "classification"), path)
+        labels = tuple(str(name) for name in manifest.get("labels") or ())
+        return Evaluable(runner, tok, labels, manifest.get("task", "classification"), path)
     loaded = load_model(spec)
     return Evaluable(torch_runner(loaded.module), loaded.tokenizer, loaded.labels, loaded.task,
                      loaded.path)
@@ -70,7 +70,15 @@ def _artifact_manifest(path: Path) -> dict:
     if path.suffix not in ARTIFACT_SUFFIXES:
         raise UserError(f"{path} is not an ONNX or TFLite artifact (expected .onnx or .tflite)")
     manifest = path.parent / MANIFEST
-    return read_json(manifest) if manifest.exists() else {}
+    if not manifest.exists():
+        return {}
+    try:
+        data = read_json(manifest)
+    except ValueError as err:  # not JSON, or not UTF-8
+        raise UserError(f"{manifest} is unreadable: {' '.join(str(err).split())[:200]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("labels", []), list):
+        raise UserError(f"{manifest}: expected a JSON object with a 'labels' list")
+    return data
 
 
 def _load_tokenizer(directory: Path):
@@ -78,7 +86,9 @@ def _load_tokenizer(directory: Path):
 
     if not directory.is_dir():
         raise UserError(f"tokenizer directory not found: {directory}")
-
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"no tokenizer in {directory} (none of {', '.join(TOKENIZER_FILES)}; "
+                        "pass --tokenizer DIR)")
     try:
         return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except (OSError, ValueError) as err:

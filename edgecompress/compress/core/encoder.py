@@ -40,8 +40,11 @@ class EncoderConfig:
     labels: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.vocab_size < 1:
-            raise ValueError(f"vocab_size must be positive, got {self.vocab_size}")
+        for name in ("vocab_size", "d_model", "head_dim", "max_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.heads:
+            raise ValueError("the encoder needs at least one layer")
         if len(self.heads) != len(self.ffn):
             raise ValueError(f"heads ({len(self.heads)} layers) and ffn ({len(self.ffn)}) differ")
         if any(h < 1 for h in self.heads) or any(f < 1 for f in self.ffn):
@@ -54,6 +57,10 @@ class EncoderConfig:
     @classmethod
     def uniform(cls, vocab_size: int, *, d_model: int = 256, n_heads: int = 8, ffn: int = 1024,
                 n_layers: int = 4, **kwargs) -> EncoderConfig:
+        for name, value in (("d_model", d_model), ("heads", n_heads), ("ffn", ffn),
+                            ("layers", n_layers)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
         if d_model % n_heads:
             raise ValueError(f"d_model {d_model} is not divisible by {n_heads} heads")
         return cls(vocab_size=vocab_size, d_model=d_model, head_dim=d_model // n_heads,
@@ -68,6 +75,8 @@ class EncoderConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> EncoderConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"encoder config must be a JSON object, got {type(data).__name__}")
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:

@@ -13,6 +13,7 @@ from pathlib import Path
 from edgecompress.compress.core.cache import content_digest, identity, is_done
 from edgecompress.compress.core.evaluate import evaluate_classification
 from edgecompress.compress.core.models import LoadedModel, load_model
+from edgecompress.compress.core.modules import check_out_location
 from edgecompress.compress.core.progress import TrainingProgress
 from edgecompress.compress.core.train import FinetuneConfig, finetune
 from edgecompress.errors import UserError
@@ -65,6 +66,10 @@ def _prepare(request: FinetuneRequest):
     train = dataset.split("train")
     if train.labels is None:
         raise UserError(f"dataset {dataset.name} has no labels to fine-tune on")
+    for name in ("train", "dev"):
+        if not len(dataset.split(name)):
+            raise UserError(f"dataset {dataset.name} has an empty {name} split; finetune needs "
+                            "train and dev sentences")
     loaded = load_model(request.model, task="classification", num_labels=len(dataset.labels),
                         labels=dataset.labels)
     return dataset, train, _with_labels(loaded, dataset.labels)
@@ -85,7 +90,10 @@ def _with_labels(loaded: LoadedModel, labels: tuple[str, ...]) -> LoadedModel:
 def run_finetune(request: FinetuneRequest, console=None) -> dict:
     """Fine-tune per `request`; returns the manifest (with dev metrics). Cached when identical."""
     out = request.out
+    check_out_location(out)  # before any training: a file at --out would fail only at the end
     dataset, train, loaded = _prepare(request)
+    if console is not None and dataset.drawn_splits:
+        console.print(dataset.split_line(), markup=False, highlight=False)
     config = request.config(loaded.kind)
     ident = request.identity(config)
     manifest = is_done(out / MANIFEST, ident)
@@ -99,7 +107,8 @@ def run_finetune(request: FinetuneRequest, console=None) -> dict:
     else:  # trained, but interrupted before the dev evaluation
         loaded = load_model(out)
     dev = _dev_metrics(loaded, dataset)
-    manifest.update(dataset=dataset.name, labels=list(dataset.labels), dev=dev)
+    manifest.update(dataset=dataset.name, labels=list(dataset.labels), dev=dev,
+                    split_sizes=dataset.split_sizes(), splits_drawn=dataset.drawn_splits)
     atomic_write_json(out / MANIFEST, manifest)
     return manifest
 

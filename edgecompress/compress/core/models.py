@@ -14,10 +14,13 @@ import torch
 from edgecompress.compress.core.arch import FAMILIES
 from edgecompress.compress.core.modules import (PLAIN_CONFIG,
                                                 ClassifierModule, LoadedModel,
-                                                MeanPoolingModule, check_safetensors, one_line,
+                                                MeanPoolingModule, check_safetensors,
+                                                check_tokenizer_files, one_line,
+                                                check_out_location, read_config_object,
                                                 resolve_model_path)
 from edgecompress.compress.core.shaped import SHAPES_KEY, load_shaped
 from edgecompress.errors import UserError
+from edgecompress.fsutil import mark_output
 
 
 def load_model(spec: str | Path, *, task: str | None = None, num_labels: int | None = None,
@@ -29,6 +32,7 @@ def load_model(spec: str | Path, *, task: str | None = None, num_labels: int | N
     as fine-tuning does. Raises UserError for anything wrong with the checkpoint.
     """
     path = resolve_model_path(spec)
+    check_tokenizer_files(path)
     check_safetensors(path)
     if (path / PLAIN_CONFIG).exists():
         return _load_plain(path)
@@ -36,15 +40,31 @@ def load_model(spec: str | Path, *, task: str | None = None, num_labels: int | N
 
 
 def _read_hf_config(path: Path) -> dict:
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path / 'config.json'} is not valid JSON: {err}") from None
+    config = read_config_object(path / "config.json")
     model_type = config.get("model_type")
     if model_type not in FAMILIES:
         raise UserError(f"unsupported architecture {model_type!r} in {path / 'config.json'} "
                         f"(supported: {', '.join(FAMILIES)})")
     return config
+
+
+def checkpoint_labels(spec: str | Path) -> tuple[str, tuple[str, ...]]:
+    """(task, class names) a checkpoint declares, read from its config without loading weights;
+    raises UserError like `load_model` for a path, config or tokenizer that is not usable."""
+    path = resolve_model_path(spec)
+    check_tokenizer_files(path)
+    if (path / PLAIN_CONFIG).exists():
+        config = read_config_object(path / PLAIN_CONFIG)
+        count = config.get("num_labels", 2)
+        return "classification", tuple(config.get("labels") or (str(i) for i in range(count)))
+    config = _read_hf_config(path)
+    if not _is_classifier(config):
+        return "embedding", ()
+    names = config.get("id2label") or {i: f"LABEL_{i}" for i in range(config.get("num_labels", 2))}
+    try:
+        return "classification", tuple(str(names[k]) for k in sorted(names, key=int))
+    except (TypeError, ValueError):
+        raise UserError(f"{path / 'config.json'}: id2label keys must be class ids") from None
 
 
 def _is_classifier(config: dict) -> bool:
@@ -90,10 +110,11 @@ def _load_plain(path: Path) -> LoadedModel:
 
     from edgecompress.compress.core.encoder import load_encoder
 
+    read_config_object(path / PLAIN_CONFIG)
     try:
         model = load_encoder(path)
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
         raise UserError(f"cannot load plain encoder {path}: {one_line(err)}") from None
     labels = model.config.labels or tuple(str(i) for i in range(model.config.num_labels))
     return LoadedModel(model, tokenizer, "plain", "classification", path, labels)
@@ -109,6 +130,7 @@ def save_model(loaded: LoadedModel, directory: Path) -> None:
     else:
         loaded.module.hf.save_pretrained(str(directory), safe_serialization=True)
     loaded.tokenizer.save_pretrained(str(directory))
+    mark_output(directory, "checkpoint")  # so --force may replace it later, and only it
 
 
 def create_plain_encoder(out: Path, *, tokenizer_from: str, d_model: int = 256, n_heads: int = 8,
@@ -119,16 +141,20 @@ def create_plain_encoder(out: Path, *, tokenizer_from: str, d_model: int = 256, 
 
     from edgecompress.compress.core.encoder import EncoderClassifier, EncoderConfig
 
+    check_out_location(out)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} already exists and is not empty")
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path(tokenizer_from)),
-                                              local_files_only=True)
+    shape = dict(d_model=d_model, n_heads=n_heads, ffn=ffn, n_layers=n_layers, max_len=max_len,
+                 num_labels=num_labels)
     try:
-        config = EncoderConfig.uniform(len(tokenizer), d_model=d_model, n_heads=n_heads, ffn=ffn,
-                                       n_layers=n_layers, max_len=max_len, num_labels=num_labels,
-                                       pad_token_id=tokenizer.pad_token_id or 0)
+        EncoderConfig.uniform(1, **shape)  # a bad shape fails before any file is read
     except ValueError as err:
         raise UserError(f"invalid encoder shape: {err}") from None
+    source = resolve_model_path(tokenizer_from)
+    check_tokenizer_files(source)
+    tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+    config = EncoderConfig.uniform(len(tokenizer), **shape,
+                                   pad_token_id=tokenizer.pad_token_id or 0)
     torch.manual_seed(seed)
     loaded = LoadedModel(EncoderClassifier(config).eval(), tokenizer, "plain", "classification",
                          out, tuple(str(i) for i in range(num_labels)))

@@ -56,6 +56,43 @@ def resolve_model_path(spec: str | Path) -> Path:
     return path
 
 
+# A tokenizer needs its vocabulary; without one, transformers quietly builds a 5-token tokenizer
+# from the special tokens alone, and every sentence becomes [CLS] [UNK] ... [SEP].
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def check_tokenizer_files(path: Path) -> None:
+    """Raise UserError unless `path` holds a tokenizer vocabulary (one of TOKENIZER_FILES)."""
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"{path} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}); "
+                        "save the tokenizer with the checkpoint")
+
+
+def read_config_object(file: Path) -> dict:
+    """A checkpoint's JSON config as a dict; UserError when it is not UTF-8, JSON or an object."""
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise UserError(f"{file} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"{file} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{file}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def check_out_location(out: Path) -> None:
+    """Raise UserError when output directory `out` is a file or lies under one (checked before
+    any work, so a long training never ends in a failed write)."""
+    out = Path(out)
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker == out:
+        raise UserError(f"{out} is a file; choose a directory for the output")
+    if blocker is not None:
+        raise UserError(f"{out} lies under a file ({blocker}); choose a directory for the output")
+
+
 def check_safetensors(path: Path) -> None:
     """Open the safetensors header and every tensor once so truncation fails here, clearly."""
     from safetensors import safe_open

@@ -23,8 +23,10 @@ from edgecompress.compress.distill.loop import Run, TrainData, best_dir, distill
 from edgecompress.compress.distill.qat import (prepare_qat, qat_config_for,
                                                strip_fake_quant)
 from edgecompress.compress.distill.students import (build_student, check_compatible,
+                                                    check_spec,
                                                     describe, make_projections, resolve_plan)
 from edgecompress.compress.core.models import LoadedModel, load_model, save_model
+from edgecompress.compress.core.modules import check_out_location
 from edgecompress.compress.core.progress import TrainingProgress
 from edgecompress.errors import UserError
 from edgecompress.fsutil import (atomic_directory, atomic_write_json, check_replaceable,
@@ -46,6 +48,7 @@ class DistillRequest:
     train_size: int | None = None  # a seeded sample of the train split; None = all of it
     evaluate_test: bool = True
     force: bool = False
+    label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> teacher label (by name)
 
     def identity(self) -> str:
         """Teacher, student, data (and extra text) by content, plus the config and settings
@@ -58,6 +61,8 @@ class DistillRequest:
         config = {k: v for k, v in self.config.to_json().items() if k != "max_minutes"}
         settings = {"config": config, "qat_target": self.qat_target,
                     "qat_scheme": self.qat_scheme, "train_size": self.train_size}
+        if self.label_map:  # absent when unused, so earlier runs keep their identity
+            settings["label_map"] = [list(pair) for pair in self.label_map]
         return identity("distill", settings, inputs)
 
 
@@ -69,12 +74,16 @@ def run_distill(request: DistillRequest, console=None) -> dict:
     """
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # measured 3.7x faster steps (DESIGN.md)
     began = time.perf_counter()
+    check_out_location(request.out)
+    check_spec(request.student)
     fingerprint = request.identity()
     cached = _cached(request, fingerprint)
     if cached is not None:
         return cached
     teacher = load_model(request.teacher, task="classification")
     dataset, data, dev = _data(request, teacher)
+    if console is not None and dataset.drawn_splits:
+        console.print(dataset.split_line(), markup=False, highlight=False)
     torch.manual_seed(request.config.train.seed)  # fresh students and projections
     student = build_student(request.student, teacher)
     check_compatible(teacher, student.loaded)
@@ -96,6 +105,8 @@ def run_distill(request: DistillRequest, console=None) -> dict:
                 "teacher": request.teacher,
                 "student_spec": request.student, "student_origin": student.origin,
                 "dataset": dataset.name, "labels": list(dataset.labels),
+                "label_mapping": dataset.label_mapping, "split_sizes": dataset.split_sizes(),
+                "splits_drawn": dataset.drawn_splits,
                 "config": request.config.to_json(), "layer_map": [list(p) for p in
                                                                   (request.config.layer_map
                                                                    or student.layer_map)],
@@ -126,14 +137,15 @@ def _cached(request: DistillRequest, fingerprint: str) -> dict | None:
 def _data(request: DistillRequest, teacher: LoadedModel):
     """(dataset, training data incl. unlabelled text, dev (texts, labels) or None)."""
     from edgecompress.compress.core.data import load_dataset, sample_texts
+    from edgecompress.compress.core.labels import align_labels
 
     dataset = load_dataset(request.dataset)
     if dataset.task != "classification" or not dataset.labels:
         raise UserError(f"dataset {dataset.name} has no class labels to distill on")
-    if len(dataset.labels) != len(teacher.labels):
-        raise UserError(f"teacher predicts {len(teacher.labels)} classes but dataset "
-                        f"{dataset.name} has {len(dataset.labels)} ({', '.join(dataset.labels)})")
+    dataset = align_labels(dataset, teacher.labels, request.label_map)
     train = dataset.split("train")
+    if not len(train):
+        raise UserError(f"dataset {dataset.name} has an empty train split")
     if request.train_size is not None:
         train = sample_texts(train, min(request.train_size, len(train)),
                              seed=request.config.train.seed)

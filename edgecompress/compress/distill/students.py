@@ -76,19 +76,40 @@ def _kept_layers(path: Path) -> list[int] | None:
     return json.loads(manifest.read_text()).get("layers", {}).get("kept")
 
 
+def fresh_overrides(text: str) -> dict[str, int]:
+    """`layers=3,hidden=192` -> {"num_hidden_layers": 3, "hidden_size": 192}; UserError for an
+    unknown key, a non-integer or a value below 1."""
+    overrides = {}
+    for part in filter(str.strip, text.split(",")):
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or key not in FRESH_KEYS or not value.isdigit():
+            raise UserError(f"fresh student: expected keys {', '.join(FRESH_KEYS)} as key=int, "
+                            f"got {part!r}")
+        if int(value) < 1:
+            raise UserError(f"fresh student: {key} must be >= 1, got {int(value)}")
+        overrides[FRESH_KEYS[key]] = int(value)
+    return overrides
+
+
+def check_spec(spec: str) -> None:
+    """Raise UserError for a student spec that cannot be right whatever the teacher (checked
+    before any model is loaded)."""
+    if spec.startswith("layers:"):
+        _ints(spec[len("layers:"):], spec)
+    elif spec.startswith("fresh:"):
+        fresh_overrides(spec[len("fresh:"):])
+    elif not Path(spec).is_dir():
+        raise UserError(f"student {spec!r}: not a checkpoint directory, 'layers:1,3,5' or "
+                        "'fresh:layers=3,hidden=192,heads=6,ffn=768'")
+
+
 def _fresh(text: str, teacher: LoadedModel) -> LoadedModel:
     """A random BERT with the teacher's config except the named keys."""
     from transformers import AutoModelForSequenceClassification
 
     if teacher.kind != "hf":
         raise UserError("fresh students are built from an HF teacher's config")
-    overrides = {}
-    for part in filter(str.strip, text.split(",")):
-        key, sep, value = part.partition("=")
-        if not sep or key.strip() not in FRESH_KEYS or not value.strip().isdigit():
-            raise UserError(f"fresh student: expected keys {', '.join(FRESH_KEYS)} as key=int, "
-                            f"got {part!r}")
-        overrides[FRESH_KEYS[key.strip()]] = int(value)
+    overrides = fresh_overrides(text)
     config = copy.deepcopy(teacher.module.hf.config)
     for key, value in overrides.items():
         setattr(config, key, value)

@@ -10,6 +10,8 @@ import dataclasses
 
 from pathlib import Path
 
+import numpy as np
+
 from edgecompress.compress.core.artifacts import (MANIFEST, export_artifact, open_evaluable,
                                                   prepare_out_dir)
 from edgecompress.compress.core.evaluate import (evaluate_classification, evaluate_similarity,
@@ -17,44 +19,84 @@ from edgecompress.compress.core.evaluate import (evaluate_classification, evalua
 from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
                                               stamp)
 from edgecompress.compress.core.models import load_model
+from edgecompress.compress.core.modules import check_out_location
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json
 
 
-def evaluate_spec(model: str, dataset: str, *, split: str = "test", reference: str | None = None,
-                  tokenizer: Path | None = None, threads: int = 1, max_length: int = 128,
-                  text_col: str | None = None, label_col: str | None = None) -> dict:
-    """Evaluate a checkpoint or artifact on a dataset split; returns a JSON-ready dict."""
+def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
+                  reference: str | None = None, tokenizer: Path | None = None, threads: int = 1,
+                  max_length: int = 128, text_col: str | None = None,
+                  label_col: str | None = None, label_map=()) -> dict:
+    """Evaluate a checkpoint or artifact on a dataset split; returns a JSON-ready dict.
+
+    `split` None: a user file without a `split` column is evaluated whole (split "all"),
+    anything else on "test". Labels are matched to the model's by name (core/labels.py).
+    """
     from edgecompress.compress.core.data import load_dataset
+    from edgecompress.compress.core.labels import align_labels
 
     data = load_dataset(dataset, text_col=text_col, label_col=label_col)
     model_eval = open_evaluable(model, threads=threads, tokenizer=tokenizer)
-    base = {"model": str(model), "dataset": data.name, "split": split}
     if data.task == "similarity":
-        docs = data.split(split).texts
-        metrics = evaluate_similarity(model_eval.runner, model_eval.tokenizer, docs,
-                                      data.similarity)
-        return {**base, "task": "similarity", **metrics.to_json()}
-    _check_labels(model_eval.labels, data.labels, model)
-    texts = data.split(split).texts
-    ref_pred = None
-    if reference:
-        ref_eval = open_evaluable(reference, threads=threads)
-        ref_pred = predict(ref_eval.runner, ref_eval.tokenizer, list(texts),
-                           max_length=max_length).argmax(axis=1)
-    try:
-        metrics = evaluate_classification(model_eval.runner, model_eval.tokenizer,
-                                          data.split(split), len(data.labels),
-                                          reference_pred=ref_pred, max_length=max_length)
-    except ValueError as err:
-        raise UserError(f"{data.name}/{split}: {err}") from None
-    return {**base, "task": "classification", **metrics.to_json()}
+        split = split or "test"
+        metrics = evaluate_similarity(model_eval.runner, model_eval.tokenizer,
+                                      data.split(split).texts, data.similarity)
+        return {"model": str(model), "dataset": data.name, "split": split,
+                "task": "similarity", **metrics.to_json()}
+    if model_eval.task != "classification":
+        raise UserError(f"{model} is a sentence encoder without a classification head; "
+                        f"fine-tune it on {data.name} first (edgecompress finetune)")
+    data = align_labels(data, model_eval.labels, label_map)
+    if split is None and data.drawn_splits:
+        split, chosen = "all", data.whole()
+    else:
+        split = split or "test"
+        chosen = data.split(split)
+    if not len(chosen):
+        raise UserError(f"{data.name}/{split}: the split is empty")
+    ref_pred = _reference_predictions(reference, model_eval.labels, chosen, threads, max_length)
+    if chosen.labels is None:
+        raise UserError(f"{data.name}/{split}: this split has no labels: accuracy needs a "
+                        f"labelled dataset")
+    from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
+
+    pred = split_predictions(model_eval.runner, model_eval.tokenizer, chosen,
+                             max_length=max_length)
+    truth = np.asarray(chosen.labels)
+    metrics = classification_metrics(truth, pred, len(data.labels), ref_pred).to_json()
+    if ref_pred is not None:  # the paired difference on the same sentences (stats.py)
+        from edgecompress.stats import paired_delta
+
+        paired = paired_delta(truth, pred, ref_pred).to_json()
+        metrics.update(delta=paired["delta"], delta_ci95=paired["delta_ci95"], paired=paired)
+    return {"model": str(model), "dataset": data.name, "split": split, "task": "classification",
+            "label_mapping": data.label_mapping, **metrics}
 
 
-def _check_labels(model_labels: tuple[str, ...], data_labels: tuple[str, ...], model) -> None:
-    if model_labels and len(model_labels) != len(data_labels):
-        raise UserError(f"{model} predicts {len(model_labels)} classes but the dataset has "
-                        f"{len(data_labels)} ({', '.join(data_labels)})")
+def _reference_predictions(reference: str | None, labels: tuple[str, ...], split, threads: int,
+                           max_length: int):
+    """The reference's argmax on `split`, renumbered to the evaluated model's class ids when
+    both name the same classes in another order."""
+    import numpy as np
+
+    from edgecompress.compress.core.labels import generic_labels
+
+    if not reference:
+        return None
+    ref_eval = open_evaluable(reference, threads=threads)
+    pred = predict(ref_eval.runner, ref_eval.tokenizer, list(split.texts),
+                   max_length=max_length).argmax(axis=1)
+    ref_labels = ref_eval.labels
+    if not labels or not ref_labels or tuple(ref_labels) == tuple(labels):
+        return pred
+    if set(ref_labels) == set(labels):
+        return np.asarray([labels.index(ref_labels[i]) for i in range(len(ref_labels))])[pred]
+    if generic_labels(ref_labels) or generic_labels(labels):
+        if len(ref_labels) == len(labels):
+            return pred
+    raise UserError(f"reference {reference} predicts ({', '.join(ref_labels)}) but the model "
+                    f"predicts ({', '.join(labels)}); agreement needs the same classes")
 
 
 def export_model(model: str, target: str, out: Path, *, scheme: str | None = None,
@@ -65,6 +107,7 @@ def export_model(model: str, target: str, out: Path, *, scheme: str | None = Non
     `dataset`), so `export`, `quantize` and `run` keep the same artifacts by the same gate."""
     from edgecompress.targets import load_profile
 
+    check_out_location(out)
     profile = load_profile(target)
     spec = profile.scheme_for(scheme)
     if spec.quantized:

@@ -3,7 +3,9 @@
     name = "demo"
     model = "minilm-l6"            # built-in name or checkpoint dir (relative to this file)
     dataset = "rt-polarity"        # registry name or CSV/JSONL path (relative to this file)
-    targets = ["x86-cpu", "rpi5"]  # names or profile .toml paths
+    targets = ["x86-cpu", "rpi5"]  # names or profile .toml paths (each at most once)
+    label_map = {fresh = "positive", rotten = "negative"}  # optional: dataset -> model labels,
+                                   # for a model trained elsewhere (not with [finetune])
 
     [finetune]   # optional: train a classifier first (FinetuneConfig keys + seeds)
     [prune]      # optional: PruneConfig keys (heads, ffn, layers, keep_layers, vocab_corpus, ...)
@@ -29,7 +31,7 @@ from edgecompress.compress.core.config import FieldError, build, check_types, tu
 from edgecompress.errors import UserError
 
 TOP_KEYS = {"name", "model", "dataset", "targets", "description", "finetune", "prune",
-            "distill", "quantize", "bench"}
+            "distill", "quantize", "bench", "label_map"}
 STAGE_ORDER = ("finetune", "prune", "distill")  # quantization happens at export, per target
 QUANTIZE_KEYS = {"schemes", "max_drop"}
 BENCH_KEYS = {"runs", "warmup"}
@@ -47,6 +49,7 @@ class Recipe:
     bench_runs: int = 100
     bench_warmup: int = 10
     source: str = ""
+    label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label
 
     def settings(self, stage: str) -> dict | None:
         for name, settings in self.stages:
@@ -67,7 +70,8 @@ class Recipe:
         return {"kind": "edgecompress-run", "recipe": self.name, "model": self.model,
                 "dataset": self.dataset, "targets": list(self.targets),
                 "stages": [[name, json.loads(s)] for name, s in self.stages],
-                "schemes": dict(self.schemes), "max_drop": dict(self.max_drop)}
+                "schemes": dict(self.schemes), "max_drop": dict(self.max_drop),
+                **({"label_map": dict(self.label_map)} if self.label_map else {})}
 
 def _err(path: Path, key: str, expected: str) -> UserError:
     return UserError(f"{path}: key '{key}': expected {expected}")
@@ -188,12 +192,31 @@ def _targets(path: Path, data: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
         raise _err(path, "targets", "a non-empty list of target names")
     resolved = tuple(_resolve(path, t) for t in targets)
     names = []
-    for target in resolved:
+    for given, target in zip(targets, resolved):
         try:
-            names.append(load_profile(target).name)
+            name = load_profile(target).name
         except UserError as err:
             raise UserError(f"{path}: key 'targets': {err}") from None
+        if name in names:
+            raise UserError(f"{path}: key 'targets': target {name!r} is listed twice "
+                            f"(as {given!r}); each target runs once")
+        names.append(name)
     return resolved, tuple(names)
+
+
+def _label_map(path: Path, data: dict) -> tuple[tuple[str, str], ...]:
+    """The `label_map` table (dataset label = "model label"); not with a [finetune] stage, which
+    trains the teacher on the dataset's own label names."""
+    table = data.get("label_map")
+    if table is None:
+        return ()
+    if not isinstance(table, dict) or not table or not all(
+            isinstance(v, str) and v.strip() for v in table.values()):
+        raise _err(path, "label_map", 'a table of dataset label = "model label"')
+    if "finetune" in data:
+        raise UserError(f"{path}: key 'label_map': not used with [finetune], which trains the "
+                        "model on the dataset's own labels; remove one of them")
+    return tuple((str(k).strip(), v.strip()) for k, v in table.items())
 
 
 def _quantize(path: Path, data: dict, targets: tuple[str, ...]):
@@ -254,4 +277,55 @@ def load_recipe(path: Path) -> Recipe:
     return Recipe(name=data.get("name") or path.stem, model=_resolve(path, _string(path, data, "model")),
                   dataset=_resolve(path, _string(path, data, "dataset")), targets=targets,
                   stages=stages, schemes=schemes, max_drop=max_drop, bench_runs=runs,
-                  bench_warmup=warmup, source=str(path))
+                  bench_warmup=warmup, source=str(path), label_map=_label_map(path, data))
+
+
+def validate_inputs(recipe: Recipe, *, fetch: bool = True) -> list[str]:
+    """Check the recipe's model and dataset before a run writes anything; returns summary lines.
+
+    Reads the model's config, not its weights (supported architecture, tokenizer files, labels)
+    and the dataset (columns, labels, classes and sizes per split); a registry dataset not yet
+    fetched is skipped when `fetch` is False (as `run --dry-run` does). Raises UserError naming
+    the recipe and the problem.
+    """
+    from edgecompress.compress.core.data import load_dataset, needs_fetch
+    from edgecompress.compress.core.models import checkpoint_labels
+
+    where = recipe.source or recipe.name
+    try:
+        task, labels = checkpoint_labels(recipe.model)
+        lines = [f"model {recipe.model}: {task}" + (f", labels {', '.join(labels)}" if labels
+                                                    else "")]
+        if not fetch and needs_fetch(recipe.dataset):
+            return lines + [f"dataset {recipe.dataset}: not fetched yet (the run fetches it)"]
+        data = load_dataset(recipe.dataset)
+        return lines + _dataset_lines(recipe, data, task, labels)
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+
+
+def _dataset_lines(recipe: Recipe, data, task: str, labels: tuple[str, ...]) -> list[str]:
+    """The dataset's splits and classes as the recipe's steps will read them."""
+    from edgecompress.compress.core.labels import align_labels
+
+    if data.task != "classification":
+        return [f"dataset {data.name}: {data.task}, {len(data.split('test'))} documents"]
+    if not data.labels:
+        raise UserError(f"dataset {data.name} has no labels (a 'label' column)")
+    trains = any(recipe.settings(stage) is not None for stage in ("finetune", "distill"))
+    for name in ("train", "dev", "test") if trains else ("test",):
+        if not len(data.split(name)):
+            raise UserError(f"dataset {data.name} has an empty {name} split")
+    if recipe.settings("finetune") is None:
+        if task != "classification":
+            raise UserError(f"model {recipe.model} has no classification head; add a "
+                            "[finetune] table to train one")
+        data = align_labels(data, labels, recipe.label_map)
+    lines = [data.split_line()]
+    for name, split in data.splits.items():
+        counts = [sum(1 for y in split.labels or () if y == i) for i in range(len(data.labels))]
+        lines.append(f"  {name}: " + ", ".join(f"{label} {n}" for label, n
+                                               in zip(data.labels, counts)))
+    if data.label_mapping:
+        lines.append(f"labels matched to the model {data.label_mapping}")
+    return lines

@@ -27,7 +27,7 @@ from edgecompress.compress.pipeline.plan import STEP_OUTPUT, Step, plan_steps
 from edgecompress.compress.pipeline.recipe import Recipe
 from edgecompress.compress.pipeline.stages import Context, StageResult, get_stage
 from edgecompress.errors import ParityError, UserError
-from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
+from edgecompress.fsutil import atomic_write_json, check_replaceable, mark_output, read_json
 
 STAGE_FILE = "stage.json"
 
@@ -179,6 +179,7 @@ def run_recipe(recipe: Recipe, run_dir: Path, console, *, force: bool = False) -
     steps = plan_steps(recipe, run_dir)  # bad targets and configs fail before anything is written
     check_run_dir(run_dir, recipe.identity(), force)
     run_dir.mkdir(parents=True, exist_ok=True)
+    mark_output(run_dir, "run")  # --force may replace this directory later, and only such
     remove_stale_temps(run_dir)
     atomic_write_json(run_dir / "run.json", recipe.identity())
     began = time.perf_counter()

@@ -38,6 +38,7 @@ class PruneRequest:
     gate: str | None = None  # target profile for the real-speedup gate
     gate_runs: int = 50
     force: bool = False
+    label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label (by name)
 
 
 def run_prune(request: PruneRequest) -> dict:
@@ -53,7 +54,7 @@ def run_prune(request: PruneRequest) -> dict:
         return done  # the same model, data and config were pruned into `out`: reuse it
     _check_out(request.out, request.force)
     loaded = load_model(request.model)
-    data = _dataset(request)
+    data = _dataset(request, loaded)
     samples = _samples(loaded, data, request.config) if request.config.needs_data else None
     test = _test_split(loaded, data) if request.evaluate else None
     original = copy.deepcopy(loaded) if request.gate else None
@@ -83,8 +84,11 @@ def run_prune(request: PruneRequest) -> dict:
 
 def _settings(request: PruneRequest) -> dict:
     """What, besides its inputs' content, makes two prunes the same (as JSON reads it back)."""
-    return json.loads(json.dumps({"config": request.config.to_json(), "evaluate": request.evaluate,
-                                  "gate": request.gate, "gate_runs": request.gate_runs}))
+    settings = {"config": request.config.to_json(), "evaluate": request.evaluate,
+                "gate": request.gate, "gate_runs": request.gate_runs}
+    if request.label_map:  # absent when unused, so earlier prunes keep their identity
+        settings["label_map"] = [list(pair) for pair in request.label_map]
+    return json.loads(json.dumps(settings))
 
 
 def _identity(request: PruneRequest) -> str:
@@ -99,14 +103,19 @@ def _check_out(out: Path, force: bool) -> None:
     check_replaceable(out, force)
 
 
-def _dataset(request: PruneRequest):
+def _dataset(request: PruneRequest, loaded: LoadedModel):
+    """The dataset, its labels renumbered to the model's classes by name (core/labels.py)."""
     if request.dataset is None:
         return None
     if not (request.config.needs_data or request.evaluate):
         return None
     from edgecompress.compress.core.data import load_dataset
+    from edgecompress.compress.core.labels import align_labels
 
-    return load_dataset(request.dataset)
+    data = load_dataset(request.dataset)
+    if loaded.task != "classification":
+        return data
+    return align_labels(data, loaded.labels, request.label_map)
 
 
 def _labels_fit(loaded: LoadedModel, data) -> bool:

@@ -1,0 +1,727 @@
+"""Anchors: the plain tools' own int8/fp32 paths on the same fp32 teacher, measured together.
+
+Every row is built the way that tool's docs recommend, from one fine-tuned HF checkpoint, and
+measured in one process on one host: batch 1 x seq 128, 1 thread everywhere, the same tokenization
+(truncate and pad to 128) for accuracy, latency interleaved across rows (A B C ... A B C ...).
+
+Rows: torch fp32 (the teacher, reference for deltas and agreement); ONNX fp32 (torch.onnx legacy
+exporter, opset 17); `onnxruntime.quantization.quantize_dynamic` defaults (QInt8 per-tensor);
+ORT transformer optimizer (`optimize_model(model_type="bert", num_heads=12, hidden_size=384)`, what
+Optimum -O2 runs) fp32 and + `quantize_dynamic(per_channel=True)`; litert-torch fp32 and its
+documented dynamic int8 (`quant_recipes.full_dynamic_recipe()`); ExecuTorch + XNNPACK fp32 and
+int8 (XNNPACKQuantizer symmetric per-channel dynamic), skipped with a one-line reason when
+`executorch` is not importable; the best edgecompress artifact per format of `--run-dir` (by its
+eval.json accuracy, then size) and any `--artifact-dir` (e.g. from `edgecompress quantize`).
+
+    /work/anchors-venv/bin/python benchmarks/anchors.py --teacher DIR [--run-dir RUN] \
+        [--artifact-dir DIR ...] [--repeats 5] [--runs 50] [--limit N] [--work DIR] \
+        [--out benchmarks/results/anchors.json]
+
+Writes JSON and prints a table. ExecuTorch lives in the optional extra `anchors`
+(`pip install -e '.[anchors]'`), best in its own venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
+
+import numpy as np  # noqa: E402
+
+SEQ = 128
+THREADS = 1
+Z95 = 1.959963984540054
+PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "onnx", "onnxruntime", "litert-torch",
+            "ai-edge-litert", "executorch", "torchao", "edgecompress")
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score 95 % interval for k successes out of n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _paired_delta_newcombe(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """acc(a) - acc(b) and its 95 % interval for paired 0/1 outcomes (Newcombe 1998, method 10:
+    hybrid score from Wilson intervals with the phi correlation of the 2x2 table)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    n = len(a)
+    n11, n10 = int(np.sum(a & b)), int(np.sum(a & ~b))
+    n01, n00 = int(np.sum(~a & b)), int(np.sum(~a & ~b))
+    p1, p2 = (n11 + n10) / n, (n11 + n01) / n
+    l1, u1 = wilson(n11 + n10, n)
+    l2, u2 = wilson(n11 + n01, n)
+    denom = (n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)
+    phi = (n11 * n00 - n10 * n01) / math.sqrt(denom) if denom else 0.0
+    d = p1 - p2
+    low = d - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)
+                            + (u2 - p2) ** 2))
+    high = d + math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2)
+                             + (p2 - l2) ** 2))
+    return d, low, high
+
+
+def paired_delta(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, str]:
+    """(delta, low, high, which implementation): edgecompress.stats.paired_delta when it exists
+    and agrees on this input, else the private Newcombe copy above."""
+    ours = _paired_delta_newcombe(a, b)
+    try:
+        from edgecompress.stats import paired_delta as shared
+    except ImportError:
+        return (*ours, "benchmarks/anchors.py private Newcombe hybrid score (method 10)")
+    got = shared(np.asarray(a, bool), np.asarray(b, bool))
+    values = _as_triple(got)
+    if values is None:
+        return (*ours, f"private Newcombe (edgecompress.stats.paired_delta returned {type(got)})")
+    return (*values, "edgecompress.stats.paired_delta")
+
+
+def _as_triple(got) -> tuple[float, float, float] | None:
+    """Read (delta, low, high) from a tuple or an object/dict with delta and ci95/low/high."""
+    if isinstance(got, (tuple, list)) and len(got) == 3 and not isinstance(got[1], (tuple, list)):
+        return tuple(float(x) for x in got)
+    if isinstance(got, (tuple, list)) and len(got) == 2:
+        return float(got[0]), float(got[1][0]), float(got[1][1])
+    d = got if isinstance(got, dict) else getattr(got, "__dict__", {})
+    if "delta" in d and "ci95" in d:
+        return float(d["delta"]), float(d["ci95"][0]), float(d["ci95"][1])
+    if {"delta", "low", "high"} <= set(d):
+        return float(d["delta"]), float(d["low"]), float(d["high"])
+    return None
+
+
+# ---------------------------------------------------------------- data and teacher
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EDGECOMPRESS_CACHE", Path.home() / ".cache" / "edgecompress"))
+
+
+def load_test_split(limit: int | None) -> tuple[list[str], np.ndarray, str]:
+    """rt-polarity test split (texts, labels, source file), fetched with the edgecompress CLI."""
+    files = sorted((cache_dir() / "datasets").glob("rt-polarity-*.json"))
+    if not files:
+        cli = Path(sys.executable).with_name("edgecompress")
+        subprocess.run([str(cli), "data", "fetch", "rt-polarity"], check=True)
+        files = sorted((cache_dir() / "datasets").glob("rt-polarity-*.json"))
+    data = json.loads(files[-1].read_text())
+    test = data["splits"]["test"]
+    texts, labels = list(test["texts"]), np.asarray(test["labels"], dtype=np.int64)
+    if limit:
+        texts, labels = texts[:limit], labels[:limit]
+    return texts, labels, str(files[-1])
+
+
+def load_teacher(path: Path):
+    """(logits module forward(input_ids, attention_mask) -> (B, C), tokenizer, config).
+    Eager attention: an explicit additive mask, the graph the ORT BERT fusions match
+    (edgecompress loads its models the same way)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    hf = AutoModelForSequenceClassification.from_pretrained(
+        path, attn_implementation="eager", local_files_only=True).eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    return Logits(hf).eval(), AutoTokenizer.from_pretrained(path, local_files_only=True), hf.config
+
+
+def fingerprint(path: Path) -> str:
+    """sha256 (12 hex) of the checkpoint's weight and config files: keys reusable artifacts."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) + [
+            path / "config.json"]:
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def tokenize(tokenizer, texts: list[str], seq: int = SEQ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, seq) int64 ids and mask: truncate to seq and pad to seq, the same for every row."""
+    enc = tokenizer(texts, truncation=True, max_length=seq, padding="max_length",
+                    return_tensors="np")
+    return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+
+
+# ---------------------------------------------------------------- rows
+
+
+@dataclass
+class Row:
+    tool: str
+    format: str
+    scheme: str
+    path: Path | None = None
+    run: Callable | None = None  # (ids (1, S), mask (1, S)) -> (1, C) float32
+    inputs: tuple | None = None  # (ids, mask) for this row when its tokenizer differs
+    skipped: str | None = None
+    notes: dict = field(default_factory=dict)
+    build_s: float = 0.0
+    edgecompress: bool = False
+
+
+def _time_build(row_fn):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        row = row_fn(*args, **kwargs)
+        row.build_s = round(time.perf_counter() - start, 1)
+        print(f"[anchors] built {row.tool} {row.scheme} in {row.build_s:.0f} s", file=sys.stderr,
+              flush=True)
+        return row
+    wrapper.__name__ = row_fn.__name__
+    return wrapper
+
+
+def _runner(path: Path) -> Callable:
+    from edgecompress.targets import load_runner
+
+    runner = load_runner(path, threads=THREADS)
+    return runner.run
+
+
+def _guard(tool: str, fmt: str, scheme: str, build: Callable[[], Row]) -> Row:
+    """Build one row; a failure becomes a skipped row with a one-line reason, not a crash."""
+    try:
+        return build()
+    except Exception as err:  # each tool raises its own types; the table says which and why
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:240]
+        print(f"[anchors] {tool} {scheme}: FAILED: {reason}", file=sys.stderr)
+        return Row(tool, fmt, scheme, skipped=f"failed: {reason}")
+
+
+@_time_build
+def torch_row(module) -> Row:
+    import torch
+
+    def run(ids, mask):
+        with torch.inference_mode():
+            return module(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy()
+
+    return Row("torch (teacher)", "torch", "fp32", run=run)
+
+
+@_time_build
+def onnx_fp32_row(module, sample, work: Path) -> Row:
+    """torch.onnx legacy exporter (one file, the graph the ORT optimizer and Optimum use)."""
+    import torch
+
+    path = work / "onnx_fp32.onnx"
+    if not path.exists():
+        axes = {0: "batch", 1: "seq"}
+        torch.onnx.export(module, tuple(torch.from_numpy(a) for a in sample), str(path),
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes,
+                                        "logits": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    return Row("torch.onnx + onnxruntime", "onnx", "fp32 (opset 17)", path, _runner(path))
+
+
+@_time_build
+def ort_dynamic_row(fp32: Path, work: Path) -> Row:
+    from onnxruntime.quantization import quantize_dynamic
+
+    path = work / "ort_quantize_dynamic.onnx"
+    if not path.exists():
+        quantize_dynamic(str(fp32), str(path))  # defaults: QInt8 weights, per-tensor
+    return Row("onnxruntime quantize_dynamic", "onnx", "dynamic int8 (defaults, per-tensor)",
+               path, _runner(path))
+
+
+@_time_build
+def ort_optimizer_row(fp32: Path, work: Path, config) -> Row:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    path = work / "ort_optimizer_fp32.onnx"
+    fused = {}
+    if not path.exists():
+        optimized = optimize_model(str(fp32), model_type="bert",
+                                   num_heads=config.num_attention_heads,
+                                   hidden_size=config.hidden_size)
+        fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+        optimized.save_model_to_file(str(path))
+    return Row("ORT transformer optimizer", "onnx", "fp32 fused", path, _runner(path),
+               notes={"fused_ops": fused})
+
+
+@_time_build
+def ort_optimizer_int8_row(optimized: Path, work: Path) -> Row:
+    import onnx
+    from onnxruntime.quantization import quantize_dynamic
+
+    path = work / "ort_optimizer_int8_per_channel.onnx"
+    if not path.exists():
+        # The fused graph has ops (Attention, SkipLayerNorm) without shape inference results;
+        # quantize_dynamic then needs a default tensor type to proceed.
+        quantize_dynamic(str(optimized), str(path), per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return Row("ORT optimizer + quantize_dynamic", "onnx", "dynamic int8 per-channel (fused)",
+               path, _runner(path))
+
+
+def _litert_convert(module, sample, path: Path, quant_config=None) -> None:
+    import litert_torch
+    import torch
+
+    args = tuple(torch.from_numpy(a[:1]) for a in sample)  # static (1, 128)
+    kwargs = {"quant_config": quant_config} if quant_config is not None else {}
+    litert_torch.convert(module.eval(), args, **kwargs).export(str(path))
+
+
+@_time_build
+def litert_fp32_row(module, sample, work: Path) -> Row:
+    path = work / "litert_fp32.tflite"
+    if not path.exists():
+        _litert_convert(module, sample, path)
+    return Row("litert-torch", "tflite", "fp32", path, _runner(path))
+
+
+@_time_build
+def litert_int8_row(module, sample, work: Path) -> Row:
+    from litert_torch.generative.quantize import quant_recipes
+
+    path = work / "litert_full_dynamic_recipe.tflite"
+    if not path.exists():
+        _litert_convert(module, sample, path, quant_recipes.full_dynamic_recipe())
+    return Row("litert-torch", "tflite", "dynamic int8 (full_dynamic_recipe)", path, _runner(path))
+
+
+def executorch_missing() -> str | None:
+    try:
+        import executorch  # noqa: F401
+        from executorch.runtime import Runtime  # noqa: F401
+    except Exception as err:
+        return f"skipped: executorch not importable ({err}); pip install -e '.[anchors]'"
+    return None
+
+
+def _et_threads() -> str:
+    """Ask ExecuTorch's CPU threadpool (XNNPACK runs on it) for 1 thread; say whether it took."""
+    try:
+        from executorch.extension.pybindings import portable_lib
+
+        portable_lib._unsafe_reset_threadpool(THREADS)
+        count = portable_lib._threadpool_get_thread_count()
+        return f"threadpool {count} thread(s) (_unsafe_reset_threadpool)"
+    except Exception as err:
+        return f"threadpool not settable ({type(err).__name__}); runtime default threads"
+
+
+def _et_runner(path: Path) -> Callable:
+    import torch
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(str(path)).load_method("forward")
+
+    def run(ids, mask):
+        out = method.execute([torch.from_numpy(ids), torch.from_numpy(mask)])
+        return out[0].float().numpy()
+
+    return run
+
+
+def _et_lower(module, args, path: Path) -> None:
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    program = torch.export.export(module, args)
+    lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    path.write_bytes(lowered.to_executorch().buffer)
+
+
+@_time_build
+def executorch_fp32_row(module, sample, work: Path, threads_note: str) -> Row:
+    import torch
+
+    path = work / "executorch_xnnpack_fp32.pte"
+    if not path.exists():
+        _et_lower(module, tuple(torch.from_numpy(a[:1]) for a in sample), path)
+    return Row("ExecuTorch + XNNPACK", "pte", "fp32", path, _et_runner(path),
+               notes={"threads": threads_note})
+
+
+def _restore_int_constants(graph_module) -> list[str]:
+    """prepare_pt2e (torchao 0.18) turns integer scalars into float32 tensor constants; in
+    transformers 5's mask code `arange(seq) + 0` then becomes float and `aten.index` fails
+    ("tensors used as indices must be long ..."). Cast each such constant back to the integer
+    dtype of the tensor it is combined with; returns the names fixed."""
+    import torch
+
+    fixed = []
+    for node in graph_module.graph.nodes:
+        if node.op != "get_attr" or not str(node.target).startswith("_tensor_constant"):
+            continue
+        value = getattr(graph_module, node.target)
+        for user in node.users:
+            ints = [a.meta["val"].dtype for a in user.args
+                    if isinstance(a, torch.fx.Node) and a is not node and "val" in a.meta
+                    and not a.meta["val"].is_floating_point()]
+            if ints and value.is_floating_point():
+                setattr(graph_module, node.target, value.to(ints[0]))
+                fixed.append(str(node.target))
+                break
+    return fixed
+
+
+@_time_build
+def executorch_int8_row(module, sample, work: Path, threads_note: str) -> Row:
+    """XNNPACKQuantizer symmetric per-channel dynamic int8 (the ExecuTorch XNNPACK tutorial)."""
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    path = work / "executorch_xnnpack_int8_dynamic.pte"
+    if not path.exists():
+        args = tuple(torch.from_numpy(a[:1]) for a in sample)
+        quantizer = XNNPACKQuantizer().set_global(
+            get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
+        graph = torch.export.export(module, args).module()
+        prepared = prepare_pt2e(graph, quantizer)
+        fixed = _restore_int_constants(prepared)
+        prepared(*args)  # dynamic activations: one pass to run the observers
+        converted = convert_pt2e(prepared)
+        fixed += _restore_int_constants(converted)
+        _et_lower(converted, args, path)
+        note = f"{threads_note}; int constants restored after prepare_pt2e: {len(fixed)}"
+    else:
+        note = threads_note
+    return Row("ExecuTorch + XNNPACK", "pte", "dynamic int8 per-channel (XNNPACKQuantizer)",
+               path, _et_runner(path), notes={"threads": note})
+
+
+def best_run_artifacts(run_dir: Path) -> list[Path]:
+    """Artifact folders of an edgecompress run, the best per format: highest accuracy in its
+    eval.json, then the smallest file."""
+    best: dict[str, tuple] = {}
+    for manifest_path in sorted((run_dir / "artifacts").glob("*/manifest.json")):
+        manifest = json.loads(manifest_path.read_text())
+        eval_path = manifest_path.with_name("eval.json")
+        artifact = manifest_path.parent / manifest["artifact"]
+        if not eval_path.exists() or not artifact.exists():
+            continue
+        key = (-json.loads(eval_path.read_text())["accuracy"], artifact.stat().st_size)
+        if manifest["format"] not in best or key < best[manifest["format"]][0]:
+            best[manifest["format"]] = (key, manifest_path.parent)
+    return [folder for _, (_, folder) in sorted(best.items())]
+
+
+@_time_build
+def edgecompress_row(folder: Path, texts: list[str]) -> Row:
+    """One edgecompress artifact folder (manifest.json naming the file, its tokenizer beside it:
+    vocabulary pruning remaps ids), tokenized with that tokenizer, truncated and padded the same."""
+    from transformers import AutoTokenizer
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    artifact = folder / manifest["artifact"]
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    eval_path = folder / "eval.json"
+    notes = {"target": manifest.get("target"), "target_threads": manifest.get("threads"),
+             "source": manifest.get("source")}
+    if eval_path.exists():
+        notes["run_dir_eval_accuracy"] = json.loads(eval_path.read_text())["accuracy"]
+    return Row(f"edgecompress ({manifest.get('target')})", manifest["format"], manifest["scheme"],
+               artifact, _runner(artifact), inputs=tokenize(tokenizer, texts), edgecompress=True,
+               notes=notes)
+
+
+def build_rows(module, config, sample, work: Path, ours: list[Path], texts) -> list[Row]:
+    """Every row, in table order; a failed or unavailable tool is a skipped row."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    rows = [torch_row(module)]
+    rows.append(_guard("onnx", "onnx", "fp32", lambda: onnx_fp32_row(module, sample, work)))
+    fp32 = work / "onnx_fp32.onnx"
+    rows.append(_guard("ort", "onnx", "dynamic int8", lambda: ort_dynamic_row(fp32, work)))
+    rows.append(_guard("ort optimizer", "onnx", "fp32 fused",
+                       lambda: ort_optimizer_row(fp32, work, config)))
+    rows.append(_guard("ort optimizer", "onnx", "int8 per-channel",
+                       lambda: ort_optimizer_int8_row(work / "ort_optimizer_fp32.onnx", work)))
+    rows.append(_guard("litert-torch", "tflite", "fp32",
+                       lambda: litert_fp32_row(module, sample, work)))
+    rows.append(_guard("litert-torch", "tflite", "full_dynamic_recipe",
+                       lambda: litert_int8_row(module, sample, work)))
+    missing = executorch_missing()
+    if missing:
+        for scheme in ("fp32", "dynamic int8 per-channel (XNNPACKQuantizer)"):
+            rows.append(Row("ExecuTorch + XNNPACK", "pte", scheme, skipped=missing))
+    else:
+        note = _et_threads()
+        rows.append(_guard("executorch", "pte", "fp32",
+                           lambda: executorch_fp32_row(module, sample, work, note)))
+        rows.append(_guard("executorch", "pte", "int8",
+                           lambda: executorch_int8_row(module, sample, work, note)))
+    for folder in ours:
+        rows.append(_guard("edgecompress", "?", str(folder),
+                           lambda folder=folder: edgecompress_row(folder, texts)))
+    return rows
+
+
+# ---------------------------------------------------------------- measurement
+
+
+def predict(row: Row, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(N, C) logits, one sentence at a time (batch 1, as deployed and as timed)."""
+    return np.concatenate([row.run(ids[i:i + 1], mask[i:i + 1]) for i in range(len(ids))])
+
+
+def latency(rows: list[Row], sample, repeats: int, runs: int, warmup: int) -> dict[int, dict]:
+    """Interleaved rounds: each round times every live row `runs` times after `warmup` calls.
+    p50 / p90 = median over rounds of each round's median / 90th percentile."""
+    live = [i for i, r in enumerate(rows) if r.run is not None]
+    per_round: dict[int, list[tuple[float, float]]] = {i: [] for i in live}
+    for _ in range(repeats):
+        for i in live:
+            row = rows[i]
+            ids, mask = (row.inputs[0][:1], row.inputs[1][:1]) if row.inputs else sample
+            for _ in range(warmup):
+                row.run(ids, mask)
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                row.run(ids, mask)
+                times.append((time.perf_counter() - start) * 1e3)
+            per_round[i].append((float(np.median(times)), float(np.percentile(times, 90))))
+    return {i: {"p50_ms": statistics.median(r[0] for r in rounds),
+                "p90_ms": statistics.median(r[1] for r in rounds),
+                "p50_ms_rounds": [round(r[0], 3) for r in rounds]}
+            for i, rounds in per_round.items()}
+
+
+def gzip_mb(path: Path) -> float:
+    class Counter:
+        size = 0
+
+        def write(self, data):
+            self.size += len(data)
+            return len(data)
+
+        def flush(self):
+            pass
+
+    counter = Counter()
+    with open(path, "rb") as src, gzip.GzipFile(fileobj=counter, mode="wb", mtime=0) as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    return counter.size / 1e6
+
+
+def host() -> dict:
+    """CPU model, ISA flags that decide int8 kernels, cores, load, package versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    model, flags = platform.processor(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not model.strip():
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    isa = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8",
+           "amx_bf16")
+    return {"cpu": model, "machine": platform.machine(), "isa": {f: f in flags for f in isa},
+            "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "loadavg_start": list(os.getloadavg()), "python": platform.python_version(),
+            "packages": versions}
+
+
+# ---------------------------------------------------------------- results
+
+
+def score(rows: list[Row], lat: dict, ids, mask, labels) -> list[dict]:
+    """Per-row accuracy, paired delta vs the torch teacher (row 0), agreement, sizes, ratios."""
+    teacher_logits = predict(rows[0], ids, mask)
+    teacher_pred = teacher_logits.argmax(1)
+    teacher_ok = teacher_pred == labels
+    out = []
+    for i, row in enumerate(rows):
+        rec = {"tool": row.tool, "format": row.format, "scheme": row.scheme,
+               "edgecompress": row.edgecompress, "artifact": str(row.path) if row.path else None,
+               "build_s": row.build_s, **row.notes}
+        if row.skipped:
+            out.append({**rec, "skipped": row.skipped})
+            continue
+        start = time.perf_counter()
+        logits = teacher_logits if i == 0 else predict(row, *(row.inputs or (ids, mask)))
+        pred = logits.argmax(1)
+        ok = pred == labels
+        d, low, high, impl = paired_delta(ok, teacher_ok)
+        agree = int(np.sum(pred == teacher_pred))
+        rec.update({
+            "n": int(len(labels)), "correct": int(ok.sum()), "accuracy": float(ok.mean()),
+            "accuracy_ci95": list(wilson(int(ok.sum()), len(labels))),
+            "delta_vs_teacher_points": round(100 * d, 3),
+            "delta_ci95_points": [round(100 * low, 3), round(100 * high, 3)],
+            "delta_method": impl,
+            "agreement": agree / len(labels), "agreement_ci95": list(wilson(agree, len(labels))),
+            "max_abs_logit_diff_vs_teacher": (None if row.inputs is not None else
+                                              float(np.max(np.abs(logits - teacher_logits)))),
+            "eval_s": round(time.perf_counter() - start, 1),
+            **lat[i]})
+        print(f"[anchors] evaluated {row.tool} {row.scheme}: {100 * ok.mean():.2f} % in "
+              f"{rec['eval_s']:.0f} s", file=sys.stderr, flush=True)
+        if row.path:
+            rec.update({"size_mb": row.path.stat().st_size / 1e6, "gzip_mb": gzip_mb(row.path)})
+        out.append(rec)
+    _ratios(out)
+    return out
+
+
+def _ratios(out: list[dict]) -> None:
+    """p50 and size ratios vs ONNX fp32 and vs the best anchor: the fastest non-edgecompress
+    artifact whose accuracy is at most 1 point below the teacher's."""
+    onnx = next((r for r in out if r["format"] == "onnx" and r["scheme"].startswith("fp32 (")
+                 and "p50_ms" in r), None)
+    anchors = [r for r in out if not r["edgecompress"] and r["format"] != "torch"
+               and "p50_ms" in r and r["delta_vs_teacher_points"] >= -1.0]
+    best = min(anchors, key=lambda r: r["p50_ms"]) if anchors else None
+    for r in out:
+        if "p50_ms" not in r:
+            continue
+        for name, ref in (("onnx_fp32", onnx), ("best_anchor", best)):
+            r[f"p50_ratio_vs_{name}"] = r["p50_ms"] / ref["p50_ms"] if ref else None
+            r[f"size_ratio_vs_{name}"] = (r["size_mb"] / ref["size_mb"]
+                                          if ref and "size_mb" in r else None)
+        r["is_best_anchor"] = r is best
+
+
+def print_table(result: dict) -> None:
+    rows = result["rows"]
+    head = ["tool", "fmt", "scheme", "MB", "gz MB", "acc % [95% CI]", "Δ pts [95% CI]", "agree %",
+            "p50 ms", "p90 ms", "p50/onnx", "MB/onnx", "p50/best"]
+    lines = []
+    for r in rows:
+        if "skipped" in r:
+            lines.append([r["tool"], r["format"], r["scheme"], r["skipped"]] + [""] * 9)
+            continue
+        f = lambda v, p=2: "" if v is None else f"{v:.{p}f}"  # noqa: E731
+        lo, hi = r["accuracy_ci95"]
+        dlo, dhi = r["delta_ci95_points"]
+        best = " *" if r.get("is_best_anchor") else ""
+        lines.append([r["tool"], r["format"], r["scheme"], f(r.get("size_mb")), f(r.get("gzip_mb")),
+                      f"{100 * r['accuracy']:.2f} [{100 * lo:.1f}, {100 * hi:.1f}]",
+                      f"{r['delta_vs_teacher_points']:+.2f} [{dlo:+.2f}, {dhi:+.2f}]",
+                      f"{100 * r['agreement']:.2f}", f(r["p50_ms"]), f(r["p90_ms"]),
+                      f(r.get("p50_ratio_vs_onnx_fp32")), f(r.get("size_ratio_vs_onnx_fp32")),
+                      f(r.get("p50_ratio_vs_best_anchor")) + best])
+    h = result["host"]
+    title = (f"anchors: {result['n']} rt-polarity test sentences, b1 x s{SEQ}, {THREADS} thread, "
+             f"{result['repeats']} interleaved rounds x {result['runs']} runs; {h['cpu']}")
+    try:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=title, caption="* best anchor: fastest non-edgecompress artifact "
+                      "within 1 point of the teacher")
+        for name in head:
+            table.add_column(name, overflow="fold")
+        for line in lines:
+            table.add_row(*map(escape, line))  # "[anchors]" and CIs are text, not markup
+        Console(width=220).print(table)
+    except ImportError:
+        print(title)
+        print(" | ".join(head))
+        for line in lines:
+            print(" | ".join(line))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", type=Path, required=True, help="fine-tuned HF checkpoint dir")
+    parser.add_argument("--run-dir", type=Path, help="edgecompress run directory (artifacts/*)")
+    parser.add_argument("--artifact-dir", type=Path, action="append", default=[],
+                        help="an edgecompress artifact folder (manifest.json), e.g. from "
+                             "`edgecompress quantize --out`; repeatable")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved latency rounds (>= 5)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per row per round")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs per row per round")
+    parser.add_argument("--limit", type=int, help="first N test sentences (default: all 2000)")
+    parser.add_argument("--work", type=Path, help="keep (and reuse) built artifacts here")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/anchors.json"))
+    args = parser.parse_args(argv)
+    if args.repeats < 5:
+        parser.error("--repeats must be at least 5")
+    if not (args.teacher / "config.json").is_file():
+        parser.error(f"--teacher {args.teacher}: no config.json (not a HF checkpoint)")
+    if args.run_dir is not None and not (args.run_dir / "artifacts").is_dir():
+        parser.error(f"--run-dir {args.run_dir}: no artifacts/ folder")
+    for folder in args.artifact_dir:
+        if not (folder / "manifest.json").is_file():
+            parser.error(f"--artifact-dir {folder}: no manifest.json")
+    started = time.perf_counter()
+    info = host()
+    texts, labels, data_file = load_test_split(args.limit)
+    module, tokenizer, config = load_teacher(args.teacher)
+    ids, mask = tokenize(tokenizer, texts)
+    sample = (ids[:1], mask[:1])  # latency input: the first test sentence, padded to 128
+    with tempfile.TemporaryDirectory(prefix="anchors-") as tmp:
+        # Reused artifacts are keyed by the teacher's weights: a new teacher never meets old files.
+        work = (args.work / fingerprint(args.teacher)) if args.work else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        ours = (best_run_artifacts(args.run_dir) if args.run_dir else []) + args.artifact_dir
+        rows = build_rows(module, config, sample, work, ours, texts)
+        lat = latency(rows, sample, args.repeats, args.runs, args.warmup)
+        scored = score(rows, lat, ids, mask, labels)
+    info["loadavg_end"] = list(os.getloadavg())
+    result = {"command": " ".join([sys.executable, *sys.argv]), "teacher": str(args.teacher),
+              "run_dir": str(args.run_dir) if args.run_dir else None,
+              "edgecompress_artifacts": [str(f) for f in ours], "data": data_file,
+              "n": int(len(labels)), "seq_len": SEQ, "batch": 1, "threads": THREADS,
+              "repeats": args.repeats, "runs": args.runs, "warmup": args.warmup,
+              "tokenization": f"truncate + pad to {SEQ} (teacher tokenizer; edgecompress rows "
+                              "use their artifact's tokenizer)",
+              "attn_implementation": "eager", "host": info,
+              "wall_s": round(time.perf_counter() - started, 1), "rows": scored}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = args.out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
+    tmp_out.replace(args.out)
+    print_table(result)
+    print(f"wrote {args.out} in {result['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
