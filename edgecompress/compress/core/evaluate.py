@@ -7,13 +7,13 @@ torch module, an ONNX file and a TFLite file are evaluated by the same code.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from edgecompress.stats import wilson_interval  # noqa: F401  (re-exported: one Wilson)
+
 DEFAULT_MAX_LENGTH = 128
-Z_95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,6 @@ class SimilarityMetrics:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion; (0, 1) when n == 0."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
