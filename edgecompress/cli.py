@@ -296,6 +296,9 @@ def quantize(
                   max_drop=None if drop is None else drop / (100 if relative else 1),
                   dev_samples=dev_samples)
     config = build(QuantizeConfig, values, lambda f: flags.get(f, flag(f)))
+    from edgecompress.compress.pipeline.commands import precheck_export
+
+    precheck_export(model, out, force=force)  # before calibration data is read or fetched
     manifest = run_quantize(QuantizeRequest(model=model, out=out, config=config,
                                             dataset=dataset, force=force))
     emit(manifest, as_json, summary_lines)
@@ -337,6 +340,9 @@ def run_command(
 
     plan = load_recipe(recipe)
     out = out or Path("runs") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from edgecompress.compress.core.modules import check_out_location
+
+    check_out_location(out)
     checked = validate_inputs(plan, fetch=not dry_run)  # before run.json is written
     if dry_run:
         for line in checked + plan_lines(plan, out):
@@ -354,8 +360,10 @@ def demo(
     runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per benchmark."),
 ) -> None:
     """`edgecompress run recipes/demo.toml`: minilm-l6 + rt-polarity on every target."""
+    from edgecompress.compress.core.modules import check_out_location
     from edgecompress.compress.pipeline.demo import run_demo
 
+    check_out_location(out)
     report_md = run_demo(out, console, force=force, bench_runs=runs)
     console.print(f"\nreport: {report_md} (and .html, .csv, .json beside it)")
 

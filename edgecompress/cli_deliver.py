@@ -85,7 +85,8 @@ def bundle_build(
     run_dir: Path = typer.Argument(..., help="Run directory holding the exported artifact."),
     target: str = typer.Option(..., help="Target whose artifact to bundle."),
     out: Path = typer.Option(..., help="Bundle directory to create."),
-    force: bool = typer.Option(False, help="Replace an existing bundle at --out."),
+    force: bool = typer.Option(False, help="Replace a bundle edgecompress made at --out "
+                                           "(never a folder it did not make)."),
 ) -> None:
     """Artifact + tokenizer + labels + checksummed manifest + a numpy-only run.py."""
     from edgecompress.compress.pipeline.commands import bundle_run
@@ -99,7 +100,8 @@ def bundle_build(
 @bundle_app.command("verify")
 @guarded
 def bundle_verify(bundle: Path = typer.Argument(..., help="Bundle directory.")) -> None:
-    """Recompute every sha256; exit 1 when a file is changed, missing or unlisted."""
+    """Recompute every sha256; exit 1 when a file is changed, missing or unlisted, or a
+    SHA256SUMS line points outside the bundle; exit 2 when DIR is missing or a file."""
     from edgecompress.targets.bundle import verify_bundle
 
     problems = verify_bundle(bundle)

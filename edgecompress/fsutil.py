@@ -31,8 +31,9 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "edgecompress"
 
 
-# The hidden file that marks a directory as made by edgecompress: --force replaces a directory only
-# when it holds this marker, so a user's folder that merely holds a `manifest.json` is never deleted.
+# The hidden file that marks a directory as made by edgecompress: --force replaces a directory
+# only when it holds this marker, so a user's folder that merely holds a `manifest.json` is never
+# deleted.
 OUTPUT_MARKER = ".edgecompress-output"
 TOOL = "edgecompress"
 # Names that become path components (target names, ...): no separators, no leading dot.
@@ -53,7 +54,7 @@ def safe_name(value: str, what: str) -> str:
 
 
 def inside(root: Path, path: Path) -> Path:
-    """`path` resolved (relative paths are taken under `root`); UserError unless it stays in `root`."""
+    """`path` resolved (a relative one under `root`); raises UserError unless it stays in `root`."""
     from edgecompress.errors import UserError
 
     base = Path(root).resolve()

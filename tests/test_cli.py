@@ -242,3 +242,15 @@ def test_eval_with_reference_prints_paired_delta_and_interval_when_json(tiny_ber
     low, high = data["delta_ci95"]
     assert low <= 0.0 <= high and data["paired"]["significant"] is False
     assert data["agreement"] == 1.0
+
+
+def test_eval_json_names_the_host_that_produced_the_predictions(tiny_bert_dir, sentiment_csv):
+    import json as _json
+
+    result = runner.invoke(app, ["eval", str(tiny_bert_dir), "--dataset", str(sentiment_csv),
+                                 "--split", "test", "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    host = _json.loads(result.output)["host"]
+    assert host["threads"] == 1 and host["cpu_model"] and host["arch"]
+    assert set(host) >= {"isa", "cores", "os", "python", "runtimes"}
+    assert isinstance(host["isa"], list)

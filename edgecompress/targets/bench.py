@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.errors import UserError
+from edgecompress.targets.host import host_info
 from edgecompress.targets.profiles import Profile
 
 # Token ids are drawn from [1, vocab_size) (never the pad id 0). Without a vocab_size they stay
@@ -36,8 +37,10 @@ def bench(artifact: Path, profile: Profile, *, warmup: int = 10, runs: int = 100
 
     Returns a dict: p50_ms, p90_ms, p99_ms, mean_ms, min_ms, throughput_per_s (samples/s),
     size_bytes, gzip_bytes, peak_rss_mb (the child's), threads, runtime, runtime_version, batch,
-    seq_len, runs, warmup, host, artifact, profile. Raises UserError for a missing or invalid
-    artifact, RuntimeError if the child fails otherwise.
+    seq_len, runs, warmup, host (host_info(threads): cpu_model, arch, isa, cores, os, python,
+    runtimes, threads), host_description (the one-line text `host` held before), artifact,
+    profile. Raises UserError for a missing or invalid artifact, RuntimeError if the child
+    fails otherwise.
     """
     artifact = Path(artifact)
     if not artifact.is_file():
@@ -160,8 +163,8 @@ def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: i
     return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": mean, "min_ms": float(ms.min()),
             "throughput_per_s": batch * 1000.0 / mean, "peak_rss_mb": rss, "threads": threads,
             "runtime": runner.name, "runtime_version": runner.version, "batch": batch,
-            "seq_len": seq_len, "runs": runs, "warmup": warmup, "host": host_description(),
-            "artifact": str(artifact)}
+            "seq_len": seq_len, "runs": runs, "warmup": warmup, "host": host_info(threads),
+            "host_description": host_description(), "artifact": str(artifact)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from edgecompress.errors import ParityError
 from edgecompress.fsutil import mark_output
 from edgecompress.targets.profiles import Profile
-from edgecompress.targets.quantize import QuantOptions, quantize_artifact
+from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
 from edgecompress.targets.runtimes import (INPUT_NAMES, PAD_ID, load_runner, package_version,
                                            torch_runner)
 
@@ -176,8 +176,7 @@ def _compare(path: Path, reference: np.ndarray, sample: dict, profile: Profile, 
     # NaN anywhere must fail, so compare with nan-aware max
     diff = float(np.max(np.abs(error), initial=0.0))
     diff = float("inf") if np.isnan(diff) else diff
-    rel = float(np.linalg.norm(error) / max(float(np.linalg.norm(reference)), 1e-12))
-    rel = float("inf") if np.isnan(rel) else rel
+    rel = relative_error(outputs, reference)
     agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
     measured = Measured(diff, agreement, rel, float(np.max(np.abs(reference), initial=0.0)))
     _check_gate(measured, gate, reported)

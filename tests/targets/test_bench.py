@@ -24,7 +24,8 @@ def test_bench_returns_sane_numbers_when_run_with_few_runs(exported, target, run
     assert 0 < stats["gzip_bytes"]
     assert (stats["runtime"], stats["threads"], stats["runs"]) == (runtime, profile.threads, 7)
     assert (stats["batch"], stats["seq_len"]) == (profile.batch, profile.seq_len)
-    assert "CPUs" in stats["host"] and stats["runtime_version"]
+    assert "CPUs" in stats["host_description"] and stats["runtime_version"]
+    assert stats["host"]["cpu_model"] and stats["host"]["threads"] == profile.threads
     # Measured in a child that never loaded torch: far below this (torch-holding) process.
     assert 0 < stats["peak_rss_mb"] < peak_rss_mb()
 

@@ -115,3 +115,142 @@ def test_run_py_needs_no_torch_and_matches_the_pipeline_in_a_fresh_venv(built, b
     bench = subprocess.run([python, str(bundle / "run.py"), "--bench", "--runs", "3"],
                            capture_output=True, text=True, check=True)
     assert json.loads(bench.stdout)["p50_ms"] > 0
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy, symlinks=True)
+    return copy
+
+
+def _add_sum(bundle: Path, name: str) -> None:
+    with (bundle / "SHA256SUMS").open("a") as sums:
+        sums.write(f"{'0' * 64}  {name}\n")
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_bundle_carries_a_bundle_marker_that_verify_ignores_when_built(built):
+    _, bundle = built
+    marker = json.loads((bundle / ".edgecompress-output").read_text())
+    assert (marker["tool"], marker["kind"]) == ("edgecompress", "bundle")
+    assert ".edgecompress-output" not in (bundle / "SHA256SUMS").read_text()
+    assert verify_bundle(bundle) == []
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("/etc/hostname", "'/etc/hostname' is an absolute path"),
+    ("../../../x", "'../../../x' contains '..'"),
+    ("a/../../x", "'a/../../x' contains '..'"),
+])
+def test_verify_bundle_reports_and_never_reads_entry_when_it_points_outside(built, tmp_path,
+                                                                            monkeypatch, entry,
+                                                                            words):
+    import edgecompress.targets.bundle as bundle_mod
+
+    read = []
+    real = bundle_mod.sha256_file
+    monkeypatch.setattr(bundle_mod, "sha256_file", lambda p: read.append(p) or real(p))
+    copy = _copy(built[1], tmp_path)
+    _add_sum(copy, entry)
+    problems = verify_bundle(copy)
+    assert any(p.startswith("SHA256SUMS line") and p.endswith(words) for p in problems), problems
+    assert read and all(copy.resolve() in Path(p).resolve().parents for p in read)
+
+
+def test_verify_bundle_reports_entry_when_a_symlink_resolves_outside(built, tmp_path):
+    copy = _copy(built[1], tmp_path)
+    (tmp_path / "secret").write_text("outside")
+    (copy / "link").symlink_to(tmp_path / "secret")
+    _add_sum(copy, "link")
+    assert "SHA256SUMS line 6: 'link' resolves outside the bundle" in verify_bundle(copy)
+
+
+def test_verify_bundle_reports_directory_entry_and_unlisted_nested_file_when_present(built,
+                                                                                     tmp_path):
+    copy = _copy(built[1], tmp_path)
+    (copy / "sub" / "deeper").mkdir(parents=True)
+    (copy / "sub" / "deeper" / "extra.bin").write_bytes(b"x")
+    _add_sum(copy, "sub")
+    problems = verify_bundle(copy)
+    assert "SHA256SUMS line 6: 'sub' names a directory" in problems
+    assert "sub/deeper/extra.bin: not part of the bundle" in problems
+
+
+@pytest.mark.parametrize("victim, content, expected", [
+    ("SHA256SUMS", b"\xff\xfe\x00garbage", "SHA256SUMS: not UTF-8 text"),
+    ("SHA256SUMS", b"not a sums line\n", "SHA256SUMS line 1: malformed"),
+    ("manifest.json", b"\xff\xfe", "manifest.json: not UTF-8 text"),
+    ("manifest.json", b"[1, 2]", "manifest.json: expected a JSON object"),
+])
+def test_verify_bundle_reports_one_problem_line_when_a_file_is_malformed(built, tmp_path, victim,
+                                                                         content, expected):
+    copy = _copy(built[1], tmp_path)
+    (copy / victim).write_bytes(content)
+    problems = verify_bundle(copy)
+    assert any(p.startswith(expected) for p in problems), problems
+    assert all("\n" not in p for p in problems)
+
+
+def test_verify_bundle_raises_user_error_when_bundle_is_missing_or_a_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        verify_bundle(tmp_path / "gone")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        verify_bundle(tmp_path / "file")
+
+
+def test_make_bundle_with_force_refuses_and_keeps_bytes_when_out_is_a_users_folder(built,
+                                                                                   tmp_path):
+    artifact, _ = built
+    mine = tmp_path / "mine"
+    (mine / "nested").mkdir(parents=True)
+    (mine / "manifest.json").write_text('{"my": "notes"}')
+    (mine / "nested" / "data.bin").write_bytes(bytes(range(256)))
+    before = _tree(mine)
+    with pytest.raises(UserError, match="not an edgecompress output"):
+        make_bundle(artifact, load_profile(_target(artifact)), mine, force=True)
+    assert _tree(mine) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no half-built sibling left
+
+
+def test_make_bundle_with_force_replaces_the_bundle_when_out_is_a_marked_bundle(built,
+                                                                                tmp_path):
+    artifact, bundle = built
+    copy = _copy(bundle, tmp_path)
+    (copy / "stale.txt").write_text("old")
+    make_bundle(artifact, load_profile(_target(artifact)), copy, force=True)
+    assert not (copy / "stale.txt").exists() and verify_bundle(copy) == []
+
+
+def _target(artifact_dir: Path) -> str:
+    return json.loads((artifact_dir / "manifest.json").read_text())["target"]
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"{not json", "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
+    (b"[]", "expected a JSON object, got list"),
+    (b"{}", "artifact: missing"),
+    (b'{"artifact": "../model.onnx"}', "expected a plain file name"),
+    (b'{"artifact": "sub/model.onnx"}', "expected a plain file name"),
+    (b'{"artifact": "model.onnx", "labels": "0,1"}', "labels: expected list"),
+])
+def test_make_bundle_raises_one_line_user_error_when_source_manifest_is_malformed(
+        built, tmp_path, content, words):
+    import shutil
+
+    artifact, _ = built
+    source = tmp_path / "artifact"
+    shutil.copytree(artifact, source)
+    target = _target(source)
+    (source / "manifest.json").write_bytes(content)
+    with pytest.raises(UserError) as info:
+        make_bundle(source, load_profile(target), tmp_path / "out")
+    assert words in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()

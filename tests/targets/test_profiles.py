@@ -119,3 +119,20 @@ def test_profile_is_frozen_when_loaded():
     profile: Profile = load_profile("rpi5")
     with pytest.raises(dataclasses.FrozenInstanceError):
         profile.threads = 8  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["../../victim", "..", ".", "a/b", "Rpi5", ".hidden", ""])
+def test_load_profile_raises_user_error_naming_file_and_name_when_name_is_not_a_safe_path(
+        name, tmp_path):
+    path = tmp_path / "evil.toml"
+    path.write_text(BASE.replace('name = "x86-cpu"', f'name = "{name}"'))
+    with pytest.raises(UserError) as info:
+        load_profile(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: name: expected") and repr(name) in message
+    assert "\n" not in message
+
+
+def test_profile_raises_value_error_when_built_with_a_path_like_name():
+    with pytest.raises(ValueError, match="name"):
+        dataclasses.replace(load_profile("rpi5"), name="../../victim")

@@ -162,3 +162,29 @@ def test_profile_reads_scheme_parity_override_when_toml_has_one(tmp_path):
     assert profile.parity("fp32") == (1e-4, 1.0)
     assert profile.parity("dynamic-int8") == (SCHEMES["onnx"]["dynamic-int8"].tolerance,
                                               SCHEMES["onnx"]["dynamic-int8"].min_agreement)
+
+
+@pytest.mark.parametrize("scheme", ["dynamic-int8", "dynamic-int8-per-channel"])
+def test_onnx_dynamic_keeps_the_weight_range_with_lower_error_when_rows_are_given(exported,
+                                                                                tmp_path, scheme):
+    # which range wins depends on the CPU's int8 kernels (VNNI or not); the invariant is that the
+    # kept artifact is the measured better one and that the choice is recorded
+    base, loaded, _ = exported("x86-cpu", "tiny_bert")
+    options = QuantOptions(calibration=(batch(loaded),), module=loaded.module)
+    info = quantize_artifact(base.path, tmp_path / "d.onnx", SCHEMES["onnx"][scheme], options)
+    errors = info["reduce_range_rel_error"]
+    assert errors[str(info["reduce_range"]).lower()] == min(errors.values())
+    assert info["reduce_range_chosen_by"].startswith("measured on 4 rows")
+    rows = [{k: v[i:i + 1] for k, v in batch(loaded).items()} for i in range(4)]
+    kept = np.concatenate([load_runner(tmp_path / "d.onnx").run(**row) for row in rows])
+    fp32 = np.concatenate([load_runner(base.path).run(**row) for row in rows])
+    rel = float(np.linalg.norm(kept - fp32) / np.linalg.norm(fp32))
+    assert rel == pytest.approx(min(errors.values()), rel=1e-4)  # the file is the chosen one
+
+
+def test_onnx_dynamic_keeps_full_range_and_says_so_when_no_rows_are_given(exported, tmp_path):
+    base, loaded, _ = exported("x86-cpu", "tiny_bert")
+    info = quantize_artifact(base.path, tmp_path / "d.onnx", SCHEMES["onnx"]["dynamic-int8"],
+                             QuantOptions(module=loaded.module))
+    assert info["reduce_range"] is False
+    assert "no rows" in info["reduce_range_chosen_by"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.compress.core.cache import content_digest, identity, is_done
+from edgecompress.compress.core.config import FieldError, flag
 from edgecompress.compress.core.evaluate import evaluate_classification
 from edgecompress.compress.core.models import LoadedModel, load_model
 from edgecompress.compress.core.modules import check_out_location
@@ -20,6 +21,11 @@ from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, check_replaceable
 
 MANIFEST = "finetune.json"
+
+
+def cli_flag(field: str) -> str:
+    """The finetune / distill flag of a FinetuneConfig field (learning_rate is --lr)."""
+    return "--lr" if field == "learning_rate" else flag(field)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class FinetuneRequest:
             return FinetuneConfig(epochs=self.epochs, batch_size=self.batch_size,
                                   learning_rate=lr, max_length=self.max_length,
                                   max_steps=self.max_steps, seed=self.seed)
+        except FieldError as err:  # worded as the flag the user typed: --epochs, --lr
+            raise UserError(f"{cli_flag(err.field)}: {err.message}") from None
         except ValueError as err:
             raise UserError(str(err)) from None
 
@@ -91,9 +99,8 @@ def run_finetune(request: FinetuneRequest, console=None) -> dict:
     """Fine-tune per `request`; returns the manifest (with dev metrics). Cached when identical."""
     out = request.out
     check_out_location(out)  # before any training: a file at --out would fail only at the end
+    request.config("hf")  # bad settings fail before the model loads (the kind only sets lr)
     dataset, train, loaded = _prepare(request)
-    if console is not None and dataset.drawn_splits:
-        console.print(dataset.split_line(), markup=False, highlight=False)
     config = request.config(loaded.kind)
     ident = request.identity(config)
     manifest = is_done(out / MANIFEST, ident)
@@ -101,6 +108,8 @@ def run_finetune(request: FinetuneRequest, console=None) -> dict:
         return manifest
     if manifest is None:
         check_replaceable(out, request.force)
+        if console is not None and dataset.drawn_splits:
+            console.print(dataset.split_line(), markup=False, highlight=False)
         with TrainingProgress(console, "fine-tune") as on_step:
             manifest = finetune(loaded, list(train.texts), list(train.labels), config, out,
                                 identity=ident, on_step=on_step)

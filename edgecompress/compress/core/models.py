@@ -48,6 +48,15 @@ def _read_hf_config(path: Path) -> dict:
     return config
 
 
+def check_checkpoint(spec: str | Path) -> Path:
+    """The checkpoint directory `spec` names, checked without loading it (config, tokenizer
+    files, safetensors headers); raises UserError like `load_model` would."""
+    path = resolve_model_path(spec)
+    checkpoint_labels(path)
+    check_safetensors(path)
+    return path
+
+
 def checkpoint_labels(spec: str | Path) -> tuple[str, tuple[str, ...]]:
     """(task, class names) a checkpoint declares, read from its config without loading weights;
     raises UserError like `load_model` for a path, config or tokenizer that is not usable."""

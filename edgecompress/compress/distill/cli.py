@@ -6,6 +6,8 @@ from pathlib import Path
 
 from edgecompress.compress.distill.config import DistillConfig, parse_layer_map
 from edgecompress.compress.distill.stage import DistillRequest
+from edgecompress.compress.core.config import FieldError
+from edgecompress.compress.core.finetune import cli_flag
 from edgecompress.compress.core.train import FinetuneConfig
 from edgecompress.errors import UserError
 
@@ -21,6 +23,8 @@ def distill_request(*, teacher: str, student: str, dataset: str, out: Path, epoc
                                max_length=max_length, max_steps=max_steps, seed=seed)
         config = DistillConfig(train=train, layer_map=parse_layer_map(layer_map)
                                if layer_map else None, **options)
+    except FieldError as err:  # worded as the flag the user typed: --temperature, --lr
+        raise UserError(f"{cli_flag(err.field)}: {err.message}") from None
     except ValueError as err:
         raise UserError(str(err)) from None
     if extra.get("train_size") is not None and extra["train_size"] < 1:

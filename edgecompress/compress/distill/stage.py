@@ -82,21 +82,20 @@ def run_distill(request: DistillRequest, console=None) -> dict:
         return cached
     teacher = load_model(request.teacher, task="classification")
     dataset, data, dev = _data(request, teacher)
-    if console is not None and dataset.drawn_splits:
-        console.print(dataset.split_line(), markup=False, highlight=False)
     torch.manual_seed(request.config.train.seed)  # fresh students and projections
     student = build_student(request.student, teacher)
     check_compatible(teacher, student.loaded)
     plan = resolve_plan(teacher, student, request.config)
-    for note in plan.notes:
-        if console is not None:
-            console.print(f"note: {note}", markup=False)
     before = describe(student.loaded)
     projections = make_projections(teacher, student.loaded, plan)
     qat = _prepare_qat(request, student.loaded)
     ckpt = request.out.parent / f".{request.out.name}.ckpt"
     run = Run(teacher, student.loaded, projections, plan, request.config, data, ckpt, dev,
               request.identity())
+    if console is not None:  # only now: every check above may still refuse in one line
+        for line in [f"note: {note}" for note in plan.notes] + (
+                [dataset.split_line()] if dataset.drawn_splits else []):
+            console.print(line, markup=False, highlight=False)
     with TrainingProgress(console, "distill") as on_step:
         result = distill_train(run, on_step)
     if qat is not None:

@@ -36,6 +36,9 @@ def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
     from edgecompress.compress.core.data import load_dataset
     from edgecompress.compress.core.labels import align_labels
 
+    for flag, value in (("--max-length", max_length), ("--threads", threads)):
+        if value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
     data = load_dataset(dataset, text_col=text_col, label_col=label_col)
     model_eval = open_evaluable(model, threads=threads, tokenizer=tokenizer)
     if data.task == "similarity":
@@ -70,8 +73,10 @@ def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
 
         paired = paired_delta(truth, pred, ref_pred).to_json()
         metrics.update(delta=paired["delta"], delta_ci95=paired["delta_ci95"], paired=paired)
+    from edgecompress.targets import host_info
+
     return {"model": str(model), "dataset": data.name, "split": split, "task": "classification",
-            "label_mapping": data.label_mapping, **metrics}
+            "label_mapping": data.label_mapping, **metrics, "host": host_info(threads)}
 
 
 def _reference_predictions(reference: str | None, labels: tuple[str, ...], split, threads: int,
@@ -99,6 +104,19 @@ def _reference_predictions(reference: str | None, labels: tuple[str, ...], split
                     f"predicts ({', '.join(labels)}); agreement needs the same classes")
 
 
+def precheck_export(model: str, out: Path, *, force: bool) -> None:
+    """What `export` / `quantize` can refuse before any data is read or fetched: a model that
+    is no usable checkpoint, an `out` that is a file, or one holding something that is not an
+    artifact folder (a folder with a manifest may be the same export, cached)."""
+    from edgecompress.compress.core.models import check_checkpoint
+    from edgecompress.fsutil import check_replaceable
+
+    check_out_location(out)
+    check_checkpoint(model)
+    if not (out / MANIFEST).is_file():
+        check_replaceable(out, force)
+
+
 def export_model(model: str, target: str, out: Path, *, scheme: str | None = None,
                  dataset: str = "rt-polarity", force: bool = False) -> dict:
     """Export + verify `model` for `target` (in `scheme`, default the target's) into `out`;
@@ -107,7 +125,7 @@ def export_model(model: str, target: str, out: Path, *, scheme: str | None = Non
     `dataset`), so `export`, `quantize` and `run` keep the same artifacts by the same gate."""
     from edgecompress.targets import load_profile
 
-    check_out_location(out)
+    precheck_export(model, out, force=force)
     profile = load_profile(target)
     spec = profile.scheme_for(scheme)
     if spec.quantized:

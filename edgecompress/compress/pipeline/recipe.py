@@ -298,10 +298,39 @@ def validate_inputs(recipe: Recipe, *, fetch: bool = True) -> list[str]:
                                                     else "")]
         if not fetch and needs_fetch(recipe.dataset):
             return lines + [f"dataset {recipe.dataset}: not fetched yet (the run fetches it)"]
+        lines += _family_lines(recipe) + _target_lines(recipe)
         data = load_dataset(recipe.dataset)
         return lines + _dataset_lines(recipe, data, task, labels)
     except UserError as err:
         raise UserError(f"{where}: {err}") from None
+
+
+def _family_lines(recipe: Recipe) -> list[str]:
+    """The model's encoder family; refuses a [prune] table for a family that cannot be cut."""
+    from edgecompress.compress.core.arch import FAMILIES
+    from edgecompress.compress.core.modules import read_config_object, resolve_model_path
+
+    path = resolve_model_path(recipe.model)
+    if not (path / "config.json").is_file():
+        return []  # a plain encoder: every stage applies
+    family = FAMILIES[read_config_object(path / "config.json")["model_type"]]
+    if recipe.settings("prune") is not None and family.prunable:
+        raise UserError(f"[prune]: cannot prune {family.name}: {family.prunable}")
+    return [f"family {family.name}" + (f" ({family.quirks})" if family.quirks else "")]
+
+
+def _target_lines(recipe: Recipe) -> list[str]:
+    """Per target: format, scheme (the recipe's override or the profile's) and runtime."""
+    from edgecompress.targets import load_profile
+
+    lines = []
+    for target in recipe.targets:
+        profile = load_profile(target)
+        scheme = recipe.scheme_for(profile.name) or profile.scheme
+        lines.append(f"target {profile.name}: {profile.format} {scheme} on {profile.runtime}, "
+                     f"{profile.threads} thread(s)"
+                     + (", integer-only preflight" if profile.integer_only else ""))
+    return lines
 
 
 def _dataset_lines(recipe: Recipe, data, task: str, labels: tuple[str, ...]) -> list[str]:

@@ -110,19 +110,21 @@ def eval_stage(inputs, config: EvalConfig, ctx: Context) -> StageOutput:
         metrics["vs_teacher"] = _paired(truth, pred, ref_pred)
     out = ctx.stage_dir / "eval.json"
     _save_predictions(out.parent / PREDICTIONS, pred)
-    record = {"model": str(inputs["model"]), "split": config.split, **metrics}
+    from edgecompress.targets import host_info
+
+    # int8 predictions depend on the CPU's kernels: the eval names the host that produced them
+    record = {"model": str(inputs["model"]), "split": config.split, **metrics,
+              "host": host_info(threads=1)}
     if reference is None:
         record.update(format="torch", scheme="fp32")
     atomic_write_json(out, record)
     return StageOutput(out, {k: metrics[k] for k in ("accuracy", "ci95", "n") if k in metrics})
 
 
-def _paired(truth: np.ndarray, pred: np.ndarray, ref_pred: np.ndarray) -> dict | None:
+def _paired(truth: np.ndarray, pred: np.ndarray, ref_pred: np.ndarray) -> dict:
     """Accuracy difference vs the reference on the same sentences, with its paired interval."""
-    try:
-        from edgecompress.stats import paired_delta
-    except ImportError:  # the statistics module is optional until it lands
-        return None
+    from edgecompress.stats import paired_delta
+
     return paired_delta(truth, pred, ref_pred).to_json()
 
 

@@ -32,6 +32,7 @@ def test_run_writes_one_report_row_per_target_from_the_measured_json(finished_ru
         evaluation = json.loads((folder / "eval.json").read_text())
         assert row["p50_ms"] == bench["p50_ms"] and row["size_bytes"] == bench["size_bytes"]
         assert row["accuracy"] == evaluation["accuracy"] and evaluation["n"] == 8
+        assert evaluation["host"] == {**bench["host"], "threads": 1}  # eval runs at 1 thread
         assert row["agreement"] == 1.0  # fp32 artifacts predict what the torch teacher predicts
     for name in ("report.json", "report.md", "report.csv", "report.html"):
         assert (out / name).exists()
@@ -111,3 +112,29 @@ def test_editing_the_dataset_reruns_what_reads_it_and_says_why(tiny_bert_dir, se
     assert second["identity"] != first["identity"]
     assert second["inputs"]["dataset"] != first["inputs"]["dataset"]
     assert json.loads((out / "teacher" / "eval.json").read_text())["n"] == 9  # the new row
+
+
+def test_validate_inputs_names_family_and_each_target_with_its_scheme(tiny_bert_dir,
+                                                                        sentiment_csv, tmp_path):
+    from edgecompress.compress.pipeline.recipe import validate_inputs
+
+    lines = validate_inputs(load_recipe(write_recipe(tmp_path, tiny_bert_dir, sentiment_csv)))
+    assert "family bert" in lines
+    assert "target x86-cpu: onnx fp32 on onnxruntime, 2 thread(s)" in lines
+    assert any(line.startswith("target arm64-phone: tflite fp32 on litert") for line in lines)
+
+
+def test_validate_inputs_refuses_prune_table_when_family_cannot_be_cut(tiny_bert_dir,
+                                                                     sentiment_csv, tmp_path):
+    import shutil
+
+    from edgecompress.compress.pipeline.recipe import validate_inputs
+
+    model = tmp_path / "mobile"
+    shutil.copytree(tiny_bert_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "model_type": "mobilebert"}))
+    recipe = load_recipe(write_recipe(tmp_path, model, sentiment_csv,
+                                      extra="\n[prune]\nheads = 0.5\n"))
+    with pytest.raises(UserError, match=r"\[prune\]: cannot prune mobilebert"):
+        validate_inputs(recipe)
