@@ -1,0 +1,96 @@
+"""The README's demo table, from finished demo runs (one per seed): rows, paired deltas, spread.
+
+Reads each run's `report.json` (written by `edgecompress demo` / `run`), keeps per target the size,
+p50, accuracy with its Wilson interval and the paired delta vs the teacher on the same sentences,
+and, given several runs (e.g. `seeds` or reruns on other machines), the mean and the spread
+(min..max) of each target's accuracy and delta across them. The host of every run is recorded:
+latencies of runs from different hosts are not compared.
+
+    .venv/bin/python benchmarks/demo_results.py RUN_DIR [RUN_DIR ...] \
+        [--out benchmarks/results/demo.json]
+
+Writes JSON and prints the markdown table the README carries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from edgecompress.reports.host import describe_host
+from edgecompress.stats import format_delta
+
+
+def run_summary(run_dir: Path) -> dict:
+    """One run's teacher, host and per-target rows, read from its report.json."""
+    report = json.loads((run_dir / "report.json").read_text())
+    teacher = report.get("teacher") or {}
+    rows = {}
+    for row in report["rows"]:
+        if row.get("measured_on") != "host":
+            continue
+        rows[row["target"]] = {key: row.get(key) for key in (
+            "format", "scheme", "threads", "size_bytes", "gzip_bytes", "p50_ms", "accuracy",
+            "ci95", "n", "agreement", "vs_teacher")}
+    return {"run_dir": str(run_dir), "host": report.get("host"),
+            "teacher": {k: teacher.get(k) for k in ("accuracy", "ci95", "n")},
+            "findings": [f["title"] for f in report.get("findings") or []], "rows": rows}
+
+
+def spread(runs: list[dict]) -> dict:
+    """Per target: mean and min..max of accuracy and of the paired delta (points) across runs."""
+    out = {}
+    for target in runs[0]["rows"]:
+        present = [r["rows"][target] for r in runs if target in r["rows"]]
+        accuracy = [row["accuracy"] * 100 for row in present]
+        deltas = [row["vs_teacher"]["delta"] for row in present if row.get("vs_teacher")]
+        out[target] = {"runs": len(present),
+                       "accuracy_mean": statistics.fmean(accuracy),
+                       "accuracy_range": [min(accuracy), max(accuracy)],
+                       "delta_mean": statistics.fmean(deltas) if deltas else None,
+                       "delta_range": [min(deltas), max(deltas)] if deltas else None}
+    return out
+
+
+def table(runs: list[dict], spreads: dict) -> list[str]:
+    """The README's markdown table from the first run, with the spread column when > 1 run."""
+    first = runs[0]
+    many = len(runs) > 1
+    lines = ["| target | format | scheme | size MB | p50 ms (target threads) | accuracy [95 % CI] "
+             "| Δ vs teacher, points [paired 95 % CI] |" + (" spread over runs |" if many else ""),
+             "|---|---|---|---:|---:|---|---|" + ("---|" if many else "")]
+    for target, row in first["rows"].items():
+        low, high = row["ci95"]
+        cells = [target, row["format"], row["scheme"], f"{row['size_bytes'] / 1e6:.2f}",
+                 f"{row['p50_ms']:.2f}",
+                 f"{row['accuracy']:.2%} [{low * 100:.1f}, {high * 100:.1f}]",
+                 format_delta(row["vs_teacher"]) if row.get("vs_teacher") else "—"]
+        if many:
+            lo, hi = spreads[target]["accuracy_range"]
+            cells.append(f"{lo:.2f}..{hi:.2f} % over {spreads[target]['runs']}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="finished demo run directories")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/demo.json"))
+    args = parser.parse_args(argv)
+    runs = [run_summary(path) for path in args.runs]
+    spreads = spread(runs)
+    result = {"runs": runs, "spread": spreads,
+              "hosts": sorted({describe_host(r["host"]) for r in runs})}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    temp = args.out.with_suffix(".json.tmp")
+    temp.write_text(json.dumps(result, indent=2) + "\n")
+    temp.replace(args.out)
+    teacher = runs[0]["teacher"]
+    print(f"teacher {teacher['accuracy']:.2%} on n={teacher['n']}; host: {result['hosts'][0]}")
+    print("\n".join(table(runs, spreads)))
+
+
+if __name__ == "__main__":
+    main()
