@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import os
 import platform
 import statistics
@@ -44,73 +43,12 @@ os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
 
 import numpy as np  # noqa: E402
 
+from edgecompress.stats import paired_delta, wilson_interval  # noqa: E402
+
 SEQ = 128
 THREADS = 1
-Z95 = 1.959963984540054
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "onnx", "onnxruntime", "litert-torch",
             "ai-edge-litert", "executorch", "torchao", "edgecompress")
-
-
-# ---------------------------------------------------------------- statistics
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score 95 % interval for k successes out of n."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def _paired_delta_newcombe(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """acc(a) - acc(b) and its 95 % interval for paired 0/1 outcomes (Newcombe 1998, method 10:
-    hybrid score from Wilson intervals with the phi correlation of the 2x2 table)."""
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    n = len(a)
-    n11, n10 = int(np.sum(a & b)), int(np.sum(a & ~b))
-    n01, n00 = int(np.sum(~a & b)), int(np.sum(~a & ~b))
-    p1, p2 = (n11 + n10) / n, (n11 + n01) / n
-    l1, u1 = wilson(n11 + n10, n)
-    l2, u2 = wilson(n11 + n01, n)
-    denom = (n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)
-    phi = (n11 * n00 - n10 * n01) / math.sqrt(denom) if denom else 0.0
-    d = p1 - p2
-    low = d - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)
-                            + (u2 - p2) ** 2))
-    high = d + math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2)
-                             + (p2 - l2) ** 2))
-    return d, low, high
-
-
-def paired_delta(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, str]:
-    """(delta, low, high, which implementation): edgecompress.stats.paired_delta when it exists
-    and agrees on this input, else the private Newcombe copy above."""
-    ours = _paired_delta_newcombe(a, b)
-    try:
-        from edgecompress.stats import paired_delta as shared
-    except ImportError:
-        return (*ours, "benchmarks/anchors.py private Newcombe hybrid score (method 10)")
-    got = shared(np.asarray(a, bool), np.asarray(b, bool))
-    values = _as_triple(got)
-    if values is None:
-        return (*ours, f"private Newcombe (edgecompress.stats.paired_delta returned {type(got)})")
-    return (*values, "edgecompress.stats.paired_delta")
-
-
-def _as_triple(got) -> tuple[float, float, float] | None:
-    """Read (delta, low, high) from a tuple or an object/dict with delta and ci95/low/high."""
-    if isinstance(got, (tuple, list)) and len(got) == 3 and not isinstance(got[1], (tuple, list)):
-        return tuple(float(x) for x in got)
-    if isinstance(got, (tuple, list)) and len(got) == 2:
-        return float(got[0]), float(got[1][0]), float(got[1][1])
-    d = got if isinstance(got, dict) else getattr(got, "__dict__", {})
-    if "delta" in d and "ci95" in d:
-        return float(d["delta"]), float(d["ci95"][0]), float(d["ci95"][1])
-    if {"delta", "low", "high"} <= set(d):
-        return float(d["delta"]), float(d["low"]), float(d["high"])
-    return None
 
 
 # ---------------------------------------------------------------- data and teacher
@@ -574,7 +512,6 @@ def score(rows: list[Row], lat: dict, ids, mask, labels) -> list[dict]:
     """Per-row accuracy, paired delta vs the torch teacher (row 0), agreement, sizes, ratios."""
     teacher_logits = predict(rows[0], ids, mask)
     teacher_pred = teacher_logits.argmax(1)
-    teacher_ok = teacher_pred == labels
     out = []
     for i, row in enumerate(rows):
         rec = {"tool": row.tool, "format": row.format, "scheme": row.scheme,
@@ -587,15 +524,17 @@ def score(rows: list[Row], lat: dict, ids, mask, labels) -> list[dict]:
         logits = teacher_logits if i == 0 else predict(row, *(row.inputs or (ids, mask)))
         pred = logits.argmax(1)
         ok = pred == labels
-        d, low, high, impl = paired_delta(ok, teacher_ok)
+        delta = paired_delta(labels, pred, teacher_pred)
         agree = int(np.sum(pred == teacher_pred))
         rec.update({
             "n": int(len(labels)), "correct": int(ok.sum()), "accuracy": float(ok.mean()),
-            "accuracy_ci95": list(wilson(int(ok.sum()), len(labels))),
-            "delta_vs_teacher_points": round(100 * d, 3),
-            "delta_ci95_points": [round(100 * low, 3), round(100 * high, 3)],
-            "delta_method": impl,
-            "agreement": agree / len(labels), "agreement_ci95": list(wilson(agree, len(labels))),
+            "accuracy_ci95": list(wilson_interval(int(ok.sum()), len(labels))),
+            "delta_vs_teacher_points": round(delta.delta, 3),
+            "delta_ci95_points": [round(delta.ci95[0], 3), round(delta.ci95[1], 3)],
+            "delta_p_value": delta.p_value,
+            "delta_method": "edgecompress.stats.paired_delta (Newcombe method 10, McNemar exact)",
+            "agreement": agree / len(labels),
+            "agreement_ci95": list(wilson_interval(agree, len(labels))),
             "max_abs_logit_diff_vs_teacher": (None if row.inputs is not None else
                                               float(np.max(np.abs(logits - teacher_logits)))),
             "eval_s": round(time.perf_counter() - start, 1),

@@ -296,9 +296,6 @@ def quantize(
                   max_drop=None if drop is None else drop / (100 if relative else 1),
                   dev_samples=dev_samples)
     config = build(QuantizeConfig, values, lambda f: flags.get(f, flag(f)))
-    from edgecompress.compress.pipeline.commands import precheck_export
-
-    precheck_export(model, out, force=force)  # before calibration data is read or fetched
     manifest = run_quantize(QuantizeRequest(model=model, out=out, config=config,
                                             dataset=dataset, force=force))
     emit(manifest, as_json, summary_lines)

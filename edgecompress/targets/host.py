@@ -21,6 +21,8 @@ CPUINFO = Path("/proc/cpuinfo")
 # (asimd = NEON on aarch64, `neon` on 32-bit arm; asimddp = dot product; i8mm = int8 matmul).
 INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_tile",
               "neon", "asimd", "asimddp", "i8mm")
+# bf16 arithmetic in hardware (AMX tiles, AVX512-BF16, armv8.6 BF16): where bf16 training pays
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
 RUNTIME_PACKAGES = ("onnxruntime", "ai-edge-litert")
 _MODEL_KEYS = ("model name", "Model", "Hardware")  # x86; Raspberry Pi; older arm kernels
 
@@ -35,6 +37,12 @@ def host_info(threads: int | None = None) -> dict:
     if threads is not None:
         info["threads"] = threads
     return info
+
+
+@lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (else torch emulates it, slower than fp32)."""
+    return bool(_flags(_cpuinfo_fields()) & set(BF16_FLAGS))
 
 
 def host_id(info: dict) -> str:
@@ -72,8 +80,12 @@ def _cpuinfo_fields() -> dict[str, str]:
     return fields
 
 
+def _flags(fields: dict[str, str]) -> set[str]:
+    return set((fields.get("flags", "") + " " + fields.get("Features", "")).split())
+
+
 def _isa(fields: dict[str, str]) -> list[str]:
-    flags = set((fields.get("flags", "") + " " + fields.get("Features", "")).split())
+    flags = _flags(fields)
     if not fields and platform.machine().lower() in ("arm64", "aarch64"):
         flags.add("asimd")  # no cpuinfo (macOS): NEON is mandatory on every 64-bit arm CPU
     return sorted(flags & set(INT8_FLAGS))

@@ -43,6 +43,9 @@ class Scheme:
     # real sample; with `min_agreement` it is their gate (max |diff| is reported, not gated:
     # it grows with the logits' scale and says little about an int8 model)
     max_rel_error: float = 1e-3
+    # bits of the embedding tables' weights (the token embedding is the largest tensor of a small
+    # encoder); 4: blockwise int4 over the hidden axis, blocks of EMBEDDING_BLOCK (ONNX only)
+    embedding_bits: int = 8
 
     @property
     def int8(self) -> bool:
@@ -74,6 +77,10 @@ SCHEMES: dict[str, dict[str, Scheme]] = {
                description="int8 weights per tensor, activations quantized at run time"),
         Scheme("dynamic-int8-per-channel", "dynamic", 1.0, 0.95, max_rel_error=0.25,
                description="int8 weights per output channel, activations at run time"),
+        Scheme("dynamic-int8-int4-embedding", "dynamic", 1.0, 0.95, max_rel_error=0.25,
+               embedding_bits=4,
+               description="int8 weights per output channel, activations at run time; "
+                           "embeddings int4 in blocks of 32 (GatherBlockQuantized)"),
         Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5,
                description="QDQ int8 weights (per channel) and calibrated int8 activations"),
     ),

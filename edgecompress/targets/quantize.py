@@ -163,9 +163,31 @@ def _onnx_dynamic(src, dst, scheme, options, fixed_shape) -> dict:
 def _quantize_dynamic(src, dst, scheme, excluded, *, reduce_range: bool) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), per_channel=scheme.per_channel,
-                     reduce_range=reduce_range, weight_type=QuantType.QInt8,
-                     nodes_to_exclude=excluded)
+    with tempfile.TemporaryDirectory() as tmp:
+        if scheme.embedding_bits == 4:  # the Gathers become GatherBlockQuantized first
+            src = _int4_embeddings(src, Path(tmp) / "int4-embeddings.onnx")
+        quantize_dynamic(str(src), str(dst), per_channel=scheme.per_channel,
+                         reduce_range=reduce_range, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=excluded)
+
+
+EMBEDDING_BLOCK = 32  # int4 weights share one float32 scale per 32 values of a row: 5 bits a weight
+
+
+def _int4_embeddings(src: Path, dst: Path) -> Path:
+    """Embedding tables (constant-data Gathers) to symmetric blockwise int4 along the hidden
+    axis, with onnxruntime's MatMulNBitsQuantizer; returns `dst`."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
+                                                                 MatMulNBitsQuantizer)
+
+    config = DefaultWeightOnlyQuantConfig(block_size=EMBEDDING_BLOCK, is_symmetric=True,
+                                          op_types_to_quantize=("Gather",), bits=4)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), algo_config=config)
+    with _quiet_logs():
+        quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
+    return dst
 
 
 def _onnx_outputs(path: Path, rows: list[dict]) -> np.ndarray:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.compress.core.evaluate import tokenize
-from edgecompress.compress.core.models import LoadedModel, load_model
-from edgecompress.compress.core.modules import TOKENIZER_FILES
+from edgecompress.compress.core.models import LoadedModel, check_checkpoint, load_model
+from edgecompress.compress.core.modules import TOKENIZER_FILES, check_out_location
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
 
@@ -160,3 +160,13 @@ def prepare_out_dir(out: Path, *, force: bool) -> None:
     check_replaceable(out, force)
     if out.exists():
         shutil.rmtree(out)
+
+
+def precheck_export(model: str, out: Path, *, force: bool) -> None:
+    """What `export` / `quantize` can refuse before any data is read or fetched: a model that
+    is no usable checkpoint, an `out` that is a file, or one holding something that is not an
+    artifact folder (a folder with a manifest may be the same export, cached)."""
+    check_out_location(out)
+    check_checkpoint(model)
+    if not (out / MANIFEST).is_file():
+        check_replaceable(out, force)

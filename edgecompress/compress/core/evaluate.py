@@ -79,6 +79,12 @@ def tokenize(tokenizer, texts, max_length: int, pad_to: int | None = None) -> di
             "attention_mask": encoded["attention_mask"].astype(np.int64)}
 
 
+def token_lengths(tokenizer, texts, max_length: int) -> np.ndarray:
+    """Tokens per text (special tokens included, truncated at `max_length`): (N,) int."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+    return np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64)
+
+
 def predict(runner, tokenizer, texts, *, batch_size: int = 64,
             max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
     """Outputs (N, C) of `runner` on `texts`, batched; fixed-shape runners get their seq length."""

@@ -66,6 +66,8 @@ class FinetuneRequest:
 
 
 def _prepare(request: FinetuneRequest):
+    import torch
+
     from edgecompress.compress.core.data import load_dataset
 
     dataset = load_dataset(request.dataset, text_col=request.text_col, label_col=request.label_col)
@@ -78,6 +80,7 @@ def _prepare(request: FinetuneRequest):
         if not len(dataset.split(name)):
             raise UserError(f"dataset {dataset.name} has an empty {name} split; finetune needs "
                             "train and dev sentences")
+    torch.manual_seed(request.config("hf").seed)  # the fresh classification head's weights
     loaded = load_model(request.model, task="classification", num_labels=len(dataset.labels),
                         labels=dataset.labels)
     return dataset, train, _with_labels(loaded, dataset.labels)

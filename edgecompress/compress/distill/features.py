@@ -21,6 +21,11 @@ class Features:
     hidden: tuple[torch.Tensor, ...] = ()  # one (B, S, H) per encoder layer, its output
     attentions: tuple[torch.Tensor, ...] = ()  # one (B, heads, S, S) per layer, rows sum to 1
 
+    def float(self) -> Features:
+        """The same features in float32 (after a bf16 autocast forward)."""
+        return Features(self.logits.float(), tuple(t.float() for t in self.hidden),
+                        tuple(t.float() for t in self.attentions))
+
 
 def has_attention_probs(loaded: LoadedModel) -> bool:
     """Whether `forward_features` can return attention probabilities for this model."""

@@ -23,10 +23,11 @@ from torch import nn
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.features import Features, forward_features
 from edgecompress.compress.distill.losses import LossPlan, distill_loss
-from edgecompress.compress.core.evaluate import predict, tokenize
+from edgecompress.compress.core.evaluate import predict, token_lengths, tokenize
 from edgecompress.compress.core.models import LoadedModel
-from edgecompress.compress.core.train import (CHECKPOINT_PROGRESS, batch_indices, load_checkpoint,
-                                         make_optimizer, save_checkpoint, total_steps)
+from edgecompress.compress.core.train import (CHECKPOINT_PROGRESS, BatchOrder, autocast,
+                                              freeze_embeddings, load_checkpoint, make_optimizer, resolve_precision,
+                                              save_checkpoint, total_steps)
 from edgecompress.fsutil import atomic_directory, atomic_write_json
 
 BEST_WEIGHTS = "student.safetensors"
@@ -80,6 +81,17 @@ class LoopState:
 
 
 @dataclass(frozen=True)
+class Feed:
+    """What every step reads: the batch order, the resolved precision, labels and (with
+    logit-only losses) the teacher's logits for every text."""
+
+    order: BatchOrder
+    precision: str
+    labels: torch.Tensor
+    cached: torch.Tensor | None
+
+
+@dataclass(frozen=True)
 class Run:
     """One distillation: the models, what to compare, the data and where checkpoints go."""
 
@@ -102,19 +114,19 @@ def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
     """
     config, train = run.config, run.config.train
     module = Trainable(run.student.module, run.projections)
+    if train.freeze_embeddings:
+        freeze_embeddings(run.student.module)
     steps = total_steps(len(run.data.texts), train)
     torch.manual_seed(train.seed)  # dropout; a resumed run gets its RNG state from the checkpoint
     optimizer, scheduler = make_optimizer(module, train, steps)
     fingerprint = config.fingerprint(run.identity, str(len(run.data.texts)))
     start = load_checkpoint(run.ckpt, module, optimizer, scheduler, fingerprint)
     state = LoopState.from_checkpoint(run.ckpt) if start else LoopState()
-    labels = torch.tensor(run.data.labels, dtype=torch.long)
     began, loss, done = time.perf_counter(), float("nan"), start
-    run.teacher.module.eval()
-    cached = None if (run.plan.hidden_pairs or run.plan.attention_pairs) else teacher_logits(run)
+    feed = _feed(run)
     module.train()
     for step in range(start, steps):
-        loss, parts = _step(run, module, optimizer, scheduler, step, labels, cached)
+        loss, parts = _step(run, module, optimizer, scheduler, step, feed)
         done = step + 1
         if _due_for_eval(run, done, steps):
             parts["dev_accuracy"] = _evaluate(run, module, state, done, loss)
@@ -135,10 +147,21 @@ def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
             "seconds": round(time.perf_counter() - began, 2), "stopped": state.stopped,
             "best_step": state.best_step or None,
             "best_dev_accuracy": state.best_accuracy if state.best_step else None,
-            "history": state.history}
+            "history": state.history, "precision": feed.precision}
 
 
-def teacher_logits(run: Run, batch_size: int = 64) -> torch.Tensor:
+def _feed(run: Run) -> Feed:
+    train = run.config.train
+    precision = resolve_precision(train.precision)
+    lengths = token_lengths(run.student.tokenizer, run.data.texts, train.max_length)
+    run.teacher.module.eval()
+    logits_only = not (run.plan.hidden_pairs or run.plan.attention_pairs)
+    return Feed(BatchOrder(len(run.data.texts), train, lengths), precision,
+                torch.tensor(run.data.labels, dtype=torch.long),
+                teacher_logits(run, precision) if logits_only else None)
+
+
+def teacher_logits(run: Run, precision: str = "fp32", batch_size: int = 64) -> torch.Tensor:
     """Teacher logits (N, C) for every training text, computed once.
 
     With logit-only losses the teacher's per-step forward is the same every epoch (eval mode,
@@ -147,37 +170,35 @@ def teacher_logits(run: Run, batch_size: int = 64) -> torch.Tensor:
     texts = run.data.texts
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = torch.empty(len(texts), len(run.teacher.labels))
-    with torch.no_grad():
+    with torch.no_grad(), autocast(precision):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = tokenize(run.teacher.tokenizer, [texts[i] for i in idx],
                              run.config.train.max_length)
             out[idx] = run.teacher.module(torch.from_numpy(batch["input_ids"]),
-                                          torch.from_numpy(batch["attention_mask"]))
+                                          torch.from_numpy(batch["attention_mask"])).float()
     return out
 
 
-def _step(run: Run, module: Trainable, optimizer, scheduler, step: int, labels: torch.Tensor,
-          cached: torch.Tensor | None) -> tuple[float, dict]:
-    """One optimizer step on batch `step`; returns (loss, {loss part: value}).
-
-    `cached` holds the teacher's logits for every text when no loss needs its inner layers.
-    """
-    idx = batch_indices(step, len(run.data.texts), run.config.train)
+def _step(run: Run, module: Trainable, optimizer, scheduler, step: int,
+          feed: Feed) -> tuple[float, dict]:
+    """One optimizer step on batch `step`; returns (loss, {loss part: value})."""
+    idx = feed.order(step)
     batch = tokenize(run.student.tokenizer, [run.data.texts[i] for i in idx],
                      run.config.train.max_length)
     ids = torch.from_numpy(batch["input_ids"])  # (B, S)
     mask = torch.from_numpy(batch["attention_mask"])  # (B, S)
-    plan = run.plan
-    if cached is not None:
-        teacher = Features(cached[torch.from_numpy(idx)])
-    else:
-        with torch.no_grad():
-            teacher = forward_features(run.teacher, ids, mask, hidden=bool(plan.hidden_pairs),
-                                       attentions=bool(plan.attention_pairs))
-    student = forward_features(run.student, ids, mask, hidden=bool(plan.hidden_pairs),
-                               attentions=bool(plan.attention_pairs))
-    y = labels[idx]
+    plan, hidden, attentions = run.plan, bool(run.plan.hidden_pairs), bool(run.plan.attention_pairs)
+    with autocast(feed.precision):
+        if feed.cached is not None:
+            teacher = Features(feed.cached[torch.from_numpy(idx)])
+        else:
+            with torch.no_grad():
+                teacher = forward_features(run.teacher, ids, mask, hidden=hidden,
+                                           attentions=attentions)
+        student = forward_features(run.student, ids, mask, hidden=hidden, attentions=attentions)
+    teacher, student = teacher.float(), student.float()  # the losses run in float32
+    y = feed.labels[idx]
     y = torch.where(y < 0, teacher.logits.argmax(-1), y)  # unlabelled rows: teacher's label
     loss, parts = distill_loss(student, teacher, y, mask, run.config, plan, module.projections)
     loss.backward()

@@ -8,6 +8,7 @@ by `--max-minutes` resumes from its hidden checkpoint `.<out>.ckpt` next to the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -90,8 +91,8 @@ def run_distill(request: DistillRequest, console=None) -> dict:
     projections = make_projections(teacher, student.loaded, plan)
     qat = _prepare_qat(request, student.loaded)
     ckpt = request.out.parent / f".{request.out.name}.ckpt"
-    run = Run(teacher, student.loaded, projections, plan, request.config, data, ckpt, dev,
-              request.identity())
+    run = Run(teacher, student.loaded, projections, plan, _train_config(request, qat), data, ckpt,
+              dev, request.identity())
     if console is not None:  # only now: every check above may still refuse in one line
         for line in [f"note: {note}" for note in plan.notes] + (
                 [dataset.split_line()] if dataset.drawn_splits else []):
@@ -180,6 +181,15 @@ def unlabeled_texts(path: Path) -> list[str]:
     if not texts:
         raise UserError(f"--unlabeled file {path} holds no text")
     return texts
+
+
+def _train_config(request: DistillRequest, qat: dict | None) -> DistillConfig:
+    """The request's config; QAT trains in float32 (fake quantization emulates int8 rounding
+    that bf16 autocast would blur)."""
+    if qat is None:
+        return request.config
+    train = dataclasses.replace(request.config.train, precision="fp32")
+    return dataclasses.replace(request.config, train=train)
 
 
 def _prepare_qat(request: DistillRequest, student: LoadedModel) -> dict | None:

@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.compress.core.artifacts import (MANIFEST, export_artifact, open_evaluable,
-                                                  prepare_out_dir)
+                                                  precheck_export, prepare_out_dir)
 from edgecompress.compress.core.evaluate import (evaluate_classification, evaluate_similarity,
                                              predict)
 from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
                                               stamp)
 from edgecompress.compress.core.models import load_model
-from edgecompress.compress.core.modules import check_out_location
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json
 
@@ -104,19 +103,6 @@ def _reference_predictions(reference: str | None, labels: tuple[str, ...], split
                     f"predicts ({', '.join(labels)}); agreement needs the same classes")
 
 
-def precheck_export(model: str, out: Path, *, force: bool) -> None:
-    """What `export` / `quantize` can refuse before any data is read or fetched: a model that
-    is no usable checkpoint, an `out` that is a file, or one holding something that is not an
-    artifact folder (a folder with a manifest may be the same export, cached)."""
-    from edgecompress.compress.core.models import check_checkpoint
-    from edgecompress.fsutil import check_replaceable
-
-    check_out_location(out)
-    check_checkpoint(model)
-    if not (out / MANIFEST).is_file():
-        check_replaceable(out, force)
-
-
 def export_model(model: str, target: str, out: Path, *, scheme: str | None = None,
                  dataset: str = "rt-polarity", force: bool = False) -> dict:
     """Export + verify `model` for `target` (in `scheme`, default the target's) into `out`;
@@ -125,7 +111,7 @@ def export_model(model: str, target: str, out: Path, *, scheme: str | None = Non
     `dataset`), so `export`, `quantize` and `run` keep the same artifacts by the same gate."""
     from edgecompress.targets import load_profile
 
-    precheck_export(model, out, force=force)
+    precheck_export(model, out, force=force)  # before calibration data is read or fetched
     profile = load_profile(target)
     spec = profile.scheme_for(scheme)
     if spec.quantized:

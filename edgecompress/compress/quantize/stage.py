@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.compress.core.artifacts import (MANIFEST, artifact_manifest, gate_sample,
-                                                  parity_sample, prepare_out_dir)
+                                                  parity_sample, precheck_export,
+                                                  prepare_out_dir)
 from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
                                               stamp)
 from edgecompress.compress.core.config import FieldError, check_types
@@ -115,6 +116,7 @@ def run_quantize(request: QuantizeRequest) -> dict:
     from edgecompress.compress.core.models import load_model
 
     began = time.perf_counter()
+    precheck_export(request.model, request.out, force=request.force)  # before data is read
     plan = _plan(request)
     done = is_done(request.out / MANIFEST, plan.ident)
     if done is not None and (request.out / REPORT).exists():
