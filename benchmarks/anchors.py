@@ -13,6 +13,10 @@ int8 (XNNPACKQuantizer symmetric per-channel dynamic), skipped with a one-line r
 `executorch` is not importable; the best edgecompress artifact per format of `--run-dir` (by its
 eval.json accuracy, then size) and any `--artifact-dir` (e.g. from `edgecompress quantize`).
 
+Latency twice: at batch 1 x seq 128 (`p50_ms`, the headline: the same input for every row) and
+over 200 test sentences at their real length (`p50_real_ms`: most RT sentences are ~27 tokens;
+ONNX and torch run them unpadded, the fixed-shape TFLite / ExecuTorch artifacts padded to 128).
+
     /work/anchors-venv/bin/python benchmarks/anchors.py --teacher DIR [--run-dir RUN] \
         [--artifact-dir DIR ...] [--repeats 5] [--runs 50] [--limit N] [--work DIR] \
         [--out benchmarks/results/anchors.json]
@@ -460,6 +464,41 @@ def latency(rows: list[Row], sample, repeats: int, runs: int, warmup: int) -> di
             for i, rounds in per_round.items()}
 
 
+REAL_SAMPLE = 200  # test sentences timed at their own length, the same ones for every row
+FIXED_FORMATS = ("tflite", "pte")  # exported at 1 x 128: every sentence pays for 128 tokens
+
+
+def real_length_latency(rows: list[Row], ids, mask, repeats: int) -> dict[int, dict]:
+    """Batch-1 latency over a seeded sample of test sentences at their real token counts.
+
+    Dynamic-shape rows (torch, ONNX) run each sentence unpadded; fixed-shape rows (TFLite,
+    ExecuTorch, built at seq 128) run it padded to 128, as a deployment of them must. Interleaved
+    like `latency`: each round runs every row over the whole sample. p50 / mean over all calls
+    of the median round (by mean)."""
+    order = np.random.default_rng(0).permutation(len(ids))[:REAL_SAMPLE]
+    live = [i for i, r in enumerate(rows) if r.run is not None]
+    rounds: dict[int, list[list[float]]] = {i: [] for i in live}
+    for _ in range(repeats):
+        for i in live:
+            row = rows[i]
+            row_ids, row_mask = row.inputs if row.inputs else (ids, mask)
+            times = []
+            for k in order:
+                length = SEQ if row.format in FIXED_FORMATS else max(2, int(row_mask[k].sum()))
+                a, b = row_ids[k:k + 1, :length], row_mask[k:k + 1, :length]
+                start = time.perf_counter()
+                row.run(a, b)
+                times.append((time.perf_counter() - start) * 1e3)
+            rounds[i].append(times)
+    out = {}
+    for i, per in rounds.items():
+        median_round = sorted(per, key=np.mean)[len(per) // 2]
+        out[i] = {"p50_real_ms": float(np.median(median_round)),
+                  "mean_real_ms": float(np.mean(median_round)),
+                  "real_shape": "padded to 128" if rows[i].format in FIXED_FORMATS else "unpadded"}
+    return out
+
+
 def gzip_mb(path: Path) -> float:
     class Counter:
         size = 0
@@ -569,11 +608,11 @@ def _ratios(out: list[dict]) -> None:
 def print_table(result: dict) -> None:
     rows = result["rows"]
     head = ["tool", "fmt", "scheme", "MB", "gz MB", "acc % [95% CI]", "Δ pts [95% CI]", "agree %",
-            "p50 ms", "p90 ms", "p50/onnx", "MB/onnx", "p50/best"]
+            "p50 ms", "p90 ms", "p50 real", "p50/onnx", "MB/onnx", "p50/best"]
     lines = []
     for r in rows:
         if "skipped" in r:
-            lines.append([r["tool"], r["format"], r["scheme"], r["skipped"]] + [""] * 9)
+            lines.append([r["tool"], r["format"], r["scheme"], r["skipped"]] + [""] * 10)
             continue
         f = lambda v, p=2: "" if v is None else f"{v:.{p}f}"  # noqa: E731
         lo, hi = r["accuracy_ci95"]
@@ -583,6 +622,7 @@ def print_table(result: dict) -> None:
                       f"{100 * r['accuracy']:.2f} [{100 * lo:.1f}, {100 * hi:.1f}]",
                       f"{r['delta_vs_teacher_points']:+.2f} [{dlo:+.2f}, {dhi:+.2f}]",
                       f"{100 * r['agreement']:.2f}", f(r["p50_ms"]), f(r["p90_ms"]),
+                      f(r.get("p50_real_ms")),
                       f(r.get("p50_ratio_vs_onnx_fp32")), f(r.get("size_ratio_vs_onnx_fp32")),
                       f(r.get("p50_ratio_vs_best_anchor")) + best])
     h = result["host"]
@@ -594,7 +634,8 @@ def print_table(result: dict) -> None:
         from rich.table import Table
 
         table = Table(title=title, caption="* best anchor: fastest non-edgecompress artifact "
-                      "within 1 point of the teacher")
+                      f"within 1 point of the teacher. p50 real: {REAL_SAMPLE} test sentences at "
+                      "their own length (TFLite / ExecuTorch padded to 128: fixed shape)")
         for name in head:
             table.add_column(name, overflow="fold")
         for line in lines:
@@ -643,6 +684,8 @@ def main(argv: list[str] | None = None) -> None:
         ours = (best_run_artifacts(args.run_dir) if args.run_dir else []) + args.artifact_dir
         rows = build_rows(module, config, sample, work, ours, texts)
         lat = latency(rows, sample, args.repeats, args.runs, args.warmup)
+        for i, real in real_length_latency(rows, ids, mask, args.repeats).items():
+            lat[i].update(real)
         scored = score(rows, lat, ids, mask, labels)
     info["loadavg_end"] = list(os.getloadavg())
     result = {"command": " ".join([sys.executable, *sys.argv]), "teacher": str(args.teacher),

@@ -19,6 +19,8 @@ from edgecompress.errors import UserError
 
 LABEL_MAP_HELP = ("Dataset label -> model label, matched by name, e.g. "
                   "fresh=positive,rotten=negative.")
+TEXT_COL = typer.Option(None, help="Text column of a .csv/.jsonl dataset (default: text).")
+LABEL_COL = typer.Option(None, help="Label column of a .csv/.jsonl dataset (default: label).")
 
 app = typer.Typer(help="Prune, quantize, distill and export trained Transformers for edge "
                        "devices — verified, benchmarked, reported.",
@@ -74,8 +76,8 @@ def finetune(
     epochs: int = typer.Option(1), batch_size: int = typer.Option(32),
     lr: Optional[float] = typer.Option(None, help="Default 5e-5 (HF), 5e-4 (plain encoder)."),
     max_length: int = typer.Option(64), max_steps: Optional[int] = typer.Option(None),
-    seed: int = typer.Option(0), text_col: Optional[str] = typer.Option(None),
-    label_col: Optional[str] = typer.Option(None),
+    seed: int = typer.Option(0), text_col: Optional[str] = TEXT_COL,
+    label_col: Optional[str] = LABEL_COL,
     force: bool = typer.Option(False, help="Replace an existing, different checkpoint at --out."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
                                                                  "keys; flags given override it."),
@@ -121,6 +123,7 @@ def prune(
     sparsity: float = typer.Option(0.0, help="Unstructured magnitude sparsity (size-only)."),
     nm: Optional[str] = typer.Option(None, help="N:M magnitude sparsity, e.g. 2:4 (size-only)."),
     dataset: str = typer.Option("rt-polarity", help="Importance samples (train), accuracy (test)."),
+    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
     samples: int = typer.Option(256, help="Sentences to measure importance on."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Accuracy before/after."),
     gate: Optional[str] = typer.Option(None, help="Target to bench pruned vs unpruned on."),
@@ -152,7 +155,8 @@ def prune(
     manifest = run_prune(PruneRequest(model=model, out=out, config=prune_config, dataset=dataset,
                                       evaluate=evaluate, gate=gate, gate_runs=gate_runs,
                                       force=force, label_map=parse_label_map(label_map)
-                                      if label_map else ()))
+                                      if label_map else (), text_col=text_col,
+                                      label_col=label_col))
     from edgecompress.compress.prune.stage import summary_lines
 
     emit(manifest, as_json, summary_lines)
@@ -166,6 +170,7 @@ def distill(
                                           "(teacher copy keeping those layers), or "
                                           "'fresh:layers=3,hidden=192,heads=6,ffn=768'."),
     dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path (train/dev/test)."),
+    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
     out: Path = typer.Option(..., help="Output student checkpoint directory (gets distill.json)."),
     epochs: int = typer.Option(3), batch_size: int = typer.Option(32),
     lr: float = typer.Option(5e-5), max_length: int = typer.Option(64),
@@ -189,7 +194,8 @@ def distill(
                                                                  "keys; flags given override it."),
 ) -> None:
     """Distill a teacher into a smaller student; resumes after interruption (distill.json)."""
-    options = {k: v for k, v in locals().items() if k not in ("as_json", "config", "label_map")}
+    options = {k: v for k, v in locals().items()
+               if k not in ("as_json", "config", "label_map", "text_col", "label_col")}
     import dataclasses
 
     from edgecompress.compress.core.labels import parse_label_map
@@ -203,8 +209,8 @@ def distill(
         from edgecompress.cli_config import distill_request_from, explicit_options
 
         request = distill_request_from(config, explicit_options(distill, options), **options)
-    if label_map:
-        request = dataclasses.replace(request, label_map=parse_label_map(label_map))
+    request = dataclasses.replace(request, text_col=text_col, label_col=label_col,
+                                  label_map=parse_label_map(label_map) if label_map else ())
     manifest = run_distill(request, None if as_json else console)
     emit(manifest, as_json, summary_lines)
 
@@ -219,7 +225,7 @@ def eval_command(
     reference: Optional[str] = typer.Option(None, help="Model whose predictions to agree with."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer dir for a bare artifact."),
     threads: int = typer.Option(1), max_length: int = typer.Option(128),
-    text_col: Optional[str] = typer.Option(None), label_col: Optional[str] = typer.Option(None),
+    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
     label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -249,12 +255,14 @@ def export(
     out: Path = typer.Option(..., help="Output directory for the artifact."),
     scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
     dataset: str = typer.Option("rt-polarity", help="Calibration and gate sentences (int8)."),
+    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
     force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
 ) -> None:
     """Export to the target's format, verify parity against torch, keep only if it passes."""
     from edgecompress.compress.pipeline.commands import export_model
 
-    manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force)
+    manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force,
+                            text_col=text_col, label_col=label_col)
     parity = manifest["parity"]
     console.print(f"{manifest['target']}: {out / manifest['artifact']} "
                   f"({manifest['size_bytes'] / 1e6:.1f} MB), parity max |diff| "
@@ -269,6 +277,8 @@ def quantize(
     out: Path = typer.Option(..., help="Output directory for the artifact."),
     scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
     dataset: str = typer.Option("rt-polarity", help="Calibration (train) and dev data."),
+    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
+    label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
     calib_samples: Optional[int] = typer.Option(None, help="Calibration sentences (default: "
                                                            "the target's)."),
     calib_method: Optional[str] = typer.Option(None, help="minmax | entropy | percentile."),
@@ -296,8 +306,12 @@ def quantize(
                   max_drop=None if drop is None else drop / (100 if relative else 1),
                   dev_samples=dev_samples)
     config = build(QuantizeConfig, values, lambda f: flags.get(f, flag(f)))
+    from edgecompress.compress.core.labels import parse_label_map
+
     manifest = run_quantize(QuantizeRequest(model=model, out=out, config=config,
-                                            dataset=dataset, force=force))
+                                            dataset=dataset, force=force, text_col=text_col,
+                                            label_col=label_col, label_map=parse_label_map(
+                                                label_map) if label_map else ()))
     emit(manifest, as_json, summary_lines)
 
 

@@ -56,6 +56,8 @@ def _prune(*extra, model="@bert", data="@csv", out="@tmp/pruned"):
 
 PRUNE = cases(
     ("prune-missing-model", _prune(model="@tmp/nowhere"), "model not found"),
+    ("prune-text-col", _prune("--text-col", "review"), "no column 'review'"),
+    ("prune-label-col", _prune("--label-col", "stars"), "no column 'stars'"),
     ("prune-config-list", _prune(model="@config_list"), "expected a JSON object"),
     ("prune-heads-1", _prune("--heads", "1.0"), "--heads"),
     ("prune-ffn-negative", _prune("--ffn", "-0.1"), "--ffn"),
@@ -87,6 +89,8 @@ def _distill(*extra, teacher="@bert", student="layers:1", data="@csv", out="@tmp
 
 DISTILL = cases(
     ("distill-missing-teacher", _distill(teacher="@tmp/nowhere"), "model not found"),
+    ("distill-text-col", _distill("--text-col", "review"), "no column 'review'"),
+    ("distill-label-col", _distill("--label-col", "stars"), "no column 'stars'"),
     ("distill-teacher-no-tokenizer", _distill(teacher="@no_tokenizer"), "no tokenizer files"),
     ("distill-student-unknown", _distill(student="wat"), "not a checkpoint directory"),
     ("distill-student-fresh-zero", _distill(student="fresh:layers=0"), "layers must be >= 1"),
@@ -118,6 +122,8 @@ def _quantize(*extra, model="@bert", target="x86-cpu", data="@csv", out="@tmp/q"
 
 QUANTIZE = cases(
     ("quantize-missing-model", _quantize(model="@tmp/nowhere"), "model not found"),
+    ("quantize-text-col", _quantize("--text-col", "review"), "no column 'review'"),
+    ("quantize-label-map", _quantize("--label-map", "good=positive"), "'good'"),
     ("quantize-unknown-target", _quantize(target="moon-base"), "moon-base"),
     ("quantize-bad-profile", _quantize(target="@profile_threads"), "bad-threads.toml"),
     ("quantize-unknown-scheme", _quantize("--scheme", "int3"), "int3"),

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from edgecompress.compress.core.cache import content_digest, identity, is_done
+from edgecompress.compress.core.dataref import DataRef
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.loop import Run, TrainData, best_dir, distill_train
 from edgecompress.compress.distill.qat import (prepare_qat, qat_config_for,
@@ -50,6 +51,11 @@ class DistillRequest:
     evaluate_test: bool = True
     force: bool = False
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> teacher label (by name)
+    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label)
+    label_col: str | None = None
+
+    def data(self) -> DataRef:
+        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map)
 
     def identity(self) -> str:
         """Teacher, student, data (and extra text) by content, plus the config and settings
@@ -62,8 +68,7 @@ class DistillRequest:
         config = {k: v for k, v in self.config.to_json().items() if k != "max_minutes"}
         settings = {"config": config, "qat_target": self.qat_target,
                     "qat_scheme": self.qat_scheme, "train_size": self.train_size}
-        if self.label_map:  # absent when unused, so earlier runs keep their identity
-            settings["label_map"] = [list(pair) for pair in self.label_map]
+        settings.update(self.data().options())  # absent when unused: earlier identities hold
         return identity("distill", settings, inputs)
 
 
@@ -136,13 +141,12 @@ def _cached(request: DistillRequest, fingerprint: str) -> dict | None:
 
 def _data(request: DistillRequest, teacher: LoadedModel):
     """(dataset, training data incl. unlabelled text, dev (texts, labels) or None)."""
-    from edgecompress.compress.core.data import load_dataset, sample_texts
-    from edgecompress.compress.core.labels import align_labels
+    from edgecompress.compress.core.data import sample_texts
 
-    dataset = load_dataset(request.dataset)
+    dataset = request.data().load()
     if dataset.task != "classification" or not dataset.labels:
         raise UserError(f"dataset {dataset.name} has no class labels to distill on")
-    dataset = align_labels(dataset, teacher.labels, request.label_map)
+    dataset = request.data().for_model(teacher.labels)
     train = dataset.split("train")
     if not len(train):
         raise UserError(f"dataset {dataset.name} has an empty train split")

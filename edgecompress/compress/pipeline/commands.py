@@ -104,7 +104,8 @@ def _reference_predictions(reference: str | None, labels: tuple[str, ...], split
 
 
 def export_model(model: str, target: str, out: Path, *, scheme: str | None = None,
-                 dataset: str = "rt-polarity", force: bool = False) -> dict:
+                 dataset: str = "rt-polarity", force: bool = False, text_col: str | None = None,
+                 label_col: str | None = None) -> dict:
     """Export + verify `model` for `target` (in `scheme`, default the target's) into `out`;
     returns the artifact manifest. fp32 goes straight through the parity gate; a quantized
     scheme goes through the quantize stage (calibration and the int8 gate on real sentences of
@@ -120,7 +121,7 @@ def export_model(model: str, target: str, out: Path, *, scheme: str | None = Non
 
         config = QuantizeConfig(target=target, scheme=spec.name)
         return run_quantize(QuantizeRequest(model=model, out=out, config=config, dataset=dataset,
-                                            force=force))
+                                            force=force, text_col=text_col, label_col=label_col))
     inputs = {"model": content_digest(model), "profile": profile_digest(profile)}
     ident = identity("export", {"target": profile.name, "scheme": spec.name}, inputs)
     done = is_done(out / MANIFEST, ident)

@@ -2,7 +2,9 @@
 
     name = "demo"
     model = "minilm-l6"            # built-in name or checkpoint dir (relative to this file)
-    dataset = "rt-polarity"        # registry name or CSV/JSONL path (relative to this file)
+    dataset = "rt-polarity"        # registry name or CSV/JSONL path (relative to this file),
+                                   # or a table: {path = "x.csv", text_col = "prompt",
+                                   # label_col = "is_injection"} (columns of a user file)
     targets = ["x86-cpu", "rpi5"]  # names or profile .toml paths (each at most once)
     label_map = {fresh = "positive", rotten = "negative"}  # optional: dataset -> model labels,
                                    # for a model trained elsewhere (not with [finetune])
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.compress.core.config import FieldError, build, check_types, tuples
+from edgecompress.compress.core.dataref import DataRef
 from edgecompress.errors import UserError
 
 TOP_KEYS = {"name", "model", "dataset", "targets", "description", "finetune", "prune",
@@ -50,6 +53,12 @@ class Recipe:
     bench_warmup: int = 10
     source: str = ""
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label
+    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label)
+    label_col: str | None = None
+
+    def data(self) -> DataRef:
+        """The dataset every stage reads: spec, columns and label map."""
+        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map)
 
     def settings(self, stage: str) -> dict | None:
         for name, settings in self.stages:
@@ -71,7 +80,9 @@ class Recipe:
                 "dataset": self.dataset, "targets": list(self.targets),
                 "stages": [[name, json.loads(s)] for name, s in self.stages],
                 "schemes": dict(self.schemes), "max_drop": dict(self.max_drop),
-                **({"label_map": dict(self.label_map)} if self.label_map else {})}
+                **({"label_map": dict(self.label_map)} if self.label_map else {}),
+                **{k: v for k, v in (("text_col", self.text_col), ("label_col", self.label_col))
+                   if v}}
 
 def _err(path: Path, key: str, expected: str) -> UserError:
     return UserError(f"{path}: key '{key}': expected {expected}")
@@ -83,10 +94,34 @@ def _resolve(path: Path, value: str) -> str:
     return str(candidate.resolve()) if ("/" in value or candidate.exists()) else value
 
 
-def _string(path: Path, data: dict, key: str) -> str:
+DATASET_KEYS = {"path", "name", "text_col", "label_col"}
+
+
+def _dataset(path: Path, data: dict) -> dict:
+    """Recipe fields of `dataset`: a name / path string, or a table with the file's columns."""
+    value = data.get("dataset")
+    if not isinstance(value, dict):
+        return {"dataset": _resolve(path, _string(path, data, "dataset"))}
+    _check_keys(path, "dataset", value, DATASET_KEYS)
+    if ("path" in value) == ("name" in value):
+        raise _err(path, "dataset", "a table with exactly one of path (a file) or name "
+                                    "(a registered dataset)")
+    spec = value.get("path") or value.get("name")
+    key = "path" if "path" in value else "name"
+    found = {"dataset": _resolve(path, _string(path, value, key, f"dataset.{key}"))}
+    for column in ("text_col", "label_col"):
+        if column in value:
+            found[column] = _string(path, value, column, f"dataset.{column}")
+    if key == "name" and len(found) > 1:
+        raise _err(path, "dataset", "text_col / label_col only with a path (a .csv / .jsonl "
+                                    f"file), not with the registered dataset {spec!r}")
+    return found
+
+
+def _string(path: Path, data: dict, key: str, where: str | None = None) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise _err(path, key, "a non-empty string")
+        raise _err(path, where or key, "a non-empty string")
     return value
 
 
@@ -275,7 +310,7 @@ def load_recipe(path: Path) -> Recipe:
     schemes, max_drop = _quantize(path, data, names)
     runs, warmup = _bench(path, data)
     return Recipe(name=data.get("name") or path.stem, model=_resolve(path, _string(path, data, "model")),
-                  dataset=_resolve(path, _string(path, data, "dataset")), targets=targets,
+                  **_dataset(path, data), targets=targets,
                   stages=stages, schemes=schemes, max_drop=max_drop, bench_runs=runs,
                   bench_warmup=warmup, source=str(path), label_map=_label_map(path, data))
 
@@ -288,7 +323,7 @@ def validate_inputs(recipe: Recipe, *, fetch: bool = True) -> list[str]:
     fetched is skipped when `fetch` is False (as `run --dry-run` does). Raises UserError naming
     the recipe and the problem.
     """
-    from edgecompress.compress.core.data import load_dataset, needs_fetch
+    from edgecompress.compress.core.data import needs_fetch
     from edgecompress.compress.core.models import checkpoint_labels
 
     where = recipe.source or recipe.name
@@ -299,7 +334,7 @@ def validate_inputs(recipe: Recipe, *, fetch: bool = True) -> list[str]:
         if not fetch and needs_fetch(recipe.dataset):
             return lines + [f"dataset {recipe.dataset}: not fetched yet (the run fetches it)"]
         lines += _family_lines(recipe) + _target_lines(recipe)
-        data = load_dataset(recipe.dataset)
+        data = recipe.data().load()
         return lines + _dataset_lines(recipe, data, task, labels)
     except UserError as err:
         raise UserError(f"{where}: {err}") from None

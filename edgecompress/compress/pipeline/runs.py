@@ -16,12 +16,14 @@ refused unless forced; a new run never touches another.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 
 from edgecompress.compress.core.cache import (changed_inputs, content_digest, identity, is_done,
                                               profile_digest, stamp)
+from edgecompress.compress.core.dataref import DataRef
 from edgecompress.compress.pipeline import target_stages  # noqa: F401  (registers its stages)
 from edgecompress.compress.pipeline.plan import STEP_OUTPUT, Step, plan_steps
 from edgecompress.compress.pipeline.recipe import Recipe
@@ -89,12 +91,15 @@ def step_inputs(step: Step, outputs: dict[str, Path]) -> dict | None:
     return resolved
 
 
-def step_identity(step: Step, inputs: dict, dataset: str) -> tuple[str, dict]:
-    """(identity, input digests) of a step with its inputs resolved."""
+def step_identity(step: Step, inputs: dict, data: DataRef) -> tuple[str, dict]:
+    """(identity, input digests) of a step with its inputs resolved; the dataset's columns and
+    label map count as part of its content."""
     digests = {name: content_digest(value) for name, value in inputs.items()}
     stage = get_stage(step.stage)
     if stage.reads_data:
-        digests["dataset"] = content_digest(dataset)
+        digests["dataset"] = content_digest(data.spec)
+        if data.options():  # absent when unused, so earlier runs keep their identity
+            digests["dataset options"] = json.dumps(data.options(), sort_keys=True)
     corpus = getattr(step.config, "vocab_corpus", None)
     if corpus:
         digests["vocab_corpus"] = content_digest(corpus)
@@ -106,7 +111,7 @@ def step_identity(step: Step, inputs: dict, dataset: str) -> tuple[str, dict]:
 def run_step(step: Step, inputs: dict, recipe: Recipe, run_dir: Path, console) -> StageResult:
     """Run one step unless its record shows it done with the same identity."""
     record_path = run_dir / "stages" / step.id / STAGE_FILE
-    ident, digests = step_identity(step, inputs, recipe.dataset)
+    ident, digests = step_identity(step, inputs, recipe.data())
     done = is_done(record_path, ident)
     if done is not None:
         console.print(f"  {step.id}: cached", markup=False, highlight=False)
@@ -115,7 +120,7 @@ def run_step(step: Step, inputs: dict, recipe: Recipe, run_dir: Path, console) -
     why = changed_inputs(record_path, digests, _config_json(step.config))
     console.print(f"[bold]{step.id}[/bold]" + (f" (rerun: {', '.join(why)})" if why else ""))
     began = time.perf_counter()
-    ctx = Context(recipe.dataset, step.out_dir, ident, console)
+    ctx = Context(recipe.data(), step.out_dir, ident, console)
     made = get_stage(step.stage).run(inputs, step.config, ctx)
     result = StageResult(step.id, step.stage, Path(made.output), made.metrics,
                          round(time.perf_counter() - began, 1), tool_versions())
@@ -148,7 +153,7 @@ def _step_state(step: Step, outputs: dict, recipe: Recipe, run_dir: Path) -> str
     if inputs is None:
         return "to run"
     record_path = run_dir / "stages" / step.id / STAGE_FILE
-    ident, digests = step_identity(step, inputs, recipe.dataset)
+    ident, digests = step_identity(step, inputs, recipe.data())
     done = is_done(record_path, ident)
     if done is None:
         why = changed_inputs(record_path, digests, _config_json(step.config))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecompress.compress.core.config import FieldError
+from edgecompress.compress.core.dataref import DataRef
 from edgecompress.fsutil import cache_root
 
 
@@ -40,9 +41,10 @@ class StageResult:
 
 @dataclass(frozen=True)
 class Context:
-    """Where a stage runs: the dataset, its own folder, its identity, and a console."""
+    """Where a stage runs: the dataset (with the recipe's columns and label map), its own
+    folder, its identity, and a console."""
 
-    dataset: str
+    data: DataRef
     stage_dir: Path
     ident: str
     console: object = None
@@ -124,6 +126,12 @@ def best_of_seeds(runs: list[dict]) -> dict:
             "dev_std": dev_std}
 
 
+def _columns(ctx: Context) -> dict:
+    """The request fields of the recipe's dataset options (columns, label map)."""
+    data = ctx.data
+    return {"text_col": data.text_col, "label_col": data.label_col, "label_map": data.label_map}
+
+
 @stage("finetune", reads_data=True)
 def finetune_stage(inputs, config, ctx: Context) -> StageOutput:
     """Fine-tune into the shared teacher cache, keyed by the step's identity (model content, data
@@ -137,7 +145,9 @@ def finetune_stage(inputs, config, ctx: Context) -> StageOutput:
         train = dataclasses.replace(config.train, seed=config.train.seed + k)
         suffix = "" if config.seeds == 1 else f"-seed{train.seed}"
         out = cache_root() / "teachers" / f"{Path(str(model)).name}-{ctx.ident[:12]}{suffix}"
-        manifest = run_finetune(FinetuneRequest(model=str(model), dataset=ctx.dataset, out=out,
+        manifest = run_finetune(FinetuneRequest(model=str(model), dataset=ctx.data.spec, out=out,
+                                                text_col=ctx.data.text_col,
+                                                label_col=ctx.data.label_col,
                                                 overrides=train, force=True), ctx.console)
         runs.append({"seed": train.seed, "output": out, "test": None,
                      "dev": (manifest.get("dev") or {}).get("accuracy"),
@@ -158,7 +168,8 @@ def prune_stage(inputs, config, ctx: Context) -> StageOutput:
 
     out = ctx.stage_dir / "checkpoint"
     manifest = run_prune(PruneRequest(model=str(inputs["model"]), out=out, config=config,
-                                      dataset=ctx.dataset, evaluate=True, force=True))
+                                      dataset=ctx.data.spec, evaluate=True, force=True,
+                                      **_columns(ctx)))
     keep = ("params_before", "params_after", "accuracy", "speedup_gate", "removed")
     return StageOutput(out, {k: manifest[k] for k in keep if k in manifest})
 
@@ -181,7 +192,7 @@ def distill_stage(inputs, config: DistillStageConfig, ctx: Context) -> StageOutp
         train = dataclasses.replace(config.distill.train, seed=config.distill.train.seed + k)
         out = ctx.stage_dir / ("checkpoint" if config.seeds == 1 else f"checkpoint-seed{train.seed}")
         request = DistillRequest(teacher=str(inputs["teacher"]), student=student,
-                                 dataset=ctx.dataset, out=out,
+                                 dataset=ctx.data.spec, out=out, **_columns(ctx),
                                  config=dataclasses.replace(config.distill, train=train),
                                  train_size=config.train_size, qat_target=config.qat_target,
                                  qat_scheme=config.qat_scheme, force=True)

@@ -81,8 +81,11 @@ def export_stage(inputs, config, ctx: Context) -> StageOutput:
         manifest = export_artifact(load_model(inputs["model"]), profile, folder,
                                    source=str(inputs["model"]))
     else:
+        data = ctx.data
         manifest = run_quantize(QuantizeRequest(model=str(inputs["model"]), out=folder,
-                                                config=config, dataset=ctx.dataset, force=True))
+                                                config=config, dataset=data.spec, force=True,
+                                                text_col=data.text_col, label_col=data.label_col,
+                                                label_map=data.label_map))
     parity = manifest["parity"]
     return StageOutput(folder / manifest["artifact"],
                        {"scheme": manifest["scheme"], "size_bytes": manifest["size_bytes"],
@@ -95,11 +98,10 @@ def eval_stage(inputs, config: EvalConfig, ctx: Context) -> StageOutput:
     """Accuracy of a checkpoint or artifact on the split, with agreement (and the paired delta)
     against the reference predictions when `inputs` has a `reference` eval.json."""
     from edgecompress.compress.core.artifacts import open_evaluable
-    from edgecompress.compress.core.data import load_dataset
     from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
 
-    split = load_dataset(ctx.dataset).split(config.split)
     model = open_evaluable(inputs["model"], threads=1)
+    split = ctx.data.for_model(model.labels).split(config.split)  # class ids by name
     pred = split_predictions(model.runner, model.tokenizer, split, max_length=config.max_length)
     reference = inputs.get("reference")
     ref_pred = reference_predictions(Path(reference)) if reference else None

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.compress.core.cache import content_digest, identity, is_done
+from edgecompress.compress.core.dataref import DataRef
 from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
 from edgecompress.compress.core.models import load_model
 from edgecompress.compress.core.models import LoadedModel, save_model
@@ -39,6 +40,11 @@ class PruneRequest:
     gate_runs: int = 50
     force: bool = False
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label (by name)
+    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label)
+    label_col: str | None = None
+
+    def data(self) -> DataRef:
+        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map)
 
 
 def run_prune(request: PruneRequest) -> dict:
@@ -86,8 +92,8 @@ def _settings(request: PruneRequest) -> dict:
     """What, besides its inputs' content, makes two prunes the same (as JSON reads it back)."""
     settings = {"config": request.config.to_json(), "evaluate": request.evaluate,
                 "gate": request.gate, "gate_runs": request.gate_runs}
-    if request.label_map:  # absent when unused, so earlier prunes keep their identity
-        settings["label_map"] = [list(pair) for pair in request.label_map]
+    if request.dataset is not None:  # absent when unused, so earlier prunes keep their identity
+        settings.update(request.data().options())
     return json.loads(json.dumps(settings))
 
 
@@ -109,13 +115,9 @@ def _dataset(request: PruneRequest, loaded: LoadedModel):
         return None
     if not (request.config.needs_data or request.evaluate):
         return None
-    from edgecompress.compress.core.data import load_dataset
-    from edgecompress.compress.core.labels import align_labels
-
-    data = load_dataset(request.dataset)
     if loaded.task != "classification":
-        return data
-    return align_labels(data, loaded.labels, request.label_map)
+        return request.data().load()
+    return request.data().for_model(loaded.labels)
 
 
 def _labels_fit(loaded: LoadedModel, data) -> bool:

@@ -22,6 +22,7 @@ from edgecompress.compress.core.artifacts import (MANIFEST, artifact_manifest, g
 from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
                                               stamp)
 from edgecompress.compress.core.config import FieldError, check_types
+from edgecompress.compress.core.dataref import DataRef
 from edgecompress.compress.quantize.blame import layer_blame
 from edgecompress.compress.quantize.calibration import Calibration, calibration_set
 from edgecompress.compress.quantize.integer import encoder_layers, integer_friendly
@@ -70,6 +71,12 @@ class QuantizeRequest:
     config: QuantizeConfig
     dataset: str = "rt-polarity"
     force: bool = False
+    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label)
+    label_col: str | None = None
+    label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label (by name)
+
+    def data(self) -> DataRef:
+        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map)
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ class _Plan:
 
 
 def _plan(request: QuantizeRequest) -> _Plan:
-    from edgecompress.compress.core.data import load_dataset
+    from edgecompress.compress.core.models import checkpoint_labels
     from edgecompress.targets import load_profile
     from edgecompress.targets.profiles import CALIBRATION_METHODS
 
@@ -97,11 +104,14 @@ def _plan(request: QuantizeRequest) -> _Plan:
     if method not in CALIBRATION_METHODS[profile.format]:
         raise UserError(f"calibration method {method!r} is not available for {profile.format} "
                         f"(choose: {', '.join(CALIBRATION_METHODS[profile.format])})")
-    data = load_dataset(request.dataset)
+    task, labels = checkpoint_labels(request.model)
+    # the fallback's dev accuracy compares class ids: the dataset's, renumbered to the model's
+    data = (request.data().for_model(labels) if task == "classification"
+            else request.data().load())
     dev = _dev_split(data, config) if config.max_drop is not None else None
     inputs = {"model": content_digest(request.model), "dataset": content_digest(request.dataset),
               "profile": profile_digest(dataclasses.replace(profile, scheme=spec.name))}
-    ident = identity("quantize", config.to_json(), inputs)
+    ident = identity("quantize", {**config.to_json(), **request.data().options()}, inputs)
     return _Plan(profile, spec, method, data, dev, ident, inputs)
 
 
