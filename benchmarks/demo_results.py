@@ -69,7 +69,11 @@ def table(runs: list[dict], spreads: dict) -> list[str]:
                  format_delta(row["vs_teacher"]) if row.get("vs_teacher") else "—"]
         if many:
             lo, hi = spreads[target]["accuracy_range"]
-            cells.append(f"{lo:.2f}..{hi:.2f} % over {spreads[target]['runs']}")
+            cell = f"{lo:.2f}..{hi:.2f} %"
+            if spreads[target]["delta_range"]:
+                dlo, dhi = spreads[target]["delta_range"]
+                cell += f", Δ {dlo:+.1f}..{dhi:+.1f}"
+            cells.append(f"{cell} ({spreads[target]['runs']} of {len(runs)} runs)")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -87,8 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     temp = args.out.with_suffix(".json.tmp")
     temp.write_text(json.dumps(result, indent=2) + "\n")
     temp.replace(args.out)
-    teacher = runs[0]["teacher"]
-    print(f"teacher {teacher['accuracy']:.2%} on n={teacher['n']}; host: {result['hosts'][0]}")
+    teachers = [100 * r["teacher"]["accuracy"] for r in runs]
+    result["teacher_range"] = [min(teachers), max(teachers)]
+    temp.write_text(json.dumps(result, indent=2) + "\n")
+    temp.replace(args.out)
+    print(f"teacher {teachers[0]:.2f} % on n={runs[0]['teacher']['n']} (runs: "
+          f"{min(teachers):.2f}..{max(teachers):.2f} %); host: {result['hosts'][0]}")
     print("\n".join(table(runs, spreads)))
 
 

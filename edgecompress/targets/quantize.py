@@ -163,7 +163,7 @@ def _onnx_dynamic(src, dst, scheme, options, fixed_shape) -> dict:
 def _quantize_dynamic(src, dst, scheme, excluded, *, reduce_range: bool) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_logs():
         if scheme.embedding_bits == 4:  # the Gathers become GatherBlockQuantized first
             src = _int4_embeddings(src, Path(tmp) / "int4-embeddings.onnx")
         quantize_dynamic(str(src), str(dst), per_channel=scheme.per_channel,
@@ -178,14 +178,16 @@ def _int4_embeddings(src: Path, dst: Path) -> Path:
     """Embedding tables (constant-data Gathers) to symmetric blockwise int4 along the hidden
     axis, with onnxruntime's MatMulNBitsQuantizer; returns `dst`."""
     import onnx
+
+    level = logging.getLogger().level  # the module's import sets the root logger to INFO
     from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
                                                                  MatMulNBitsQuantizer)
+    logging.getLogger().setLevel(level)
 
     config = DefaultWeightOnlyQuantConfig(block_size=EMBEDDING_BLOCK, is_symmetric=True,
                                           op_types_to_quantize=("Gather",), bits=4)
     quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), algo_config=config)
-    with _quiet_logs():
-        quantizer.process()
+    quantizer.process()
     quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
     return dst
 
