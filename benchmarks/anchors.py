@@ -648,6 +648,31 @@ def print_table(result: dict) -> None:
             print(" | ".join(line))
 
 
+def markdown_table(result: dict) -> str:
+    """The README's table of a result: one line per row, ratios vs ONNX fp32 and the best anchor."""
+    lines = ["| tool | format | scheme | MB | accuracy [95 % CI] | Δ vs teacher, points [paired CI] "
+             "| p50 ms (s128) | p50 ms (real lengths) | × faster than ONNX fp32 | × smaller |",
+             "|---|---|---|---:|---|---|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        if "skipped" in r:
+            lines.append(f"| {r['tool']} | {r['format']} | {r['scheme']} | skipped: "
+                         f"{r['skipped']} | | | | | | |")
+            continue
+        lo, hi = r["accuracy_ci95"]
+        dlo, dhi = r["delta_ci95_points"]
+        speed = r.get("p50_ratio_vs_onnx_fp32")
+        size = r.get("size_ratio_vs_onnx_fp32")
+        lines.append(" | ".join([
+            f"| {r['tool']}" + (" (best anchor)" if r.get("is_best_anchor") else ""),
+            r["format"], r["scheme"], f"{r['size_mb']:.2f}" if "size_mb" in r else "—",
+            f"{100 * r['accuracy']:.2f} % [{100 * lo:.1f}, {100 * hi:.1f}]",
+            f"{r['delta_vs_teacher_points']:+.2f} [{dlo:+.2f}, {dhi:+.2f}]",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p50_real_ms']:.2f}" if r.get("p50_real_ms") is not None else "—",
+            f"{1 / speed:.1f}" if speed else "—", f"{1 / size:.1f} |" if size else "— |"]))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", type=Path, required=True, help="fine-tuned HF checkpoint dir")
@@ -661,7 +686,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, help="first N test sentences (default: all 2000)")
     parser.add_argument("--work", type=Path, help="keep (and reuse) built artifacts here")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/anchors.json"))
+    parser.add_argument("--markdown", type=Path, help="only print the markdown table of this "
+                                                      "result JSON (no measurement)")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(json.loads(args.markdown.read_text())))
+        return
     if args.repeats < 5:
         parser.error("--repeats must be at least 5")
     if not (args.teacher / "config.json").is_file():
@@ -702,6 +732,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp_out.write_text(json.dumps(result, indent=2) + "\n")
     tmp_out.replace(args.out)
     print_table(result)
+    print(markdown_table(result))
     print(f"wrote {args.out} in {result['wall_s']:.0f} s")
 
 
