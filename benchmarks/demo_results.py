@@ -85,14 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     runs = [run_summary(path) for path in args.runs]
     spreads = spread(runs)
-    result = {"runs": runs, "spread": spreads,
+    teachers = [100 * r["teacher"]["accuracy"] for r in runs]
+    result = {"runs": runs, "spread": spreads, "teacher_range": [min(teachers), max(teachers)],
               "hosts": sorted({describe_host(r["host"]) for r in runs})}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     temp = args.out.with_suffix(".json.tmp")
-    temp.write_text(json.dumps(result, indent=2) + "\n")
-    temp.replace(args.out)
-    teachers = [100 * r["teacher"]["accuracy"] for r in runs]
-    result["teacher_range"] = [min(teachers), max(teachers)]
     temp.write_text(json.dumps(result, indent=2) + "\n")
     temp.replace(args.out)
     print(f"teacher {teachers[0]:.2f} % on n={runs[0]['teacher']['n']} (runs: "

@@ -26,9 +26,18 @@ class DataRef:
 
     def for_model(self, labels) -> TextDataset:
         """The dataset with its label ids renumbered to a model's classes, by name."""
+        return self.align(self.load(), labels)
+
+    def align(self, dataset: TextDataset, labels) -> TextDataset:
+        """`dataset` (this ref, already loaded) renumbered to a model's classes, by name."""
         from edgecompress.compress.core.labels import align_labels
 
-        return align_labels(self.load(), labels, self.label_map)
+        return align_labels(dataset, labels, self.label_map)
+
+    def request_fields(self) -> dict:
+        """The keyword arguments a stage request takes for this dataset."""
+        return {"dataset": self.spec, "text_col": self.text_col, "label_col": self.label_col,
+                "label_map": self.label_map}
 
     def options(self) -> dict:
         """The settings besides the spec, only those given (so plain names keep their

@@ -25,10 +25,10 @@ from edgecompress.fsutil import atomic_directory, atomic_write_json
 
 
 CHECKPOINT_WEIGHTS = "weights.safetensors"
-PRECISIONS = ("auto", "fp32", "bf16")
-BUCKET_WINDOW = 50  # batches per window that is sorted by length before it is cut into batches
 CHECKPOINT_STATE = "state.pt"
 CHECKPOINT_PROGRESS = "progress.json"
+PRECISIONS = ("auto", "fp32", "bf16")
+BUCKET_WINDOW = 50  # batches per window that is sorted by length before it is cut into batches
 
 StepCallback = Callable[[int, int, float], None]  # (step, total_steps, loss)
 

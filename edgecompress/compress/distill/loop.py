@@ -26,8 +26,8 @@ from edgecompress.compress.distill.losses import LossPlan, distill_loss
 from edgecompress.compress.core.evaluate import predict, token_lengths, tokenize
 from edgecompress.compress.core.models import LoadedModel
 from edgecompress.compress.core.train import (CHECKPOINT_PROGRESS, BatchOrder, autocast,
-                                              freeze_embeddings, load_checkpoint, make_optimizer, resolve_precision,
-                                              save_checkpoint, total_steps)
+                                              freeze_embeddings, load_checkpoint, make_optimizer,
+                                              resolve_precision, save_checkpoint, total_steps)
 from edgecompress.fsutil import atomic_directory, atomic_write_json
 
 BEST_WEIGHTS = "student.safetensors"

@@ -146,7 +146,7 @@ def _data(request: DistillRequest, teacher: LoadedModel):
     dataset = request.data().load()
     if dataset.task != "classification" or not dataset.labels:
         raise UserError(f"dataset {dataset.name} has no class labels to distill on")
-    dataset = request.data().for_model(teacher.labels)
+    dataset = request.data().align(dataset, teacher.labels)
     train = dataset.split("train")
     if not len(train):
         raise UserError(f"dataset {dataset.name} has an empty train split")

@@ -126,12 +126,6 @@ def best_of_seeds(runs: list[dict]) -> dict:
             "dev_std": dev_std}
 
 
-def _columns(ctx: Context) -> dict:
-    """The request fields of the recipe's dataset options (columns, label map)."""
-    data = ctx.data
-    return {"text_col": data.text_col, "label_col": data.label_col, "label_map": data.label_map}
-
-
 @stage("finetune", reads_data=True)
 def finetune_stage(inputs, config, ctx: Context) -> StageOutput:
     """Fine-tune into the shared teacher cache, keyed by the step's identity (model content, data
@@ -168,8 +162,7 @@ def prune_stage(inputs, config, ctx: Context) -> StageOutput:
 
     out = ctx.stage_dir / "checkpoint"
     manifest = run_prune(PruneRequest(model=str(inputs["model"]), out=out, config=config,
-                                      dataset=ctx.data.spec, evaluate=True, force=True,
-                                      **_columns(ctx)))
+                                      evaluate=True, force=True, **ctx.data.request_fields()))
     keep = ("params_before", "params_after", "accuracy", "speedup_gate", "removed")
     return StageOutput(out, {k: manifest[k] for k in keep if k in manifest})
 
@@ -192,7 +185,7 @@ def distill_stage(inputs, config: DistillStageConfig, ctx: Context) -> StageOutp
         train = dataclasses.replace(config.distill.train, seed=config.distill.train.seed + k)
         out = ctx.stage_dir / ("checkpoint" if config.seeds == 1 else f"checkpoint-seed{train.seed}")
         request = DistillRequest(teacher=str(inputs["teacher"]), student=student,
-                                 dataset=ctx.data.spec, out=out, **_columns(ctx),
+                                 out=out, **ctx.data.request_fields(),
                                  config=dataclasses.replace(config.distill, train=train),
                                  train_size=config.train_size, qat_target=config.qat_target,
                                  qat_scheme=config.qat_scheme, force=True)

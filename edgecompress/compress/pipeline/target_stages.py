@@ -81,11 +81,9 @@ def export_stage(inputs, config, ctx: Context) -> StageOutput:
         manifest = export_artifact(load_model(inputs["model"]), profile, folder,
                                    source=str(inputs["model"]))
     else:
-        data = ctx.data
         manifest = run_quantize(QuantizeRequest(model=str(inputs["model"]), out=folder,
-                                                config=config, dataset=data.spec, force=True,
-                                                text_col=data.text_col, label_col=data.label_col,
-                                                label_map=data.label_map))
+                                                config=config, force=True,
+                                                **ctx.data.request_fields()))
     parity = manifest["parity"]
     return StageOutput(folder / manifest["artifact"],
                        {"scheme": manifest["scheme"], "size_bytes": manifest["size_bytes"],
