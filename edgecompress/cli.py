@@ -346,7 +346,8 @@ def run_command(
     """Run a recipe: stages (finetune, prune, distill), export per target, eval, bench, report."""
     import time
 
-    from edgecompress.compress.pipeline.recipe import load_recipe, validate_inputs
+    from edgecompress.compress.pipeline.checks import validate_inputs
+    from edgecompress.compress.pipeline.recipe import load_recipe
     from edgecompress.compress.pipeline.runs import plan_lines, run_recipe
 
     plan = load_recipe(recipe)

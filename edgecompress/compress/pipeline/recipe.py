@@ -15,6 +15,7 @@
                  # train_size, qat_target / qat_scheme (train with a target's fake quantization)
     [quantize]   # optional: schemes = {target = scheme}, max_drop = points | {target = points}
     [bench]      # optional: runs, warmup
+    [search]     # optional: the space `edgecompress search` explores (search/space.py)
 
 Parsed once, here, into frozen dataclasses; every message names the file and the key. Stage
 settings are validated by building the stage's own config object, so a recipe accepts exactly the
@@ -34,7 +35,7 @@ from edgecompress.compress.core.dataref import DataRef
 from edgecompress.errors import UserError
 
 TOP_KEYS = {"name", "model", "dataset", "targets", "description", "finetune", "prune",
-            "distill", "quantize", "bench", "label_map"}
+            "distill", "quantize", "bench", "label_map", "search"}
 STAGE_ORDER = ("finetune", "prune", "distill")  # quantization happens at export, per target
 QUANTIZE_KEYS = {"schemes", "max_drop"}
 BENCH_KEYS = {"runs", "warmup"}
@@ -289,14 +290,24 @@ def _bench(path: Path, data: dict) -> tuple[int, int]:
     return runs, warmup
 
 
-def load_recipe(path: Path) -> Recipe:
-    """Parse and validate a recipe file; raises UserError naming the file and the key."""
+def read_recipe_toml(path: Path) -> dict:
+    """The recipe file's TOML as a dict; UserError for a missing file or bad TOML."""
     if not path.is_file():
         raise UserError(f"recipe not found: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid TOML: {err}") from None
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Parse and validate a recipe file; raises UserError naming the file and the key."""
+    return parse_recipe(path, read_recipe_toml(path))
+
+
+def parse_recipe(path: Path, data: dict) -> Recipe:
+    """A recipe from its TOML table (paths relative to `path`); a [search] table is the search
+    command's and does not change the run."""
     _check_keys(path, "recipe", data, TOP_KEYS)
     targets, names = _targets(path, data)
     stages = []
@@ -306,90 +317,10 @@ def load_recipe(path: Path) -> Recipe:
                 if isinstance(data[stage], dict) else data[stage]
             stage_config(str(path), stage, settings)  # validate now, not hours later
             stages.append((stage, json.dumps(settings, sort_keys=True)))
-    stages = tuple(stages)
     schemes, max_drop = _quantize(path, data, names)
     runs, warmup = _bench(path, data)
-    return Recipe(name=data.get("name") or path.stem, model=_resolve(path, _string(path, data, "model")),
-                  **_dataset(path, data), targets=targets,
-                  stages=stages, schemes=schemes, max_drop=max_drop, bench_runs=runs,
-                  bench_warmup=warmup, source=str(path), label_map=_label_map(path, data))
-
-
-def validate_inputs(recipe: Recipe, *, fetch: bool = True) -> list[str]:
-    """Check the recipe's model and dataset before a run writes anything; returns summary lines.
-
-    Reads the model's config, not its weights (supported architecture, tokenizer files, labels)
-    and the dataset (columns, labels, classes and sizes per split); a registry dataset not yet
-    fetched is skipped when `fetch` is False (as `run --dry-run` does). Raises UserError naming
-    the recipe and the problem.
-    """
-    from edgecompress.compress.core.data import needs_fetch
-    from edgecompress.compress.core.models import checkpoint_labels
-
-    where = recipe.source or recipe.name
-    try:
-        task, labels = checkpoint_labels(recipe.model)
-        lines = [f"model {recipe.model}: {task}" + (f", labels {', '.join(labels)}" if labels
-                                                    else "")]
-        if not fetch and needs_fetch(recipe.dataset):
-            return lines + [f"dataset {recipe.dataset}: not fetched yet (the run fetches it)"]
-        lines += _family_lines(recipe) + _target_lines(recipe)
-        data = recipe.data().load()
-        return lines + _dataset_lines(recipe, data, task, labels)
-    except UserError as err:
-        raise UserError(f"{where}: {err}") from None
-
-
-def _family_lines(recipe: Recipe) -> list[str]:
-    """The model's encoder family; refuses a [prune] table for a family that cannot be cut."""
-    from edgecompress.compress.core.arch import FAMILIES
-    from edgecompress.compress.core.modules import read_config_object, resolve_model_path
-
-    path = resolve_model_path(recipe.model)
-    if not (path / "config.json").is_file():
-        return []  # a plain encoder: every stage applies
-    family = FAMILIES[read_config_object(path / "config.json")["model_type"]]
-    if recipe.settings("prune") is not None and family.prunable:
-        raise UserError(f"[prune]: cannot prune {family.name}: {family.prunable}")
-    return [f"family {family.name}" + (f" ({family.quirks})" if family.quirks else "")]
-
-
-def _target_lines(recipe: Recipe) -> list[str]:
-    """Per target: format, scheme (the recipe's override or the profile's) and runtime."""
-    from edgecompress.targets import load_profile
-
-    lines = []
-    for target in recipe.targets:
-        profile = load_profile(target)
-        scheme = recipe.scheme_for(profile.name) or profile.scheme
-        lines.append(f"target {profile.name}: {profile.format} {scheme} on {profile.runtime}, "
-                     f"{profile.threads} thread(s)"
-                     + (", integer-only preflight" if profile.integer_only else ""))
-    return lines
-
-
-def _dataset_lines(recipe: Recipe, data, task: str, labels: tuple[str, ...]) -> list[str]:
-    """The dataset's splits and classes as the recipe's steps will read them."""
-    from edgecompress.compress.core.labels import align_labels
-
-    if data.task != "classification":
-        return [f"dataset {data.name}: {data.task}, {len(data.split('test'))} documents"]
-    if not data.labels:
-        raise UserError(f"dataset {data.name} has no labels (a 'label' column)")
-    trains = any(recipe.settings(stage) is not None for stage in ("finetune", "distill"))
-    for name in ("train", "dev", "test") if trains else ("test",):
-        if not len(data.split(name)):
-            raise UserError(f"dataset {data.name} has an empty {name} split")
-    if recipe.settings("finetune") is None:
-        if task != "classification":
-            raise UserError(f"model {recipe.model} has no classification head; add a "
-                            "[finetune] table to train one")
-        data = align_labels(data, labels, recipe.label_map)
-    lines = [data.split_line()]
-    for name, split in data.splits.items():
-        counts = [sum(1 for y in split.labels or () if y == i) for i in range(len(data.labels))]
-        lines.append(f"  {name}: " + ", ".join(f"{label} {n}" for label, n
-                                               in zip(data.labels, counts)))
-    if data.label_mapping:
-        lines.append(f"labels matched to the model {data.label_mapping}")
-    return lines
+    return Recipe(name=data.get("name") or path.stem,
+                  model=_resolve(path, _string(path, data, "model")), **_dataset(path, data),
+                  targets=targets, stages=tuple(stages), schemes=schemes, max_drop=max_drop,
+                  bench_runs=runs, bench_warmup=warmup, source=str(path),
+                  label_map=_label_map(path, data))

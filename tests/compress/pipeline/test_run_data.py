@@ -6,7 +6,8 @@ import json
 import pytest
 from rich.console import Console
 
-from edgecompress.compress.pipeline.recipe import load_recipe, validate_inputs
+from edgecompress.compress.pipeline.checks import validate_inputs
+from edgecompress.compress.pipeline.recipe import load_recipe
 from edgecompress.compress.pipeline.runs import run_recipe
 from edgecompress.errors import UserError
 from tests.conftest import write_recipe

@@ -116,7 +116,7 @@ def test_editing_the_dataset_reruns_what_reads_it_and_says_why(tiny_bert_dir, se
 
 def test_validate_inputs_names_family_and_each_target_with_its_scheme(tiny_bert_dir,
                                                                         sentiment_csv, tmp_path):
-    from edgecompress.compress.pipeline.recipe import validate_inputs
+    from edgecompress.compress.pipeline.checks import validate_inputs
 
     lines = validate_inputs(load_recipe(write_recipe(tmp_path, tiny_bert_dir, sentiment_csv)))
     assert "family bert" in lines
@@ -128,7 +128,7 @@ def test_validate_inputs_refuses_prune_table_when_family_cannot_be_cut(tiny_bert
                                                                      sentiment_csv, tmp_path):
     import shutil
 
-    from edgecompress.compress.pipeline.recipe import validate_inputs
+    from edgecompress.compress.pipeline.checks import validate_inputs
 
     model = tmp_path / "mobile"
     shutil.copytree(tiny_bert_dir, model)
