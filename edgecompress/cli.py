@@ -14,6 +14,7 @@ import typer
 from edgecompress.cli_common import console, emit, guarded, print_json
 from edgecompress.cli_catalog import data_app, targets_app
 from edgecompress.cli_deliver import bundle_app, report_app
+from edgecompress.cli_search import search_command
 from edgecompress.errors import UserError
 
 
@@ -29,6 +30,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(targets_app, name="targets")
 app.add_typer(report_app, name="report")
 app.add_typer(bundle_app, name="bundle")
+app.command("search")(search_command)
 
 
 # --- model commands ---------------------------------------------------------------------------

@@ -60,14 +60,16 @@ class _Axes:
         return [self.y0 + i * step for i in range(6)]
 
 
-def _marker(row: dict, x: float, y: float, colour: str, radius: float) -> str:
+def _marker(row: dict, x: float, y: float, colour: str, radius: float,
+            opacity: float = 0.7) -> str:
     hollow = row.get("measured_on") == "device"
     fill = "none" if hollow else colour
     title = escape(f"{row['target']} · {row['format']} · {row['scheme']} — "
                    f"{row['p50_ms']:.2f} ms, {row['accuracy']:.2%}, "
                    f"{(row.get('size_bytes') or 0) / 1e6:.1f} MB"
                    + (" (device-measured)" if hollow else ""))
-    common = (f'fill="{fill}" fill-opacity="0.7" stroke="{colour}" stroke-width="2" '
+    common = (f'fill="{fill}" fill-opacity="{opacity}" stroke="{colour}" '
+              f'stroke-opacity="{min(1.0, opacity + 0.3):.2f}" stroke-width="2" '
               f'class="point" data-target="{escape(str(row["target"]))}"')
     if row.get("format") == "tflite":
         shape = (f'<rect x="{x - radius:.1f}" y="{y - radius:.1f}" width="{2 * radius:.1f}" '
@@ -141,8 +143,10 @@ def _legend(colours: dict[str, str], rows: list[dict]) -> list[str]:
     return parts
 
 
-def pareto_svg(rows: list[dict], front: list[int], teacher_accuracy: float | None) -> str:
-    """The plot as an inline <svg>; rows without latency and accuracy are left out."""
+def pareto_svg(rows: list[dict], front: list[int], teacher_accuracy: float | None, *,
+               faint: bool = False) -> str:
+    """The plot as an inline <svg>; rows without latency and accuracy are left out. With
+    `faint`, points off the front are drawn pale (a search's trials behind its front)."""
     plotted = [(i, r) for i, r in enumerate(rows)
                if r.get("p50_ms") is not None and r.get("accuracy") is not None]
     if not plotted:
@@ -175,7 +179,8 @@ def pareto_svg(rows: list[dict], front: list[int], teacher_accuracy: float | Non
         if i in front:
             parts.append(f'<circle class="pareto" cx="{x:.1f}" cy="{y:.1f}" r="{radius + 4:.1f}" '
                          f'fill="none" stroke="black" stroke-width="2.5"/>')
-        parts.append(_marker(row, x, y, colours[row["target"]], radius))
+        opacity = 0.15 if faint and i not in front else 0.7
+        parts.append(_marker(row, x, y, colours[row["target"]], radius, opacity))
     parts += _legend(colours, rows)
     parts.append("</svg>")
     return "\n".join(parts)

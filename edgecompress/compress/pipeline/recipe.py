@@ -89,7 +89,7 @@ def _err(path: Path, key: str, expected: str) -> UserError:
     return UserError(f"{path}: key '{key}': expected {expected}")
 
 
-def _resolve(path: Path, value: str) -> str:
+def resolve_relative(path: Path, value: str) -> str:
     """Paths in a recipe are relative to the recipe file; names stay names."""
     candidate = path.parent / value
     return str(candidate.resolve()) if ("/" in value or candidate.exists()) else value
@@ -102,14 +102,14 @@ def _dataset(path: Path, data: dict) -> dict:
     """Recipe fields of `dataset`: a name / path string, or a table with the file's columns."""
     value = data.get("dataset")
     if not isinstance(value, dict):
-        return {"dataset": _resolve(path, _string(path, data, "dataset"))}
+        return {"dataset": resolve_relative(path, _string(path, data, "dataset"))}
     _check_keys(path, "dataset", value, DATASET_KEYS)
     if ("path" in value) == ("name" in value):
         raise _err(path, "dataset", "a table with exactly one of path (a file) or name "
                                     "(a registered dataset)")
     spec = value.get("path") or value.get("name")
     key = "path" if "path" in value else "name"
-    found = {"dataset": _resolve(path, _string(path, value, key, f"dataset.{key}"))}
+    found = {"dataset": resolve_relative(path, _string(path, value, key, f"dataset.{key}"))}
     for column in ("text_col", "label_col"):
         if column in value:
             found[column] = _string(path, value, column, f"dataset.{column}")
@@ -215,7 +215,7 @@ def build_stage_config(recipe: "Recipe", name: str, settings: dict):
 def _resolve_settings(path: Path, name: str, settings: dict) -> dict:
     """Paths inside stage tables (vocab_corpus, student) are relative to the recipe too."""
     keys = {"prune": ("vocab_corpus",), "distill": ("student",)}.get(name, ())
-    return {k: (_resolve(path, v) if k in keys and isinstance(v, str) else v)
+    return {k: (resolve_relative(path, v) if k in keys and isinstance(v, str) else v)
             for k, v in settings.items()}
 
 
@@ -226,7 +226,7 @@ def _targets(path: Path, data: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     targets = data.get("targets")
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
         raise _err(path, "targets", "a non-empty list of target names")
-    resolved = tuple(_resolve(path, t) for t in targets)
+    resolved = tuple(resolve_relative(path, t) for t in targets)
     names = []
     for given, target in zip(targets, resolved):
         try:
@@ -320,7 +320,7 @@ def parse_recipe(path: Path, data: dict) -> Recipe:
     schemes, max_drop = _quantize(path, data, names)
     runs, warmup = _bench(path, data)
     return Recipe(name=data.get("name") or path.stem,
-                  model=_resolve(path, _string(path, data, "model")), **_dataset(path, data),
+                  model=resolve_relative(path, _string(path, data, "model")), **_dataset(path, data),
                   targets=targets, stages=tuple(stages), schemes=schemes, max_drop=max_drop,
                   bench_runs=runs, bench_warmup=warmup, source=str(path),
                   label_map=_label_map(path, data))

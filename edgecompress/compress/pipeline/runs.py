@@ -16,6 +16,7 @@ refused unless forced; a new run never touches another.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -72,9 +73,6 @@ def tool_versions() -> dict:
 
 
 def _config_json(config) -> dict:
-    import dataclasses
-    import json
-
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
@@ -108,10 +106,29 @@ def step_identity(step: Step, inputs: dict, data: DataRef) -> tuple[str, dict]:
     return identity(step.stage, _config_json(step.config), digests), digests
 
 
-def run_step(step: Step, inputs: dict, recipe: Recipe, run_dir: Path, console) -> StageResult:
-    """Run one step unless its record shows it done with the same identity."""
-    record_path = run_dir / "stages" / step.id / STAGE_FILE
+def run_step(step: Step, inputs: dict, recipe: Recipe, run_dir: Path, console, *,
+             store: Path | None = None) -> StageResult:
+    """Run one step unless its record shows it done with the same identity.
+
+    With a `store` (a search's shared folder), the step writes to `store/<step>-<identity>/`
+    instead of the run directory, so any run with the same step, config and input content
+    reuses it; a lock keeps two processes from making the same step at once."""
     ident, digests = step_identity(step, inputs, recipe.data())
+    if store is None:
+        return _run_step(step, ident, digests, inputs, recipe, run_dir / "stages" / step.id,
+                         console)
+    from filelock import FileLock
+
+    folder = store / f"{step.id}-{ident}"
+    store.mkdir(parents=True, exist_ok=True)
+    with FileLock(store / f".{step.id}-{ident}.lock"):
+        return _run_step(dataclasses.replace(step, out_dir=folder), ident, digests, inputs,
+                         recipe, folder, console)
+
+
+def _run_step(step: Step, ident: str, digests: dict, inputs: dict, recipe: Recipe,
+              record_dir: Path, console) -> StageResult:
+    record_path = record_dir / STAGE_FILE
     done = is_done(record_path, ident)
     if done is not None:
         console.print(f"  {step.id}: cached", markup=False, highlight=False)

@@ -1,0 +1,1 @@
+"""Budgeted search over recipes: Optuna proposes, an executor (local or Ray) runs trials."""
