@@ -100,11 +100,15 @@ FAMILY_NAMES = ("bert", "distilbert", "roberta", "xlm-roberta", "albert", "elect
                 "deberta-v2", "mobilebert", "modernbert")
 
 
-def tiny_family(name: str, seed: int = 0) -> LoadedModel:
-    """A random tiny classifier of family `name` (a config `model_type`)."""
+def tiny_family(name: str, seed: int = 0, own_tokenizer: bool = False) -> LoadedModel:
+    """A random tiny classifier of family `name` (a config `model_type`).
+
+    With `own_tokenizer`, it pairs with `family_tokenizer(name)` (its kind of tokenizer, trained
+    here) and an embedding of that size, instead of the MiniLM WordPiece tokenizer."""
     import transformers as T
 
-    vocab = tokenizer().vocab_size
+    words = family_tokenizer(name) if own_tokenizer else tokenizer()
+    vocab = len(words) if own_tokenizer else words.vocab_size
     torch.manual_seed(seed)
     if name == "distilbert":
         config = T.DistilBertConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=4,
@@ -113,6 +117,8 @@ def tiny_family(name: str, seed: int = 0) -> LoadedModel:
         hf = T.DistilBertForSequenceClassification(config)
     else:
         config_cls, model_cls, extra = _family_configs(vocab)[name]
+        if own_tokenizer:
+            extra = {**extra, "pad_token_id": words.pad_token_id}
         config = config_cls(vocab_size=vocab, hidden_size=32, num_hidden_layers=2,
                             num_attention_heads=4, intermediate_size=64,
                             max_position_embeddings=256, num_labels=2,
@@ -120,4 +126,79 @@ def tiny_family(name: str, seed: int = 0) -> LoadedModel:
         hf = model_cls(config)
     hf.eval()
     labels = tuple(hf.config.id2label[i] for i in range(hf.config.num_labels))
-    return LoadedModel(ClassifierModule(hf), tokenizer(), "hf", "classification", Path("."), labels)
+    return LoadedModel(ClassifierModule(hf), words, "hf", "classification", Path("."), labels)
+
+
+# Each family's own kind of tokenizer, trained in-process on family_corpus() (no hub download):
+# byte-level BPE for RoBERTa, SentencePiece Unigram for XLM-R, ALBERT and DeBERTa-v2, each with
+# its family's special tokens in their real order (first ids, or appended after the pieces).
+_UNIGRAM_SPECIALS = {  # family: (special tokens first, special tokens appended last)
+    "xlm-roberta": (("<s>", "<pad>", "</s>", "<unk>"), ("<mask>",)),
+    "albert": (("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"), ()),
+    "deberta-v2": (("[PAD]", "[CLS]", "[SEP]", "[UNK]"), ("[MASK]",)),
+}
+_WORDS = ("movie film plot story actor actress scene music ending director script camera "
+          "character moment hour minute drama comedy thriller audience critic screen sequel "
+          "charming dull witty boring gorgeous terrible hilarious clever slow predictable "
+          "moving tender brilliant awful stunning bland fresh smart silly sweet dark honest "
+          "is was feels seems looks becomes remains the a an this that every its and but "
+          "never always rarely often quite very too so not").split()
+
+
+@lru_cache(maxsize=1)
+def family_corpus() -> tuple[str, ...]:
+    """300 fixed sentences (seeded) over _WORDS, 200 made-up words and SENTENCES: what the
+    family tokenizers learn."""
+    import random
+
+    rng = random.Random(0)
+    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    words = list(_WORDS) + ["".join(rng.choices(syllables, k=rng.randint(2, 4)))
+                            for _ in range(200)]
+    made = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 12)))
+            + rng.choice(".!?,;") for _ in range(300)]
+    return tuple(SENTENCES) + tuple(made)
+
+
+@lru_cache(maxsize=None)
+def family_tokenizer(name: str):
+    """The kind of tokenizer family `name` ships with, trained on family_corpus(); the MiniLM
+    WordPiece tokenizer for the WordPiece families."""
+    if name == "roberta":
+        return _byte_level_bpe()
+    if name in _UNIGRAM_SPECIALS:
+        return _unigram(name)
+    return tokenizer()
+
+
+def _byte_level_bpe():
+    import json
+
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(family_corpus(), vocab_size=1000, min_frequency=1, show_progress=False,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    model = json.loads(bpe.to_str())["model"]
+    return RobertaTokenizerFast(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]])
+
+
+def _unigram(name: str):
+    import json
+    import string
+
+    import transformers as T
+    from tokenizers import SentencePieceUnigramTokenizer
+
+    first, last = _UNIGRAM_SPECIALS[name]
+    unk = next(t for t in first if "unk" in t.lower())
+    spm = SentencePieceUnigramTokenizer()
+    spm.train_from_iterator(family_corpus(), vocab_size=600, show_progress=False,
+                            special_tokens=list(first), unk_token=unk,
+                            initial_alphabet=list(string.printable.strip()))
+    pieces = [tuple(p) for p in json.loads(spm.to_str())["model"]["vocab"]]
+    pieces += [(t, 0.0) for t in last]
+    classes = {"xlm-roberta": T.XLMRobertaTokenizerFast, "albert": T.AlbertTokenizerFast,
+               "deberta-v2": T.DebertaV2TokenizerFast}
+    return classes[name](vocab=pieces, unk_token=unk)
