@@ -24,6 +24,7 @@ import numpy as np
 
 from edgecompress.errors import ParityError
 from edgecompress.fsutil import mark_output
+from edgecompress.targets.preflight import check_integer_graph
 from edgecompress.targets.profiles import Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
 from edgecompress.targets.runtimes import (INPUT_NAMES, PAD_ID, load_runner, package_version,
@@ -103,6 +104,8 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     start = time.perf_counter()
     info = None
     with _eval_mode(module):
+        if base is None:  # an op an integer-only target cannot run is refused before converting
+            check_integer_graph(module, sample, profile)
         reference = torch_runner(module).run(**sample)  # before exporting: conversion may mutate
         try:
             if base is not None:

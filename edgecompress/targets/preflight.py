@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.errors import UserError
+from edgecompress.errors import ParityError, UserError
 
 _FLOAT_TFLITE = (np.float32, np.float16, np.float64)
 _ONNX_FLOAT = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
@@ -117,3 +117,64 @@ def _onnx_float_ops(path: Path) -> tuple[int, list[tuple[str, str]]]:
 def _short(name: str, keep: int = 120) -> str:
     """litert-torch tensor names hold the whole module path; keep the informative tail."""
     return name if len(name) <= keep else "…" + name[-keep:]
+
+
+# ---------------------------------------------------------------- before converting
+
+# A fill this large (float-min, -inf) in the traced graph is an op an integer-only target cannot
+# run: full-integer calibration gives its output a scale that swamps every real value (DESIGN.md:
+# the attention-mask collapse). The op each format lowers it to is what preflight names.
+_FLOAT_MIN_FILL = 1e30
+_LOWERED = {"tflite": {"aten.masked_fill": "SELECT_V2", "aten.where": "SELECT_V2"},
+            "onnx": {"aten.masked_fill": "Where", "aten.where": "Where"}}
+
+
+class PreflightError(ParityError):
+    """An integer-only target cannot run an op of the model; found before converting.
+
+    A ParityError, so a run refuses this target (artifacts/<target>/refused.json) and goes on
+    with the others, as it does for an artifact that misses its gate."""
+
+    def __init__(self, message: str):
+        ValueError.__init__(self, message)
+        self.artifact, self.diffs, self.tolerance = "", {}, 0.0
+
+
+def float_min_fills(module, sample: dict[str, np.ndarray]) -> list[tuple[str, str]]:
+    """(aten op, module path) of every op in `module`'s traced graph that writes a float-min or
+    infinite constant; [] when the module does not trace (the converter then reports why)."""
+    import torch
+
+    args = tuple(torch.from_numpy(np.ascontiguousarray(sample[k][:1])) for k in
+                 ("input_ids", "attention_mask"))
+    try:
+        graph = torch.export.export(module, args).graph
+    except Exception:  # noqa: BLE001 — tracing is the converter's job; it names its own error
+        return []
+    found = []
+    for node in graph.nodes:
+        values = [a for a in (*node.args, *node.kwargs.values())
+                  if isinstance(a, float) and abs(a) >= _FLOAT_MIN_FILL]
+        if node.op == "call_function" and values:
+            scope = list(node.meta.get("nn_module_stack", {}).values())
+            where = f"{scope[-1][0]} ({scope[-1][1].rsplit('.', 1)[-1]})" if scope else "?"
+            found.append((str(node.target).rsplit(".", 1)[0], where))
+    return found
+
+
+def check_integer_graph(module, sample: dict[str, np.ndarray], profile) -> None:
+    """Raise PreflightError, in one line naming the op and the target, when `module` holds an op
+    that `profile` (an integer-only target) cannot run; nothing for other targets."""
+    if not profile.integer_only:
+        return
+    found = float_min_fills(module, sample)
+    if not found:
+        return
+    aten, where = found[0]
+    lowered = _LOWERED.get(profile.format, {}).get(aten, aten)
+    config = getattr(getattr(module, "hf", None), "config", None)
+    model = getattr(config, "model_type", type(module).__name__)
+    raise PreflightError(
+        f"{profile.name} preflight: {model} cannot run integer-only: {lowered} ({aten} writing "
+        f"float-min in {where}, {len(found)} such op(s)); full-integer calibration cannot scale "
+        f"a float-min fill — refused before converting")

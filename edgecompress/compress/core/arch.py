@@ -130,8 +130,12 @@ def layer_owner(loaded: LoadedModel) -> tuple[nn.Module, str]:
 
 
 def layers(loaded: LoadedModel) -> nn.ModuleList:
-    owner, name = layer_owner(loaded)
-    return getattr(owner, name)
+    """The encoder layers, read-only: every family has them, even those that cannot be cut
+    (distillation maps a MobileBERT / ModernBERT student's layers onto its teacher's)."""
+    if loaded.kind == "plain":
+        return loaded.module.layers
+    hf = loaded.module.hf
+    return _get(getattr(hf, hf.base_model_prefix, hf), family_of(hf).layers)
 
 
 def _block(loaded: LoadedModel, layer: nn.Module) -> Block:
@@ -149,7 +153,10 @@ def _block(loaded: LoadedModel, layer: nn.Module) -> Block:
 
 
 def blocks(loaded: LoadedModel) -> list[Block]:
-    """The prunable parts of every encoder layer, in order (one shared block for ALBERT)."""
+    """The prunable parts of every encoder layer, in order (one shared block for ALBERT);
+    UserError for a family whose layers cannot be cut."""
+    if loaded.kind == "hf":
+        _hf(loaded)
     return [_block(loaded, layer) for layer in layers(loaded)]
 
 

@@ -25,7 +25,8 @@ from edgecompress.compress.distill.losses import LossPlan
 from edgecompress.compress.core.models import ClassifierModule, LoadedModel
 from edgecompress.compress.core.models import load_model
 from edgecompress.compress.prune.surgery import keep_layers
-from edgecompress.compress.core.arch import blocks, layers, word_embedding
+from edgecompress.compress.core.arch import (blocks, family_of, layers, shared_layers,
+                                             word_embedding)
 from edgecompress.errors import UserError
 
 FRESH_KEYS = {"layers": "num_hidden_layers", "hidden": "hidden_size",
@@ -48,13 +49,12 @@ def build_student(spec: str, teacher: LoadedModel) -> Student:
         return Student(loaded, "layers", tuple(enumerate(sorted(set(kept)))))
     if spec.startswith("fresh:"):
         loaded = _fresh(spec[len("fresh:"):], teacher)
-        return Student(loaded, "fresh", default_layer_map(len(layers(loaded)),
-                                                          len(layers(teacher))))
+        return Student(loaded, "fresh", default_layer_map(depth(loaded), depth(teacher)))
     loaded = load_model(spec, task="classification")
     kept = _kept_layers(Path(spec))
-    n_student = len(layers(loaded))
+    n_student = depth(loaded)
     pairs = (tuple(enumerate(kept)) if kept and len(kept) == n_student
-             else default_layer_map(n_student, len(layers(teacher))))
+             else default_layer_map(n_student, depth(teacher)))
     return Student(loaded, "checkpoint", pairs)
 
 
@@ -113,11 +113,20 @@ def _fresh(text: str, teacher: LoadedModel) -> LoadedModel:
     config = copy.deepcopy(teacher.module.hf.config)
     for key, value in overrides.items():
         setattr(config, key, value)
+    _fit_layer_types(config)
     if config.hidden_size % config.num_attention_heads:
         raise UserError(f"fresh student: hidden {config.hidden_size} is not divisible by "
                         f"{config.num_attention_heads} heads")
     hf = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
     return dataclasses.replace(teacher, module=ClassifierModule(hf).eval(), path=Path("."))
+
+
+def _fit_layer_types(config) -> None:
+    """Per-layer attention kinds (ModernBERT's local / global `layer_types`) follow the teacher's
+    pattern over the fresh depth: the config refuses to save when their count differs."""
+    kinds = getattr(config, "layer_types", None)
+    if isinstance(kinds, list) and kinds and len(kinds) != config.num_hidden_layers:
+        config.layer_types = [kinds[i % len(kinds)] for i in range(config.num_hidden_layers)]
 
 
 def default_layer_map(n_student: int, n_teacher: int) -> LayerMap:
@@ -154,7 +163,7 @@ def resolve_plan(teacher: LoadedModel, student: Student, config: DistillConfig) 
 
     Raises UserError for a map naming missing layers, or when every enabled loss is skipped.
     """
-    n_s, n_t = len(layers(student.loaded)), len(layers(teacher))
+    n_s, n_t = depth(student.loaded), depth(teacher)
     pairs = config.layer_map or student.layer_map
     check_layer_map(pairs, n_s, n_t)
     notes: list[str] = []
@@ -174,9 +183,9 @@ def _attention_pairs(teacher, student, config, pairs, notes) -> tuple:
         notes.append("attention transfer skipped: the plain encoder exposes no attention "
                      "probabilities")
         return ()
-    n_s, n_t = len(layers(student)), len(layers(teacher))
+    n_s, n_t = depth(student), depth(teacher)
     wanted = ((n_s - 1, n_t - 1),) if config.attention_layers == "last" else pairs
-    t_heads, s_heads = [b.heads for b in blocks(teacher)], [b.heads for b in blocks(student)]
+    t_heads, s_heads = _heads(teacher), _heads(student)
     kept = tuple((s, t) for s, t in wanted if s_heads[s] == t_heads[t])
     for s, t in wanted:
         if s_heads[s] != t_heads[t]:
@@ -185,11 +194,35 @@ def _attention_pairs(teacher, student, config, pairs, notes) -> tuple:
     return kept
 
 
+def depth(loaded: LoadedModel) -> int:
+    """Layers the encoder applies, one hidden state each (ALBERT applies its one shared layer
+    this many times)."""
+    if loaded.kind == "hf":
+        return getattr(loaded.module.hf.config, family_of(loaded.module.hf).layer_count)
+    return len(layers(loaded))
+
+
+def _heads(loaded: LoadedModel) -> list[int]:
+    """Heads per applied layer: from the weights, or the config's uniform count for a family
+    whose layers cannot be cut (MobileBERT, ModernBERT)."""
+    if loaded.kind == "hf" and family_of(loaded.module.hf).prunable:
+        return [loaded.module.hf.config.num_attention_heads] * depth(loaded)
+    heads = [b.heads for b in blocks(loaded)]
+    return heads * depth(loaded) if shared_layers(loaded) else heads
+
+
+def hidden_width(loaded: LoadedModel) -> int:
+    """Width of the hidden states a layer outputs: the config's hidden_size (ALBERT, ELECTRA and
+    MobileBERT factorise the embedding, so its width is not the layers')."""
+    if loaded.kind == "hf":
+        return loaded.module.hf.config.hidden_size
+    return word_embedding(loaded).embedding_dim
+
+
 def make_projections(teacher: LoadedModel, student: LoadedModel,
                      plan: LossPlan) -> nn.ModuleDict:
     """A learned Linear (student width -> teacher width) per hidden pair whose widths differ."""
-    t_width = word_embedding(teacher).embedding_dim
-    s_width = word_embedding(student).embedding_dim
+    t_width, s_width = hidden_width(teacher), hidden_width(student)
     projections = nn.ModuleDict()
     if s_width != t_width:
         for s, _ in plan.hidden_pairs:
@@ -206,9 +239,15 @@ def count_non_embedding(loaded: LoadedModel) -> int:
 
 
 def describe(loaded: LoadedModel) -> dict:
-    """Layers, per-layer heads/FFN and parameter counts, for the manifest."""
-    parts = blocks(loaded)
-    return {"layers": len(parts), "heads": [b.heads for b in parts], "ffn": [b.ffn for b in parts],
+    """Layers, per-layer heads/FFN and parameter counts, for the manifest (a family whose
+    layers cannot be cut reports its config's uniform FFN width)."""
+    heads = _heads(loaded)
+    if loaded.kind == "hf" and family_of(loaded.module.hf).prunable:
+        ffn = [loaded.module.hf.config.intermediate_size] * len(heads)
+    else:
+        ffn = [b.ffn for b in blocks(loaded)]
+        ffn = ffn * len(heads) if shared_layers(loaded) else ffn
+    return {"layers": len(heads), "heads": heads, "ffn": ffn,
             "params": sum(p.numel() for p in loaded.module.parameters()),
             "non_embedding_params": count_non_embedding(loaded),
             "encoder_layer_params": sum(p.numel() for p in layers(loaded).parameters())}
