@@ -28,13 +28,28 @@ def _values(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "(the recipe as written)"
 
 
-def _cells(point: dict, summary: dict, params: dict) -> list[str]:
+def _versus_line(part: dict, baseline: int | None) -> str | None:
+    """The chosen trial against the recipe's own settings (the baseline trial), on test."""
+    pick, test = part["chosen"], part["test"]
+    if baseline is None or pick is None or str(baseline) not in test:
+        return None
+    if pick == baseline:
+        return f"the recipe as written (trial {baseline}) is itself the choice"
+    new, old = test[str(pick)], test[str(baseline)]
+    return (f"trial {pick} vs the recipe as written (trial {baseline}), on test: accuracy "
+            f"{new['accuracy']:.2%} vs {old['accuracy']:.2%}, p50 {new['p50_ms']:.2f} vs "
+            f"{old['p50_ms']:.2f} ms, {new['size_bytes'] / 1e6:.2f} vs "
+            f"{old['size_bytes'] / 1e6:.2f} MB")
+
+
+def _cells(point: dict, summary: dict, params: dict, baseline: int | None = None) -> list[str]:
     test = summary["test"].get(str(point["trial"]))
     on_front = point["trial"] in summary["front"]
     test_cells = ["", ""] if test is None else [
         f"{test['accuracy']:.2%}",
         f"{test['delta']:+.2f} [{test['delta_ci95'][0]:+.2f}, {test['delta_ci95'][1]:+.2f}]"]
-    return [str(point["trial"]), _values(params.get(point["trial"], {})), str(point["scheme"]),
+    number = str(point["trial"]) + (" (recipe)" if point["trial"] == baseline else "")
+    return [number, _values(params.get(point["trial"], {})), str(point["scheme"]),
             f"{point['accuracy']:.2%}", f"{point['delta']:+.2f}", f"{point['p50_ms']:.2f}",
             f"{point['size_bytes'] / 1e6:.2f}", "yes" if on_front else "", *test_cells]
 
@@ -68,21 +83,23 @@ def render_markdown(summary: dict) -> str:
              else "- best.toml: none (no trial meets the budgets on every target)"]
     lines += [f"- {label}: {value}" for label, value in host_items(summary.get("host"))]
     for target, part in summary["targets"].items():
-        lines += ["", f"## {target}", "", _choice_line(target, part), "",
-                  "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        versus = _versus_line(part, summary.get("baseline"))
+        lines += ["", f"## {target}", "", _choice_line(target, part)]
+        lines += ["", versus] if versus else []
+        lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         for point in part["points"]:
-            cells = _cells(point, part, params)
+            cells = _cells(point, part, params, summary.get("baseline"))
             bold = point["trial"] in part["front"]
             lines.append("| " + " | ".join(f"**{c}**" if bold and c else c for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _html_table(part: dict, params: dict) -> str:
+def _html_table(part: dict, params: dict, baseline: int | None) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
     body = []
     for point in part["points"]:
         css = ' class="front"' if point["trial"] in part["front"] else ""
-        cells = "".join(f"<td>{escape(c)}</td>" for c in _cells(point, part, params))
+        cells = "".join(f"<td>{escape(c)}</td>" for c in _cells(point, part, params, baseline))
         body.append(f"<tr{css}>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -95,9 +112,11 @@ def render_html(summary: dict) -> str:
         front = [i for i, p in enumerate(part["points"]) if p["trial"] in part["front"]]
         teacher = next((t.get("teacher_accuracy") for t in summary["trials"]
                         if t.get("teacher_accuracy") is not None), None)
+        versus = _versus_line(part, summary.get("baseline"))
         sections.append(f"<h2>{escape(target)}</h2><p>{escape(_choice_line(target, part))}</p>"
-                        f"{pareto_svg(rows, front, teacher, faint=True)}"
-                        f"{_html_table(part, params)}")
+                        + (f"<p>{escape(versus)}</p>" if versus else "")
+                        + f"{pareto_svg(rows, front, teacher, faint=True)}"
+                        f"{_html_table(part, params, summary.get('baseline'))}")
     facts = "".join(f"<li>{escape(text)}</li>" for text in (
         f"budgets: {budget_line(spec)}", _counts(summary),
         f"executor {summary['executor']}, {_latency_note(summary)}",

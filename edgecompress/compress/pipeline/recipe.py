@@ -255,8 +255,19 @@ def _label_map(path: Path, data: dict) -> tuple[tuple[str, str], ...]:
     return tuple((str(k).strip(), v.strip()) for k, v in table.items())
 
 
-def _quantize(path: Path, data: dict, targets: tuple[str, ...]):
+def _check_schemes(path: Path, schemes: dict, profiles: dict) -> None:
+    """Each scheme override names a scheme its target can run (now, not when its export runs)."""
+    for target, scheme in schemes.items():
+        try:
+            profiles[target].scheme_for(scheme)
+        except UserError as err:
+            raise UserError(f"{path}: key 'quantize.schemes.{target}': {err}") from None
+
+
+def _quantize(path: Path, data: dict, targets: dict[str, str]):
     """(scheme overrides, max_drop per target); keys are the targets' profile names."""
+    from edgecompress.targets import load_profile
+
     section = data.get("quantize") or {}
     _check_keys(path, "quantize", section, QUANTIZE_KEYS)
     schemes = section.get("schemes") or {}
@@ -266,6 +277,7 @@ def _quantize(path: Path, data: dict, targets: tuple[str, ...]):
     if unknown:
         raise UserError(f"{path}: key 'quantize.schemes.{unknown[0]}': not one of the recipe's "
                         f"targets ({', '.join(targets)})")
+    _check_schemes(path, schemes, {name: load_profile(t) for name, t in targets.items()})
     max_drop = section.get("max_drop")
     drops = max_drop if isinstance(max_drop, dict) else ({} if max_drop is None else {"*": max_drop})
     for target, value in drops.items():
@@ -317,7 +329,7 @@ def parse_recipe(path: Path, data: dict) -> Recipe:
                 if isinstance(data[stage], dict) else data[stage]
             stage_config(str(path), stage, settings)  # validate now, not hours later
             stages.append((stage, json.dumps(settings, sort_keys=True)))
-    schemes, max_drop = _quantize(path, data, names)
+    schemes, max_drop = _quantize(path, data, dict(zip(names, targets)))
     runs, warmup = _bench(path, data)
     return Recipe(name=data.get("name") or path.stem,
                   model=resolve_relative(path, _string(path, data, "model")), **_dataset(path, data),

@@ -8,8 +8,8 @@ import dataclasses
 from edgecompress.compress.search.display import Display
 from edgecompress.compress.search.executors import make_executor
 from edgecompress.compress.search.study import (SearchConfig, cpus_per_trial, finished,
-                                                open_out, open_study, prepare, recover,
-                                                run_trials)
+                                                open_out, open_study, prepare, queue_baseline,
+                                                recover, run_trials)
 from edgecompress.compress.search.summary import summarize
 
 
@@ -31,6 +31,8 @@ def run_search(config: SearchConfig, console) -> dict:
         resumed = open_out(config.out, prepared.identity(config), config.force)
         study = open_study(config.out, config)
         queued = recover(study, config.out, prepared, config.budgets) if resumed else 0
+        if not resumed:
+            queue_baseline(study, prepared)
     except BaseException:
         executor.close()
         raise

@@ -99,12 +99,19 @@ def front(rows: list[dict]) -> list[int]:
             if not any(_dominates(q, points[i]) for j, q in enumerate(points) if j != i)]
 
 
+def _rank(rows: list[dict]) -> tuple[float, float, float]:
+    """Sort key of a trial over its rows: more accurate first, ties to faster, then smaller."""
+    n = len(rows)
+    return (sum(r["accuracy"] for r in rows) / n, -sum(r["p50_ms"] for r in rows) / n,
+            -sum(r["size_bytes"] for r in rows) / n)
+
+
 def chosen(rows: list[dict], budgets: Budgets) -> int | None:
     """The most accurate trial within the budgets (ties: faster, then smaller)."""
     within = [r for r in rows if budgets.meets(r)]
     if not within:
         return None
-    return max(within, key=lambda r: (r["accuracy"], -r["p50_ms"], -r["size_bytes"]))["trial"]
+    return max(within, key=lambda r: _rank([r]))["trial"]
 
 
 def nearest(rows: list[dict], budgets: Budgets, k: int = 3) -> list[int]:
@@ -114,14 +121,13 @@ def nearest(rows: list[dict], budgets: Budgets, k: int = 3) -> list[int]:
 
 
 def joint_best(results: list[dict], targets: tuple[str, ...], budgets: Budgets) -> int | None:
-    """The trial within the budgets on every target with the best mean accuracy."""
-    best, score = None, None
+    """The trial within the budgets on every target with the best mean accuracy (ties as
+    `chosen`: faster, then smaller, so with one target it is the chosen trial)."""
+    ranked = []
     for result in results:
         rows = measured_rows(result)
         if result.get("state") != "complete" or set(targets) - set(rows):
             continue
         if all(budgets.meets(rows[t]) for t in targets):
-            mean = sum(rows[t]["accuracy"] for t in targets) / len(targets)
-            if score is None or mean > score:
-                best, score = result["number"], mean
-    return best
+            ranked.append((_rank([rows[t] for t in targets]), result["number"]))
+    return max(ranked, key=lambda item: item[0])[1] if ranked else None

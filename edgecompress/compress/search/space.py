@@ -55,6 +55,20 @@ class Param:
         """A value as Optuna stores it (a trial's params) -> the recipe value."""
         return json.loads(stored) if self.choices else stored
 
+    def encode(self, value):
+        """`value` as Optuna stores it for this key, or None when the key cannot take it."""
+        if self.choices:
+            stored = json.dumps(value, sort_keys=True)
+            return stored if stored in self.choices else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if not self.low <= value <= self.high:
+            return None
+        if self.step and abs((value - self.low) / self.step - round((value - self.low)
+                                                                   / self.step)) > 1e-9:
+            return None
+        return int(value) if self.integer else float(value)
+
     def extremes(self) -> list:
         """The values that bound this key: every choice, or both ends of the range."""
         if self.choices:
@@ -81,6 +95,26 @@ class SearchSpace:
 
     def to_json(self) -> list[dict]:
         return [p.to_json() for p in self.params]
+
+    def baseline(self, table: dict) -> dict | None:
+        """The recipe's own setting of every searched key as Optuna params (a key the recipe
+        leaves out is "default"); None when one of them is not in the space."""
+        params = {}
+        for param in self.params:
+            value = _lookup(table, param.key)
+            params[param.key] = param.encode(value)
+            if params[param.key] is None:
+                return None
+        return params
+
+
+def _lookup(table: dict, key: str):
+    """The value at dotted `key` of a recipe table, or DEFAULT when it is not set."""
+    for part in key.split("."):
+        if not isinstance(table, dict) or part not in table:
+            return DEFAULT
+        table = table[part]
+    return table
 
 
 def apply(data: dict, values: dict) -> dict:

@@ -185,9 +185,26 @@ def recover(study, out: Path, prepared: Prepared, budgets: Budgets) -> int:
             tell(study, Trial(study, frozen._trial_id), result, prepared, budgets)
             continue
         study.tell(frozen.number, state=TrialState.FAIL)
-        study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
+        carried = {"baseline": True} if frozen.user_attrs.get("baseline") else {}
+        study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number, **carried})
         queued += 1
     return queued
+
+
+def queue_baseline(study, prepared: Prepared) -> bool:
+    """Queue the recipe's own settings as the first trial, so the search measures what it
+    must beat in the same run; False when the recipe's values are outside the space."""
+    params = prepared.space.baseline(prepared.table)
+    if params is None:
+        return False
+    study.enqueue_trial(params, user_attrs={"baseline": True})
+    return True
+
+
+def baseline_trial(study) -> int | None:
+    """The number of the trial that ran the recipe's own settings, if one did."""
+    return next((t.number for t in study.get_trials(deepcopy=False)
+                 if t.user_attrs.get("baseline") and "result" in t.user_attrs), None)
 
 
 def finished(study) -> list:

@@ -43,11 +43,13 @@ def _trial_rows(study, space) -> list[dict]:
 
 
 def _target_summary(out: Path, results: list[dict], target: str, budgets: Budgets,
-                    console) -> dict:
-    """Front, choice and nearest misses for `target`; the front and the choice on test."""
+                    console, baseline: int | None = None) -> dict:
+    """Front, choice and nearest misses for `target`; the front, the choice and the recipe's
+    own settings (the baseline trial) on test."""
     rows = target_points(results, target)
     on_front, pick = front(rows), chosen(rows, budgets)
-    tested = sorted(set(on_front) | ({pick} if pick is not None else set()))
+    measured = {r["trial"] for r in rows}
+    tested = sorted(set(on_front) | {n for n in (pick, baseline) if n in measured})
     if tested:
         console.print(f"{target}: evaluating {len(tested)} trial(s) on the test split",
                       markup=False, highlight=False)
@@ -72,8 +74,11 @@ def summarize(out: Path, study, prepared, config, console, *, workers: int) -> d
     from edgecompress.targets import host_info
 
     budgets, targets = config.budgets, prepared.targets
-    results = _trial_rows(study, prepared.space)
-    per_target = {t: _target_summary(out, results, t, budgets, console) for t in targets}
+    from edgecompress.compress.search.study import baseline_trial
+
+    results, baseline = _trial_rows(study, prepared.space), baseline_trial(study)
+    per_target = {t: _target_summary(out, results, t, budgets, console, baseline)
+                  for t in targets}
     best = joint_best(results, targets, budgets)
     files = {"best": _write_best(out, best, "best.toml", "within the budgets on every target "
                                                          "with the best mean dev accuracy")}
@@ -84,7 +89,7 @@ def summarize(out: Path, study, prepared, config, console, *, workers: int) -> d
     host = {k: v for k, v in host_info(threads=1).items() if k != "threads"}
     summary = {"spec": prepared.identity(config), "host": host,
                "workers": workers, "executor": config.executor, "targets": per_target,
-               "trials": results, "best": best, "files": files,
+               "trials": results, "best": best, "baseline": baseline, "files": files,
                "met": all(s["chosen"] is not None for s in per_target.values())}
     atomic_write_json(out / "search.json", summary)
     write_search_report(out, summary)

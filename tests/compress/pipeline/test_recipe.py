@@ -69,3 +69,11 @@ def test_recipe_refuses_invalid_toml(tmp_path):
     bad.write_text("name = [unclosed")
     with pytest.raises(UserError, match="not valid TOML"):
         load_recipe(bad)
+
+
+def test_recipe_refuses_a_scheme_its_target_cannot_run_when_parsed(tmp_path, tiny_bert_dir,
+                                                                  sentiment_csv):
+    path = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv)
+    path.write_text(path.read_text().replace('"x86-cpu" = "fp32"', '"x86-cpu" = "int3"'))
+    with pytest.raises(UserError, match=r"quantize.schemes.x86-cpu.*cannot run scheme 'int3'"):
+        load_recipe(path)
