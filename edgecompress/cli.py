@@ -213,8 +213,11 @@ def distill(
         request = distill_request_from(config, explicit_options(distill, options), **options)
     request = dataclasses.replace(request, text_col=text_col, label_col=label_col,
                                   label_map=parse_label_map(label_map) if label_map else ())
+    from edgecompress.compress.distill.distributed import World
+
     manifest = run_distill(request, None if as_json else console)
-    emit(manifest, as_json, summary_lines)
+    if World.launched_main():  # under torchrun, rank 0 speaks for all
+        emit(manifest, as_json, summary_lines)
 
 
 @app.command("eval")

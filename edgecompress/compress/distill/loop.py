@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from edgecompress.compress.distill.config import DistillConfig
+from edgecompress.compress.distill.distributed import World
 from edgecompress.compress.distill.features import Features, forward_features
 from edgecompress.compress.distill.losses import LossPlan, distill_loss
 from edgecompress.compress.core.evaluate import predict, token_lengths, tokenize
@@ -52,12 +53,18 @@ class TrainData:
 
 
 class Trainable(nn.Module):
-    """Everything the optimizer updates: the student and the hidden-state projections."""
+    """Everything the optimizer updates: the student and the hidden-state projections. Its
+    forward is the student's (so DistributedDataParallel sees every training forward)."""
 
-    def __init__(self, student: nn.Module, projections: nn.ModuleDict):
+    def __init__(self, student: LoadedModel, projections: nn.ModuleDict):
         super().__init__()
-        self.student = student
+        self.student = student.module
         self.projections = projections
+        self.loaded = student  # not a Module: the same student, with its kind and tokenizer
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, hidden: bool,
+                attentions: bool) -> Features:
+        return forward_features(self.loaded, ids, mask, hidden=hidden, attentions=attentions)
 
 
 @dataclass
@@ -104,6 +111,7 @@ class Run:
     ckpt: Path
     dev: tuple[tuple[str, ...], tuple[int, ...]] | None = None  # (texts, labels)
     identity: str = ""
+    world: World = World()  # torchrun's processes (distributed.py); one process by default
 
 
 def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
@@ -113,7 +121,7 @@ def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
     "best_step", "best_dev_accuracy", "history"}.
     """
     config, train = run.config, run.config.train
-    module = Trainable(run.student.module, run.projections)
+    module = Trainable(run.student, run.projections)
     if train.freeze_embeddings:
         freeze_embeddings(run.student.module)
     steps = total_steps(len(run.data.texts), train)
@@ -125,15 +133,17 @@ def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
     began, loss, done = time.perf_counter(), float("nan"), start
     feed = _feed(run)
     module.train()
+    forward = run.world.wrap(module)
     for step in range(start, steps):
-        loss, parts = _step(run, module, optimizer, scheduler, step, feed)
+        run.world.seed_step(train.seed, step)
+        loss, parts = _step(run, forward, optimizer, scheduler, step, feed)
         done = step + 1
         if _due_for_eval(run, done, steps):
             parts["dev_accuracy"] = _evaluate(run, module, state, done, loss)
-        if _out_of_time(config, began) and done < steps and not state.stopped:
+        if _out_of_time(run, began) and done < steps and not state.stopped:
             state.stopped = "max-minutes"
-        if state.stopped == "max-minutes" or (done % train.checkpoint_every == 0
-                                              and done < steps and not state.stopped):
+        if run.world.main and (state.stopped == "max-minutes" or (
+                done % train.checkpoint_every == 0 and done < steps and not state.stopped)):
             save_checkpoint(run.ckpt, module, optimizer, scheduler, done, fingerprint,
                             extra={"loop": asdict(state)})
         if on_step:
@@ -141,6 +151,7 @@ def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
         if state.stopped:
             break
     module.eval()
+    run.world.barrier()  # rank 0 has written the best student the others restore
     if state.best_step and state.stopped != "max-minutes":
         _restore_best(run, state)
     return {"steps": steps, "steps_done": done, "resumed_from": start, "final_loss": loss,
@@ -167,23 +178,26 @@ def teacher_logits(run: Run, precision: str = "fp32", batch_size: int = 64) -> t
     With logit-only losses the teacher's per-step forward is the same every epoch (eval mode,
     no dropout), so it is done once, in length-sorted batches that carry little padding.
     """
-    texts = run.data.texts
+    texts, world = run.data.texts, run.world
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = torch.empty(len(texts), len(run.teacher.labels))
+    out = torch.zeros(len(texts), len(run.teacher.labels))
+    starts = range(0, len(order), batch_size)
     with torch.no_grad(), autocast(precision):
-        for start in range(0, len(order), batch_size):
+        for start in starts[world.rank::world.size]:  # ranks share the batches, then the sums
             idx = order[start:start + batch_size]
             batch = tokenize(run.teacher.tokenizer, [texts[i] for i in idx],
                              run.config.train.max_length)
             out[idx] = run.teacher.module(torch.from_numpy(batch["input_ids"]),
                                           torch.from_numpy(batch["attention_mask"])).float()
-    return out
+    return world.sum(out)
 
 
-def _step(run: Run, module: Trainable, optimizer, scheduler, step: int,
+def _step(run: Run, module: nn.Module, optimizer, scheduler, step: int,
           feed: Feed) -> tuple[float, dict]:
-    """One optimizer step on batch `step`; returns (loss, {loss part: value})."""
-    idx = feed.order(step)
+    """One optimizer step on batch `step` (this rank's shard of it); returns (loss, {loss part:
+    value}) over the whole batch. `module` is the Trainable, or it under DDP."""
+    batch_idx = feed.order(step)
+    idx = run.world.shard(batch_idx)
     batch = tokenize(run.student.tokenizer, [run.data.texts[i] for i in idx],
                      run.config.train.max_length)
     ids = torch.from_numpy(batch["input_ids"])  # (B, S)
@@ -196,17 +210,27 @@ def _step(run: Run, module: Trainable, optimizer, scheduler, step: int,
             with torch.no_grad():
                 teacher = forward_features(run.teacher, ids, mask, hidden=hidden,
                                            attentions=attentions)
-        student = forward_features(run.student, ids, mask, hidden=hidden, attentions=attentions)
+        student = module(ids, mask, hidden, attentions)
     teacher, student = teacher.float(), student.float()  # the losses run in float32
     y = feed.labels[idx]
     y = torch.where(y < 0, teacher.logits.argmax(-1), y)  # unlabelled rows: teacher's label
-    loss, parts = distill_loss(student, teacher, y, mask, run.config, plan, module.projections)
-    loss.backward()
+    loss, parts = distill_loss(student, teacher, y, mask, run.config, plan, run.projections)
+    scale = run.world.loss_scale(len(idx), len(batch_idx))
+    (loss * scale).backward()  # under DDP: gradients averaged over ranks = the batch's mean
     torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach()), parts
+    return _batch_mean(run.world, float(loss.detach()), parts, scale)
+
+
+def _batch_mean(world: World, loss: float, parts: dict, scale: float) -> tuple[float, dict]:
+    """The loss and its parts over the whole batch (each rank had its shard's)."""
+    if not world.distributed:
+        return loss, parts
+    values = world.sum(torch.tensor([loss, *parts.values()], dtype=torch.float64) * scale)
+    values = (values / world.size).tolist()
+    return values[0], dict(zip(parts, values[1:]))
 
 
 def _due_for_eval(run: Run, done: int, steps: int) -> bool:
@@ -216,24 +240,33 @@ def _due_for_eval(run: Run, done: int, steps: int) -> bool:
     return done % every == 0 or done == steps
 
 
-def _out_of_time(config: DistillConfig, began: float) -> bool:
-    return (config.max_minutes is not None
-            and time.perf_counter() - began >= config.max_minutes * 60)
+def _out_of_time(run: Run, began: float) -> bool:
+    """Past --max-minutes; on several ranks, when any one is (so all stop at the same step)."""
+    if run.config.max_minutes is None:
+        return False
+    late = time.perf_counter() - began >= run.config.max_minutes * 60
+    return bool(run.world.sum(torch.tensor([float(late)])).item() > 0)
 
 
 def _evaluate(run: Run, module: Trainable, state: LoopState, done: int, loss: float) -> float:
     """Dev accuracy now; keeps the best student on disk and decides early stopping."""
     from edgecompress.targets import torch_runner
 
-    texts, labels = run.dev
-    logits = predict(torch_runner(run.student.module), run.student.tokenizer, list(texts),
-                     max_length=run.config.train.max_length)
+    world = run.world
+    texts, labels = run.dev[0][world.rank::world.size], run.dev[1][world.rank::world.size]
+    correct = 0.0
+    if texts:
+        logits = predict(torch_runner(run.student.module), run.student.tokenizer, list(texts),
+                         max_length=run.config.train.max_length)
+        correct = float(np.sum(logits.argmax(axis=1) == np.asarray(labels)))
     module.train()  # torch_runner switched it to eval
-    accuracy = float(np.mean(logits.argmax(axis=1) == np.asarray(labels)))
+    accuracy = float(world.sum(torch.tensor([correct], dtype=torch.float64)).item()
+                     / len(run.dev[0]))
     state.history.append({"step": done, "dev_accuracy": accuracy, "loss": loss})
     if accuracy > state.best_accuracy:
         state.best_accuracy, state.best_step, state.bad_evals = accuracy, done, 0
-        _save_best(run, done)
+        if world.main:
+            _save_best(run, done)
     else:
         state.bad_evals += 1
         if run.config.patience and state.bad_evals >= run.config.patience:

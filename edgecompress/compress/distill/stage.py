@@ -21,6 +21,7 @@ import torch
 from edgecompress.compress.core.cache import content_digest, identity, is_done
 from edgecompress.compress.core.dataref import DataRef
 from edgecompress.compress.distill.config import DistillConfig
+from edgecompress.compress.distill.distributed import World
 from edgecompress.compress.distill.loop import Run, TrainData, best_dir, distill_train
 from edgecompress.compress.distill.qat import (prepare_qat, qat_config_for,
                                                strip_fake_quant)
@@ -77,6 +78,8 @@ def run_distill(request: DistillRequest, console=None) -> dict:
 
     Raises UserError for bad input: different vocabularies or label sets, a layer map naming
     missing layers, an unknown student spec, an output directory holding something else.
+    Under torchrun every rank trains its shard of each batch and rank 0 alone writes
+    (distributed.py); the others return the same manifest.
     """
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # measured 3.7x faster steps (DESIGN.md)
     began = time.perf_counter()
@@ -86,6 +89,15 @@ def run_distill(request: DistillRequest, console=None) -> dict:
     cached = _cached(request, fingerprint)
     if cached is not None:
         return cached
+    world = World.from_env()
+    try:
+        return _distill(request, fingerprint, world, console if world.main else None, began)
+    finally:
+        world.close()
+
+
+def _distill(request: DistillRequest, fingerprint: str, world: World, console,
+             began: float) -> dict:
     teacher = load_model(request.teacher, task="classification")
     dataset, data, dev = _data(request, teacher)
     torch.manual_seed(request.config.train.seed)  # fresh students and projections
@@ -97,7 +109,7 @@ def run_distill(request: DistillRequest, console=None) -> dict:
     qat = _prepare_qat(request, student.loaded)
     ckpt = request.out.parent / f".{request.out.name}.ckpt"
     run = Run(teacher, student.loaded, projections, plan, _train_config(request, qat), data, ckpt,
-              dev, request.identity())
+              dev, request.identity(), world)
     if console is not None:  # only now: every check above may still refuse in one line
         for line in [f"note: {note}" for note in plan.notes] + (
                 [dataset.split_line()] if dataset.drawn_splits else []):
@@ -119,7 +131,10 @@ def run_distill(request: DistillRequest, console=None) -> dict:
                          "attention_pairs": [list(p) for p in plan.attention_pairs],
                          "notes": list(plan.notes)},
                 "qat": qat, "n_train": len(data.texts), "student": before,
+                "processes": world.size,
                 "teacher_shape": describe(teacher), **result}
+    if not world.main:
+        return manifest
     if request.evaluate_test and result["stopped"] != "max-minutes":
         manifest["test"] = heldout_metrics(teacher, student.loaded, dataset)
     manifest["wall_seconds"] = round(time.perf_counter() - began, 2)
