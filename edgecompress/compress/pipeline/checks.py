@@ -33,6 +33,11 @@ def validate_inputs(recipe: Recipe, *, fetch: bool = True) -> list[str]:
         raise UserError(f"{where}: {err}") from None
 
 
+# [prune] keys that cut layers, heads, FFN neurons or weights (everything but the vocabulary)
+STRUCTURE_KEYS = {"heads", "ffn", "layers", "keep_layers", "drop_heads", "target_params",
+                  "target_mb", "sparsity", "nm"}
+
+
 def _family_lines(recipe: Recipe) -> list[str]:
     """The model's encoder family; refuses a [prune] table for a family that cannot be cut."""
     from edgecompress.compress.core.arch import FAMILIES
@@ -42,8 +47,10 @@ def _family_lines(recipe: Recipe) -> list[str]:
     if not (path / "config.json").is_file():
         return []  # a plain encoder: every stage applies
     family = FAMILIES[read_config_object(path / "config.json")["model_type"]]
-    if recipe.settings("prune") is not None and family.prunable:
-        raise UserError(f"[prune]: cannot prune {family.name}: {family.prunable}")
+    cuts = set(recipe.settings("prune") or {}) & STRUCTURE_KEYS
+    if cuts and family.prunable:  # the vocabulary alone can still be pruned
+        raise UserError(f"[prune] {sorted(cuts)[0]}: cannot prune {family.name}: "
+                        f"{family.prunable}")
     return [f"family {family.name}" + (f" ({family.quirks})" if family.quirks else "")]
 
 

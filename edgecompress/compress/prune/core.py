@@ -39,7 +39,7 @@ def prune_model(loaded: LoadedModel, config: PruneConfig,
     """
     if config.needs_data and samples is None:
         raise UserError("this pruning request scores on data: give a dataset of samples")
-    report: dict = {"shapes_before": layer_shapes(loaded)}
+    report: dict = {"shapes_before": _shapes(loaded)}
     if config.vocab_corpus:
         loaded, report["vocabulary"] = prune_vocabulary(loaded, corpus_texts(config.vocab_corpus))
     kept = _prune_layers(loaded, config, samples, report)
@@ -48,8 +48,18 @@ def prune_model(loaded: LoadedModel, config: PruneConfig,
         report["sparsity"] = magnitude_sparsity(loaded, config.sparsity)
     elif config.nm is not None:
         report["sparsity"] = nm_sparsity(loaded, *config.nm)
-    report["shapes_after"] = layer_shapes(loaded)
+    report["shapes_after"] = _shapes(loaded)
     return PruneOutcome(loaded, report)
+
+
+def _shapes(loaded: LoadedModel) -> dict | None:
+    """Heads and FFN width per layer; None for a family whose layers cannot be cut (only its
+    vocabulary can be pruned: any other request is refused by the surgery, naming why)."""
+    from edgecompress.compress.core.arch import family_of
+
+    if loaded.kind == "hf" and family_of(loaded.module.hf).prunable:
+        return None
+    return layer_shapes(loaded)
 
 
 def _prune_layers(loaded: LoadedModel, config: PruneConfig, samples: Samples | None,

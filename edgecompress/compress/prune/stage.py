@@ -187,9 +187,15 @@ def summary_lines(manifest: dict) -> list[str]:
     """Human-readable lines for the CLI: sizes, accuracy, gate verdict."""
     params, size = manifest["params"], manifest["file_bytes"]
     lines = [f"params {params['before']:,} -> {params['after']:,} ({params['ratio']:.1%}); "
-             f"file {size['before'] / 1e6:.2f} MB -> {size['after'] / 1e6:.2f} MB",
-             f"heads per layer {manifest['shapes_after']['heads']}, "
-             f"FFN widths {manifest['shapes_after']['ffn']}"]
+             f"file {size['before'] / 1e6:.2f} MB -> {size['after'] / 1e6:.2f} MB"]
+    if manifest.get("shapes_after"):  # None for a family only the vocabulary of is cut
+        lines.append(f"heads per layer {manifest['shapes_after']['heads']}, "
+                     f"FFN widths {manifest['shapes_after']['ffn']}")
+    if "vocabulary" in manifest:
+        vocab = manifest["vocabulary"]
+        lines.append(f"vocabulary ({vocab['tokenizer']}): {vocab['vocab_before']:,} -> "
+                     f"{vocab['vocab_after']:,} tokens, kept what {vocab['corpus_sentences']:,} "
+                     "corpus sentences use")
     if "accuracy" in manifest:
         acc = manifest["accuracy"]
         lines.append(f"test accuracy {acc['before']['accuracy']:.2%} -> "

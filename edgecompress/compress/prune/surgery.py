@@ -154,9 +154,14 @@ def layer_shapes(loaded: LoadedModel) -> dict[str, list[int]]:
 
 
 def sync_config(loaded: LoadedModel) -> None:
-    """Make the model's config describe its real shapes (layers, vocab, per-layer widths)."""
-    shapes = layer_shapes(loaded)
+    """Make the model's config describe its real shapes (layers, vocab, per-layer widths).
+    A family whose layers cannot be cut (MobileBERT, ModernBERT) can still lose vocabulary
+    rows: only its vocabulary size changes."""
     vocab = word_embedding(loaded).num_embeddings
+    if loaded.kind == "hf" and family_of(loaded.module.hf).prunable:
+        loaded.module.hf.config.vocab_size = vocab
+        return
+    shapes = layer_shapes(loaded)
     if loaded.kind == "plain":
         model = loaded.module
         model.config = dataclasses.replace(

@@ -37,15 +37,34 @@ class IntegerFriendlyClassifier(nn.Module):
         return self.hf(inputs_embeds=embeddings, attention_mask=additive).logits
 
 
-def integer_friendly(module: nn.Module, fmt: str = "tflite") -> nn.Module:
+def integer_friendly(module: nn.Module, fmt: str = "tflite",
+                     sample: dict | None = None) -> nn.Module:
     """Wrap an HF classifier (ClassifierModule) as IntegerFriendlyClassifier; others unchanged.
 
     The plain encoder already uses a -100 additive mask. ONNX keeps its Gather embedding (ORT's
-    QDQ quantizer handles Gather, not the GatherND an indexing op exports to).
+    QDQ quantizer handles Gather, not the GatherND an indexing op exports to). With `sample`
+    (padded input_ids / attention_mask arrays) the wrapper is kept only if it gives the model's
+    own logits: a family that reads its mask as booleans (DeBERTa-v2) would see the -100 / 0 mask
+    inverted, and the parity gate, which compares against this module, could not tell.
     """
-    if isinstance(module, ClassifierModule):
-        return IntegerFriendlyClassifier(module.hf, gather_embeddings=fmt == "tflite").eval()
-    return module
+    if not isinstance(module, ClassifierModule):
+        return module
+    wrapped = IntegerFriendlyClassifier(module.hf, gather_embeddings=fmt == "tflite").eval()
+    if sample is not None and not same_logits(module, wrapped, sample):
+        return module
+    return wrapped
+
+
+def same_logits(original: nn.Module, other: nn.Module, sample: dict,
+                tolerance: float = 1e-3) -> bool:
+    """Whether `other` gives `original`'s logits on `sample`, within `tolerance` relative to
+    their magnitude (a -100 instead of a float-min mask moves them by ~1e-6)."""
+    ids = torch.as_tensor(sample["input_ids"])
+    mask = torch.as_tensor(sample["attention_mask"])
+    with torch.no_grad():
+        reference, candidate = original.eval()(ids, mask), other(ids, mask)
+    scale = max(1.0, float(reference.abs().max()))
+    return float((reference - candidate).abs().max()) <= tolerance * scale
 
 
 def encoder_layers(module: nn.Module) -> list[str]:

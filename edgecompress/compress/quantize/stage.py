@@ -135,8 +135,9 @@ def run_quantize(request: QuantizeRequest) -> dict:
     loaded = load_model(request.model)
     # Only full-integer schemes need it: dynamic / weight-only / fp16 keep float activations, and
     # the embedding gather would stay fp32 there (EMBEDDING_LOOKUP is what they shrink).
-    module = (integer_friendly(loaded.module, plan.profile.format) if plan.spec.calibrated
-              else loaded.module)
+    module = (integer_friendly(loaded.module, plan.profile.format,
+                               parity_sample(loaded.tokenizer, plan.profile.seq_len))
+              if plan.spec.calibrated else loaded.module)
     config = request.config
     split = plan.data.split(config.calibration_split)
     wanted = config.calibration_samples or plan.profile.calibration_samples

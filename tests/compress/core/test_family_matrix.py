@@ -125,8 +125,8 @@ def _edgetpu(loaded, out, name: str = "model"):
     from edgecompress.targets import export, load_profile
     from edgecompress.targets.quantize import QuantOptions
 
-    module = integer_friendly(loaded.module, "tflite")
     sample = batch(loaded, 32)
+    module = integer_friendly(loaded.module, "tflite", sample)  # as the quantize stage does
     options = QuantOptions(calibration=(sample,), module=module)
     return export(module, sample, load_profile("edgetpu"), out, name=name, quant=options)
 

@@ -136,5 +136,8 @@ def test_validate_inputs_refuses_prune_table_when_family_cannot_be_cut(tiny_bert
     (model / "config.json").write_text(json.dumps({**config, "model_type": "mobilebert"}))
     recipe = load_recipe(write_recipe(tmp_path, model, sentiment_csv,
                                       extra="\n[prune]\nheads = 0.5\n"))
-    with pytest.raises(UserError, match=r"\[prune\]: cannot prune mobilebert"):
+    with pytest.raises(UserError, match=r"\[prune\] heads: cannot prune mobilebert"):
         validate_inputs(recipe)
+    vocab_only = load_recipe(write_recipe(tmp_path, model, sentiment_csv,
+                                          extra="\n[prune]\nvocab_corpus = \"x.csv\"\n"))
+    assert any("family mobilebert" in line for line in validate_inputs(vocab_only))

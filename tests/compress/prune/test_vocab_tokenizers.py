@@ -206,3 +206,18 @@ def test_user_error_when_family_class_rebuilds_a_different_unknown_id(monkeypatc
     monkeypatch.setattr(vocab, "renumbered", moved_unk)
     with pytest.raises(UserError, match="does not reload a pruned vocabulary consistently"):
         pruned_tokenizer(tokenizer, keep)
+
+
+@pytest.mark.parametrize("name", ["distilbert", "electra", "mobilebert", "modernbert"])
+def test_wordpiece_families_keep_their_logits_when_the_vocabulary_is_pruned(name, tmp_path):
+    # These families ship WordPiece tokenizers; the tiny models carry MiniLM's (30.5 k pieces).
+    loaded = tiny_family(name)
+    original = copy.deepcopy(loaded)
+    pruned, _ = prune_vocabulary(loaded, CORPUS)
+    assert word_embedding(pruned).num_embeddings == len(pruned.tokenizer) < 2000
+    texts = _covered(original, pruned, [*CORPUS, *_recombined()])
+    assert len(texts) >= len(CORPUS)
+    torch.testing.assert_close(_run(pruned, texts), _run(original, texts), atol=1e-6, rtol=0)
+    save_model(pruned, tmp_path / name)
+    torch.testing.assert_close(_run(load_model(tmp_path / name), texts), _run(pruned, texts),
+                               atol=0, rtol=0)

@@ -18,3 +18,18 @@ def test_integer_friendly_wrapper_matches_hf_when_rows_are_padded():
                                       inputs["attention_mask"][3:, :real])
     np.testing.assert_allclose(out[3:], alone, atol=1e-5)
     assert encoder_layers(wrapped) == ["hf.bert.encoder.layer.0", "hf.bert.encoder.layer.1"]
+
+
+def test_integer_friendly_keeps_the_model_when_the_wrapper_would_change_its_logits():
+    from edgecompress.compress.core.modules import ClassifierModule
+    from edgecompress.compress.quantize.integer import integer_friendly, same_logits
+    from tests.models import tiny_family
+
+    bert, deberta = tiny_bert(), tiny_family("deberta-v2")
+    assert isinstance(integer_friendly(bert.module, "tflite", batch(bert)),
+                      IntegerFriendlyClassifier)
+    # DeBERTa-v2 reads the mask as booleans: -100 / 0 would mask the real tokens instead
+    wrapped = IntegerFriendlyClassifier(deberta.module.hf).eval()
+    assert not same_logits(deberta.module, wrapped, batch(deberta))
+    kept = integer_friendly(deberta.module, "tflite", batch(deberta))
+    assert isinstance(kept, ClassifierModule) and kept is deberta.module
