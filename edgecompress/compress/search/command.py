@@ -44,7 +44,10 @@ def run_search(config: SearchConfig, console) -> dict:
                   markup=False, highlight=False)
     display = Display(console, prepared.targets, config.budgets, config.time_s, config.trials)
     try:
-        run_trials(study, prepared, config, executor, display)
+        clock = run_trials(study, prepared, config, executor, display)
     finally:
         display.close()
-    return summarize(config.out, study, prepared, config, console, workers=executor.workers)
+    return summarize(config.out, study, prepared, config, console, workers=executor.workers,
+                     timing={"wall_seconds": round(clock.elapsed(), 2),
+                             "driver_seconds": round(clock.driver_s, 3),
+                             "trials_run": len(clock.durations)})

@@ -225,6 +225,7 @@ class Clock:
     limit_s: float | None
     began: float = field(default_factory=time.monotonic)
     durations: list = field(default_factory=list)
+    driver_s: float = 0.0  # the loop's own time: asking, submitting, telling (not waiting)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.began
@@ -242,19 +243,23 @@ def run_trials(study, prepared: Prepared, config: SearchConfig, executor, displa
     threads = min(cpus_per_trial(prepared), host_cpus())
     try:
         while True:
+            began = time.perf_counter()
             while (len(pending) < executor.workers and clock.room_for_one()
                    and len(finished(study)) + len(pending) < config.trials):
                 trial = study.ask()
                 pending[executor.submit(trial_spec(trial, prepared, config, threads))] = trial
             display.update(study, len(pending), clock)
+            clock.driver_s += time.perf_counter() - began
             if not pending:
                 return clock
             for handle in executor.wait(list(pending), timeout=1.0):
                 trial = pending.pop(handle)
                 result = _result(executor, handle, trial.number)
+                began = time.perf_counter()
                 clock.durations.append(result.get("seconds", 0.0))
                 tell(study, trial, result, prepared, config.budgets)
                 display.finished(result)
+                clock.driver_s += time.perf_counter() - began
     finally:
         executor.close()
 

@@ -68,8 +68,10 @@ def _write_best(out: Path, number: int | None, name: str, why: str) -> str | Non
     return name
 
 
-def summarize(out: Path, study, prepared, config, console, *, workers: int) -> dict:
-    """Write search.json, best*.toml and the report; returns the summary."""
+def summarize(out: Path, study, prepared, config, console, *, workers: int,
+              timing: dict | None = None) -> dict:
+    """Write search.json, best*.toml and the report; returns the summary. `timing`: this
+    invocation's wall time, the driver's own time and how many trials it ran."""
     from edgecompress.reports.search import write_search_report
     from edgecompress.targets import host_info
 
@@ -90,6 +92,7 @@ def summarize(out: Path, study, prepared, config, console, *, workers: int) -> d
     summary = {"spec": prepared.identity(config), "host": host,
                "workers": workers, "executor": config.executor, "targets": per_target,
                "trials": results, "best": best, "baseline": baseline, "files": files,
+               "timing": timing or {},
                "met": all(s["chosen"] is not None for s in per_target.values())}
     atomic_write_json(out / "search.json", summary)
     write_search_report(out, summary)
