@@ -39,11 +39,15 @@ app.command("search")(search_command)
 @guarded
 def inspect(model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
             as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Architecture, per-layer heads / FFN width, parameter counts, file size."""
+    """Architecture and family, per-layer heads / FFN width, parameters, file size, and which
+    stages and targets apply."""
     from edgecompress.compress.core.inspection import inspect_model
     from edgecompress.compress.core.models import load_model
 
-    info = inspect_model(load_model(model)).to_json()
+    from edgecompress.compress.quantize.integer import target_applicability
+
+    loaded = load_model(model)
+    info = {**inspect_model(loaded).to_json(), "targets": target_applicability(loaded)}
     if as_json:
         print_json(info)
         return

@@ -41,6 +41,14 @@ def test_inspect_json_has_per_layer_shapes_when_given_tiny_bert(tiny_bert_dir):
     info = json.loads(result.output)
     assert {"params", "embedding_params", "encoder_params", "layers"} <= set(info)
     assert info["layers"] == [{"heads": 4, "head_dim": 8, "ffn": 64}] * 2
+    assert info["family"] == "bert" and info["targets"]["edgetpu"] == "yes"
+
+
+def test_inspect_says_family_stages_and_targets_when_printed_for_people(tiny_bert_dir):
+    result = runner.invoke(app, ["inspect", str(tiny_bert_dir)])
+    assert result.exit_code == 0, result.output
+    assert "family bert; stages: finetune, prune heads/ffn" in result.output
+    assert "targets: arm64-phone, edgetpu, npu-int8, rpi5, x86-cpu" in result.output
 
 
 def test_eval_json_reports_accuracy_ci_and_full_agreement_when_reference_is_itself(

@@ -16,6 +16,18 @@ def print_model_info(console, info: dict) -> None:
     console.print(f"parameters {info['params']:,} = embedding {info['embedding_params']:,} "
                   f"+ encoder {info['encoder_params']:,} + head {info['head_params']:,}; "
                   f"weights {info['file_bytes'] / 1e6:.1f} MB")
+    if info.get("family"):
+        console.print(f"family {info['family']}; stages: {', '.join(info.get('stages', []))}",
+                      markup=False, highlight=False)
+    for note in info.get("notes", []):
+        console.print(f"note: {note}", markup=False, highlight=False)
+    targets = info.get("targets", {})
+    if targets:
+        ok = [name for name, verdict in targets.items() if verdict == "yes"]
+        console.print(f"targets: {', '.join(ok) or 'none'}", markup=False, highlight=False)
+        for name, verdict in targets.items():
+            if verdict != "yes":
+                console.print(f"target {name}: no — {verdict}", markup=False, highlight=False)
 
 
 def print_eval(console, result: dict) -> None:

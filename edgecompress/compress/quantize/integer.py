@@ -73,3 +73,24 @@ def encoder_layers(module: nn.Module) -> list[str]:
         if isinstance(child, nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers"):
             return [f"{name}.{i}" for i in range(len(child))]
     return []
+
+
+def target_applicability(loaded) -> dict[str, str]:
+    """{target: "yes" or why not} for every built-in target profile: an integer-only target
+    refuses a graph that still writes float-min after the integer-friendly wrapper (preflight)."""
+    from edgecompress.compress.core.artifacts import parity_sample
+    from edgecompress.errors import ParityError
+    from edgecompress.targets import list_profiles
+    from edgecompress.targets.preflight import check_integer_graph
+
+    verdicts = {}
+    for profile in list_profiles():
+        sample = parity_sample(loaded.tokenizer, profile.seq_len)
+        try:
+            module = integer_friendly(loaded.module, profile.format, sample) \
+                if profile.integer_only else loaded.module
+            check_integer_graph(module, sample, profile)
+            verdicts[profile.name] = "yes"
+        except ParityError as err:
+            verdicts[profile.name] = str(err).split(": ", 1)[-1]
+    return verdicts

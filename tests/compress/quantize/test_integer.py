@@ -33,3 +33,13 @@ def test_integer_friendly_keeps_the_model_when_the_wrapper_would_change_its_logi
     assert not same_logits(deberta.module, wrapped, batch(deberta))
     kept = integer_friendly(deberta.module, "tflite", batch(deberta))
     assert isinstance(kept, ClassifierModule) and kept is deberta.module
+
+
+def test_target_applicability_names_the_blocking_op_when_a_family_cannot_go_integer_only():
+    from edgecompress.compress.quantize.integer import target_applicability
+    from tests.models import tiny_family
+
+    assert set(target_applicability(tiny_bert()).values()) == {"yes"}
+    deberta = target_applicability(tiny_family("deberta-v2"))
+    assert deberta["x86-cpu"] == deberta["arm64-phone"] == "yes"
+    assert "SELECT_V2" in deberta["edgetpu"] and "deberta-v2" in deberta["edgetpu"]
