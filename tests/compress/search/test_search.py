@@ -192,3 +192,17 @@ def test_the_recipes_own_settings_run_first_and_are_measured_on_test(tiny_bert_d
     assert summary["trials"][0]["params"] == {"prune.heads": 0.25}
     assert "0" in summary["targets"]["x86-cpu"]["test"]
     assert "0 (recipe)" in (tmp_path / "out" / "search.md").read_text()
+
+
+def test_ray_executor_without_ray_is_one_line_saying_how_to_install_it(
+        tiny_bert_dir, sentiment_csv, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as where the [ray] extra is not installed
+    recipe = write_search_recipe(tmp_path, tiny_bert_dir, sentiment_csv)
+    result = runner.invoke(app, ["search", str(recipe), "--executor", "ray",
+                                 "--out", str(tmp_path / "out")])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "pip install 'edgecompress[ray]'" in lines[0]
+    assert not (tmp_path / "out").exists()
