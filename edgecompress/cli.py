@@ -11,7 +11,8 @@ from typing import Optional
 
 import typer
 
-from edgecompress.cli_common import console, emit, guarded, print_json
+from edgecompress.cli_common import (LABEL_COL, SPLIT_COL, TEXT_COL, console, emit, guarded,
+                                     print_json)
 from edgecompress.cli_catalog import data_app, targets_app
 from edgecompress.cli_deliver import bundle_app, report_app
 from edgecompress.cli_search import search_command
@@ -20,8 +21,6 @@ from edgecompress.errors import UserError
 
 LABEL_MAP_HELP = ("Dataset label -> model label, matched by name, e.g. "
                   "fresh=positive,rotten=negative.")
-TEXT_COL = typer.Option(None, help="Text column of a .csv/.jsonl dataset (default: text).")
-LABEL_COL = typer.Option(None, help="Label column of a .csv/.jsonl dataset (default: label).")
 
 app = typer.Typer(help="Prune, quantize, distill and export trained Transformers for edge "
                        "devices — verified, benchmarked, reported.",
@@ -83,7 +82,7 @@ def finetune(
     lr: Optional[float] = typer.Option(None, help="Default 5e-5 (HF), 5e-4 (plain encoder)."),
     max_length: int = typer.Option(64), max_steps: Optional[int] = typer.Option(None),
     seed: int = typer.Option(0), text_col: Optional[str] = TEXT_COL,
-    label_col: Optional[str] = LABEL_COL,
+    label_col: Optional[str] = LABEL_COL, split_col: Optional[str] = SPLIT_COL,
     force: bool = typer.Option(False, help="Replace an existing, different checkpoint at --out."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
                                                                  "keys; flags given override it."),
@@ -102,7 +101,8 @@ def finetune(
     request = FinetuneRequest(model=model, dataset=dataset, out=out, epochs=epochs,
                               batch_size=batch_size, lr=lr, max_length=max_length,
                               max_steps=max_steps, seed=seed, text_col=text_col,
-                              label_col=label_col, force=force, overrides=overrides)
+                              label_col=label_col, split_col=split_col, force=force,
+                              overrides=overrides)
     manifest = run_finetune(request, console)
     dev = manifest["dev"]
     console.print(f"fine-tuned in {manifest['seconds']:.0f} s of training — dev accuracy "
@@ -130,6 +130,7 @@ def prune(
     nm: Optional[str] = typer.Option(None, help="N:M magnitude sparsity, e.g. 2:4 (size-only)."),
     dataset: str = typer.Option("rt-polarity", help="Importance samples (train), accuracy (test)."),
     text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
+    split_col: Optional[str] = SPLIT_COL,
     samples: int = typer.Option(256, help="Sentences to measure importance on."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Accuracy before/after."),
     gate: Optional[str] = typer.Option(None, help="Target to bench pruned vs unpruned on."),
@@ -162,7 +163,7 @@ def prune(
                                       evaluate=evaluate, gate=gate, gate_runs=gate_runs,
                                       force=force, label_map=parse_label_map(label_map)
                                       if label_map else (), text_col=text_col,
-                                      label_col=label_col))
+                                      label_col=label_col, split_col=split_col))
     from edgecompress.compress.prune.stage import summary_lines
 
     emit(manifest, as_json, summary_lines)
@@ -177,6 +178,7 @@ def distill(
                                           "'fresh:layers=3,hidden=192,heads=6,ffn=768'."),
     dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path (train/dev/test)."),
     text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
+    split_col: Optional[str] = SPLIT_COL,
     out: Path = typer.Option(..., help="Output student checkpoint directory (gets distill.json)."),
     epochs: int = typer.Option(3), batch_size: int = typer.Option(32),
     lr: float = typer.Option(5e-5), max_length: int = typer.Option(64),
@@ -201,7 +203,7 @@ def distill(
 ) -> None:
     """Distill a teacher into a smaller student; resumes after interruption (distill.json)."""
     options = {k: v for k, v in locals().items()
-               if k not in ("as_json", "config", "label_map", "text_col", "label_col")}
+               if k not in ("as_json", "config", "label_map", "text_col", "label_col", "split_col")}
     import dataclasses
 
     from edgecompress.compress.core.labels import parse_label_map
@@ -216,6 +218,7 @@ def distill(
 
         request = distill_request_from(config, explicit_options(distill, options), **options)
     request = dataclasses.replace(request, text_col=text_col, label_col=label_col,
+                                  split_col=split_col,
                                   label_map=parse_label_map(label_map) if label_map else ())
     from edgecompress.compress.distill.distributed import World
 
@@ -235,6 +238,7 @@ def eval_command(
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer dir for a bare artifact."),
     threads: int = typer.Option(1), max_length: int = typer.Option(128),
     text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
+    split_col: Optional[str] = SPLIT_COL,
     label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -244,7 +248,7 @@ def eval_command(
 
     result = evaluate_spec(model, dataset, split=split, reference=reference, tokenizer=tokenizer,
                            threads=threads, max_length=max_length, text_col=text_col,
-                           label_col=label_col,
+                           label_col=label_col, split_col=split_col,
                            label_map=parse_label_map(label_map) if label_map else ())
     if as_json:
         print_json(result)
@@ -265,13 +269,14 @@ def export(
     scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
     dataset: str = typer.Option("rt-polarity", help="Calibration and gate sentences (int8)."),
     text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
+    split_col: Optional[str] = SPLIT_COL,
     force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
 ) -> None:
     """Export to the target's format, verify parity against torch, keep only if it passes."""
     from edgecompress.compress.pipeline.commands import export_model
 
     manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force,
-                            text_col=text_col, label_col=label_col)
+                            text_col=text_col, label_col=label_col, split_col=split_col)
     parity = manifest["parity"]
     console.print(f"{manifest['target']}: {out / manifest['artifact']} "
                   f"({manifest['size_bytes'] / 1e6:.1f} MB), parity max |diff| "
@@ -287,6 +292,7 @@ def quantize(
     scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
     dataset: str = typer.Option("rt-polarity", help="Calibration (train) and dev data."),
     text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
+    split_col: Optional[str] = SPLIT_COL,
     label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
     calib_samples: Optional[int] = typer.Option(None, help="Calibration sentences (default: "
                                                            "the target's)."),
@@ -317,10 +323,10 @@ def quantize(
     config = build(QuantizeConfig, values, lambda f: flags.get(f, flag(f)))
     from edgecompress.compress.core.labels import parse_label_map
 
-    manifest = run_quantize(QuantizeRequest(model=model, out=out, config=config,
-                                            dataset=dataset, force=force, text_col=text_col,
-                                            label_col=label_col, label_map=parse_label_map(
-                                                label_map) if label_map else ()))
+    manifest = run_quantize(QuantizeRequest(
+        model=model, out=out, config=config, dataset=dataset, force=force, text_col=text_col,
+        label_col=label_col, split_col=split_col,
+        label_map=parse_label_map(label_map) if label_map else ()))
     emit(manifest, as_json, summary_lines)
 
 

@@ -16,6 +16,12 @@ from edgecompress.errors import ParityError, UserError
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# The columns of a user .csv / .jsonl dataset, the same on every command that reads one.
+TEXT_COL = typer.Option(None, help="Text column of a .csv/.jsonl dataset (default: text).")
+LABEL_COL = typer.Option(None, help="Label column of a .csv/.jsonl dataset (default: label).")
+SPLIT_COL = typer.Option(None, help="Split column (train/dev/test) of a .csv/.jsonl dataset "
+                                    "(default: split; without one: drawn 80/10/10).")
+
 
 def guarded(command):
     """Turn errors into one line on stderr: exit 2 for user errors, 1 for parity, and 1 for any

@@ -1,7 +1,7 @@
 """One answer to "is this already done?": a stage's identity and the record that proves it.
 
 A stage's identity is the sha256 of its name, its resolved config and the *content* of its
-inputs (checkpoint files, dataset file, target profile), plus the edgecompress version, so an
+inputs (checkpoint files, dataset file(s), target profile), plus the edgecompress version, so an
 edited CSV, a retrained checkpoint or a changed profile reruns what depends on it. Every cached
 thing — a recipe step's `stages/<step>/stage.json`, or a command's own manifest (finetune.json,
 prune.json, distill.json, the quantize/export manifest.json) — records that identity and the
@@ -42,7 +42,14 @@ def file_digest(path: Path) -> str:
 def content_digest(spec: str | Path) -> str:
     """Digest of what `spec` holds: every visible file of a directory (names and bytes), a
     file's bytes, or — for a built-in name such as `minilm-l6` / `rt-polarity` — the name and
-    the version of the package it comes from."""
+    the version of the package it comes from. A dataset of one file per split
+    (`train=a.csv,...`) is every one of its files' bytes."""
+    from edgecompress.compress.core.userfiles import split_files
+
+    files = split_files(str(spec))
+    if files is not None:
+        parts = "".join(f"{name}={content_digest(file)}\n" for name, file in files.items())
+        return hashlib.sha256(parts.encode()).hexdigest()
     path = Path(spec)
     if path.is_file():
         return file_digest(path)

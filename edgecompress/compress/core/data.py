@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecompress.compress.core.userfiles import SEED, SPLIT_NAMES, read_user_file
+from edgecompress.compress.core.userfiles import (SEED, SPLIT_NAMES, UserRows, read_split_files,
+                                                  read_user_file, split_files)
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_text, cache_root, sha256_file
 
@@ -62,6 +63,7 @@ class TextDataset:
     splits: Mapping[str, Split]
     similarity: tuple[tuple[int, int, float], ...] = ()
     drawn_splits: bool = False  # a user file without a `split` column: seeded 80/10/10 drawn here
+    split_note: str = ""  # where the splits come from (one file per split), for split_line
     label_mapping: str = ""  # how labels were matched to a model's classes (align_labels)
 
     def split(self, name: str) -> Split:
@@ -84,7 +86,8 @@ class TextDataset:
     def split_line(self) -> str:
         """One console line on the splits; says when they were drawn here from a plain file."""
         sizes = ", ".join(f"{name} {n}" for name, n in self.split_sizes().items())
-        how = " (drawn here: seeded 80/10/10, no 'split' column)" if self.drawn_splits else ""
+        how = " (drawn here: seeded 80/10/10, no 'split' column)" if self.drawn_splits else (
+            f" ({self.split_note})" if self.split_note else "")
         return f"dataset {self.name}: {sizes}{how}"
 
 
@@ -207,7 +210,8 @@ def list_datasets() -> list[DatasetInfo]:
 
 def _unknown(name: str) -> UserError:
     known = ", ".join(sorted(_SOURCES))
-    return UserError(f"unknown dataset {name!r}; known: {known} (or a .csv / .jsonl path)")
+    return UserError(f"unknown dataset {name!r}; known: {known} (or a .csv / .jsonl path, or "
+                     "train=FILE,dev=FILE,test=FILE)")
 
 
 def _source(name: str) -> DatasetSource:
@@ -291,15 +295,30 @@ def _dataset_from_payload(payload: dict[str, Any]) -> TextDataset:
 # ---------------------------------------------------------------- user files
 
 
-def _load_user_file(path: Path, text_col: str | None, label_col: str | None) -> TextDataset:
-    read = read_user_file(path, text_col, label_col)
+def _user_dataset(name: str, read: UserRows) -> TextDataset:
     splits = {}
-    for name in SPLIT_NAMES:  # every key is present; a split may be empty
-        keep = [i for i, s in enumerate(read.assigned) if s == name]
+    for split in SPLIT_NAMES:  # every key is present; a split may be empty
+        keep = [i for i, s in enumerate(read.assigned) if s == split]
         labels = None if read.label_ids is None else tuple(read.label_ids[i] for i in keep)
-        splits[name] = Split(tuple(read.texts[i] for i in keep), labels)
-    return TextDataset(path.stem, "classification", read.names, types.MappingProxyType(splits),
-                       drawn_splits=read.drawn)
+        splits[split] = Split(tuple(read.texts[i] for i in keep), labels)
+    return TextDataset(name, "classification", read.names, types.MappingProxyType(splits),
+                       drawn_splits=read.drawn, split_note=read.note)
+
+
+def _load_user_files(spec: str, text_col: str | None, label_col: str | None,
+                     split_col: str | None) -> TextDataset | None:
+    """One user file, or one file per split (`train=a.csv,...`); None when `spec` is neither."""
+    files = split_files(spec)
+    if files is not None:
+        if split_col is not None:
+            raise UserError(f"split_col applies to one file with a split column, not to one "
+                            f"file per split ({spec!r})")
+        name = "+".join(path.stem for path in files.values())
+        return _user_dataset(name, read_split_files(files, text_col, label_col))
+    path = Path(spec)
+    if path.suffix in (".csv", ".jsonl") or path.exists():
+        return _user_dataset(path.stem, read_user_file(path, text_col, label_col, split_col))
+    return None
 
 
 # ---------------------------------------------------------------- public loading
@@ -310,23 +329,27 @@ def load_dataset(
     *,
     text_col: str | None = None,
     label_col: str | None = None,
+    split_col: str | None = None,
     cache_dir: Path | None = None,
 ) -> TextDataset:
-    """Load a registry dataset by name (fetching it once) or a user .csv / .jsonl file.
+    """Load a registry dataset by name (fetching it once), a user .csv / .jsonl file, or one
+    user file per split (`train=a.csv,dev=b.csv,test=c.csv`, dev optional: drawn from train).
 
     User files: `text_col` defaults to "text", `label_col` to "label" (absent and unnamed means
-    unlabelled). Raises UserError for an unknown name, a missing file, missing columns, an empty
-    file, or column options given with a registry name.
+    unlabelled), `split_col` to "split" (absent and unnamed: seeded 80/10/10). Raises UserError
+    for an unknown name, a missing file, missing columns, an empty file, or column options given
+    with a registry name.
     """
     if spec in _SOURCES:
-        if text_col is not None or label_col is not None:
-            raise UserError(f"text_col/label_col apply to .csv/.jsonl files, not to {spec!r}")
+        if (text_col, label_col, split_col) != (None, None, None):
+            raise UserError(f"text_col/label_col/split_col apply to .csv/.jsonl files, not to "
+                            f"{spec!r}")
         path = fetch_dataset(spec, cache_dir)
         return _dataset_from_payload(json.loads(path.read_text(encoding="utf-8")))
-    path = Path(spec)
-    if path.suffix in (".csv", ".jsonl") or path.exists():
-        return _load_user_file(path, text_col, label_col)
-    raise _unknown(spec)
+    loaded = _load_user_files(spec, text_col, label_col, split_col)
+    if loaded is None:
+        raise _unknown(spec)
+    return loaded
 
 
 def sample_texts(split: Split, n: int, seed: int = 0) -> Split:

@@ -15,14 +15,16 @@ from edgecompress.compress.core.data import TextDataset, load_dataset
 
 @dataclass(frozen=True)
 class DataRef:
-    spec: str  # registry name or .csv / .jsonl path
+    spec: str  # registry name, .csv / .jsonl path, or "train=a.csv,dev=b.csv,test=c.csv"
     text_col: str | None = None  # None: "text"
     label_col: str | None = None  # None: "label" when the file has one
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label
+    split_col: str | None = None  # None: "split" when the file has one (else drawn 80/10/10)
 
     def load(self) -> TextDataset:
         """The dataset with its own label ids (UserError for bad names, files, columns)."""
-        return load_dataset(self.spec, text_col=self.text_col, label_col=self.label_col)
+        return load_dataset(self.spec, text_col=self.text_col, label_col=self.label_col,
+                            split_col=self.split_col)
 
     def for_model(self, labels) -> TextDataset:
         """The dataset with its label ids renumbered to a model's classes, by name."""
@@ -37,11 +39,11 @@ class DataRef:
     def request_fields(self) -> dict:
         """The keyword arguments a stage request takes for this dataset."""
         return {"dataset": self.spec, "text_col": self.text_col, "label_col": self.label_col,
-                "label_map": self.label_map}
+                "split_col": self.split_col, "label_map": self.label_map}
 
     def options(self) -> dict:
         """The settings besides the spec, only those given (so plain names keep their
-        identities): {"text_col", "label_col", "label_map"}."""
+        identities): {"text_col", "label_col", "split_col", "label_map"}."""
         found = {"text_col": self.text_col, "label_col": self.label_col,
-                 "label_map": [list(pair) for pair in self.label_map]}
+                 "split_col": self.split_col, "label_map": [list(pair) for pair in self.label_map]}
         return {key: value for key, value in found.items() if value}

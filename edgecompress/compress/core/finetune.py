@@ -41,6 +41,7 @@ class FinetuneRequest:
     seed: int = 0
     text_col: str | None = None
     label_col: str | None = None
+    split_col: str | None = None
     force: bool = False
     overrides: FinetuneConfig | None = None  # a full config (recipes) instead of the fields
 
@@ -62,6 +63,8 @@ class FinetuneRequest:
         inputs = {"model": content_digest(self.model), "dataset": content_digest(self.dataset)}
         settings = {**dataclasses.asdict(config), "text_col": self.text_col,
                     "label_col": self.label_col}
+        if self.split_col:  # absent when unused, so earlier teachers keep their identity
+            settings["split_col"] = self.split_col
         return identity("finetune", settings, inputs)
 
 
@@ -70,7 +73,8 @@ def _prepare(request: FinetuneRequest):
 
     from edgecompress.compress.core.data import load_dataset
 
-    dataset = load_dataset(request.dataset, text_col=request.text_col, label_col=request.label_col)
+    dataset = load_dataset(request.dataset, text_col=request.text_col, label_col=request.label_col,
+                           split_col=request.split_col)
     if dataset.task != "classification":
         raise UserError(f"dataset {dataset.name} is a {dataset.task} set; finetune needs labels")
     train = dataset.split("train")

@@ -26,7 +26,8 @@ from edgecompress.fsutil import atomic_write_json
 def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
                   reference: str | None = None, tokenizer: Path | None = None, threads: int = 1,
                   max_length: int = 128, text_col: str | None = None,
-                  label_col: str | None = None, label_map=()) -> dict:
+                  label_col: str | None = None, label_map=(),
+                  split_col: str | None = None) -> dict:
     """Evaluate a checkpoint or artifact on a dataset split; returns a JSON-ready dict.
 
     `split` None: a user file without a `split` column is evaluated whole (split "all"),
@@ -38,7 +39,7 @@ def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
     for flag, value in (("--max-length", max_length), ("--threads", threads)):
         if value < 1:
             raise UserError(f"{flag} must be >= 1, got {value}")
-    data = load_dataset(dataset, text_col=text_col, label_col=label_col)
+    data = load_dataset(dataset, text_col=text_col, label_col=label_col, split_col=split_col)
     model_eval = open_evaluable(model, threads=threads, tokenizer=tokenizer)
     if data.task == "similarity":
         split = split or "test"
@@ -105,7 +106,7 @@ def _reference_predictions(reference: str | None, labels: tuple[str, ...], split
 
 def export_model(model: str, target: str, out: Path, *, scheme: str | None = None,
                  dataset: str = "rt-polarity", force: bool = False, text_col: str | None = None,
-                 label_col: str | None = None) -> dict:
+                 label_col: str | None = None, split_col: str | None = None) -> dict:
     """Export + verify `model` for `target` (in `scheme`, default the target's) into `out`;
     returns the artifact manifest. fp32 goes straight through the parity gate; a quantized
     scheme goes through the quantize stage (calibration and the int8 gate on real sentences of
@@ -121,7 +122,8 @@ def export_model(model: str, target: str, out: Path, *, scheme: str | None = Non
 
         config = QuantizeConfig(target=target, scheme=spec.name)
         return run_quantize(QuantizeRequest(model=model, out=out, config=config, dataset=dataset,
-                                            force=force, text_col=text_col, label_col=label_col))
+                                            force=force, text_col=text_col, label_col=label_col,
+                                            split_col=split_col))
     inputs = {"model": content_digest(model), "profile": profile_digest(profile)}
     ident = identity("export", {"target": profile.name, "scheme": spec.name}, inputs)
     done = is_done(out / MANIFEST, ident)

@@ -4,7 +4,9 @@
     model = "minilm-l6"            # built-in name or checkpoint dir (relative to this file)
     dataset = "rt-polarity"        # registry name or CSV/JSONL path (relative to this file),
                                    # or a table: {path = "x.csv", text_col = "prompt",
-                                   # label_col = "is_injection"} (columns of a user file)
+                                   # label_col = "is_injection", split_col = "fold"} (columns
+                                   # of a user file), or one file per split: {train = "a.csv",
+                                   # dev = "b.csv" (optional), test = "c.csv", text_col = ..}
     targets = ["x86-cpu", "rpi5"]  # names or profile .toml paths (each at most once)
     label_map = {fresh = "positive", rotten = "negative"}  # optional: dataset -> model labels,
                                    # for a model trained elsewhere (not with [finetune])
@@ -54,12 +56,14 @@ class Recipe:
     bench_warmup: int = 10
     source: str = ""
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label
-    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label)
+    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label, split)
     label_col: str | None = None
+    split_col: str | None = None
 
     def data(self) -> DataRef:
         """The dataset every stage reads: spec, columns and label map."""
-        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map)
+        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map,
+                       self.split_col)
 
     def settings(self, stage: str) -> dict | None:
         for name, settings in self.stages:
@@ -82,8 +86,8 @@ class Recipe:
                 "stages": [[name, json.loads(s)] for name, s in self.stages],
                 "schemes": dict(self.schemes), "max_drop": dict(self.max_drop),
                 **({"label_map": dict(self.label_map)} if self.label_map else {}),
-                **{k: v for k, v in (("text_col", self.text_col), ("label_col", self.label_col))
-                   if v}}
+                **{k: v for k, v in (("text_col", self.text_col), ("label_col", self.label_col),
+                                     ("split_col", self.split_col)) if v}}
 
 def _err(path: Path, key: str, expected: str) -> UserError:
     return UserError(f"{path}: key '{key}': expected {expected}")
@@ -95,28 +99,55 @@ def resolve_relative(path: Path, value: str) -> str:
     return str(candidate.resolve()) if ("/" in value or candidate.exists()) else value
 
 
-DATASET_KEYS = {"path", "name", "text_col", "label_col"}
+COLUMN_KEYS = ("text_col", "label_col", "split_col")
+SPLIT_KEYS = ("train", "dev", "test")
+DATASET_KEYS = {"path", "name", *COLUMN_KEYS, *SPLIT_KEYS}
 
 
 def _dataset(path: Path, data: dict) -> dict:
-    """Recipe fields of `dataset`: a name / path string, or a table with the file's columns."""
+    """Recipe fields of `dataset`: a name / path string, or a table with the file's columns (or
+    one file per split)."""
     value = data.get("dataset")
     if not isinstance(value, dict):
         return {"dataset": resolve_relative(path, _string(path, data, "dataset"))}
     _check_keys(path, "dataset", value, DATASET_KEYS)
-    if ("path" in value) == ("name" in value):
-        raise _err(path, "dataset", "a table with exactly one of path (a file) or name "
-                                    "(a registered dataset)")
-    spec = value.get("path") or value.get("name")
+    per_split = any(key in value for key in SPLIT_KEYS)
+    if ("path" in value) + ("name" in value) + per_split != 1:
+        raise _err(path, "dataset", "a table with exactly one of path (a file), name (a "
+                                    "registered dataset) or train / dev / test (one file per "
+                                    "split)")
+    found = {column: _string(path, value, column, f"dataset.{column}")
+             for column in COLUMN_KEYS if column in value}
+    if per_split:
+        return {"dataset": _split_files(path, value), **found}
     key = "path" if "path" in value else "name"
-    found = {"dataset": resolve_relative(path, _string(path, value, key, f"dataset.{key}"))}
-    for column in ("text_col", "label_col"):
-        if column in value:
-            found[column] = _string(path, value, column, f"dataset.{column}")
+    found["dataset"] = resolve_relative(path, _string(path, value, key, f"dataset.{key}"))
     if key == "name" and len(found) > 1:
-        raise _err(path, "dataset", "text_col / label_col only with a path (a .csv / .jsonl "
-                                    f"file), not with the registered dataset {spec!r}")
+        raise _err(path, "dataset", "text_col / label_col / split_col only with a path (a .csv / "
+                                    f".jsonl file), not with the registered dataset "
+                                    f"{value['name']!r}")
     return found
+
+
+def _split_files(path: Path, value: dict) -> str:
+    """The dataset spec of one file per split, each path relative to the recipe."""
+    from edgecompress.compress.core.userfiles import split_files_spec
+
+    if "split_col" in value:
+        raise _err(path, "dataset.split_col", "no split column with one file per split (each "
+                                              "of train / dev / test is its split, whole)")
+    for key in ("train", "test"):
+        if key not in value:
+            raise _err(path, f"dataset.{key}", f"the {key} file (train and test are needed; "
+                                               "dev is drawn from train when absent)")
+    files = {}
+    for key in SPLIT_KEYS:
+        if key in value:
+            files[key] = str((path.parent / _string(path, value, key, f"dataset.{key}"))
+                             .resolve())
+            if "," in files[key]:  # the spec separates its files with commas
+                raise _err(path, f"dataset.{key}", f"a file path without ',' ({files[key]})")
+    return split_files_spec(files)
 
 
 def _string(path: Path, data: dict, key: str, where: str | None = None) -> str:

@@ -142,6 +142,7 @@ def finetune_stage(inputs, config, ctx: Context) -> StageOutput:
         manifest = run_finetune(FinetuneRequest(model=str(model), dataset=ctx.data.spec, out=out,
                                                 text_col=ctx.data.text_col,
                                                 label_col=ctx.data.label_col,
+                                                split_col=ctx.data.split_col,
                                                 overrides=train, force=True), ctx.console)
         runs.append({"seed": train.seed, "output": out, "test": None,
                      "dev": (manifest.get("dev") or {}).get("accuracy"),

@@ -40,11 +40,13 @@ class PruneRequest:
     gate_runs: int = 50
     force: bool = False
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label (by name)
-    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label)
+    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label, split)
     label_col: str | None = None
+    split_col: str | None = None
 
     def data(self) -> DataRef:
-        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map)
+        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map,
+                       self.split_col)
 
 
 def run_prune(request: PruneRequest) -> dict:

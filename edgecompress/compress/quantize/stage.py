@@ -71,12 +71,14 @@ class QuantizeRequest:
     config: QuantizeConfig
     dataset: str = "rt-polarity"
     force: bool = False
-    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label)
+    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label, split)
     label_col: str | None = None
+    split_col: str | None = None
     label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label (by name)
 
     def data(self) -> DataRef:
-        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map)
+        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map,
+                       self.split_col)
 
 
 @dataclass(frozen=True)
