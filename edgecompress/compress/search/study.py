@@ -77,8 +77,12 @@ def _absolute(path: Path, data: dict) -> dict:
     for key in ("model", "dataset"):
         if isinstance(data.get(key), str):
             data[key] = resolve_relative(path, data[key])
-    if isinstance(data.get("dataset"), dict) and isinstance(data["dataset"].get("path"), str):
-        data["dataset"]["path"] = resolve_relative(path, data["dataset"]["path"])
+    table = data.get("dataset")
+    if isinstance(table, dict) and isinstance(table.get("path"), str):
+        table["path"] = resolve_relative(path, table["path"])
+    for key in ("train", "dev", "test"):  # one file per split: always relative to the recipe
+        if isinstance(table, dict) and isinstance(table.get(key), str):
+            table[key] = str((path.parent / table[key]).resolve())
     if isinstance(data.get("targets"), list):
         data["targets"] = [resolve_relative(path, t) if isinstance(t, str) else t
                            for t in data["targets"]]

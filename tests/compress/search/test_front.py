@@ -82,3 +82,13 @@ def test_baseline_is_the_recipes_own_values_when_every_key_can_take_them():
                                      "quantize.schemes.rpi5": '"default"', "prune.heads": 0.25}
     assert space.baseline({"prune": {"keep_layers": [0, 2], "heads": 0.25}}) is None
     assert space.baseline({"prune": {"keep_layers": [1, 5], "heads": 0.3}}) is None  # off-step
+
+
+def test_trial_recipes_get_absolute_paths_when_the_dataset_is_one_file_per_split(tmp_path):
+    from edgecompress.compress.search.study import _absolute
+
+    recipe = tmp_path / "r.toml"
+    data = _absolute(recipe, {"model": "m", "dataset": {"train": "a.csv", "test": "b.csv",
+                                                        "text_col": "t"}})
+    assert data["dataset"] == {"train": str(tmp_path / "a.csv"), "test": str(tmp_path / "b.csv"),
+                               "text_col": "t"}
