@@ -172,11 +172,10 @@ def prune(
 @app.command()
 @guarded
 def distill(
-    teacher: str = typer.Option(..., help="Teacher checkpoint directory (a trained classifier)."),
+    teacher: str = typer.Option(..., help="Teacher: a classifier or a sentence encoder."),
     student: str = typer.Option(..., help="Checkpoint dir (e.g. from prune), 'layers:1,3,5' "
-                                          "(teacher copy keeping those layers), or "
-                                          "'fresh:layers=3,hidden=192,heads=6,ffn=768'."),
-    dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path (train/dev/test)."),
+                                          "(a teacher copy) or 'fresh:layers=3,hidden=192,...'."),
+    dataset: str = typer.Option(..., help="Dataset name, CSV/JSONL (or, encoders, .txt) path."),
     text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
     split_col: Optional[str] = SPLIT_COL,
     out: Path = typer.Option(..., help="Output student checkpoint directory (gets distill.json)."),
@@ -187,19 +186,20 @@ def distill(
     hidden_weight: float = typer.Option(0.0, help="Hidden-state MSE weight (via --layer-map)."),
     attention_weight: float = typer.Option(0.0, help="Attention-distribution KL weight."),
     attention_layers: str = typer.Option("last", help="'last' layer or the 'mapped' layers."),
+    embedding_cosine_weight: float = typer.Option(0.0, help="Sentence encoders: 1 - cosine."),
+    embedding_mse_weight: float = typer.Option(0.0, help="Sentence encoders: embedding MSE."),
     layer_map: Optional[str] = typer.Option(None, help="STUDENT:TEACHER pairs, e.g. 0:1,1:3,2:5."),
     eval_every: int = typer.Option(0, help="Dev evaluation every N steps (0: once per epoch)."),
     patience: int = typer.Option(0, help="Stop after N dev evaluations without gain (0: never)."),
     max_steps: Optional[int] = typer.Option(None), max_minutes: Optional[float] = typer.Option(None),
     seed: int = typer.Option(0), train_size: Optional[int] = typer.Option(None),
-    unlabeled: Optional[Path] = typer.Option(None, help="Extra text (.txt lines / .csv / .jsonl) "
-                                                        "labelled by the teacher."),
+    unlabeled: Optional[Path] = typer.Option(None, help="Extra training text (.txt/.csv/.jsonl)."),
     qat_target: Optional[str] = typer.Option(None, help="Fake-quantize like this target's int8."),
     force: bool = typer.Option(False, help="Replace an existing, different output directory."),
     label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
+    dev_similarity: Optional[str] = typer.Option(None, help="Sentence encoders: dev Spearman set."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
-                                                                 "keys; flags given override it."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML recipe keys; flags win."),
 ) -> None:
     """Distill a teacher into a smaller student; resumes after interruption (distill.json)."""
     options = {k: v for k, v in locals().items()

@@ -42,6 +42,21 @@ def tiny_bert(seed: int = 0, num_labels: int = 2) -> LoadedModel:
     return LoadedModel(ClassifierModule(hf), tokenizer(), "hf", "classification", Path("."), labels)
 
 
+def tiny_sentence_encoder(seed: int = 0, layers: int = 2) -> LoadedModel:
+    """Random BERT sentence encoder (no classification head, mean-pooled: what `load_model`
+    makes of a checkpoint without one), hidden 32, 4 heads, FFN 64, real tokenizer."""
+    from transformers import BertConfig, BertModel
+
+    from edgecompress.compress.core.modules import MeanPoolingModule
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=tokenizer().vocab_size, hidden_size=32, num_hidden_layers=layers,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=256,
+                        attn_implementation="eager")
+    module = MeanPoolingModule(BertModel(config)).eval()
+    return LoadedModel(module, tokenizer(), "hf", "embedding", Path("."), ())
+
+
 def tiny_plain(seed: int = 0, num_labels: int = 2) -> LoadedModel:
     """Random 2-layer plain encoder, d_model 32, 4 heads, FFN 64, real tokenizer."""
     torch.manual_seed(seed)

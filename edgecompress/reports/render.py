@@ -32,9 +32,16 @@ def print_model_info(console, info: dict) -> None:
 
 def print_eval(console, result: dict) -> None:
     where = f"{result['model']} on {result['dataset']}/{result['split']}"
-    if result["task"] == "similarity":
-        console.print(f"{where}: Spearman {result['spearman']:.3f}, Pearson "
-                      f"{result['pearson']:.3f} over {result['n_pairs']} pairs")
+    if result["task"] in ("similarity", "embedding"):
+        if result["task"] == "similarity":
+            console.print(f"{where}: Spearman {result['spearman']:.3f}, Pearson "
+                          f"{result['pearson']:.3f} over {result['n_pairs']} pairs")
+        if "retrieval" in result:
+            r = result["retrieval"]
+            console.print(f"retrieval vs {result['reference']} ({r['n']} sentences): "
+                          f"recall@{r['k']} {r['recall_at_k']:.3f}, MRR {r['mrr']:.3f}"
+                          + (f", cosine {r['reference_cosine']:.4f}"
+                             if "reference_cosine" in r else ""))
         return
     low, high = result["ci95"]
     line = (f"{where}: accuracy {result['accuracy']:.2%} [{low:.2%}, {high:.2%}] (n={result['n']}),"

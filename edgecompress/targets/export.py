@@ -6,7 +6,9 @@ within the profile's tolerance; otherwise the artifact is deleted and `ParityErr
 A quantized scheme (the profile's default, or `scheme=`) is applied to the fp32 file before that
 check (targets/quantize.py), and the check then uses the scheme's tolerance and agreement.
 
-The module is any `forward(input_ids (B, S), attention_mask (B, S)) -> (B, C) float`.
+The module is any `forward(input_ids (B, S), attention_mask (B, S)) -> (B, C) float`. A module
+whose `output_kind` is "embedding" (a mean-pooled sentence encoder) is gated on every row's cosine
+to torch instead of argmax agreement, which says nothing about an embedding vector.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class ExportResult:
     max_rel_error: float = 0.0  # ... and its bound (int8 schemes), both the scheme's
     sample_rows: int = 0  # rows of the verification sample
     gated_on: str = "max_abs_diff+agreement"  # or "agreement+rel_error" (int8 schemes)
+    cosine: float | None = None  # embedding outputs: the lowest row cosine to torch ...
+    min_cosine: float | None = None  # ... and its bound (the scheme's)
 
     def to_json(self) -> dict:
         """Plain-JSON form for manifests."""
@@ -117,7 +121,7 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
                 info = _quantize_in_place(temp, spec, quant or QuantOptions(module=module),
                                           profile)
             measured = _compare(temp, reference, sample, profile, reported=final,
-                                scheme=spec.name)
+                                scheme=spec.name, embedding=_is_embedding(module))
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -130,7 +134,18 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
         seconds=round(time.perf_counter() - start, 3), tolerance=gate.tolerance,
         min_agreement=gate.min_agreement, quantization=info, rel_error=measured.rel_error,
         max_rel_error=gate.max_rel_error, sample_rows=int(reference.shape[0]),
-        gated_on="agreement+rel_error" if gate.int8 else "max_abs_diff+agreement")
+        gated_on=_gated_on(gate, measured.cosine is not None), cosine=measured.cosine,
+        min_cosine=gate.min_cosine if measured.cosine is not None else None)
+
+
+def _is_embedding(module) -> bool:
+    """Whether `module` outputs sentence embeddings (core/modules.MeanPoolingModule)."""
+    return getattr(module, "output_kind", "logits") == "embedding"
+
+
+def _gated_on(gate, embedding: bool) -> str:
+    similar = "cosine" if embedding else "agreement"
+    return f"{similar}+rel_error" if gate.int8 else f"max_abs_diff+{similar}"
 
 
 def _quantize_in_place(path: Path, spec, quant: QuantOptions, profile: Profile) -> dict:
@@ -156,7 +171,7 @@ def verify(path: Path, module, sample: dict[str, np.ndarray], profile: Profile,
     with _eval_mode(module):
         reference = torch_runner(module).run(**sample)
     measured = _compare(Path(path), reference, sample, profile, reported=Path(path),
-                        scheme=scheme)
+                        scheme=scheme, embedding=_is_embedding(module))
     return measured.max_abs_diff, measured.agreement
 
 
@@ -166,11 +181,13 @@ class Measured:
     agreement: float
     rel_error: float
     scale: float  # max |torch output|: float rounding grows with it
+    cosine: float | None = None  # embedding outputs: min over rows of cos(artifact, torch)
 
 
 def _compare(path: Path, reference: np.ndarray, sample: dict, profile: Profile, *,
-             reported: Path, scheme: str | None = None) -> Measured:
-    """The artifact vs torch's `reference` (B, C) on `sample`, checked against the gate."""
+             reported: Path, scheme: str | None = None, embedding: bool = False) -> Measured:
+    """The artifact vs torch's `reference` (B, C) on `sample`, checked against the gate;
+    `embedding` outputs are compared by cosine rather than argmax."""
     gate = profile.gate(scheme)
     outputs = load_runner(path, threads=profile.threads).run(**sample)
     if outputs.shape != reference.shape:
@@ -181,9 +198,18 @@ def _compare(path: Path, reference: np.ndarray, sample: dict, profile: Profile, 
     diff = float("inf") if np.isnan(diff) else diff
     rel = relative_error(outputs, reference)
     agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
-    measured = Measured(diff, agreement, rel, float(np.max(np.abs(reference), initial=0.0)))
+    measured = Measured(diff, agreement, rel, float(np.max(np.abs(reference), initial=0.0)),
+                        _min_cosine(outputs, reference) if embedding else None)
     _check_gate(measured, gate, reported)
     return measured
+
+
+def _min_cosine(outputs: np.ndarray, reference: np.ndarray) -> float:
+    """The lowest cos(artifact row, torch row) over (B, H) outputs; NaN counts as -1."""
+    a, b = outputs.astype(np.float64), reference.astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    cosines = np.sum(a * b, axis=1) / np.clip(norms, 1e-12, None)
+    return float(np.min(np.nan_to_num(cosines, nan=-1.0), initial=1.0))
 
 
 def _check_gate(measured: Measured, gate, reported: Path) -> None:
@@ -193,7 +219,10 @@ def _check_gate(measured: Measured, gate, reported: Path) -> None:
     if not gate.int8 and measured.max_abs_diff > bound:
         misses.append(f"max |diff| {measured.max_abs_diff:.3g} > {gate.tolerance:g} x "
                       f"max(1, max |output| {measured.scale:.3g})")
-    if measured.agreement < gate.min_agreement:
+    if measured.cosine is not None and measured.cosine < gate.min_cosine:
+        misses.append(f"lowest row cosine to torch {measured.cosine:.4f} < {gate.min_cosine:g}")
+        diffs[f"{OUTPUT_NAME} 1 - cosine"] = 1 - measured.cosine
+    if measured.cosine is None and measured.agreement < gate.min_agreement:
         misses.append(f"argmax agreement {measured.agreement:.1%} < {gate.min_agreement:.0%}")
         diffs[f"{OUTPUT_NAME} argmax disagreement"] = 1 - measured.agreement
     if gate.int8 and measured.rel_error > gate.max_rel_error:

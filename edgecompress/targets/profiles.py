@@ -46,6 +46,9 @@ class Scheme:
     # bits of the embedding tables' weights (the token embedding is the largest tensor of a small
     # encoder); 4: blockwise int4 over the hidden axis, blocks of EMBEDDING_BLOCK (ONNX only)
     embedding_bits: int = 8
+    # sentence encoders (mean-pooled embedding outputs): every row's cosine to torch must reach
+    # this; it replaces argmax agreement, which means nothing for an embedding vector
+    min_cosine: float = 0.9999
 
     @property
     def int8(self) -> bool:
@@ -72,26 +75,31 @@ def _schemes(*schemes: Scheme) -> dict[str, Scheme]:
 SCHEMES: dict[str, dict[str, Scheme]] = {
     "onnx": _schemes(
         Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as exported"),
-        Scheme("fp16", "fp16", 5e-2, 1.0, description="float16 weights and compute, fp32 I/O"),
+        Scheme("fp16", "fp16", 5e-2, 1.0, min_cosine=0.999,
+               description="float16 weights and compute, fp32 I/O"),
         Scheme("dynamic-int8", "dynamic", 1.0, 0.95, per_channel=False, max_rel_error=0.25,
+               min_cosine=0.97,
                description="int8 weights per tensor, activations quantized at run time"),
         Scheme("dynamic-int8-per-channel", "dynamic", 1.0, 0.95, max_rel_error=0.25,
+               min_cosine=0.97,
                description="int8 weights per output channel, activations at run time"),
         Scheme("dynamic-int8-int4-embedding", "dynamic", 1.0, 0.95, max_rel_error=0.25,
+               min_cosine=0.97,
                embedding_bits=4,
                description="int8 weights per output channel, activations at run time; "
                            "embeddings int4 in blocks of 32 (GatherBlockQuantized)"),
-        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5,
+        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5, min_cosine=0.9,
                description="QDQ int8 weights (per channel) and calibrated int8 activations"),
     ),
     "tflite": _schemes(
         Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as converted"),
-        Scheme("fp16", "fp16", 5e-2, 1.0, description="float16 weights, float compute"),
-        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, max_rel_error=0.25,
+        Scheme("fp16", "fp16", 5e-2, 1.0, min_cosine=0.999,
+               description="float16 weights, float compute"),
+        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, max_rel_error=0.25, min_cosine=0.97,
                description="int8 weights per channel, activations quantized at run time"),
-        Scheme("weight-only-int8", "weight-only", 0.5, 0.95, max_rel_error=0.15,
+        Scheme("weight-only-int8", "weight-only", 0.5, 0.95, max_rel_error=0.15, min_cosine=0.98,
                description="int8 weights dequantized before float compute"),
-        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5,
+        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5, min_cosine=0.9,
                description="full-integer: int8 weights and calibrated int8 activations"),
     ),
 }
@@ -104,12 +112,15 @@ class Gate:
 
     Float schemes: max |diff| <= tolerance and argmax agreement >= min_agreement. int8 schemes:
     agreement >= min_agreement and relative error <= max_rel_error (max |diff| is reported).
+    Embedding outputs (sentence encoders) are gated on every row's cosine >= min_cosine instead
+    of argmax agreement.
     """
 
     tolerance: float
     min_agreement: float
     max_rel_error: float
     int8: bool
+    min_cosine: float = 0.9999
 
 
 @dataclass(frozen=True)
@@ -213,11 +224,14 @@ class Profile:
         for fp32, a `[parity.<scheme>]` override if present, else the scheme's defaults."""
         spec = self.scheme_for(scheme)
         if spec.kind == "fp32":
-            return Gate(self.tolerance, self.min_agreement, spec.max_rel_error, False)
+            return Gate(self.tolerance, self.min_agreement, spec.max_rel_error, False,
+                        spec.min_cosine)
         for name, tolerance, agreement, rel in self.parity_overrides:
             if name == spec.name:
-                return Gate(tolerance, agreement, rel or spec.max_rel_error, spec.int8)
-        return Gate(spec.tolerance, spec.min_agreement, spec.max_rel_error, spec.int8)
+                return Gate(tolerance, agreement, rel or spec.max_rel_error, spec.int8,
+                            spec.min_cosine)
+        return Gate(spec.tolerance, spec.min_agreement, spec.max_rel_error, spec.int8,
+                    spec.min_cosine)
 
     @property
     def suffix(self) -> str:

@@ -141,7 +141,9 @@ def artifact_manifest(result, profile, loaded: LoadedModel, *, source: str, bega
         "parity": {"max_abs_diff": result.max_abs_diff, "agreement": result.agreement,
                    "tolerance": result.tolerance, "min_agreement": result.min_agreement,
                    "rel_error": result.rel_error, "max_rel_error": result.max_rel_error,
-                   "sample_rows": result.sample_rows, "gated_on": result.gated_on},
+                   "sample_rows": result.sample_rows, "gated_on": result.gated_on,
+                   **({"cosine": result.cosine, "min_cosine": result.min_cosine}
+                      if result.cosine is not None else {})},
         "quantization": result.quantization,
         "input_shape": list(result.input_shape) if result.input_shape else None,
         "budgets": {"size_mb": profile.size_mb, "latency_ms": profile.latency_ms,

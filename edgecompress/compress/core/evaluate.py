@@ -1,5 +1,6 @@
 """Honest evaluation: accuracy with a Wilson 95 % interval, macro-F1, agreement with a reference,
-and Spearman / Pearson for similarity sets.
+Spearman / Pearson for similarity sets, and for sentence encoders the nearest-neighbour
+retrieval of a compressed model against its reference's (what on-device search needs).
 
 Models are reached only through a runner (`run(input_ids, attention_mask) -> (B, C)` numpy), so a
 torch module, an ONNX file and a TFLite file are evaluated by the same code.
@@ -37,6 +38,24 @@ class SimilarityMetrics:
     spearman: float
     pearson: float
     n_pairs: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RetrievalMetrics:
+    """Nearest-neighbour search of one embedding model judged by a reference model's.
+
+    Every sentence is a query over the others; the reference's top-k neighbours are the ground
+    truth. `recall_at_k`: mean fraction of them in the model's top k; `mrr`: mean reciprocal
+    rank, in the model's ranking, of the reference's nearest neighbour.
+    """
+
+    recall_at_k: float
+    mrr: float
+    k: int
+    n: int
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -136,3 +155,63 @@ def evaluate_similarity(runner, tokenizer, texts, pairs, *,
     return SimilarityMetrics(spearman=float(spearmanr(predicted, human).statistic),
                              pearson=float(pearsonr(predicted, human).statistic),
                              n_pairs=len(pairs))
+
+
+def _unit(embeddings: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (zero rows stay 0): (N, H) float64."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
+
+
+def mean_cosine(embeddings: np.ndarray, reference: np.ndarray) -> float:
+    """Mean over rows of cos(embeddings[i], reference[i]); both (N, H)."""
+    return float(np.mean(np.sum(_unit(embeddings) * _unit(reference), axis=1)))
+
+
+def retrieval_metrics(embeddings: np.ndarray, reference: np.ndarray,
+                      k: int = 10) -> RetrievalMetrics:
+    """recall@k and MRR of `embeddings` (N, H) against `reference` (N, H') neighbours by cosine,
+    each sentence a query over the other N - 1 (k is capped at N - 1). Raises ValueError for
+    fewer than 2 rows or different row counts."""
+    n = len(embeddings)
+    if n < 2 or len(reference) != n:
+        raise ValueError(f"retrieval needs >= 2 rows on both sides, got {n} and {len(reference)}")
+    k = min(k, n - 1)
+    model_rank = _ranking(embeddings)  # (N, N-1) neighbour ids, nearest first
+    truth = _ranking(reference)[:, :k]  # (N, k)
+    hits = [len(set(model_rank[i, :k]) & set(truth[i])) / k for i in range(n)]
+    # 1-based position of the reference's nearest neighbour in the model's ranking
+    positions = np.argmax(model_rank == truth[:, :1], axis=1) + 1
+    return RetrievalMetrics(recall_at_k=float(np.mean(hits)), mrr=float(np.mean(1.0 / positions)),
+                            k=k, n=n)
+
+
+def _ranking(embeddings: np.ndarray) -> np.ndarray:
+    """For each row, the other rows by falling cosine (ties by index): (N, N-1) int."""
+    unit = _unit(embeddings)
+    sims = unit @ unit.T  # (N, N)
+    np.fill_diagonal(sims, -np.inf)  # a sentence is not its own neighbour
+    order = np.argsort(-sims, axis=1, kind="stable")
+    return order[:, :-1]  # the last is the row itself (-inf)
+
+
+RETRIEVAL_ROWS = 1000  # held-out sentences searched against each other (N^2 similarities)
+
+
+def evaluate_retrieval(model, reference, texts, *, k: int = 10, max_length: int = 128,
+                       seed: int = 0) -> dict:
+    """How well `model` stands in for `reference` in on-device search, on up to RETRIEVAL_ROWS of
+    `texts` (a seeded draw): mean cosine of paired embeddings (when both have one width) and
+    recall@k / MRR of `model`'s nearest neighbours against `reference`'s. `model` / `reference`
+    are (runner, tokenizer) pairs of sentence encoders. Returns a JSON-ready dict."""
+    import random
+
+    texts = list(texts)
+    if len(texts) > RETRIEVAL_ROWS:
+        texts = random.Random(seed).sample(texts, RETRIEVAL_ROWS)
+    ours = predict(model[0], model[1], texts, max_length=max_length)
+    theirs = predict(reference[0], reference[1], texts, max_length=max_length)
+    out = {"n": len(texts), **retrieval_metrics(ours, theirs, k).to_json()}
+    if ours.shape[1] == theirs.shape[1]:
+        out["reference_cosine"] = mean_cosine(ours, theirs)
+    return out

@@ -127,8 +127,16 @@ def one_line(err: Exception) -> str:
     return " ".join(str(err).split())[:300]
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `hidden` (B, S, H) over real tokens (mask (B, S), 1 = real): (B, H)."""
+    mask = attention_mask.to(hidden.dtype)[..., None]  # (B, S, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
 class ClassifierModule(nn.Module):
     """HF sequence classifier -> plain logits tensor (B, num_labels)."""
+
+    output_kind = "logits"  # what the export parity gate compares (targets/export.py)
 
     def __init__(self, hf):
         super().__init__()
@@ -141,11 +149,12 @@ class ClassifierModule(nn.Module):
 class MeanPoolingModule(nn.Module):
     """HF encoder -> mean of the last hidden state over real tokens (B, hidden)."""
 
+    output_kind = "embedding"  # the parity gate compares these by cosine (targets/export.py)
+
     def __init__(self, hf):
         super().__init__()
         self.hf = hf
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.hf(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.to(hidden.dtype)[..., None]  # (B, S, 1)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return mean_pool(hidden, attention_mask)

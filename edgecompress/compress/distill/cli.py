@@ -16,7 +16,7 @@ def distill_request(*, teacher: str, student: str, dataset: str, out: Path, epoc
                     batch_size: int, lr: float, max_length: int, max_steps: int | None,
                     seed: int, layer_map: str | None, **options) -> DistillRequest:
     """Build the request from CLI options; raises UserError with the one-line reason."""
-    request_keys = ("unlabeled", "qat_target", "train_size", "force")
+    request_keys = ("unlabeled", "qat_target", "train_size", "force", "dev_similarity")
     extra = {k: options.pop(k) for k in request_keys if k in options}
     try:
         train = FinetuneConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr,
@@ -52,13 +52,34 @@ def summary_lines(manifest: dict) -> list[str]:
                  f"stopped: {manifest['stopped'] or 'completed'}")
     if manifest.get("best_step"):
         restored = "" if manifest["stopped"] == "max-minutes" else " (restored)"
-        lines.append(f"best dev accuracy {manifest['best_dev_accuracy']:.2%} at step "
+        metric = manifest.get("dev_metric", "accuracy")
+        score = (f"{manifest['best_dev_accuracy']:.2%}" if metric == "accuracy"
+                 else f"{manifest['best_dev_score']:.4f}")
+        lines.append(f"best dev {metric.replace('_', ' ')} {score} at step "
                      f"{manifest['best_step']}{restored}")
-    if "test" in manifest:
+    if manifest.get("task") == "embedding":
+        lines += _embedding_test_lines(manifest.get("test"))
+    elif "test" in manifest:
         test = manifest["test"]
         lines.append(f"test accuracy: student {_acc(test['student'])}, teacher "
                      f"{_acc(test['teacher'])}, agreement {test['student']['agreement']:.2%} "
                      f"(n={test['student']['n']})")
     if manifest["stopped"] == "max-minutes":
         lines.append("out of --max-minutes: rerun the same command to continue")
+    return lines
+
+
+def _embedding_test_lines(test: dict | None) -> list[str]:
+    """A sentence encoder's held-out facts: cosine to the teacher, retrieval, Spearman."""
+    if not test:
+        return []
+    lines = []
+    if "retrieval" in test:
+        r = test["retrieval"]
+        lines.append(f"held-out ({test['n']} sentences): cosine to teacher "
+                     f"{test['teacher_cosine']:.4f}, recall@{r['k']} {r['recall_at_k']:.3f}, "
+                     f"MRR {r['mrr']:.3f} (teacher's neighbours as truth)")
+    if "spearman" in test:
+        lines.append(f"Spearman: student {test['spearman']['student']:.4f}, teacher "
+                     f"{test['spearman']['teacher']:.4f}")
     return lines

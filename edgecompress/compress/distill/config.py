@@ -24,6 +24,8 @@ LayerMap = tuple[tuple[int, int], ...]
 class DistillConfig:
     """Loss weights and training budget. A weight of 0 switches that loss off.
 
+    `embedding_*_weight` train a sentence encoder on its teacher's mean-pooled embeddings (the
+    logit losses `kd_weight` / `ce_weight` are then skipped: such a teacher has no logits).
     `layer_map` pairs student layers with teacher layers for the hidden-state and attention
     losses (None: derived from the student, see students.default_layer_map). `eval_every` is in
     steps (0: evaluate on dev only at the end of each epoch); `patience` is the number of dev
@@ -36,6 +38,9 @@ class DistillConfig:
     ce_weight: float = 0.5
     hidden_weight: float = 0.0
     attention_weight: float = 0.0
+    # sentence-encoder teachers: the student's mean-pooled embedding against the teacher's
+    embedding_cosine_weight: float = 0.0  # mean over rows of 1 - cos(student, teacher)
+    embedding_mse_weight: float = 0.0  # mean over rows of the per-dimension squared error
     attention_layers: str = "last"  # "last" | "mapped"
     layer_map: LayerMap | None = None
     eval_every: int = 0
@@ -47,7 +52,9 @@ class DistillConfig:
         if not self.temperature > 0:
             raise FieldError("temperature", f"must be > 0, got {self.temperature}")
         weights = {"kd_weight": self.kd_weight, "ce_weight": self.ce_weight,
-                   "hidden_weight": self.hidden_weight, "attention_weight": self.attention_weight}
+                   "hidden_weight": self.hidden_weight, "attention_weight": self.attention_weight,
+                   "embedding_cosine_weight": self.embedding_cosine_weight,
+                   "embedding_mse_weight": self.embedding_mse_weight}
         for name, value in weights.items():
             if value < 0:
                 raise FieldError(name, f"must be >= 0, got {value}")
@@ -72,9 +79,16 @@ class DistillConfig:
     def needs_attention(self) -> bool:
         return self.attention_weight > 0
 
+    @property
+    def needs_embedding(self) -> bool:
+        return self.embedding_cosine_weight > 0 or self.embedding_mse_weight > 0
+
     def to_json(self) -> dict:
         data = asdict(self)
         data["layer_map"] = None if self.layer_map is None else [list(p) for p in self.layer_map]
+        if not self.needs_embedding:  # absent when unused: earlier fingerprints still hold
+            data.pop("embedding_cosine_weight")
+            data.pop("embedding_mse_weight")
         return data
 
     def fingerprint(self, *extra: str) -> str:

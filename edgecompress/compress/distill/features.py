@@ -1,5 +1,5 @@
-"""Run a classifier and keep what distillation compares: logits, per-layer hidden states and
-attention probabilities.
+"""Run a model and keep what distillation compares: logits (a classifier) or the mean-pooled
+sentence embedding (a sentence encoder), per-layer hidden states and attention probabilities.
 
 HF models return them when asked (`output_hidden_states`, `output_attentions`; eager attention,
 so the probabilities exist as tensors). The plain encoder has no such outputs: its layer outputs
@@ -13,18 +13,29 @@ from dataclasses import dataclass
 import torch
 
 from edgecompress.compress.core.models import LoadedModel
+from edgecompress.compress.core.modules import mean_pool
 
 
 @dataclass(frozen=True)
 class Features:
-    logits: torch.Tensor  # (B, C)
+    logits: torch.Tensor | None = None  # (B, C); None for a sentence encoder
     hidden: tuple[torch.Tensor, ...] = ()  # one (B, S, H) per encoder layer, its output
     attentions: tuple[torch.Tensor, ...] = ()  # one (B, heads, S, S) per layer, rows sum to 1
+    embedding: torch.Tensor | None = None  # (B, H) mean-pooled; None for a classifier
 
     def float(self) -> Features:
         """The same features in float32 (after a bf16 autocast forward)."""
-        return Features(self.logits.float(), tuple(t.float() for t in self.hidden),
-                        tuple(t.float() for t in self.attentions))
+        return Features(_float(self.logits), tuple(t.float() for t in self.hidden),
+                        tuple(t.float() for t in self.attentions), _float(self.embedding))
+
+    @classmethod
+    def of_output(cls, output: torch.Tensor, task: str) -> Features:
+        """Features holding a model's plain output (B, C) or (B, H), by its task."""
+        return cls(embedding=output) if task == "embedding" else cls(logits=output)
+
+
+def _float(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.float()
 
 
 def has_attention_probs(loaded: LoadedModel) -> bool:
@@ -43,7 +54,10 @@ def forward_features(loaded: LoadedModel, input_ids: torch.Tensor, attention_mas
                                output_hidden_states=hidden, output_attentions=attentions)
         # hidden_states[0] is the embedding output; [i + 1] is the output of layer i
         states = tuple(out.hidden_states[1:]) if hidden else ()
-        return Features(out.logits, states, tuple(out.attentions) if attentions else ())
+        probs = tuple(out.attentions) if attentions else ()
+        if loaded.task == "embedding":  # what MeanPoolingModule returns, (B, H)
+            return Features(None, states, probs, mean_pool(out.last_hidden_state, attention_mask))
+        return Features(out.logits, states, probs)
     if attentions:
         raise ValueError("the plain encoder does not expose attention probabilities")
     return _plain_features(loaded, input_ids, attention_mask, hidden)

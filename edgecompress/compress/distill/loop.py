@@ -22,8 +22,10 @@ from torch import nn
 
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.distributed import World
+from edgecompress.compress.distill.embedding import EmbeddingDev
 from edgecompress.compress.distill.features import Features, forward_features
 from edgecompress.compress.distill.losses import LossPlan, distill_loss
+from edgecompress.compress.distill.students import hidden_width
 from edgecompress.compress.core.evaluate import predict, token_lengths, tokenize
 from edgecompress.compress.core.models import LoadedModel
 from edgecompress.compress.core.train import (CHECKPOINT_PROGRESS, BatchOrder, autocast,
@@ -90,7 +92,7 @@ class LoopState:
 @dataclass(frozen=True)
 class Feed:
     """What every step reads: the batch order, the resolved precision, labels and (with
-    logit-only losses) the teacher's logits for every text."""
+    output-only losses) the teacher's output — logits or embedding — for every text."""
 
     order: BatchOrder
     precision: str
@@ -112,13 +114,20 @@ class Run:
     dev: tuple[tuple[str, ...], tuple[int, ...]] | None = None  # (texts, labels)
     identity: str = ""
     world: World = World()  # torchrun's processes (distributed.py); one process by default
+    embedding_dev: EmbeddingDev | None = None  # a sentence encoder's dev set (embedding.py)
+
+    @property
+    def dev_metric(self) -> str:
+        """What dev selection maximises: "accuracy", "spearman" or "teacher_cosine"."""
+        return self.embedding_dev.metric if self.embedding_dev is not None else "accuracy"
 
 
 def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
     """Train `run.student.module` (in place) towards the teacher; resume from `run.ckpt`.
 
     Returns {"steps", "steps_done", "resumed_from", "final_loss", "seconds", "stopped",
-    "best_step", "best_dev_accuracy", "history"}.
+    "best_step", "best_dev_accuracy", "dev_metric", "best_dev_score", "history"}; the dev score
+    is accuracy for a classifier, Spearman or mean teacher cosine for a sentence encoder.
     """
     config, train = run.config, run.config.train
     module = Trainable(run.student, run.projections)
@@ -139,7 +148,7 @@ def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
         loss, parts = _step(run, forward, optimizer, scheduler, step, feed)
         done = step + 1
         if _due_for_eval(run, done, steps):
-            parts["dev_accuracy"] = _evaluate(run, module, state, done, loss)
+            parts[f"dev_{run.dev_metric}"] = _evaluate(run, module, state, done, loss)
         if _out_of_time(run, began) and done < steps and not state.stopped:
             state.stopped = "max-minutes"
         if run.world.main and (state.stopped == "max-minutes" or (
@@ -157,7 +166,9 @@ def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
     return {"steps": steps, "steps_done": done, "resumed_from": start, "final_loss": loss,
             "seconds": round(time.perf_counter() - began, 2), "stopped": state.stopped,
             "best_step": state.best_step or None,
-            "best_dev_accuracy": state.best_accuracy if state.best_step else None,
+            "best_dev_accuracy": state.best_accuracy if state.best_step and not
+            run.embedding_dev else None, "dev_metric": run.dev_metric,
+            "best_dev_score": state.best_accuracy if state.best_step else None,
             "history": state.history, "precision": feed.precision}
 
 
@@ -166,21 +177,24 @@ def _feed(run: Run) -> Feed:
     precision = resolve_precision(train.precision)
     lengths = token_lengths(run.student.tokenizer, run.data.texts, train.max_length)
     run.teacher.module.eval()
-    logits_only = not (run.plan.hidden_pairs or run.plan.attention_pairs)
+    output_only = not (run.plan.hidden_pairs or run.plan.attention_pairs)
     return Feed(BatchOrder(len(run.data.texts), train, lengths), precision,
                 torch.tensor(run.data.labels, dtype=torch.long),
-                teacher_logits(run, precision) if logits_only else None)
+                teacher_logits(run, precision) if output_only else None)
 
 
 def teacher_logits(run: Run, precision: str = "fp32", batch_size: int = 64) -> torch.Tensor:
-    """Teacher logits (N, C) for every training text, computed once.
+    """Teacher outputs for every training text, computed once: logits (N, C), or the
+    mean-pooled embeddings (N, H) of a sentence-encoder teacher.
 
-    With logit-only losses the teacher's per-step forward is the same every epoch (eval mode,
+    With output-only losses the teacher's per-step forward is the same every epoch (eval mode,
     no dropout), so it is done once, in length-sorted batches that carry little padding.
     """
     texts, world = run.data.texts, run.world
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = torch.zeros(len(texts), len(run.teacher.labels))
+    width = (len(run.teacher.labels) if run.teacher.task == "classification"
+             else hidden_width(run.teacher))
+    out = torch.zeros(len(texts), width)
     starts = range(0, len(order), batch_size)
     with torch.no_grad(), autocast(precision):
         for start in starts[world.rank::world.size]:  # ranks share the batches, then the sums
@@ -205,7 +219,7 @@ def _step(run: Run, module: nn.Module, optimizer, scheduler, step: int,
     plan, hidden, attentions = run.plan, bool(run.plan.hidden_pairs), bool(run.plan.attention_pairs)
     with autocast(feed.precision):
         if feed.cached is not None:
-            teacher = Features(feed.cached[torch.from_numpy(idx)])
+            teacher = Features.of_output(feed.cached[torch.from_numpy(idx)], run.teacher.task)
         else:
             with torch.no_grad():
                 teacher = forward_features(run.teacher, ids, mask, hidden=hidden,
@@ -213,7 +227,8 @@ def _step(run: Run, module: nn.Module, optimizer, scheduler, step: int,
         student = module(ids, mask, hidden, attentions)
     teacher, student = teacher.float(), student.float()  # the losses run in float32
     y = feed.labels[idx]
-    y = torch.where(y < 0, teacher.logits.argmax(-1), y)  # unlabelled rows: teacher's label
+    if teacher.logits is not None:
+        y = torch.where(y < 0, teacher.logits.argmax(-1), y)  # unlabelled rows: teacher's label
     loss, parts = distill_loss(student, teacher, y, mask, run.config, plan, run.projections)
     scale = run.world.loss_scale(len(idx), len(batch_idx))
     (loss * scale).backward()  # under DDP: gradients averaged over ranks = the batch's mean
@@ -234,7 +249,7 @@ def _batch_mean(world: World, loss: float, parts: dict, scale: float) -> tuple[f
 
 
 def _due_for_eval(run: Run, done: int, steps: int) -> bool:
-    if run.dev is None:
+    if run.dev is None and run.embedding_dev is None:
         return False
     every = run.config.eval_every or -(-len(run.data.texts) // run.config.train.batch_size)
     return done % every == 0 or done == steps
@@ -249,7 +264,27 @@ def _out_of_time(run: Run, began: float) -> bool:
 
 
 def _evaluate(run: Run, module: Trainable, state: LoopState, done: int, loss: float) -> float:
-    """Dev accuracy now; keeps the best student on disk and decides early stopping."""
+    """Dev score now (higher is better); keeps the best student on disk and decides early
+    stopping."""
+    if run.embedding_dev is not None:  # every rank scores the whole (small) set alike
+        accuracy = run.embedding_dev.score(run.student, run.config.train.max_length)
+        module.train()  # torch_runner switched it to eval
+    else:
+        accuracy = _dev_accuracy(run, module)
+    state.history.append({"step": done, f"dev_{run.dev_metric}": accuracy, "loss": loss})
+    if accuracy > state.best_accuracy:
+        state.best_accuracy, state.best_step, state.bad_evals = accuracy, done, 0
+        if run.world.main:
+            _save_best(run, done)
+    else:
+        state.bad_evals += 1
+        if run.config.patience and state.bad_evals >= run.config.patience:
+            state.stopped = "early-stopping"
+    return accuracy
+
+
+def _dev_accuracy(run: Run, module: Trainable) -> float:
+    """Accuracy on the labelled dev set, each rank predicting its share of it."""
     from edgecompress.targets import torch_runner
 
     world = run.world
@@ -260,18 +295,8 @@ def _evaluate(run: Run, module: Trainable, state: LoopState, done: int, loss: fl
                          max_length=run.config.train.max_length)
         correct = float(np.sum(logits.argmax(axis=1) == np.asarray(labels)))
     module.train()  # torch_runner switched it to eval
-    accuracy = float(world.sum(torch.tensor([correct], dtype=torch.float64)).item()
-                     / len(run.dev[0]))
-    state.history.append({"step": done, "dev_accuracy": accuracy, "loss": loss})
-    if accuracy > state.best_accuracy:
-        state.best_accuracy, state.best_step, state.bad_evals = accuracy, done, 0
-        if world.main:
-            _save_best(run, done)
-    else:
-        state.bad_evals += 1
-        if run.config.patience and state.bad_evals >= run.config.patience:
-            state.stopped = "early-stopping"
-    return accuracy
+    return float(world.sum(torch.tensor([correct], dtype=torch.float64)).item()
+                 / len(run.dev[0]))
 
 
 def best_dir(ckpt: Path) -> Path:

@@ -7,6 +7,9 @@
   projection where the student is narrower than the teacher (TinyBERT).
 - `attention_kl`: KL between attention distributions of mapped layers, per head, over real query
   tokens (MiniLM); needs equal head counts in each mapped pair.
+- `embedding_cosine` / `embedding_mse`: a sentence encoder's mean-pooled embedding (B, H)
+  against the teacher's, through a learned projection where the student is narrower. Both are
+  means over rows, so torchrun's sharded batches give the same gradient (distributed.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class LossPlan:
     hidden_pairs: tuple[tuple[int, int], ...] = ()  # (student layer, teacher layer)
     attention_pairs: tuple[tuple[int, int], ...] = ()
     notes: tuple[str, ...] = ()  # why something was skipped, for the manifest and the console
+    logits: bool = True  # the logit losses (kd, ce) apply: False for a sentence-encoder teacher
+    embedding: bool = False  # the embedding losses apply: a sentence-encoder teacher
 
 
 def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -83,19 +88,43 @@ def attention_kl(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor
     return torch.stack(losses).mean()
 
 
+EMBEDDING_PROJECTION = "embedding"  # key of the embedding's projection among the hidden ones
+
+
+def _project(student: torch.Tensor, projections: Mapping[str, nn.Module]) -> torch.Tensor:
+    """`student` (B, H_s) through the learned projection to the teacher's width, if any."""
+    if EMBEDDING_PROJECTION in projections:
+        return projections[EMBEDDING_PROJECTION](student)
+    return student
+
+
+def embedding_cosine(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of 1 - cos(student row, teacher row); embeddings (B, H). A scalar, 0 when
+    every student embedding points where the teacher's does."""
+    return (1.0 - F.cosine_similarity(student, teacher, dim=-1, eps=1e-8)).mean()
+
+
+def embedding_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean over rows and dimensions of the squared difference; embeddings (B, H). A scalar."""
+    return (student - teacher).pow(2).mean()
+
+
 def distill_loss(student: Features, teacher: Features, labels: torch.Tensor,
                  mask: torch.Tensor, config: DistillConfig, plan: LossPlan,
                  projections: Mapping[str, nn.Module]) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the enabled losses; returns (total, {name: value}) for progress/logs.
 
-    `labels` (B,) are class ids; rows of unlabelled text carry the teacher's argmax already.
+    `labels` (B,) are class ids; rows of unlabelled text carry the teacher's argmax already
+    (unused for a sentence-encoder teacher).
     """
     parts: dict[str, torch.Tensor] = {}
-    if config.kd_weight:
+    if config.kd_weight and plan.logits:
         parts["kd"] = config.kd_weight * soft_kl(student.logits, teacher.logits,
                                                  config.temperature)
-    if config.ce_weight:
+    if config.ce_weight and plan.logits:
         parts["ce"] = config.ce_weight * label_ce(student.logits, labels)
+    if plan.embedding:
+        parts.update(_embedding_parts(student.embedding, teacher.embedding, config, projections))
     if config.hidden_weight and plan.hidden_pairs:
         parts["hidden"] = config.hidden_weight * hidden_mse(
             student.hidden, teacher.hidden, plan.hidden_pairs, projections, mask)
@@ -104,3 +133,15 @@ def distill_loss(student: Features, teacher: Features, labels: torch.Tensor,
             student.attentions, teacher.attentions, plan.attention_pairs, mask)
     total = torch.stack(list(parts.values())).sum()
     return total, {name: float(value.detach()) for name, value in parts.items()}
+
+
+def _embedding_parts(student: torch.Tensor, teacher: torch.Tensor, config: DistillConfig,
+                     projections: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+    projected = _project(student, projections)  # (B, H_teacher)
+    parts = {}
+    if config.embedding_cosine_weight:
+        parts["embedding_cosine"] = config.embedding_cosine_weight * embedding_cosine(
+            projected, teacher)
+    if config.embedding_mse_weight:
+        parts["embedding_mse"] = config.embedding_mse_weight * embedding_mse(projected, teacher)
+    return parts

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,6 +24,9 @@ from edgecompress.compress.core.cache import content_digest, identity, is_done
 from edgecompress.compress.core.dataref import DataRef
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.distributed import World
+from edgecompress.compress.distill.embedding import (EmbeddingDev, embed, embedding_texts,
+                                                     heldout_embedding_metrics, similarity_dev,
+                                                     unlabeled_texts)
 from edgecompress.compress.distill.loop import Run, TrainData, best_dir, distill_train
 from edgecompress.compress.distill.qat import (prepare_qat, qat_config_for,
                                                strip_fake_quant)
@@ -55,6 +60,7 @@ class DistillRequest:
     text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label, split)
     label_col: str | None = None
     split_col: str | None = None
+    dev_similarity: str | None = None  # sentence encoders: select the student on this set
 
     def data(self) -> DataRef:
         return DataRef(self.dataset, self.text_col, self.label_col, self.label_map,
@@ -72,6 +78,8 @@ class DistillRequest:
         settings = {"config": config, "qat_target": self.qat_target,
                     "qat_scheme": self.qat_scheme, "train_size": self.train_size}
         settings.update(self.data().options())  # absent when unused: earlier identities hold
+        if self.dev_similarity is not None:
+            settings["dev_similarity"] = self.dev_similarity
         return identity("distill", settings, inputs)
 
 
@@ -100,8 +108,10 @@ def run_distill(request: DistillRequest, console=None) -> dict:
 
 def _distill(request: DistillRequest, fingerprint: str, world: World, console,
              began: float) -> dict:
-    teacher = load_model(request.teacher, task="classification")
-    dataset, data, dev = _data(request, teacher)
+    teacher = load_model(request.teacher)  # a classifier, or a sentence encoder (embedding)
+    source = (_embedding_source(request, teacher) if teacher.task == "embedding"
+              else _classification_source(request, teacher))
+    data = source.data
     torch.manual_seed(request.config.train.seed)  # fresh students and projections
     student = build_student(request.student, teacher)
     check_compatible(teacher, student.loaded)
@@ -111,10 +121,9 @@ def _distill(request: DistillRequest, fingerprint: str, world: World, console,
     qat = _prepare_qat(request, student.loaded)
     ckpt = request.out.parent / f".{request.out.name}.ckpt"
     run = Run(teacher, student.loaded, projections, plan, _train_config(request, qat), data, ckpt,
-              dev, request.identity(), world)
+              source.dev, request.identity(), world, source.embedding_dev)
     if console is not None:  # only now: every check above may still refuse in one line
-        for line in [f"note: {note}" for note in plan.notes] + (
-                [dataset.split_line()] if dataset.drawn_splits else []):
+        for line in [f"note: {note}" for note in plan.notes] + source.lines:
             console.print(line, markup=False, highlight=False)
     with TrainingProgress(console, "distill") as on_step:
         result = distill_train(run, on_step)
@@ -123,9 +132,7 @@ def _distill(request: DistillRequest, fingerprint: str, world: World, console,
     manifest = {"stage": "distill", "fingerprint": fingerprint, "identity": fingerprint,
                 "teacher": request.teacher,
                 "student_spec": request.student, "student_origin": student.origin,
-                "dataset": dataset.name, "labels": list(dataset.labels),
-                "label_mapping": dataset.label_mapping, "split_sizes": dataset.split_sizes(),
-                "splits_drawn": dataset.drawn_splits,
+                **source.info, "task": teacher.task,
                 "config": request.config.to_json(), "layer_map": [list(p) for p in
                                                                   (request.config.layer_map
                                                                    or student.layer_map)],
@@ -138,7 +145,7 @@ def _distill(request: DistillRequest, fingerprint: str, world: World, console,
     if not world.main:
         return manifest
     if request.evaluate_test and result["stopped"] != "max-minutes":
-        manifest["test"] = heldout_metrics(teacher, student.loaded, dataset)
+        manifest["test"] = source.test(teacher, student.loaded)
     manifest["wall_seconds"] = round(time.perf_counter() - began, 2)
     _write(request, student.loaded, manifest, ckpt)
     return manifest
@@ -154,6 +161,49 @@ def _cached(request: DistillRequest, fingerprint: str) -> dict | None:
         return None if manifest.get("stopped") == "max-minutes" else manifest
     check_replaceable(out, request.force)
     return None
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a run trains and is judged on: training data, its dev set (labelled, or a sentence
+    encoder's), manifest facts, console lines, and the held-out metrics of the end."""
+
+    data: TrainData
+    dev: tuple | None
+    embedding_dev: EmbeddingDev | None
+    info: dict
+    lines: list[str]
+    test: Callable[[LoadedModel, LoadedModel], dict]
+
+
+def _classification_source(request: DistillRequest, teacher: LoadedModel) -> _Source:
+    dataset, data, dev = _data(request, teacher)
+    info = {"dataset": dataset.name, "labels": list(dataset.labels),
+            "label_mapping": dataset.label_mapping, "split_sizes": dataset.split_sizes(),
+            "splits_drawn": dataset.drawn_splits}
+    return _Source(data, dev, None, info, [dataset.split_line()] if dataset.drawn_splits else [],
+                   lambda t, s: heldout_metrics(t, s, dataset))
+
+
+def _embedding_source(request: DistillRequest, teacher: LoadedModel) -> _Source:
+    """Unlabelled text for a sentence-encoder teacher (embedding.py); dev: Spearman on
+    `dev_similarity` if given, else the mean cosine to the teacher on held-out text."""
+    from edgecompress.compress.core.evaluate import DEFAULT_MAX_LENGTH
+
+    seed, max_length = request.config.train.seed, request.config.train.max_length
+    name, train, dev, test = embedding_texts(request.dataset, request.unlabeled, seed,
+                                             request.data())
+    if request.train_size is not None and request.train_size < len(train):
+        train = random.Random(seed).sample(train, request.train_size)
+    similarity = similarity_dev(request.dev_similarity) if request.dev_similarity else None
+    embedding_dev = similarity or (EmbeddingDev(tuple(dev), teacher=embed(teacher, dev, max_length))
+                                   if dev else None)
+    info = {"dataset": name, "labels": [], "split_sizes": {"train": len(train), "dev": len(dev),
+                                                          "test": len(test)},
+            "dev_similarity": request.dev_similarity}
+    return _Source(TrainData(tuple(train), (-1,) * len(train)), None, embedding_dev, info, [],
+                   lambda t, s: heldout_embedding_metrics(t, s, test, DEFAULT_MAX_LENGTH,
+                                                          similarity))
 
 
 def _data(request: DistillRequest, teacher: LoadedModel):
@@ -181,27 +231,6 @@ def _data(request: DistillRequest, teacher: LoadedModel):
     if dev_split is not None and len(dev_split) and dev_split.labels is not None:
         dev = (tuple(dev_split.texts), tuple(dev_split.labels))
     return dataset, data, dev
-
-
-def unlabeled_texts(path: Path) -> list[str]:
-    """Sentences of a .txt file (one per line) or every split of a .csv/.jsonl file's text column.
-
-    Raises UserError when the file is missing or holds no text.
-    """
-    from edgecompress.compress.core.data import load_dataset
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--unlabeled file not found: {path}")
-    if path.suffix in (".csv", ".jsonl"):
-        data = load_dataset(str(path))
-        texts = [t for split in data.splits.values() for t in split.texts]
-    else:
-        texts = [" ".join(line.split()) for line in path.read_text(encoding="utf-8").splitlines()]
-    texts = [t for t in texts if t]
-    if not texts:
-        raise UserError(f"--unlabeled file {path} holds no text")
-    return texts
 
 
 def _train_config(request: DistillRequest, qat: dict | None) -> DistillConfig:

@@ -21,14 +21,15 @@ from torch import nn
 
 from edgecompress.compress.distill.config import DistillConfig, LayerMap
 from edgecompress.compress.distill.features import has_attention_probs
-from edgecompress.compress.distill.losses import LossPlan
-from edgecompress.compress.core.models import ClassifierModule, LoadedModel
+from edgecompress.compress.distill.losses import EMBEDDING_PROJECTION, LossPlan
+from edgecompress.compress.core.models import ClassifierModule, LoadedModel, MeanPoolingModule
 from edgecompress.compress.core.models import load_model
 from edgecompress.compress.prune.surgery import keep_layers
 from edgecompress.compress.core.arch import (blocks, family_of, layers, shared_layers,
                                              word_embedding)
 from edgecompress.errors import UserError
 
+_TASK_WORDS = {"classification": "classifier", "embedding": "sentence encoder"}
 FRESH_KEYS = {"layers": "num_hidden_layers", "hidden": "hidden_size",
               "heads": "num_attention_heads", "ffn": "intermediate_size"}
 
@@ -50,7 +51,7 @@ def build_student(spec: str, teacher: LoadedModel) -> Student:
     if spec.startswith("fresh:"):
         loaded = _fresh(spec[len("fresh:"):], teacher)
         return Student(loaded, "fresh", default_layer_map(depth(loaded), depth(teacher)))
-    loaded = load_model(spec, task="classification")
+    loaded = load_model(spec, task=teacher.task)
     kept = _kept_layers(Path(spec))
     n_student = depth(loaded)
     pairs = (tuple(enumerate(kept)) if kept and len(kept) == n_student
@@ -117,6 +118,11 @@ def _fresh(text: str, teacher: LoadedModel) -> LoadedModel:
     if config.hidden_size % config.num_attention_heads:
         raise UserError(f"fresh student: hidden {config.hidden_size} is not divisible by "
                         f"{config.num_attention_heads} heads")
+    if teacher.task == "embedding":  # a sentence encoder: the bare encoder, mean-pooled
+        from transformers import AutoModel
+
+        hf = AutoModel.from_config(config, attn_implementation="eager")
+        return dataclasses.replace(teacher, module=MeanPoolingModule(hf).eval(), path=Path("."))
     hf = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
     return dataclasses.replace(teacher, module=ClassifierModule(hf).eval(), path=Path("."))
 
@@ -135,7 +141,11 @@ def default_layer_map(n_student: int, n_teacher: int) -> LayerMap:
 
 
 def check_compatible(teacher: LoadedModel, student: LoadedModel) -> None:
-    """Raise UserError unless both read the same tokens and predict the same labels."""
+    """Raise UserError unless both read the same tokens, do the same task (classify or embed
+    sentences) and predict the same labels."""
+    if teacher.task != student.task:
+        raise UserError(f"the teacher is a {_TASK_WORDS[teacher.task]} but the student a "
+                        f"{_TASK_WORDS[student.task]}; distillation needs the same task")
     t_vocab = word_embedding(teacher).num_embeddings
     s_vocab = word_embedding(student).num_embeddings
     if t_vocab != s_vocab or teacher.tokenizer.get_vocab() != student.tokenizer.get_vocab():
@@ -171,11 +181,27 @@ def resolve_plan(teacher: LoadedModel, student: Student, config: DistillConfig) 
     attention: tuple = ()
     if config.needs_attention:
         attention = _attention_pairs(teacher, student.loaded, config, pairs, notes)
-    skipped_all = (not config.kd_weight and not config.ce_weight
-                   and not hidden and not attention)
+    logits, embedding = _output_losses(teacher, config, notes)
+    skipped_all = (not (logits and (config.kd_weight or config.ce_weight))
+                   and not embedding and not hidden and not attention)
     if skipped_all:
         raise UserError("every enabled loss was skipped (" + "; ".join(notes) + ")")
-    return LossPlan(tuple(hidden), tuple(attention), tuple(notes))
+    return LossPlan(tuple(hidden), tuple(attention), tuple(notes), logits, embedding)
+
+
+def _output_losses(teacher: LoadedModel, config: DistillConfig,
+                   notes: list[str]) -> tuple[bool, bool]:
+    """(logit losses apply, embedding losses apply): a classifier teacher has logits, a
+    sentence encoder a mean-pooled embedding; the other kind's losses are skipped, noted."""
+    encoder = teacher.task == "embedding"
+    if encoder and (config.kd_weight or config.ce_weight):
+        notes.append("logit losses (kd, ce) skipped: the teacher is a sentence encoder"
+                     + ("" if config.needs_embedding else
+                        "; set embedding_cosine_weight / embedding_mse_weight"))
+    if not encoder and config.needs_embedding:
+        notes.append("embedding losses skipped: the teacher is a classifier (they train "
+                     "sentence encoders)")
+    return not encoder, encoder and config.needs_embedding
 
 
 def _attention_pairs(teacher, student, config, pairs, notes) -> tuple:
@@ -221,12 +247,15 @@ def hidden_width(loaded: LoadedModel) -> int:
 
 def make_projections(teacher: LoadedModel, student: LoadedModel,
                      plan: LossPlan) -> nn.ModuleDict:
-    """A learned Linear (student width -> teacher width) per hidden pair whose widths differ."""
+    """A learned Linear (student width -> teacher width) per hidden pair, and for the pooled
+    embedding (losses.EMBEDDING_PROJECTION), when the widths differ."""
     t_width, s_width = hidden_width(teacher), hidden_width(student)
     projections = nn.ModuleDict()
     if s_width != t_width:
         for s, _ in plan.hidden_pairs:
             projections[str(s)] = nn.Linear(s_width, t_width, bias=False)
+        if plan.embedding:
+            projections[EMBEDDING_PROJECTION] = nn.Linear(s_width, t_width, bias=False)
     return projections
 
 

@@ -41,15 +41,13 @@ def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
             raise UserError(f"{flag} must be >= 1, got {value}")
     data = load_dataset(dataset, text_col=text_col, label_col=label_col, split_col=split_col)
     model_eval = open_evaluable(model, threads=threads, tokenizer=tokenizer)
-    if data.task == "similarity":
-        split = split or "test"
-        metrics = evaluate_similarity(model_eval.runner, model_eval.tokenizer,
-                                      data.split(split).texts, data.similarity)
-        return {"model": str(model), "dataset": data.name, "split": split,
-                "task": "similarity", **metrics.to_json()}
+    if data.task == "similarity" or (model_eval.task == "embedding" and reference):
+        return _evaluate_embedding(model, model_eval, data, split, reference, threads,
+                                   max_length)
     if model_eval.task != "classification":
         raise UserError(f"{model} is a sentence encoder without a classification head; "
-                        f"fine-tune it on {data.name} first (edgecompress finetune)")
+                        f"fine-tune it on {data.name} first (edgecompress finetune), or pass "
+                        f"--reference TEACHER for its retrieval against the teacher's")
     data = align_labels(data, model_eval.labels, label_map)
     if split is None and data.drawn_splits:
         split, chosen = "all", data.whole()
@@ -77,6 +75,31 @@ def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
 
     return {"model": str(model), "dataset": data.name, "split": split, "task": "classification",
             "label_mapping": data.label_mapping, **metrics, "host": host_info(threads)}
+
+
+def _evaluate_embedding(model, model_eval, data, split, reference, threads, max_length) -> dict:
+    """Spearman / Pearson on a similarity set, and with `reference` (a sentence encoder) the
+    nearest-neighbour retrieval against the reference's on the split's sentences."""
+    from edgecompress.compress.core.evaluate import evaluate_retrieval
+
+    split = split or "test"
+    texts = data.split(split).texts
+    result = {"model": str(model), "dataset": data.name, "split": split}
+    if data.task == "similarity":
+        metrics = evaluate_similarity(model_eval.runner, model_eval.tokenizer, texts,
+                                      data.similarity)
+        result.update(task="similarity", **metrics.to_json())
+    else:
+        result["task"] = "embedding"
+    if reference:
+        ref_eval = open_evaluable(reference, threads=threads)
+        if ref_eval.task != "embedding" or model_eval.task != "embedding":
+            raise UserError("retrieval against --reference needs two sentence encoders")
+        result["retrieval"] = evaluate_retrieval(
+            (model_eval.runner, model_eval.tokenizer), (ref_eval.runner, ref_eval.tokenizer),
+            texts, max_length=max_length)
+        result["reference"] = str(reference)
+    return result
 
 
 def _reference_predictions(reference: str | None, labels: tuple[str, ...], split, threads: int,
