@@ -133,6 +133,8 @@ def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
     module = Trainable(run.student, run.projections)
     if train.freeze_embeddings:
         freeze_embeddings(run.student.module)
+    if run.student.task == "embedding":
+        _freeze_pooler(run.student)
     steps = total_steps(len(run.data.texts), train)
     torch.manual_seed(train.seed)  # dropout; a resumed run gets its RNG state from the checkpoint
     optimizer, scheduler = make_optimizer(module, train, steps)
@@ -170,6 +172,14 @@ def distill_train(run: Run, on_step: ProgressCallback | None = None) -> dict:
             run.embedding_dev else None, "dev_metric": run.dev_metric,
             "best_dev_score": state.best_accuracy if state.best_step else None,
             "history": state.history, "precision": feed.precision}
+
+
+def _freeze_pooler(student: LoadedModel) -> None:
+    """A mean-pooled sentence encoder never runs its [CLS] pooler: untrained, and unseen by
+    DistributedDataParallel, which refuses parameters that get no gradient."""
+    pooler = getattr(getattr(student.module, "hf", None), "pooler", None)
+    if pooler is not None:
+        pooler.requires_grad_(False)
 
 
 def _feed(run: Run) -> Feed:
