@@ -108,3 +108,28 @@ def test_check_compatible_raises_when_student_task_differs_from_teacher():
 
     with pytest.raises(UserError, match="same task"):
         check_compatible(tiny_sentence_encoder(), sharp_teacher())
+
+
+def test_embedding_dev_scores_spearman_when_similarity_pairs_are_given():
+    teacher = tiny_sentence_encoder()
+    pairs = ((0, 1, 0.9), (0, 2, 0.1), (1, 2, 0.2), (2, 3, 0.7))
+    dev = EmbeddingDev(tuple(TEXTS[:4]), pairs)
+    assert dev.metric == "spearman" and -1.0 <= dev.score(teacher, 32) <= 1.0
+    assert EmbeddingDev(("a",), teacher=np.ones((1, 32))).metric == "teacher_cosine"
+
+
+def test_summary_lines_name_dev_metric_and_retrieval_when_task_is_embedding():
+    from edgecompress.compress.distill.cli import summary_lines
+
+    shape = {"layers": 1, "params": 10, "non_embedding_params": 5, "encoder_layer_params": 4}
+    manifest = {"student": shape, "teacher_shape": {**shape, "non_embedding_params": 10,
+                                                    "encoder_layer_params": 8},
+                "layer_map": [[0, 1]], "plan": {"notes": []}, "steps_done": 3, "steps": 3,
+                "seconds": 1.0, "resumed_from": 0, "stopped": None, "best_step": 3,
+                "dev_metric": "teacher_cosine", "best_dev_score": 0.9876,
+                "best_dev_accuracy": None, "task": "embedding",
+                "test": {"n": 4, "teacher_cosine": 0.95,
+                         "retrieval": {"k": 3, "recall_at_k": 0.5, "mrr": 0.75, "n": 4}}}
+    text = "\n".join(summary_lines(manifest))
+    assert "best dev teacher cosine 0.9876 at step 3" in text
+    assert "recall@3 0.500, MRR 0.750" in text
