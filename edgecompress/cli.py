@@ -273,6 +273,7 @@ def export(
     force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
 ) -> None:
     """Export to the target's format, verify parity against torch, keep only if it passes."""
+    from edgecompress.compress.core.artifacts import parity_words
     from edgecompress.compress.pipeline.commands import export_model
 
     manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force,
@@ -280,7 +281,7 @@ def export(
     parity = manifest["parity"]
     console.print(f"{manifest['target']}: {out / manifest['artifact']} "
                   f"({manifest['size_bytes'] / 1e6:.1f} MB), parity max |diff| "
-                  f"{parity['max_abs_diff']:.2e}, agreement {parity['agreement']:.2%}")
+                  f"{parity['max_abs_diff']:.2e}, {parity_words(parity)}")
 
 
 @app.command()

@@ -72,19 +72,22 @@ def _schemes(*schemes: Scheme) -> dict[str, Scheme]:
 # targets/quantize.py; profiles naming anything else are refused when loaded. Tolerances: int8
 # logits do not match fp32 to 1e-4; the bounds below are the largest |diff| measured on the RT
 # teacher (logits span about +-4) with margin, and the argmax must still mostly agree.
+# min_cosine (sentence encoders, every row of the sample): the MiniLM layers:1,3,5 student at
+# ONNX dynamic-int8 (per tensor) measured a lowest row cosine of 0.974 (argmax agreement 76 %,
+# which is why embeddings are not gated on argmax); 0.95 leaves margin for per-tensor int8.
 SCHEMES: dict[str, dict[str, Scheme]] = {
     "onnx": _schemes(
         Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as exported"),
         Scheme("fp16", "fp16", 5e-2, 1.0, min_cosine=0.999,
                description="float16 weights and compute, fp32 I/O"),
         Scheme("dynamic-int8", "dynamic", 1.0, 0.95, per_channel=False, max_rel_error=0.25,
-               min_cosine=0.97,
+               min_cosine=0.95,
                description="int8 weights per tensor, activations quantized at run time"),
         Scheme("dynamic-int8-per-channel", "dynamic", 1.0, 0.95, max_rel_error=0.25,
-               min_cosine=0.97,
+               min_cosine=0.95,
                description="int8 weights per output channel, activations at run time"),
         Scheme("dynamic-int8-int4-embedding", "dynamic", 1.0, 0.95, max_rel_error=0.25,
-               min_cosine=0.97,
+               min_cosine=0.95,
                embedding_bits=4,
                description="int8 weights per output channel, activations at run time; "
                            "embeddings int4 in blocks of 32 (GatherBlockQuantized)"),
@@ -95,7 +98,7 @@ SCHEMES: dict[str, dict[str, Scheme]] = {
         Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as converted"),
         Scheme("fp16", "fp16", 5e-2, 1.0, min_cosine=0.999,
                description="float16 weights, float compute"),
-        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, max_rel_error=0.25, min_cosine=0.97,
+        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, max_rel_error=0.25, min_cosine=0.95,
                description="int8 weights per channel, activations quantized at run time"),
         Scheme("weight-only-int8", "weight-only", 0.5, 0.95, max_rel_error=0.15, min_cosine=0.98,
                description="int8 weights dequantized before float compute"),

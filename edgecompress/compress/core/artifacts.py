@@ -154,6 +154,14 @@ def artifact_manifest(result, profile, loaded: LoadedModel, *, source: str, bega
     }
 
 
+def parity_words(parity: dict) -> str:
+    """How close an artifact came to torch, in the terms it was gated on: argmax agreement, or
+    for a sentence encoder the lowest row cosine; each with its bound."""
+    if parity.get("cosine") is not None:
+        return f"min cosine {parity['cosine']:.4f} (>= {parity['min_cosine']:g})"
+    return f"argmax agreement {parity['agreement']:.0%} (>= {parity['min_agreement']:.0%})"
+
+
 def prepare_out_dir(out: Path, *, force: bool) -> None:
     """Make `out` ready for a new artifact: missing or empty is fine; anything else needs
     `force` and must be an edgecompress output (then it is cleared). Raises UserError."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.compress.core.artifacts import (MANIFEST, artifact_manifest, gate_sample,
-                                                  parity_sample, precheck_export,
+                                                  parity_sample, parity_words, precheck_export,
                                                   prepare_out_dir)
 from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
                                               stamp)
@@ -200,8 +200,8 @@ def summary_lines(manifest: dict) -> list[str]:
     parity, checks = manifest["parity"], manifest["preflight"]
     lines = [f"{manifest['target']} {manifest['scheme']}: {manifest['artifact']} "
              f"({manifest['size_bytes'] / 1e6:.2f} MB), parity max |diff| "
-             f"{parity['max_abs_diff']:.3g} (<= {parity['tolerance']:g}), argmax agreement "
-             f"{parity['agreement']:.0%} (>= {parity['min_agreement']:.0%})"]
+             f"{parity['max_abs_diff']:.3g} (<= {parity['tolerance']:g}), "
+             f"{parity_words(parity)}"]
     floats = ", ".join(f"{e['op']} x{e['count']}" for e in checks["float_ops"][:6]) or "none"
     verdict = "" if not checks["required"] else (" — OK" if checks["integer_only"]
                                                  else " — NOT integer-only")

@@ -18,7 +18,7 @@ def test_sentence_encoder_exports_in_dynamic_int8_passing_cosine_gate_when_targe
     profile = load_profile(target)
     result = export(loaded.module, batch(loaded), profile, tmp_path, scheme="dynamic-int8")
     assert result.path.exists() and result.gated_on == "cosine+rel_error"
-    assert result.min_cosine == profile.gate("dynamic-int8").min_cosine == 0.97
+    assert result.min_cosine == profile.gate("dynamic-int8").min_cosine == 0.95
     assert result.min_cosine <= result.cosine <= 1.0 + 1e-9
 
 
@@ -55,3 +55,12 @@ def test_export_cli_writes_cosine_gated_manifest_when_model_is_sentence_encoder(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["task"] == "embedding" and manifest["parity"]["gated_on"] == "cosine+rel_error"
     assert manifest["parity"]["cosine"] >= manifest["parity"]["min_cosine"]
+
+
+def test_parity_words_name_cosine_when_artifact_was_gated_on_it():
+    from edgecompress.compress.core.artifacts import parity_words
+
+    assert parity_words({"cosine": 0.9736, "min_cosine": 0.95, "agreement": 0.75,
+                         "min_agreement": 0.95}) == "min cosine 0.9736 (>= 0.95)"
+    assert parity_words({"agreement": 1.0, "min_agreement": 0.95}) == \
+        "argmax agreement 100% (>= 95%)"
