@@ -28,6 +28,7 @@ from edgecompress.compress.search.trial import read_result
 from edgecompress.fsutil import atomic_write_json, check_replaceable, mark_output, read_json
 
 DIRECTIONS = ("maximize", "minimize", "minimize")  # accuracy, p50 ms, MB
+BUDGET_AXES = ("latency_ms", "size_mb", "max_drop")  # the order of front.constraints per target
 PATH_KEYS = {"prune": "vocab_corpus", "distill": "student"}
 
 
@@ -145,17 +146,13 @@ def open_out(out: Path, identity: dict, force: bool) -> bool:
     return False
 
 
-def _constraint_values(trial) -> list[float]:
-    return trial.user_attrs["constraints"]
-
-
 def open_study(out: Path, config: SearchConfig):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # TPE is constrained by the budgets through each trial's set_constraint values (tell)
     sampler = optuna.samplers.TPESampler(
-        seed=config.seed, n_startup_trials=min(10, max(2, config.trials // 3)),
-        constraints_func=_constraint_values if config.budgets.any() else None)
+        seed=config.seed, n_startup_trials=min(10, max(2, config.trials // 3)))
     study = optuna.create_study(storage=f"sqlite:///{out / 'study.db'}", study_name="search",
                                 directions=list(DIRECTIONS), sampler=sampler,
                                 load_if_exists=True)
@@ -167,7 +164,12 @@ def tell(study, trial, result: dict, prepared: Prepared, budgets: Budgets) -> No
     from optuna.trial import TrialState
 
     trial.set_user_attr("result", result)
-    trial.set_user_attr("constraints", constraints(result, prepared.targets, budgets))
+    values = constraints(result, prepared.targets, budgets)
+    trial.set_user_attr("constraints", values)
+    if budgets.any():  # what TPE's constrained mode reads (<= 0: within the budgets)
+        names = [f"{t}.{axis}" for t in prepared.targets for axis in BUDGET_AXES]
+        for name, value in zip(names, values):
+            trial.set_constraint(name, value)
     values = objectives(result) if result.get("state") == "complete" else None
     if values is not None:
         study.tell(trial, list(values))

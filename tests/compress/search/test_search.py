@@ -146,6 +146,9 @@ def test_a_budget_no_trial_meets_exits_1_and_names_the_nearest_trials(tiny_bert_
     summary = json.loads((tmp_path / "out" / "search.json").read_text())
     assert summary["met"] is False and summary["best"] is None
     assert not (tmp_path / "out" / "best.toml").exists()
+    trials = open_study(tmp_path / "out", SearchConfig(recipe=recipe, out=tmp_path / "out",
+                                                        budgets=Budgets(size_mb=0.01))).get_trials()
+    assert all(t.constraints["x86-cpu.size_mb"] > 0 for t in trials)  # what TPE steers by
 
 
 BAD = [
