@@ -24,17 +24,28 @@ def host_cpus() -> int:
 
 
 class LocalExecutor:
-    """A pool of `workers` processes (spawned: torch and forked threads do not mix)."""
+    """A pool of `workers` processes (spawned: torch and forked threads do not mix). A worker that
+    dies (killed, out of memory) breaks the pool: the trials it held fail, and the pool is
+    rebuilt so the search goes on."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, task=run_trial):
+        self.workers, self._task = workers, task
+        self._pool = self._new_pool()
+
+    def _new_pool(self):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.workers = workers
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, spec: dict):
-        return self._pool.submit(run_trial, spec)
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._pool.submit(self._task, spec)
+        except BrokenProcessPool:
+            self._pool = self._new_pool()
+            return self._pool.submit(self._task, spec)
 
     def wait(self, handles: list, timeout: float) -> list:
         from concurrent.futures import FIRST_COMPLETED, wait
