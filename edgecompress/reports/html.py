@@ -249,6 +249,15 @@ def _host(host: dict | None) -> str:
     return f'<table id="host">{rows}</table>'
 
 
+def _levers(levers: list[str]) -> str:
+    if not levers:
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in levers)
+    return (f'<h2>How the artifacts were made</h2>\n<ul id="levers">{items}</ul>'
+            "<p class=\"note\">Then per target: the scheme in the table; layers the accuracy "
+            "fallback kept in float are under the findings.</p>")
+
+
 def _notes(notes: list[str]) -> str:
     if not notes:
         return ""
@@ -278,6 +287,7 @@ def render_html(report: dict) -> str:
 <p class="note">{escape(report["latency_note"])}</p>
 <h2>Artifacts</h2>
 {_table(rows, front)}
+{_levers(report.get("levers") or [])}
 <h2>Host</h2>
 {_host(report.get("host"))}
 {_notes(report.get("notes") or [])}

@@ -19,6 +19,7 @@ from edgecompress.reports.files import check_bench, check_eval, check_numbers, r
 from edgecompress.reports.findings import collect_findings, stage_findings
 from edgecompress.reports.host import describe_host, host_items, host_summary
 from edgecompress.reports.html import render_html
+from edgecompress.reports.levers import run_levers
 from edgecompress.reports.pareto import pareto_front
 from edgecompress.reports.quantization import quantization_entries, quantization_markdown
 from edgecompress.stats import format_delta
@@ -125,8 +126,9 @@ def build_report(run_dir: Path) -> dict:
     host, host_notes = host_summary([(f["manifest"]["target"], f["bench"]) for _, f in artifacts])
     findings = collect_findings(run_dir, notes)
     quantization = quantization_entries([folder for folder, _ in artifacts], notes)
+    levers = run_levers(run_dir, notes)
     return {"run": run, "teacher": teacher or None, "rows": rows, "pareto": pareto_front(rows),
-            "findings": findings, "host": host,
+            "findings": findings, "host": host, "levers": levers,
             "latency_note": HOST_NOTE.format(host=describe_host(host)),
             "quantization": quantization, "notes": list(dict.fromkeys(notes + host_notes))}
 
@@ -177,11 +179,20 @@ def render_markdown(report: dict) -> str:
     threads = ", ".join(f"{r['target']} {r['threads']}" for r in host_rows)
     lines += ["", f"> {report['latency_note']} Threads: {threads}.",
               "> ★ = Pareto-optimal in p50 latency vs accuracy across all rows.", ""]
+    lines += _markdown_levers(report.get("levers") or [])
     lines += ["## Host", ""] + [f"- **{k}**: {v}" for k, v in host_items(report.get("host"))]
     lines += [""] + _markdown_notes(report.get("notes") or [])
     lines += _markdown_findings(report.get("findings", []))
     lines += quantization_markdown(report.get("quantization") or [])
     return "\n".join(lines)
+
+
+def _markdown_levers(levers: list[str]) -> list[str]:
+    if not levers:
+        return []
+    return (["## How the artifacts were made", ""] + [f"- {line}" for line in levers]
+            + ["- then per target: the scheme in the table; layers the accuracy fallback kept "
+               "in float are under Quantization", ""])
 
 
 def _markdown_notes(notes: list[str]) -> list[str]:

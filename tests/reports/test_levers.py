@@ -1,0 +1,61 @@
+"""The report's "How the artifacts were made", from stage records as a run writes them."""
+
+import json
+
+from edgecompress.reports.levers import run_levers
+from edgecompress.reports.report import build_report, render_markdown
+
+TRAIN = {"epochs": 3, "batch_size": 32}
+
+
+def _stage(run_dir, name, config, **extra):
+    folder = run_dir / "stages" / name
+    folder.mkdir(parents=True)
+    record = {"stage": name, "config": config, "input": {"model": "minilm-l6"}, **extra}
+    (folder / "stage.json").write_text(json.dumps(record))
+    return folder
+
+
+def _run(tmp_path):
+    run_dir = tmp_path / "run"
+    _stage(run_dir, "finetune", {"train": {**TRAIN, "epochs": 1}, "seeds": 1})
+    _stage(run_dir, "prune", {"keep_layers": [1, 3, 5], "heads": 0.25, "ffn": 0.0,
+                              "importance": "gradient"})
+    _stage(run_dir, "distill", {"distill": {"train": TRAIN, "temperature": 2.0, "kd_weight": 1.0,
+                                            "ce_weight": 0.5, "hidden_weight": 0.0},
+                                "student": "pruned"},
+           metrics={"student": {"layers": 3, "params": 1234567}})
+    checkpoint = run_dir / "stages" / "vocab" / "checkpoint"
+    _stage(run_dir, "vocab", {"vocab_corpus": "rt-polarity"}, output=str(checkpoint))
+    checkpoint.mkdir()
+    (checkpoint / "prune.json").write_text(json.dumps({"vocabulary": {
+        "tokenizer": "WordPiece", "vocab_before": 30522, "vocab_after": 13601}}))
+    return run_dir
+
+
+def test_levers_say_what_each_model_stage_did_in_pipeline_order(tmp_path):
+    notes = []
+    assert run_levers(_run(tmp_path), notes) == [
+        "teacher: fine-tuned 1 epoch(s) from minilm-l6 (1 seed(s))",
+        "prune: kept layers 1, 3, 5; cut 25% of the attention heads by gradient",
+        "distill: student pruned (3 layers, 1,234,567 params) learnt from the teacher for 3 "
+        "epoch(s): logit KD (T = 2) 1, label CE 0.5",
+        "vocabulary: pruned to the tokens of rt-polarity (WordPiece: 30,522 -> 13,601 tokens)"]
+    assert notes == []
+
+
+def test_a_stage_record_with_another_layout_is_a_note_not_a_crash(tmp_path):
+    run_dir = _run(tmp_path)
+    (run_dir / "stages" / "distill" / "stage.json").write_text(json.dumps({"config": {"distill": "3 epochs"}}))
+    notes = []
+    levers = run_levers(run_dir, notes)
+    assert len(levers) == 3 and not any(line.startswith("distill") for line in levers)
+    assert len(notes) == 1 and "stages/distill/stage.json has an unexpected layout" in notes[0]
+
+
+def test_the_markdown_report_lists_the_levers_when_the_run_has_stages(tmp_path):
+    run_dir = _run(tmp_path)
+    (run_dir / "teacher").mkdir()
+    (run_dir / "teacher" / "eval.json").write_text(json.dumps({"accuracy": 0.8, "n": 10}))
+    text = render_markdown(build_report(run_dir))
+    assert "## How the artifacts were made" in text and "- prune: kept layers 1, 3, 5" in text
