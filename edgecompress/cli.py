@@ -273,15 +273,15 @@ def export(
     force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
 ) -> None:
     """Export to the target's format, verify parity against torch, keep only if it passes."""
-    from edgecompress.compress.core.artifacts import parity_words
+    from edgecompress.compress.core.artifacts import difference_words, parity_words
     from edgecompress.compress.pipeline.commands import export_model
 
     manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force,
                             text_col=text_col, label_col=label_col, split_col=split_col)
     parity = manifest["parity"]
     console.print(f"{manifest['target']}: {out / manifest['artifact']} "
-                  f"({manifest['size_bytes'] / 1e6:.1f} MB), parity max |diff| "
-                  f"{parity['max_abs_diff']:.2e}, {parity_words(parity)}")
+                  f"({manifest['size_bytes'] / 1e6:.1f} MB), parity {difference_words(parity)}, "
+                  f"{parity_words(parity)}")
 
 
 @app.command()

@@ -162,6 +162,15 @@ def parity_words(parity: dict) -> str:
     return f"argmax agreement {parity['agreement']:.0%} (>= {parity['min_agreement']:.0%})"
 
 
+def difference_words(parity: dict) -> str:
+    """The artifact's distance to torch with the bound it was held to: max |diff| for fp32 /
+    fp16 gates, the relative error where int8 gates use it (max |diff| is then only reported)."""
+    if "rel_error" in str(parity.get("gated_on", "")) and parity.get("rel_error") is not None:
+        return (f"relative error {parity['rel_error']:.3g} (<= {parity['max_rel_error']:g}), "
+                f"max |diff| {parity['max_abs_diff']:.3g} (reported, not gated)")
+    return f"max |diff| {parity['max_abs_diff']:.3g} (<= {parity['tolerance']:g})"
+
+
 def prepare_out_dir(out: Path, *, force: bool) -> None:
     """Make `out` ready for a new artifact: missing or empty is fine; anything else needs
     `force` and must be an edgecompress output (then it is cleared). Raises UserError."""

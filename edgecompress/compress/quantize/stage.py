@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.compress.core.artifacts import (MANIFEST, artifact_manifest, gate_sample,
-                                                  parity_sample, parity_words, precheck_export,
-                                                  prepare_out_dir)
+from edgecompress.compress.core.artifacts import (MANIFEST, artifact_manifest,
+                                                  difference_words, gate_sample, parity_sample,
+                                                  parity_words, precheck_export, prepare_out_dir)
 from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
                                               stamp)
 from edgecompress.compress.core.config import FieldError, check_types
@@ -199,8 +199,7 @@ def summary_lines(manifest: dict) -> list[str]:
     """A few human lines for the CLI: artifact, parity, preflight, fallback, worst layers."""
     parity, checks = manifest["parity"], manifest["preflight"]
     lines = [f"{manifest['target']} {manifest['scheme']}: {manifest['artifact']} "
-             f"({manifest['size_bytes'] / 1e6:.2f} MB), parity max |diff| "
-             f"{parity['max_abs_diff']:.3g} (<= {parity['tolerance']:g}), "
+             f"({manifest['size_bytes'] / 1e6:.2f} MB), parity {difference_words(parity)}, "
              f"{parity_words(parity)}"]
     floats = ", ".join(f"{e['op']} x{e['count']}" for e in checks["float_ops"][:6]) or "none"
     verdict = "" if not checks["required"] else (" — OK" if checks["integer_only"]
