@@ -68,7 +68,8 @@ def stage_config_from(path: Path | None, stage: str, flags: dict):
     return stage_config(where, stage, merged_settings(path, stage, flags))
 
 
-REQUEST_OPTIONS = ("teacher", "student", "dataset", "out", "unlabeled", "force")
+REQUEST_OPTIONS = ("teacher", "student", "dataset", "out", "unlabeled", "force",
+                   "dev_similarity")
 
 
 def distill_request_from(path: Path, explicit: dict, **options):
@@ -88,4 +89,5 @@ def distill_request_from(path: Path, explicit: dict, **options):
                           dataset=options["dataset"], out=options["out"], config=stage.distill,
                           unlabeled=options.get("unlabeled"), qat_target=stage.qat_target,
                           qat_scheme=stage.qat_scheme, train_size=stage.train_size,
-                          force=options.get("force", False))
+                          force=options.get("force", False),
+                          dev_similarity=options.get("dev_similarity"))

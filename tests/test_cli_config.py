@@ -42,3 +42,15 @@ def test_config_file_errors_name_the_file_and_key_when_a_value_is_bad(tiny_bert_
     assert len(lines) == 1 and "distill.toml" in lines[0]
     assert "key 'distill.temperature': expected a number, got 'hot'" in lines[0]
     assert not (tmp_path / "s").exists()
+
+
+def test_distill_config_file_keeps_the_dev_similarity_flag_when_both_are_given(tmp_path):
+    from edgecompress.cli_config import distill_request_from
+
+    path = tmp_path / "distill.toml"
+    path.write_text("[distill]\nembedding_cosine_weight = 1.0\n")
+    request = distill_request_from(
+        path, {"dev_similarity": "lee-similarity"}, teacher="t", student="layers:0",
+        dataset="rt-polarity", out=tmp_path / "out", dev_similarity="lee-similarity")
+    assert request.dev_similarity == "lee-similarity"
+    assert request.config.embedding_cosine_weight == 1.0
