@@ -16,6 +16,7 @@ from edgecompress.compress.distill.distributed import World
 from tests.models import save_tiny, tiny_bert
 
 EDGECOMPRESS = Path(sys.executable).parent / "edgecompress"
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +53,7 @@ def test_two_processes_reach_the_weights_of_one_when_they_see_the_same_batches(
     config.write_text("[distill.train]\nepochs = 3\nprecision = \"fp32\"\n")  # not bf16: exact
     one = _distill([], still_teacher, sentiment_csv, tmp_path / "one", config)
     assert one.returncode == 0, one.stderr[-2000:]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc-per-node", "2"]
-    two = _distill(torchrun, still_teacher, sentiment_csv, tmp_path / "two", config)
+    two = _distill(TORCHRUN, still_teacher, sentiment_csv, tmp_path / "two", config)
     assert two.returncode == 0, two.stderr[-2000:]
     manifest = json.loads(two.stdout)  # rank 0 alone prints: one JSON document
     assert manifest["processes"] == 2 and manifest["steps_done"] == 5

@@ -4,11 +4,10 @@ processes on shards of each batch take the steps one process takes on the whole 
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 
-from tests.compress.distill.test_distributed import _distill, _weights
+from tests.compress.distill.test_distributed import TORCHRUN, _distill, _weights
 from tests.models import save_tiny, tiny_sentence_encoder
 
 
@@ -25,9 +24,7 @@ def test_two_processes_reach_the_weights_of_one_when_teacher_is_sentence_encoder
                       "[distill.train]\nepochs = 3\nprecision = \"fp32\"\n")
     one = _distill([], teacher, texts, tmp_path / "one", config)
     assert one.returncode == 0, one.stderr[-2000:]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc-per-node", "2"]
-    two = _distill(torchrun, teacher, texts, tmp_path / "two", config)
+    two = _distill(TORCHRUN, teacher, texts, tmp_path / "two", config)
     assert two.returncode == 0, two.stderr[-2000:]
     manifest = json.loads(two.stdout)
     assert manifest["processes"] == 2 and manifest["task"] == "embedding"

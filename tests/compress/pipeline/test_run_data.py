@@ -89,6 +89,15 @@ def test_recipe_without_the_columns_stops_at_the_missing_text_column(tiny_bert_d
     ('{ name = "rt-polarity", text_col = "review" }', "only with a path"),
     ('{ path = "x.csv", text = "review" }', "text"),
     ('{ path = "" }', "dataset.path"),
+    # one file per split
+    ('{ train = "a.csv", path = "x.csv" }', "exactly one of path"),
+    ('{ train = "a.csv" }', "dataset.test"),
+    ('{ test = "a.csv" }', "dataset.train"),
+    ('{ train = "a.csv", test = "b.csv", split_col = "fold" }', "dataset.split_col"),
+    ('{ train = "a.csv", test = "b.csv", valid = "c.csv" }', "unknown key 'dataset.valid'"),
+    ('{ name = "rt-polarity", split_col = "fold" }', "only with a path"),
+    ('{ train = "a,b.csv", test = "b.csv" }', "without ','"),
+    ('{ train = "", test = "b.csv" }', "dataset.train"),
 ])
 def test_recipe_dataset_table_refuses_what_it_cannot_mean(tmp_path, table, message):
     path = tmp_path / "r.toml"
@@ -212,23 +221,6 @@ def test_editing_the_test_file_reruns_the_eval_steps_when_split_files(tiny_bert_
     assert json.loads((out / "teacher" / "eval.json").read_text())["n"] == 9  # the new row
     evaluated = json.loads((out / "artifacts" / "x86-cpu" / "eval.json").read_text())
     assert evaluated["n"] == 9
-
-
-@pytest.mark.parametrize("table, message", [
-    ('{ train = "a.csv", path = "x.csv" }', "exactly one of path"),
-    ('{ train = "a.csv" }', "dataset.test"),
-    ('{ test = "a.csv" }', "dataset.train"),
-    ('{ train = "a.csv", test = "b.csv", split_col = "fold" }', "dataset.split_col"),
-    ('{ train = "a.csv", test = "b.csv", valid = "c.csv" }', "unknown key 'dataset.valid'"),
-    ('{ name = "rt-polarity", split_col = "fold" }', "only with a path"),
-    ('{ train = "a,b.csv", test = "b.csv" }', "without ','"),
-    ('{ train = "", test = "b.csv" }', "dataset.train"),
-])
-def test_recipe_split_files_table_refuses_what_it_cannot_mean(tmp_path, table, message):
-    path = tmp_path / "r.toml"
-    path.write_text(f'model = "minilm-l6"\ndataset = {table}\ntargets = ["x86-cpu"]\n')
-    with pytest.raises(UserError, match=message):
-        load_recipe(path)
 
 
 def test_eval_command_reads_the_test_file_whole_when_given_split_files(tiny_bert_dir,
