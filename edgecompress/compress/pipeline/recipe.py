@@ -250,25 +250,25 @@ def _resolve_settings(path: Path, name: str, settings: dict) -> dict:
             for k, v in settings.items()}
 
 
-def _targets(path: Path, data: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(targets as given, resolved against the recipe's folder; their profile names)."""
+def _targets(path: Path, data: dict) -> tuple[tuple[str, ...], dict]:
+    """(targets as given, resolved against the recipe's folder; {profile name: Profile})."""
     from edgecompress.targets import load_profile
 
     targets = data.get("targets")
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
         raise _err(path, "targets", "a non-empty list of target names")
     resolved = tuple(resolve_relative(path, t) for t in targets)
-    names = []
+    profiles = {}
     for given, target in zip(targets, resolved):
         try:
-            name = load_profile(target).name
+            profile = load_profile(target)
         except UserError as err:
             raise UserError(f"{path}: key 'targets': {err}") from None
-        if name in names:
-            raise UserError(f"{path}: key 'targets': target {name!r} is listed twice "
+        if profile.name in profiles:
+            raise UserError(f"{path}: key 'targets': target {profile.name!r} is listed twice "
                             f"(as {given!r}); each target runs once")
-        names.append(name)
-    return resolved, tuple(names)
+        profiles[profile.name] = profile
+    return resolved, profiles
 
 
 def _label_map(path: Path, data: dict) -> tuple[tuple[str, str], ...]:
@@ -295,10 +295,8 @@ def _check_schemes(path: Path, schemes: dict, profiles: dict) -> None:
             raise UserError(f"{path}: key 'quantize.schemes.{target}': {err}") from None
 
 
-def _quantize(path: Path, data: dict, targets: dict[str, str]):
-    """(scheme overrides, max_drop per target); keys are the targets' profile names."""
-    from edgecompress.targets import load_profile
-
+def _quantize(path: Path, data: dict, targets: dict):
+    """(scheme overrides, max_drop per target); `targets` maps profile names to profiles."""
     section = data.get("quantize") or {}
     _check_keys(path, "quantize", section, QUANTIZE_KEYS)
     schemes = section.get("schemes") or {}
@@ -308,7 +306,7 @@ def _quantize(path: Path, data: dict, targets: dict[str, str]):
     if unknown:
         raise UserError(f"{path}: key 'quantize.schemes.{unknown[0]}': not one of the recipe's "
                         f"targets ({', '.join(targets)})")
-    _check_schemes(path, schemes, {name: load_profile(t) for name, t in targets.items()})
+    _check_schemes(path, schemes, targets)
     max_drop = section.get("max_drop")
     drops = max_drop if isinstance(max_drop, dict) else ({} if max_drop is None else {"*": max_drop})
     for target, value in drops.items():
@@ -352,7 +350,7 @@ def parse_recipe(path: Path, data: dict) -> Recipe:
     """A recipe from its TOML table (paths relative to `path`); a [search] table is the search
     command's and does not change the run."""
     _check_keys(path, "recipe", data, TOP_KEYS)
-    targets, names = _targets(path, data)
+    targets, profiles = _targets(path, data)
     stages = []
     for stage in STAGE_ORDER:
         if stage in data:
@@ -360,7 +358,7 @@ def parse_recipe(path: Path, data: dict) -> Recipe:
                 if isinstance(data[stage], dict) else data[stage]
             stage_config(str(path), stage, settings)  # validate now, not hours later
             stages.append((stage, json.dumps(settings, sort_keys=True)))
-    schemes, max_drop = _quantize(path, data, dict(zip(names, targets)))
+    schemes, max_drop = _quantize(path, data, profiles)
     runs, warmup = _bench(path, data)
     return Recipe(name=data.get("name") or path.stem,
                   model=resolve_relative(path, _string(path, data, "model")), **_dataset(path, data),
