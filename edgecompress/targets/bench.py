@@ -146,7 +146,7 @@ def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: i
         batch, fixed_seq = runner.fixed_shape
         if seq_len > fixed_seq:
             raise UserError(f"{artifact} takes at most {fixed_seq} tokens, asked for {seq_len}")
-        seq_len = fixed_seq
+        seq_len = next(b for b in runner.buckets if b >= seq_len)  # the signature that runs it
     backend = runner.backend
     feed = backend.feed(*_inputs(batch, seq_len, vocab_size))
     for _ in range(warmup):

@@ -60,19 +60,25 @@ def _tflite_spec(name: str, details: dict) -> dict:
 
 
 def _tflite_io(path: Path) -> dict:
+    """Inputs / outputs of the longest signature, and every signature by its sequence length."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edgecompress.targets.runtimes import package_version
 
     interpreter = Interpreter(model_path=str(path))
-    signature = next(iter(interpreter.get_signature_list()))
+    by_seq = {}
+    for key in interpreter.get_signature_list():
+        inputs = interpreter.get_signature_runner(key).get_input_details()
+        by_seq[int(next(iter(inputs.values()))["shape"][1])] = key
+    signature = by_seq[max(by_seq)]
     runner = interpreter.get_signature_runner(signature)
     inputs = runner.get_input_details()
     names = ["input_ids", "attention_mask"] if {"input_ids", "attention_mask"} <= set(inputs) \
         else sorted(inputs)
     return {"inputs": [_tflite_spec(n, inputs[n]) for n in names],
             "outputs": [_tflite_spec(n, d) for n, d in runner.get_output_details().items()],
-            "signature": signature, "runtime_version": package_version("ai-edge-litert")}
+            "signature": signature, "runtime_version": package_version("ai-edge-litert"),
+            "signatures": [{"seq_len": n, "name": by_seq[n]} for n in sorted(by_seq)]}
 
 
 def _io(artifact: Path) -> dict:
@@ -88,6 +94,7 @@ def _bundle_manifest(source: dict, artifact: Path, io: dict, profile) -> dict:
         "artifact": artifact.name, "threads": profile.threads, "fixed_shape": fixed,
         "batch": profile.batch, "seq_len": profile.seq_len,
         "inputs": io["inputs"], "outputs": io["outputs"], "signature": io["signature"],
+        "signatures": io.get("signatures", []),  # TFLite: one per length bucket, ascending
         "labels": source.get("labels", []), "pad_token_id": source.get("pad_token_id", 0),
         "vocab_size": source.get("vocab_size", 1000), "task": source.get("task"),
         "parity": source.get("parity"), "source": source.get("source"),

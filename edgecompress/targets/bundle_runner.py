@@ -62,17 +62,26 @@ class OnnxSession:
 
 
 class LiteRtSession:
+    """The artifact's signatures by sequence length; each call runs on the shortest signature
+    that holds every unmasked token (the columns it drops are padding)."""
+
     def __init__(self, manifest: dict, threads: int):
         from ai_edge_litert.interpreter import Interpreter
 
         interpreter = Interpreter(model_path=str(HERE / manifest["artifact"]), num_threads=threads)
-        self.runner = interpreter.get_signature_runner(manifest["signature"])
+        listed = manifest.get("signatures") or [{"seq_len": manifest["seq_len"],
+                                                 "name": manifest["signature"]}]
+        self.runners = {s["seq_len"]: interpreter.get_signature_runner(s["name"])
+                        for s in sorted(listed, key=lambda s: s["seq_len"])}
         self.inputs, self.output = manifest["inputs"], manifest["outputs"][0]
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        feed = {spec["name"]: arr.astype(DTYPES[spec["dtype"]])
+        columns = np.flatnonzero(mask.any(axis=0))
+        needed = int(columns[-1]) + 1 if columns.size else 1
+        seq = next((n for n in self.runners if n >= needed), max(self.runners))
+        feed = {spec["name"]: arr[:, :seq].astype(DTYPES[spec["dtype"]])
                 for spec, arr in zip(self.inputs, (ids, mask))}
-        out = self.runner(**feed)[self.output["name"]]
+        out = self.runners[seq](**feed)[self.output["name"]]
         scale, zero = self.output.get("scale") or 0.0, self.output.get("zero_point") or 0
         return (out.astype(np.float32) - zero) * scale if scale else out
 

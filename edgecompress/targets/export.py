@@ -60,11 +60,13 @@ class ExportResult:
     gated_on: str = "max_abs_diff+agreement"  # or "agreement+rel_error" (int8 schemes)
     cosine: float | None = None  # embedding outputs: the lowest row cosine to torch ...
     min_cosine: float | None = None  # ... and its bound (the scheme's)
+    buckets: tuple = ()  # fixed shapes: the sequence lengths with a signature each
 
     def to_json(self) -> dict:
         """Plain-JSON form for manifests."""
         data = asdict(self)
         data["path"], data["input_shape"] = str(self.path), list(self.input_shape)
+        data["buckets"] = list(self.buckets)
         return data
 
 
@@ -110,7 +112,8 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     with _eval_mode(module):
         if base is None:  # an op an integer-only target cannot run is refused before converting
             check_integer_graph(module, sample, profile)
-        reference = torch_runner(module).run(**sample)  # before exporting: conversion may mutate
+        parts = _gate_parts(sample, profile)
+        reference = _torch_outputs(module, parts)  # before exporting: conversion may mutate
         try:
             if base is not None:
                 shutil.copyfile(base.path, temp)
@@ -120,7 +123,7 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
             if spec.quantized:
                 info = _quantize_in_place(temp, spec, quant or QuantOptions(module=module),
                                           profile)
-            measured = _compare(temp, reference, sample, profile, reported=final,
+            measured = _compare(temp, reference, parts, profile, reported=final,
                                 scheme=spec.name, embedding=_is_embedding(module))
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -135,7 +138,8 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
         min_agreement=gate.min_agreement, quantization=info, rel_error=measured.rel_error,
         max_rel_error=gate.max_rel_error, sample_rows=int(reference.shape[0]),
         gated_on=_gated_on(gate, measured.cosine is not None), cosine=measured.cosine,
-        min_cosine=gate.min_cosine if measured.cosine is not None else None)
+        min_cosine=gate.min_cosine if measured.cosine is not None else None,
+        buckets=profile.seq_buckets if profile.fixed_shape else ())
 
 
 def _is_embedding(module) -> bool:
@@ -169,8 +173,9 @@ def verify(path: Path, module, sample: dict[str, np.ndarray], profile: Profile,
     """
     sample = _fit_sample(sample, profile)
     with _eval_mode(module):
-        reference = torch_runner(module).run(**sample)
-    measured = _compare(Path(path), reference, sample, profile, reported=Path(path),
+        parts = _gate_parts(sample, profile)
+        reference = _torch_outputs(module, parts)
+    measured = _compare(Path(path), reference, parts, profile, reported=Path(path),
                         scheme=scheme, embedding=_is_embedding(module))
     return measured.max_abs_diff, measured.agreement
 
@@ -184,12 +189,26 @@ class Measured:
     cosine: float | None = None  # embedding outputs: min over rows of cos(artifact, torch)
 
 
-def _compare(path: Path, reference: np.ndarray, sample: dict, profile: Profile, *,
+def _gate_parts(sample: dict, profile: Profile) -> list[tuple[int | None, dict]]:
+    """What the gate runs: the sample, or with length buckets the sample cut to each bucket and
+    run on that bucket's signature alone, so every signature is checked. [(seq or None, inputs)]"""
+    if len(profile.seq_buckets) == 1:
+        return [(None, sample)]
+    return [(seq, {n: v[:, :seq] for n, v in sample.items()}) for seq in profile.seq_buckets]
+
+
+def _torch_outputs(module, parts: list[tuple[int | None, dict]]) -> np.ndarray:
+    runner = torch_runner(module)
+    return np.concatenate([runner.run(**inputs) for _, inputs in parts])
+
+
+def _compare(path: Path, reference: np.ndarray, parts: list, profile: Profile, *,
              reported: Path, scheme: str | None = None, embedding: bool = False) -> Measured:
-    """The artifact vs torch's `reference` (B, C) on `sample`, checked against the gate;
-    `embedding` outputs are compared by cosine rather than argmax."""
+    """The artifact vs torch's `reference` (B, C) on the gate's `parts` (see _gate_parts),
+    checked against the gate; `embedding` outputs are compared by cosine rather than argmax."""
     gate = profile.gate(scheme)
-    outputs = load_runner(path, threads=profile.threads).run(**sample)
+    outputs = np.concatenate([load_runner(path, threads=profile.threads, seq=seq).run(**inputs)
+                              for seq, inputs in parts])
     if outputs.shape != reference.shape:
         raise ParityError(str(reported), {OUTPUT_NAME: float("inf")}, gate.tolerance)
     error = outputs.astype(np.float64) - reference
@@ -310,20 +329,34 @@ def _name_dynamic_axes(model) -> None:
 
 @_exporter("tflite")
 def _export_tflite(module, sample: dict, profile: Profile, path: Path) -> tuple[str, str]:
-    """litert-torch at the profile's static (batch, seq_len), int32 inputs named by forward."""
+    """litert-torch at the profile's static (batch, seq_len), int32 inputs named by forward; one
+    signature per length bucket (`seq32`, `seq64`, ...) when the profile has buckets."""
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # its progress log floods the CLI
     import litert_torch
-    import torch
 
-    ids, mask = _pad_to(sample, *profile.fixed_shape)
-    # Keyword sample inputs make the signature inputs `input_ids` / `attention_mask` rather than
-    # args_0 / args_1. int32: what litert-torch emits for token ids anyway.
-    kwargs = {"input_ids": torch.from_numpy(ids.astype(np.int32)),
-              "attention_mask": torch.from_numpy(mask.astype(np.int32))}
     with _quiet_warnings():
-        edge_model = litert_torch.convert(module, sample_kwargs=kwargs)
+        if len(profile.seq_buckets) == 1:
+            edge_model = litert_torch.convert(module, sample_kwargs=_tflite_kwargs(sample, profile))
+        else:
+            converter = litert_torch
+            for seq in profile.seq_buckets:
+                converter = converter.signature(f"seq{seq}", module,
+                                                sample_kwargs=_tflite_kwargs(sample, profile, seq))
+            edge_model = converter.convert()
     edge_model.export(str(path))
     return "litert-torch", package_version("litert-torch")
+
+
+def _tflite_kwargs(sample: dict, profile: Profile, seq: int | None = None) -> dict:
+    """Tracing inputs (batch, seq): keyword inputs make the signature inputs `input_ids` /
+    `attention_mask` rather than args_0 / args_1; int32, what litert-torch emits for ids anyway."""
+    import torch
+
+    seq = seq or profile.seq_len
+    cut = {n: sample[n][:, :seq] for n in INPUT_NAMES}
+    ids, mask = _pad_to(cut, profile.batch, seq)
+    return {"input_ids": torch.from_numpy(ids.astype(np.int32)),
+            "attention_mask": torch.from_numpy(mask.astype(np.int32))}
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edgecompress.errors import UserError
 from edgecompress.fsutil import safe_name
+from edgecompress.targets.schemes import SCHEMES, Scheme  # noqa: F401  (Scheme: re-exported)
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -25,87 +26,6 @@ IO_DTYPES = ("float", "int8")
 CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("minmax",)}
 
 
-@dataclass(frozen=True)
-class Scheme:
-    """How one format stores and runs a model, and how close to torch its artifacts must be.
-
-    `tolerance` / `min_agreement` are the default parity gate for the scheme (max |logit diff|
-    and argmax agreement on the verification sample); a profile can override them per scheme.
-    """
-
-    name: str
-    kind: str  # "fp32" | "dynamic" | "weight-only" | "static" | "fp16"
-    tolerance: float
-    min_agreement: float
-    per_channel: bool = True  # weights quantized per output channel (int8 kinds)
-    description: str = ""
-    # int8 kinds: relative L2 error of the outputs, ||artifact - torch|| / ||torch||, over the
-    # real sample; with `min_agreement` it is their gate (max |diff| is reported, not gated:
-    # it grows with the logits' scale and says little about an int8 model)
-    max_rel_error: float = 1e-3
-    # bits of the embedding tables' weights (the token embedding is the largest tensor of a small
-    # encoder); 4: blockwise int4 over the hidden axis, blocks of EMBEDDING_BLOCK (ONNX only)
-    embedding_bits: int = 8
-    # sentence encoders (mean-pooled embedding outputs): every row's cosine to torch must reach
-    # this; it replaces argmax agreement, which means nothing for an embedding vector
-    min_cosine: float = 0.9999
-
-    @property
-    def int8(self) -> bool:
-        return self.kind in ("dynamic", "weight-only", "static")
-
-    @property
-    def calibrated(self) -> bool:
-        """True when activations get fixed ranges from calibration samples."""
-        return self.kind == "static"
-
-    @property
-    def quantized(self) -> bool:
-        return self.kind != "fp32"
-
-
-def _schemes(*schemes: Scheme) -> dict[str, Scheme]:
-    return {s.name: s for s in schemes}
-
-
-# Schemes each format can produce, as data. Adding a scheme is adding it here and teaching
-# targets/quantize.py; profiles naming anything else are refused when loaded. Tolerances: int8
-# logits do not match fp32 to 1e-4; the bounds below are the largest |diff| measured on the RT
-# teacher (logits span about +-4) with margin, and the argmax must still mostly agree.
-# min_cosine (sentence encoders, every row of the sample): the MiniLM layers:1,3,5 student at
-# ONNX dynamic-int8 (per tensor) measured a lowest row cosine of 0.974 (argmax agreement 76 %,
-# which is why embeddings are not gated on argmax); 0.95 leaves margin for per-tensor int8.
-SCHEMES: dict[str, dict[str, Scheme]] = {
-    "onnx": _schemes(
-        Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as exported"),
-        Scheme("fp16", "fp16", 5e-2, 1.0, min_cosine=0.999,
-               description="float16 weights and compute, fp32 I/O"),
-        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, per_channel=False, max_rel_error=0.25,
-               min_cosine=0.95,
-               description="int8 weights per tensor, activations quantized at run time"),
-        Scheme("dynamic-int8-per-channel", "dynamic", 1.0, 0.95, max_rel_error=0.25,
-               min_cosine=0.95,
-               description="int8 weights per output channel, activations at run time"),
-        Scheme("dynamic-int8-int4-embedding", "dynamic", 1.0, 0.95, max_rel_error=0.25,
-               min_cosine=0.95,
-               embedding_bits=4,
-               description="int8 weights per output channel, activations at run time; "
-                           "embeddings int4 in blocks of 32 (GatherBlockQuantized)"),
-        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5, min_cosine=0.9,
-               description="QDQ int8 weights (per channel) and calibrated int8 activations"),
-    ),
-    "tflite": _schemes(
-        Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as converted"),
-        Scheme("fp16", "fp16", 5e-2, 1.0, min_cosine=0.999,
-               description="float16 weights, float compute"),
-        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, max_rel_error=0.25, min_cosine=0.95,
-               description="int8 weights per channel, activations quantized at run time"),
-        Scheme("weight-only-int8", "weight-only", 0.5, 0.95, max_rel_error=0.15, min_cosine=0.98,
-               description="int8 weights dequantized before float compute"),
-        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5, min_cosine=0.9,
-               description="full-integer: int8 weights and calibrated int8 activations"),
-    ),
-}
 MIN_OPSET = 17  # LayerNormalization is a single op from 17; the dynamo exporter targets >= 18
 
 
@@ -153,6 +73,9 @@ class Profile:
     calibration_method: str = "minmax"  # one of CALIBRATION_METHODS[format]
     # (scheme, tolerance, min_agreement, max_rel_error or None)
     parity_overrides: tuple[tuple, ...] = ()
+    # Fixed shapes: the sequence lengths the artifact carries a signature for, ascending, the
+    # last = seq_len; a request runs on the shortest that holds it (() = seq_len only)
+    buckets: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # Every message starts with the (TOML) key so the loader can prefix the file name.
@@ -180,6 +103,7 @@ class Profile:
         if self.format == "tflite" and self.shape != "fixed":
             raise ValueError("shape.policy: expected 'fixed' for tflite "
                              "(litert-torch converts static shapes only)")
+        self._check_buckets()
         if self.format == "onnx" and (self.opset is None or self.opset < MIN_OPSET):
             raise ValueError(f"opset: expected an integer >= {MIN_OPSET} for onnx, got {self.opset}")
         if self.format != "onnx" and self.opset is not None:
@@ -196,6 +120,26 @@ class Profile:
             value = getattr(self, key)
             if value is not None and not value > 0:
                 raise ValueError(f"budgets.{key}: expected a number > 0, got {value}")
+
+    def _check_buckets(self) -> None:
+        if not self.buckets:
+            return
+        if self.format != "tflite":
+            raise ValueError(f"shape.buckets: apply to tflite profiles only, not {self.format} "
+                             f"(ONNX artifacts take any sequence length)")
+        if list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] < 1 \
+                or self.buckets[-1] != self.seq_len:
+            raise ValueError(f"shape.buckets: expected positive lengths in ascending order "
+                             f"ending at seq_len {self.seq_len}, got {list(self.buckets)}")
+        static = [s for s in self.runnable_schemes if SCHEMES[self.format][s].calibrated]
+        if static:
+            raise ValueError(f"shape.buckets: {static[0]} calibrates one signature; list the "
+                             f"schemes without it or drop the buckets")
+
+    @property
+    def seq_buckets(self) -> tuple[int, ...]:
+        """Sequence lengths the artifact is exported at: the buckets, else (seq_len,)."""
+        return self.buckets or (self.seq_len,)
 
     @property
     def runnable_schemes(self) -> tuple[str, ...]:
@@ -261,7 +205,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
          "opset": ("opset", int, False), "schemes": ("schemes", list, False),
          "io_dtype": ("io_dtype", str, False), "integer_only": ("integer_only", bool, False)},
     "shape": {"policy": ("shape", str, True), "batch": ("batch", int, True),
-              "seq_len": ("seq_len", int, True)},
+              "seq_len": ("seq_len", int, True), "buckets": ("buckets", tuple, False)},
     "parity": {"tolerance": ("tolerance", float, True),
                "min_agreement": ("min_agreement", float, True)},
     "budgets": {"size_mb": ("size_mb", float, False), "latency_ms": ("latency_ms", float, False),
@@ -277,6 +221,9 @@ def _type_ok(value: object, expected: type) -> bool:
         return expected is bool and isinstance(value, bool)
     if expected is list:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if expected is tuple:  # a list of integers
+        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                               for v in value)
     if expected is float:
         return isinstance(value, (int, float))  # TOML `size_mb = 50` is an int
     return isinstance(value, expected)
@@ -284,7 +231,7 @@ def _type_ok(value: object, expected: type) -> bool:
 
 def _type_name(expected: type) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            list: "a list of strings"}[expected]
+            list: "a list of strings", tuple: "a list of integers"}[expected]
 
 
 def _split_parity(data: dict) -> tuple[dict, tuple[tuple, ...]]:
@@ -338,7 +285,7 @@ def _fields_from_toml(data: dict) -> dict:
                 raise ValueError(f"{prefix}{key}: expected {_type_name(expected)}, "
                                  f"got {type(value).__name__} {value!r}")
             fields[field] = (float(value) if expected is float
-                             else tuple(value) if expected is list else value)
+                             else tuple(value) if expected in (list, tuple) else value)
     return fields
 
 

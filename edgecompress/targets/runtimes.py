@@ -2,7 +2,9 @@
 
 Eval and bench only see `Runner.run(input_ids, attention_mask) -> (B, C) float32`. Fixed-shape
 artifacts (every TFLite file, since litert-torch converts static shapes only) take any batch and
-any sequence up to their fixed length: the runner pads and chunks, and returns the real rows.
+any sequence up to their fixed length: the runner pads and chunks, and returns the real rows. A
+TFLite file may carry one signature per sequence length (`[shape] buckets`): each chunk runs on the
+shortest signature that holds its unmasked tokens, so short sentences do not pay for 128.
 
 Heavy imports (torch, onnxruntime, ai_edge_litert) happen inside the functions that need them, so
 the bench child process pays only for the runtime it measures.
@@ -26,6 +28,7 @@ class Runner(Protocol):
     name: str  # "torch" | "onnxruntime" | "litert"
     version: str  # the runtime's version, for reports
     fixed_shape: tuple[int, int] | None  # (batch, seq) the artifact requires; None if dynamic
+    buckets: tuple[int, ...]  # fixed shapes: the sequence lengths it has signatures for
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Outputs (B, C) float32 for int inputs (B, S); any B, and S <= the fixed seq."""
@@ -88,12 +91,28 @@ class BackendRunner:
                 fill = fixed_batch - real
                 chunk_ids = np.concatenate([chunk_ids, np.repeat(chunk_ids[-1:], fill, 0)])
                 chunk_mask = np.concatenate([chunk_mask, np.repeat(chunk_mask[-1:], fill, 0)])
-            outputs.append(self._call(chunk_ids, chunk_mask)[:real])
+            # The shortest signature that holds every unmasked token: the columns cut are masked.
+            width = bucket_for(chunk_mask, self.buckets)
+            outputs.append(self._call(chunk_ids[:, :width], chunk_mask[:, :width])[:real])
         return np.concatenate(outputs)
+
+    @property
+    def buckets(self) -> tuple[int, ...]:
+        """Sequence lengths the artifact has a signature for (fixed shapes); () when dynamic."""
+        if self.fixed_shape is None:
+            return ()
+        return getattr(self.backend, "buckets", None) or (self.fixed_shape[1],)
 
     def _call(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         out = self.backend.invoke(self.backend.feed(input_ids, attention_mask))
         return np.asarray(out, dtype=np.float32)
+
+
+def bucket_for(mask: np.ndarray, buckets: tuple[int, ...]) -> int:
+    """The shortest of `buckets` (ascending) holding every unmasked column of `mask` (B, S)."""
+    columns = np.flatnonzero(np.asarray(mask).any(axis=0))
+    needed = int(columns[-1]) + 1 if columns.size else 1
+    return next((b for b in buckets if b >= needed), buckets[-1])
 
 
 class _TorchBackend:
@@ -155,18 +174,54 @@ class _OrtBackend:
 
 
 class _LiteRtBackend:
+    """Every signature of the file, by sequence length: one per length bucket (or just one).
+
+    `seq` keeps only the signature of that length (the parity gate checks each in turn).
+    """
+
     name = "litert"
 
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, seq: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self.version = package_version("ai-edge-litert")
-        signatures = self.interpreter.get_signature_list()
-        if len(signatures) != 1:
-            raise UserError(f"{path}: expected one signature, got {len(signatures)}")
-        self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
-        details = self.runner.get_input_details()  # {signature input name: details}
+        signatures = {}
+        for key in self.interpreter.get_signature_list():
+            signature = _LiteRtSignature(self.interpreter.get_signature_runner(key), path)
+            if signature.batch_seq[1] in signatures:
+                raise UserError(f"{path}: two signatures take {signature.batch_seq[1]} tokens")
+            signatures[signature.batch_seq[1]] = signature
+        if seq is not None:
+            if seq not in signatures:
+                raise UserError(f"{path}: no signature takes {seq} tokens "
+                                f"(it has {', '.join(map(str, sorted(signatures)))})")
+            signatures = {seq: signatures[seq]}
+        self._signatures = dict(sorted(signatures.items()))
+        batches = {s.batch_seq[0] for s in self._signatures.values()}
+        if len(batches) != 1:
+            raise UserError(f"{path}: signatures disagree on the batch size ({sorted(batches)})")
+        self.buckets = tuple(self._signatures)
+        self.fixed_shape = (batches.pop(), self.buckets[-1])
+
+    def feed(self, input_ids, attention_mask):
+        signature = self._signatures.get(input_ids.shape[1])
+        if signature is None:
+            raise UserError(f"no signature takes {input_ids.shape[1]} tokens "
+                            f"(this artifact has {', '.join(map(str, self.buckets))})")
+        return signature, signature.feed(input_ids, attention_mask)
+
+    def invoke(self, feed):
+        signature, arrays = feed
+        return signature.invoke(arrays)
+
+
+class _LiteRtSignature:
+    """One signature runner: its two inputs, fixed (batch, seq), and the output's dequantization."""
+
+    def __init__(self, runner, path: Path):
+        self.runner = runner
+        details = runner.get_input_details()  # {signature input name: details}
         if len(details) != 2:
             raise UserError(f"{path}: expected 2 inputs (input_ids, attention_mask), "
                             f"got {len(details)}")
@@ -174,10 +229,10 @@ class _LiteRtBackend:
         # positional args have args_0, args_1 in forward order.
         names = list(INPUT_NAMES) if set(INPUT_NAMES) <= set(details) else sorted(details)
         self._inputs = [(n, details[n]["dtype"]) for n in names]
-        self.fixed_shape = tuple(int(d) for d in details[names[0]]["shape"])
-        output = next(iter(self.runner.get_output_details().values()))
-        self._output_name = next(iter(self.runner.get_output_details()))
-        self._scale, self._zero = output["quantization"]  # (0.0, 0) when not quantized
+        self.batch_seq = tuple(int(d) for d in details[names[0]]["shape"])
+        outputs = runner.get_output_details()
+        self._output_name = next(iter(outputs))
+        self._scale, self._zero = outputs[self._output_name]["quantization"]  # (0.0, 0): float
 
     def feed(self, input_ids, attention_mask):
         return {name: np.ascontiguousarray(a, dtype=dtype)
@@ -202,10 +257,12 @@ def package_version(name: str) -> str:
 _BACKENDS = {".onnx": (_OrtBackend, "ONNX"), ".tflite": (_LiteRtBackend, "TFLite")}
 
 
-def load_runner(path: Path, threads: int = 1) -> Runner:
+def load_runner(path: Path, threads: int = 1, *, seq: int | None = None) -> Runner:
     """A Runner for an exported artifact, chosen by suffix (.onnx or .tflite).
 
-    Raises UserError if the file is missing, has another suffix, or is not a valid model.
+    `seq`: of a TFLite file with one signature per length bucket, use only the one of `seq`
+    tokens. Raises UserError if the file is missing, has another suffix, is not a valid model,
+    or has no signature of `seq` tokens.
     """
     path = Path(path)
     if path.suffix not in _BACKENDS:
@@ -215,7 +272,8 @@ def load_runner(path: Path, threads: int = 1) -> Runner:
         raise UserError(f"artifact not found: {path}")
     backend, kind = _BACKENDS[path.suffix]
     try:
-        return BackendRunner(backend(path, threads))
+        return BackendRunner(backend(path, threads) if seq is None
+                             else backend(path, threads, seq=seq))
     except UserError:
         raise
     except Exception as err:  # each runtime raises its own exception types for a bad file

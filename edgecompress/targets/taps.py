@@ -72,7 +72,10 @@ def _tflite_taps(path: Path, module, scopes: list[str], rows: list[dict]) -> dic
                                   OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()  # execution order
-    runner = interpreter.get_signature_runner()
+    # The longest signature of a file with one per length bucket (the rows are padded to it)
+    longest = max(interpreter.get_signature_list(), key=lambda key: next(iter(
+        interpreter.get_signature_runner(key).get_input_details().values()))["shape"][1])
+    runner = interpreter.get_signature_runner(longest)
     inputs = runner.get_input_details()
     batch, seq = next(iter(inputs.values()))["shape"]
     patterns = {s: re.compile(tflite_scope_regex(module, s)) for s in scopes}

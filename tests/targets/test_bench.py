@@ -36,6 +36,14 @@ def test_bench_uses_given_seq_len_when_artifact_is_dynamic(exported):
     assert stats["seq_len"] == 32 and stats["runs"] == 2
 
 
+@pytest.mark.parametrize("asked, runs_at", [(20, 32), (32, 32), (50, 64), (128, 128)])
+def test_bench_times_the_signature_that_holds_seq_len_when_artifact_has_buckets(exported, asked,
+                                                                                runs_at):
+    result, _, _ = exported("rpi5", "tiny_plain")
+    stats = bench(result.path, load_profile("rpi5"), warmup=0, runs=2, seq_len=asked)
+    assert stats["seq_len"] == runs_at
+
+
 def test_bench_raises_user_error_when_seq_len_exceeds_fixed_shape(exported):
     result, _, _ = exported("rpi5", "tiny_plain")
     with pytest.raises(UserError, match="128"):

@@ -254,3 +254,13 @@ def test_make_bundle_raises_one_line_user_error_when_source_manifest_is_malforme
         make_bundle(source, load_profile(target), tmp_path / "out")
     assert words in str(info.value) and "\n" not in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_bundle_manifest_lists_every_length_signature_when_target_has_buckets(built):
+    _, bundle = built
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    if manifest["format"] == "onnx":
+        assert manifest["signatures"] == []
+    else:  # arm64-phone: run.py picks among these (its predictions are checked above)
+        assert manifest["signatures"] == [{"seq_len": n, "name": f"seq{n}"} for n in (32, 64, 128)]
+        assert manifest["signature"] == "seq128"

@@ -66,14 +66,19 @@ def test_onnx_export_names_dynamic_axes_when_profile_is_dynamic(exported):
     assert [o.name for o in graph.output] == ["logits"]
 
 
-def test_tflite_export_has_int32_fixed_inputs_when_profile_is_fixed(exported):
+def test_tflite_export_has_int32_fixed_inputs_per_bucket_when_profile_has_buckets(exported):
     from ai_edge_litert.interpreter import Interpreter
 
     result, _, _ = exported("arm64-phone", "tiny_bert")
-    runner = Interpreter(model_path=str(result.path)).get_signature_runner()
-    details = runner.get_input_details()
-    assert sorted(details) == ["attention_mask", "input_ids"]
-    assert all(d["dtype"] == np.int32 and list(d["shape"]) == [1, 128] for d in details.values())
+    interpreter = Interpreter(model_path=str(result.path))
+    shapes = {}
+    for key in interpreter.get_signature_list():
+        details = interpreter.get_signature_runner(key).get_input_details()
+        assert sorted(details) == ["attention_mask", "input_ids"]
+        assert all(d["dtype"] == np.int32 for d in details.values())
+        shapes[key] = [list(d["shape"]) for d in details.values()]
+    assert shapes == {f"seq{n}": [[1, n], [1, n]] for n in (32, 64, 128)}
+    assert result.buckets == (32, 64, 128) and result.input_shape == (1, 128)
 
 
 def test_verify_raises_parity_error_when_onnx_weights_are_altered(exported, tmp_path):
@@ -152,3 +157,18 @@ def test_export_replaces_previous_artifact_when_run_twice(exported, tmp_path):
     again = export(loaded.module, batch(loaded), load_profile("x86-cpu"), tmp_path,
                    scheme="fp32")
     assert again.path == target and target.stat().st_size == result.size_bytes
+
+
+def test_verify_raises_parity_error_when_one_bucket_signature_is_off(exported, monkeypatch):
+    from edgecompress.targets import runtimes
+
+    result, loaded, _ = exported("arm64-phone", "tiny_bert")
+    profile = load_profile("arm64-phone")
+    verify(result.path, loaded.module, batch(loaded), profile, scheme="fp32")  # all good
+    invoke = runtimes._LiteRtSignature.invoke
+    # Only the 64-token signature is wrong; the sample's sentences are all shorter than 32, so
+    # a gate running rows on their own bucket alone would never see it.
+    monkeypatch.setattr(runtimes._LiteRtSignature, "invoke", lambda self, feed: invoke(
+        self, feed) + (1.0 if self.batch_seq[1] == 64 else 0.0))
+    with pytest.raises(ParityError):
+        verify(result.path, loaded.module, batch(loaded), profile, scheme="fp32")

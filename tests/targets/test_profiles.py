@@ -73,6 +73,10 @@ BAD = {  # case -> (edit of the x86-cpu file, key the message must name, words i
                       "runtime", "onnxruntime"),
     "table_as_value": (lambda t: t.replace("[budgets]\n", "budgets = 3\n[x]\n"), "budgets",
                        "table"),
+    "buckets_on_onnx": (lambda t: t.replace("seq_len = 128", "seq_len = 128\nbuckets = [32, 128]"),
+                        "shape.buckets", "tflite profiles only"),
+    "buckets_not_ints": (lambda t: t.replace("seq_len = 128", 'seq_len = 128\nbuckets = ["32"]'),
+                         "shape.buckets", "list of integers"),
 }
 
 
@@ -85,6 +89,33 @@ def test_load_profile_raises_user_error_naming_file_and_key_when_profile_is_bad(
         load_profile(path)
     message = str(info.value)
     assert str(path) in message and key in message and words in message
+    assert "\n" not in message
+
+
+BAD_BUCKETS = {  # case -> (the rpi5 file's buckets line replaced by, words the message holds)
+    "descending": ("buckets = [64, 32, 128]", "ascending order"),
+    "not_ending_at_seq_len": ("buckets = [32, 64]", "ending at seq_len 128"),
+    "repeated": ("buckets = [32, 32, 128]", "ascending order"),
+    "zero": ("buckets = [0, 128]", "positive"),
+    "static_scheme": ('buckets = [32, 128]\n[calibration]\nsamples = 8',  # no static in schemes
+                      None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BUCKETS))
+def test_load_profile_checks_buckets_when_profile_has_them(case, tmp_path):
+    line, words = BAD_BUCKETS[case]
+    text = (PROFILE_DIR / "rpi5.toml").read_text()
+    assert "buckets = [32, 64, 128]" in text
+    path = tmp_path / f"{case}.toml"
+    if words is None:  # a static scheme among the runnable ones: calibration has one signature
+        text = text.replace('"weight-only-int8"]', '"weight-only-int8", "static-int8"]')
+        words = "static-int8 calibrates one signature"
+    path.write_text(text.replace("buckets = [32, 64, 128]", line))
+    with pytest.raises(UserError) as info:
+        load_profile(path)
+    message = str(info.value)
+    assert str(path) in message and "shape.buckets" in message and words in message
     assert "\n" not in message
 
 

@@ -71,7 +71,7 @@ def test_fixed_runner_raises_user_error_when_seq_exceeds_fixed_length(exported):
 def test_fixed_runner_pads_the_last_chunk_when_batch_is_not_a_multiple(fmt, models, tmp_path):
     # A user profile exported at batch 2 x seq 16: batch 5 runs as 3 chunks, the last padded.
     base = load_profile("rpi5" if fmt == "tflite" else "x86-cpu")
-    profile = dataclasses.replace(base, name="b2", shape="fixed", batch=2, seq_len=16)
+    profile = dataclasses.replace(base, name="b2", shape="fixed", batch=2, seq_len=16, buckets=())
     loaded = models["tiny_plain"]
     result = export(loaded.module, batch(loaded, seq_len=16), profile, tmp_path, scheme="fp32")
     runner = load_runner(result.path)
@@ -88,3 +88,46 @@ def test_runner_raises_user_error_when_inputs_differ_in_shape(models):
     runner = torch_runner(models["tiny_plain"].module)
     with pytest.raises(UserError, match="one shape"):
         runner.run(np.ones((2, 5), np.int64), np.ones((2, 6), np.int64))
+
+
+@pytest.mark.parametrize("real, expected", [(1, 32), (32, 32), (33, 64), (64, 64), (65, 128),
+                                            (128, 128)])
+def test_bucket_for_picks_the_shortest_bucket_holding_every_token_when_given_a_mask(real,
+                                                                                   expected):
+    from edgecompress.targets.runtimes import bucket_for
+
+    mask = np.zeros((2, 128), dtype=np.int64)
+    mask[0, :real // 2 or 1], mask[1, :real] = 1, 1  # the longer row decides
+    assert bucket_for(mask, (32, 64, 128)) == expected
+
+
+def _signature_calls(monkeypatch) -> list[int]:
+    """Record the sequence length of every LiteRT signature invoked from now on."""
+    from edgecompress.targets import runtimes
+
+    calls, invoke = [], runtimes._LiteRtSignature.invoke
+    monkeypatch.setattr(runtimes._LiteRtSignature, "invoke",
+                        lambda self, feed: calls.append(self.batch_seq[1]) or invoke(self, feed))
+    return calls
+
+
+def test_bucketed_runner_runs_each_row_on_its_shortest_signature_and_matches_torch(exported,
+                                                                                  monkeypatch):
+    result, loaded, _ = exported("arm64-phone", "tiny_bert")
+    inputs = batch(loaded, seq_len=100)  # every sentence is short: real lengths under 32
+    inputs["input_ids"][-1, :90] = inputs["input_ids"][-1, 1]  # one row of 90 real tokens
+    inputs["attention_mask"][-1, :90] = 1
+    runner = load_runner(result.path)
+    assert runner.fixed_shape == (1, 128) and runner.buckets == (32, 64, 128)
+    calls = _signature_calls(monkeypatch)
+    out = runner.run(**inputs)
+    assert calls == [32] * (len(calls) - 1) + [128]
+    expected = torch_runner(loaded.module).run(**inputs)
+    assert np.abs(out - expected).max() < 1e-4
+
+
+def test_load_runner_raises_user_error_when_no_signature_has_that_length(exported):
+    result, _, _ = exported("rpi5", "tiny_plain")
+    assert load_runner(result.path, seq=64).buckets == (64,)
+    with pytest.raises(UserError, match="no signature takes 48 tokens"):
+        load_runner(result.path, seq=48)

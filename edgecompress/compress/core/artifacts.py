@@ -146,6 +146,7 @@ def artifact_manifest(result, profile, loaded: LoadedModel, *, source: str, bega
                       if result.cosine is not None else {})},
         "quantization": result.quantization,
         "input_shape": list(result.input_shape) if result.input_shape else None,
+        "buckets": list(result.buckets),
         "budgets": {"size_mb": profile.size_mb, "latency_ms": profile.latency_ms,
                     "ram_mb": profile.ram_mb},
         "source": source, "labels": list(loaded.labels), "task": loaded.task,
