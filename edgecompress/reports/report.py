@@ -31,13 +31,17 @@ DEVICE_DIR = "device-results"
 ROW_KEYS = ("target", "format", "scheme", "runtime", "threads", "size_bytes", "p50_ms", "p90_ms",
             "p99_ms", "peak_rss_mb", "accuracy", "ci95", "n", "agreement")
 CSV_KEYS = ("target", "format", "scheme", "measured_on", "runtime", "threads", "size_bytes",
-            "gzip_bytes", "p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "accuracy", "ci95_low",
+            "gzip_bytes", "p50_ms", "p90_ms", "p99_ms", "p50_real_ms", "peak_rss_mb", "accuracy",
+            "ci95_low",
             "ci95_high", "n", "agreement", "vs_teacher_delta", "vs_teacher_ci95_low",
             "vs_teacher_ci95_high", "vs_teacher_significant", "parity_max_abs_diff",
             "pareto_optimal", "artifact")
 HOST_NOTE = ("Latency was measured on this host ({host}) with each target's runtime, thread count "
              "and input shape — not on the device itself. Use it to compare artifacts, and the "
-             "bundle runner on the real device for absolute numbers.")
+             "bundle runner on the real device for absolute numbers. p50 / p90 ms: batch 1 at "
+             "the target's full sequence length (128 tokens); real lengths: 200 test sentences "
+             "at their own token counts, as the artifact runs them (ONNX unpadded, TFLite on the "
+             "shortest signature that holds the sentence, or padded to 128 with one signature).")
 
 
 def load_artifact(folder: Path) -> dict:
@@ -68,6 +72,7 @@ def artifact_row(folder: Path, files: dict | None = None) -> dict:
         "gzip_bytes": bench.get("gzip_bytes"),
         "p50_ms": bench.get("p50_ms"), "p90_ms": bench.get("p90_ms"),
         "p99_ms": bench.get("p99_ms"), "peak_rss_mb": bench.get("peak_rss_mb"),
+        "p50_real_ms": bench.get("p50_real_ms"), "real_shape": bench.get("real_shape"),
         "accuracy": evaluation.get("accuracy"), "ci95": evaluation.get("ci95"),
         "n": evaluation.get("n"), "agreement": evaluation.get("agreement"),
         "vs_teacher": evaluation.get("vs_teacher"),
@@ -162,17 +167,18 @@ def render_markdown(report: dict) -> str:
     if teacher:
         lines += [f"Reference: fp32 PyTorch teacher, accuracy {accuracy_cell(teacher)} "
                   f"on n = {teacher.get('n')}.", ""]
-    lines += ["| target | format | scheme | size MB | p50 ms | p90 ms | accuracy [95 % CI] "
-              "| agreement vs fp32 teacher | Δ accuracy vs teacher, paired [95 % CI] "
-              "| parity max-diff | Pareto |",
-              "|---|---|---|---:|---:|---:|---|---:|---|---:|---|"]
+    lines += ["| target | format | scheme | size MB | p50 ms | p90 ms | p50 ms, real lengths "
+              "| accuracy [95 % CI] | agreement vs fp32 teacher "
+              "| Δ accuracy vs teacher, paired [95 % CI] | parity max-diff | Pareto |",
+              "|---|---|---|---:|---:|---:|---:|---|---:|---|---:|---|"]
     front = set(report.get("pareto", []))
     for i, row in enumerate(report["rows"]):
         target = str(row["target"]) + (" (device)" if row.get("measured_on") == "device" else "")
         lines.append(
             f"| {target} | {row['format']} | {row['scheme']} "
             f"| {_fmt(row['size_bytes'], '.2f', 1e-6)} | {_fmt(row['p50_ms'], '.2f')} "
-            f"| {_fmt(row['p90_ms'], '.2f')} | {accuracy_cell(row)} "
+            f"| {_fmt(row['p90_ms'], '.2f')} | {_fmt(row.get('p50_real_ms'), '.2f')} "
+            f"| {accuracy_cell(row)} "
             f"| {_fmt(row['agreement'], '.2%')} | {delta_cell(row)} "
             f"| {_fmt(row.get('parity_max_abs_diff'), '.1e')} | {'★' if i in front else ''} |")
     host_rows = [r for r in report["rows"] if r.get("measured_on") != "device"]

@@ -32,15 +32,18 @@ CHILD_TIMEOUT_S = 1800
 
 
 def bench(artifact: Path, profile: Profile, *, warmup: int = 10, runs: int = 100,
-          seq_len: int | None = None, vocab_size: int | None = None) -> dict:
+          seq_len: int | None = None, vocab_size: int | None = None,
+          lengths: list[int] | None = None) -> dict:
     """Measure `artifact` with the profile's runtime, threads and batch x seq_len, in a child.
 
     Returns a dict: p50_ms, p90_ms, p99_ms, mean_ms, min_ms, throughput_per_s (samples/s),
     size_bytes, gzip_bytes, peak_rss_mb (the child's), threads, runtime, runtime_version, batch,
     seq_len, runs, warmup, host (host_info(threads): cpu_model, arch, isa, cores, os, python,
     runtimes, threads), host_description (the one-line text `host` held before), artifact,
-    profile. Raises UserError for a missing or invalid artifact, RuntimeError if the child
-    fails otherwise.
+    profile. With `lengths` (token counts of real sentences) also p50_real_ms, mean_real_ms,
+    real_lengths and real_shape: one batch-1 call per length, each as the artifact runs it
+    (dynamic: unpadded; fixed: on the shortest signature that holds it). Raises UserError for a
+    missing or invalid artifact, RuntimeError if the child fails otherwise.
     """
     artifact = Path(artifact)
     if not artifact.is_file():
@@ -50,6 +53,8 @@ def bench(artifact: Path, profile: Profile, *, warmup: int = 10, runs: int = 100
     args = [str(artifact), "--threads", str(profile.threads), "--batch", str(profile.batch),
             "--seq-len", str(seq_len or profile.seq_len), "--warmup", str(warmup),
             "--runs", str(runs), "--vocab-size", str(vocab_size or DEFAULT_ID_CEILING)]
+    if lengths:
+        args += ["--lengths", ",".join(str(int(n)) for n in lengths)]
     result = _run_child(args)
     result.update(size_bytes=artifact.stat().st_size, gzip_bytes=gzip_size(artifact),
                   profile=profile.name)
@@ -137,7 +142,7 @@ def _inputs(batch: int, seq_len: int, vocab_size: int) -> tuple[np.ndarray, np.n
 
 
 def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: int, runs: int,
-            vocab_size: int = DEFAULT_ID_CEILING) -> dict:
+            vocab_size: int = DEFAULT_ID_CEILING, lengths: list[int] | None = None) -> dict:
     """Time `runs` inferences in THIS process (the child's job): latency stats and peak RSS."""
     from edgecompress.targets.runtimes import load_runner
 
@@ -159,12 +164,42 @@ def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: i
     ms = times_ns / 1e6
     p50, p90, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 99))
     mean = float(ms.mean())
+    real = _real_lengths(runner, lengths, vocab_size) if lengths else {}
     rss = peak_rss_mb()
-    return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": mean, "min_ms": float(ms.min()),
+    return {**real, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": mean, "min_ms": float(ms.min()),
             "throughput_per_s": batch * 1000.0 / mean, "peak_rss_mb": rss, "threads": threads,
             "runtime": runner.name, "runtime_version": runner.version, "batch": batch,
             "seq_len": seq_len, "runs": runs, "warmup": warmup, "host": host_info(threads),
             "host_description": host_description(), "artifact": str(artifact)}
+
+
+def _real_lengths(runner, lengths: list[int], vocab_size: int) -> dict:
+    """Batch-1 latency over real sentence lengths, each run the way the artifact runs it: a
+    dynamic artifact at the sentence's own length, a fixed one on its shortest signature that
+    holds it (padded with masked pad ids). One warm pass, then one timed call per length."""
+    backend, buckets = runner.backend, runner.buckets
+    rows = runner.fixed_shape[0] if runner.fixed_shape else 1
+    given = {"n": len(lengths), "mean": float(np.mean(lengths)), "max": int(max(lengths))}
+    if buckets:  # a fixed artifact takes at most its longest signature: longer ones are cut
+        lengths = [min(n, buckets[-1]) for n in lengths]
+    widths = [next(b for b in buckets if b >= n) if buckets else n for n in lengths]
+    feeds = {}
+    for n, width in zip(lengths, widths):
+        if (n, width) not in feeds:
+            ids, mask = _inputs(rows, n, vocab_size)
+            pad = ((0, 0), (0, width - n))
+            feeds[n, width] = backend.feed(np.pad(ids, pad), np.pad(mask, pad))
+    for key in feeds:
+        backend.invoke(feeds[key])
+    ms = np.empty(len(lengths))
+    for i, key in enumerate(zip(lengths, widths)):
+        start = time.perf_counter_ns()
+        backend.invoke(feeds[key])
+        ms[i] = (time.perf_counter_ns() - start) / 1e6
+    shape = ("unpadded" if not buckets else f"padded to {buckets[0]}" if len(buckets) == 1
+             else "signatures " + "/".join(map(str, buckets)))
+    return {"p50_real_ms": float(np.median(ms)), "mean_real_ms": float(ms.mean()),
+            "real_lengths": given, "real_shape": shape}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,11 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     for flag, default in (("--threads", 1), ("--batch", 1), ("--seq-len", 128), ("--warmup", 10),
                           ("--runs", 100), ("--vocab-size", DEFAULT_ID_CEILING)):
         parser.add_argument(flag, type=int, default=default)
+    parser.add_argument("--lengths", type=lambda text: [int(n) for n in text.split(",")])
     args = parser.parse_args(argv)
     try:
         result = measure(args.artifact, threads=args.threads, batch=args.batch,
                          seq_len=args.seq_len, warmup=args.warmup, runs=args.runs,
-                         vocab_size=args.vocab_size)
+                         vocab_size=args.vocab_size, lengths=args.lengths)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

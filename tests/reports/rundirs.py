@@ -25,7 +25,8 @@ def add_artifact(run_dir, target="x86-cpu", host="x86_64, 2 cpus", vs_teacher=No
     if vs_teacher is not None:
         evaluation["vs_teacher"] = vs_teacher
     write_json(folder / "eval.json", evaluation)
-    bench = {"p50_ms": 16.04, "p90_ms": 17.5, "p99_ms": 20.1, "size_bytes": 90_000_123,
+    bench = {"p50_ms": 16.04, "p90_ms": 17.5, "p99_ms": 20.1, "p50_real_ms": 4.25,
+             "size_bytes": 90_000_123,
              "gzip_bytes": 83_000_000, "peak_rss_mb": 310.0, "threads": 2}
     if host is not None:
         bench["host"] = host

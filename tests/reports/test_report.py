@@ -14,7 +14,7 @@ from tests.reports.rundirs import HOST, VS_TEACHER, add_artifact, make_run, writ
 def test_report_rows_carry_the_measured_numbers_when_run_dir_is_complete(run_dir):
     report = build_report(run_dir)
     (row,) = report["rows"]
-    assert row["p50_ms"] == 16.04 and row["p90_ms"] == 17.5
+    assert row["p50_ms"] == 16.04 and row["p90_ms"] == 17.5 and row["p50_real_ms"] == 4.25
     assert row["size_bytes"] == 90_000_123  # bench measures the file; it wins over the manifest
     assert row["accuracy"] == 0.8215 and row["agreement"] == 0.9995
     assert row["parity_max_abs_diff"] == 2e-6
@@ -25,8 +25,9 @@ def test_report_rows_carry_the_measured_numbers_when_run_dir_is_complete(run_dir
 def test_markdown_states_latency_is_host_measured_and_lists_the_row(run_dir):
     markdown = render_markdown(build_report(run_dir))
     assert "measured on this host" in markdown
-    assert "| x86-cpu | onnx | fp32 | 90.00 | 16.04 | 17.50 | 82.15% [80.4%, 83.8%] | 99.95% |" \
-        in markdown
+    assert "| x86-cpu | onnx | fp32 | 90.00 | 16.04 | 17.50 | 4.25 | 82.15% [80.4%, 83.8%] " \
+        "| 99.95% |" in markdown
+    assert "real lengths: 200 test sentences at their own token counts" in markdown
 
 
 def test_write_report_writes_json_markdown_csv_and_html(run_dir):
@@ -36,6 +37,7 @@ def test_write_report_writes_json_markdown_csv_and_html(run_dir):
     assert json.loads((run_dir / "report.json").read_text())["rows"][0]["target"] == "x86-cpu"
     (line,) = list(csv.DictReader((run_dir / "report.csv").open()))
     assert line["p50_ms"] == "16.04" and line["ci95_low"] == "0.804"
+    assert line["p50_real_ms"] == "4.25"
     assert line["pareto_optimal"] == "True"
 
 

@@ -60,7 +60,7 @@ def test_cli_report_exits_2_when_teacher_accuracy_is_not_a_number(run_dir):
 def test_report_keeps_the_row_with_dashes_when_eval_json_is_empty(run_dir):
     write_json(run_dir / "artifacts" / "x86-cpu" / "eval.json", {})
     markdown = render_markdown(build_report(run_dir))
-    assert "| 16.04 | 17.50 | — | — | — |" in markdown
+    assert "| 16.04 | 17.50 | 4.25 | — | — | — |" in markdown
 
 
 def test_report_shows_accuracy_without_brackets_when_eval_and_teacher_lack_ci95(run_dir):
@@ -68,7 +68,7 @@ def test_report_shows_accuracy_without_brackets_when_eval_and_teacher_lack_ci95(
     write_json(run_dir / "teacher" / "eval.json", {"accuracy": 0.82, "n": 2000})
     paths = write_report(run_dir)
     markdown = (run_dir / "report.md").read_text()
-    assert "| 17.50 | 82.15% | — |" in markdown
+    assert "| 17.50 | 4.25 | 82.15% | — |" in markdown
     assert "accuracy 82.00% on n = 2000" in markdown
     assert "accuracy 82.00%, n = 2000" in (run_dir / "report.html").read_text()
     assert len(paths) == 4

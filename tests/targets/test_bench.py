@@ -67,3 +67,16 @@ def test_gzip_size_equals_gzip_module_when_level_is_6(tmp_path):
     data = bytes(range(256)) * 5000
     path.write_bytes(data)
     assert gzip_size(path) == len(gzip.compress(data, compresslevel=6, mtime=0))
+
+
+@pytest.mark.parametrize("target, shape", [("x86-cpu", "unpadded"),
+                                           ("rpi5", "signatures 32/64/128")])
+def test_bench_times_real_lengths_the_way_the_artifact_runs_them_when_given(exported, target,
+                                                                           shape):
+    result, _, _ = exported(target, "tiny_plain")
+    lengths = [9, 14, 30, 41, 120, 200]  # 200: cut to the longest signature / kept if dynamic
+    stats = bench(result.path, load_profile(target), warmup=0, runs=2, lengths=lengths)
+    assert stats["real_shape"] == shape
+    assert stats["real_lengths"] == {"n": 6, "mean": pytest.approx(69.0), "max": 200}
+    assert 0 < stats["p50_real_ms"] and 0 < stats["mean_real_ms"]
+    assert stats["seq_len"] == 128  # the seq-128 numbers are still measured

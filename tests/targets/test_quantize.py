@@ -20,8 +20,9 @@ CASES = [(fmt, name) for fmt in ANY for name in SCHEMES[fmt]
 
 
 def _open(target: str):
-    """The target's profile allowed to run every scheme of its format."""
-    return dataclasses.replace(load_profile(target), schemes=())
+    """The target's profile allowed to run every scheme of its format (one signature: static
+    int8 calibrates a single one)."""
+    return dataclasses.replace(load_profile(target), schemes=(), buckets=())
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,11 @@ def quantized(exported, tmp_path_factory):
         if (fmt, scheme) not in cache:
             # tiny BERT: the tiny plain encoder's random logits are near-ties, which full int8
             # flips (argmax agreement is part of the gate)
-            base, loaded, _ = exported(ANY[fmt], "tiny_bert")
+            loaded = exported(ANY[fmt], "tiny_bert")[1]
+            if (fmt, "fp32") not in cache:
+                cache[fmt, "fp32"] = (export(loaded.module, batch(loaded), _open(ANY[fmt]), out,
+                                             name=f"{fmt}-fp32", scheme="fp32"), None, loaded)
+            base = cache[fmt, "fp32"][0]
             options = QuantOptions(calibration=(batch(loaded),), module=loaded.module)
             result = export(loaded.module, batch(loaded), _open(ANY[fmt]), out,
                             name=f"{fmt}-{scheme}", scheme=scheme, quant=options, base=base)
@@ -61,6 +66,20 @@ def test_quantized_export_passes_its_scheme_gate_when_scheme_is_supported(quanti
 def test_int8_artifact_is_smaller_than_fp32_when_weights_are_quantized(quantized, fmt):
     result, base, _ = quantized(fmt, "dynamic-int8")
     assert result.size_bytes < 0.5 * base.size_bytes
+
+
+@pytest.mark.parametrize("scheme", ["dynamic-int8", "weight-only-int8", "fp16"])
+def test_quantized_tflite_keeps_every_length_signature_gated_when_target_has_buckets(
+        exported, tmp_path, scheme):
+    from ai_edge_litert.interpreter import Interpreter
+
+    base, loaded, _ = exported("rpi5", "tiny_bert")  # signatures seq32 / seq64 / seq128
+    result = export(loaded.module, batch(loaded), load_profile("rpi5"), tmp_path, scheme=scheme,
+                    quant=QuantOptions(module=loaded.module), base=base)
+    keys = sorted(Interpreter(model_path=str(result.path)).get_signature_list())
+    assert keys == ["seq128", "seq32", "seq64"] and result.buckets == (32, 64, 128)
+    assert result.sample_rows == 3 * len(batch(loaded)["input_ids"])  # gated on each signature
+    assert result.size_bytes < base.size_bytes
 
 
 def test_static_tflite_has_int8_logits_when_fully_integer(quantized):

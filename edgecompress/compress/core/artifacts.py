@@ -57,7 +57,7 @@ def open_evaluable(spec: str | Path, *, threads: int = 1, tokenizer: Path | None
         if not path.exists():
             raise UserError(f"artifact not found: {path}")
         manifest = _artifact_manifest(path)
-        tok = _load_tokenizer(tokenizer or path.parent)  # before the runtime: the cheaper check
+        tok = load_tokenizer(tokenizer or path.parent)  # before the runtime: the cheaper check
         runner = load_runner(path, threads=threads)
         labels = tuple(str(name) for name in manifest.get("labels") or ())
         return Evaluable(runner, tok, labels, manifest.get("task", "classification"), path)
@@ -81,7 +81,7 @@ def _artifact_manifest(path: Path) -> dict:
     return data
 
 
-def _load_tokenizer(directory: Path):
+def load_tokenizer(directory: Path):
     from transformers import AutoTokenizer
 
     if not directory.is_dir():

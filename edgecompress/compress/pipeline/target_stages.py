@@ -128,16 +128,37 @@ def _paired(truth: np.ndarray, pred: np.ndarray, ref_pred: np.ndarray) -> dict:
     return paired_delta(truth, pred, ref_pred).to_json()
 
 
-@stage("bench", reads_data=False, uses_profile=True)
+@stage("bench", reads_data=True, uses_profile=True)
 def bench_stage(inputs, config: BenchConfig, ctx: Context) -> StageOutput:
-    """Latency, memory and size of the artifact with the target's runtime and threads."""
+    """Latency, memory and size of the artifact with the target's runtime and threads: at the
+    profile's batch x seq_len, and over real test sentences at their own token counts."""
     from edgecompress.fsutil import read_json
     from edgecompress.targets import bench
 
     artifact = Path(inputs["model"])
     manifest = read_json(artifact.parent / "manifest.json")
     measured = bench(artifact, target_profile(config), runs=config.runs,
-                     warmup=config.warmup, vocab_size=manifest.get("vocab_size"))
+                     warmup=config.warmup, vocab_size=manifest.get("vocab_size"),
+                     lengths=real_lengths(artifact.parent, ctx.data.load()))
     out = ctx.stage_dir / "bench.json"
     atomic_write_json(out, measured)
-    return StageOutput(out, {"p50_ms": measured.get("p50_ms")})
+    return StageOutput(out, {"p50_ms": measured.get("p50_ms"),
+                             "p50_real_ms": measured.get("p50_real_ms")})
+
+
+REAL_SAMPLE = 200  # test sentences whose token counts the bench times (seeded, same every run)
+
+
+def real_lengths(tokenizer_dir: Path, dataset) -> list[int] | None:
+    """Token counts (cut at EVAL_MAX_LENGTH) of a seeded sample of the test split's sentences;
+    None when the dataset has no test text."""
+    from edgecompress.compress.core.artifacts import load_tokenizer
+
+    test = dataset.splits.get("test")
+    if test is None or not len(test):
+        return None
+    texts = test.texts
+    order = np.random.default_rng(0).permutation(len(texts))[:REAL_SAMPLE]
+    encoded = load_tokenizer(tokenizer_dir)([texts[i] for i in order], truncation=True,
+                                             max_length=EVAL_MAX_LENGTH)
+    return [len(ids) for ids in encoded["input_ids"]]

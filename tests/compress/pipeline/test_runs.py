@@ -31,6 +31,8 @@ def test_run_writes_one_report_row_per_target_from_the_measured_json(finished_ru
         bench = json.loads((folder / "bench.json").read_text())
         evaluation = json.loads((folder / "eval.json").read_text())
         assert row["p50_ms"] == bench["p50_ms"] and row["size_bytes"] == bench["size_bytes"]
+        # and over the test split's own token counts (8 sentences), as the artifact runs them
+        assert row["p50_real_ms"] == bench["p50_real_ms"] > 0 and bench["real_lengths"]["n"] == 8
         assert row["accuracy"] == evaluation["accuracy"] and evaluation["n"] == 8
         assert evaluation["host"] == {**bench["host"], "threads": 1}  # eval runs at 1 thread
         assert row["agreement"] == 1.0  # fp32 artifacts predict what the torch teacher predicts
