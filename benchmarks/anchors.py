@@ -472,7 +472,8 @@ def real_length_latency(rows: list[Row], ids, mask, repeats: int) -> dict[int, d
     """Batch-1 latency over a seeded sample of test sentences at their real token counts.
 
     Dynamic-shape rows (torch, ONNX) run each sentence unpadded; fixed-shape rows (TFLite,
-    ExecuTorch, built at seq 128) run it padded to 128, as a deployment of them must. Interleaved
+    ExecuTorch, built at seq 128) get it padded to 128, as a deployment of them must; the
+    edgecompress runner then runs a TFLite file with length signatures on the shortest one. Interleaved
     like `latency`: each round runs every row over the whole sample. p50 / mean over all calls
     of the median round (by mean)."""
     order = np.random.default_rng(0).permutation(len(ids))[:REAL_SAMPLE]
@@ -495,8 +496,22 @@ def real_length_latency(rows: list[Row], ids, mask, repeats: int) -> dict[int, d
         median_round = sorted(per, key=np.mean)[len(per) // 2]
         out[i] = {"p50_real_ms": float(np.median(median_round)),
                   "mean_real_ms": float(np.mean(median_round)),
-                  "real_shape": "padded to 128" if rows[i].format in FIXED_FORMATS else "unpadded"}
+                  "real_shape": _real_shape(rows[i])}
     return out
+
+
+def _real_shape(row: Row) -> str:
+    """How a sentence reaches the artifact: unpadded (dynamic), on the shortest of several
+    length signatures (edgecompress TFLite with buckets), or padded to 128."""
+    if row.format not in FIXED_FORMATS:
+        return "unpadded"
+    if row.path is not None and row.path.suffix == ".tflite":
+        from edgecompress.targets import load_runner
+
+        buckets = load_runner(row.path).buckets
+        if len(buckets) > 1:
+            return "signatures " + "/".join(map(str, buckets))
+    return "padded to 128"
 
 
 def gzip_mb(path: Path) -> float:

@@ -163,7 +163,7 @@ def _quantize(module, tokenizer, plan: _Plan, calib: Calibration, request: Quant
     # ".tmp": a run killed here leaves a folder that the next run's stale-temp sweep removes
     with tempfile.TemporaryDirectory(prefix=".quantize-", suffix=".tmp",
                                      dir=_parent(request.out)) as tmp:
-        base_profile = dataclasses.replace(profile, schemes=(), scheme="fp32")
+        base_profile = dataclasses.replace(profile, schemes=("fp32",), scheme="fp32")
         base = export(module, sample, base_profile, Path(tmp), name="fp32")
         options = _options(calib, plan.method, module, Path(tmp), profile.format)
         fallback = None

@@ -165,6 +165,20 @@ def test_quantize_cli_writes_verified_edgetpu_artifact_when_defaults_are_used(ti
     assert (out / "model.tflite").is_file() and (out / "tokenizer.json").is_file()
 
 
+def test_quantize_cli_writes_a_signature_per_bucket_when_target_has_buckets(tiny_bert_dir,
+                                                                           sentiment_csv,
+                                                                           tmp_path):
+    out = tmp_path / "phone"
+    result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", "arm64-phone",
+                                 "--dataset", str(sentiment_csv), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["scheme"] == "dynamic-int8" and manifest["buckets"] == [32, 64, 128]
+    from edgecompress.targets import load_runner
+
+    assert load_runner(out / "model.tflite").buckets == (32, 64, 128)
+
+
 def test_report_shows_quantization_section_when_run_has_quantize_json(fallback_run, tmp_path):
     import shutil
 
