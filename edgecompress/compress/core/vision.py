@@ -98,11 +98,6 @@ class ImageProcessor:
                             f"({one_line(err)})") from None
 
 
-def processor_facts(processor) -> dict:
-    """What an artifact manifest says about the inputs besides the tokenizer's facts."""
-    return {"modality": "image", "image_shape": list(processor.shape)}
-
-
 class ImageClassifierModule(nn.Module):
     """HF image classifier -> plain logits tensor (B, num_labels) from pixel_values."""
 
