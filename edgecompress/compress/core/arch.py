@@ -96,7 +96,7 @@ def family_of(hf: nn.Module) -> Family:
 
 
 def _get(root: nn.Module, path: str):
-    for part in path.split("."):
+    for part in filter(None, path.split(".")):  # "" is `root` itself (ViT's `layers`)
         root = root[int(part)] if part.isdigit() else getattr(root, part)
     return root
 

@@ -69,6 +69,18 @@ def apply_saved_shapes(hf_model: nn.Module, config_dict: Mapping) -> None:
             _resize(block.ffn_out, in_features=ffn)
 
 
+def _model_names(hf: nn.Module) -> dict[str, str]:
+    """{checkpoint key: model key}: transformers 5 renames ViT / DeiT weights when it saves
+    (`vit.layers.0.attention.q_proj` is written as `vit.encoder.layer.0.attention.attention.
+    query`); its own reverse mapping, matched by tensor identity, undoes that."""
+    from transformers.core_model_loading import revert_weight_conversion
+
+    state = hf.state_dict()
+    model_key = {id(tensor): key for key, tensor in state.items()}
+    saved = revert_weight_conversion(hf, dict(state))
+    return {key: model_key[id(t)] for key, t in saved.items() if id(t) in model_key}
+
+
 def load_shaped(path: Path, raw: dict, task: str | None) -> LoadedModel:
     """Build the HF model from `raw` (its config.json), resize it, load its safetensors."""
     from safetensors.torch import load_file
@@ -90,6 +102,9 @@ def load_shaped(path: Path, raw: dict, task: str | None) -> LoadedModel:
     state = {}
     for file in sorted(path.glob("*.safetensors")):
         state.update(load_file(str(file)))
+    if vision:  # saved under transformers' checkpoint names (vit.encoder.layer.0...)
+        names = _model_names(hf)
+        state = {names.get(key, key): value for key, value in state.items()}
     if task == "embedding" and classifier:  # a classifier's encoder: drop prefix and head
         prefix = f"{hf.base_model_prefix}."
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
