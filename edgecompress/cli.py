@@ -16,8 +16,8 @@ from edgecompress.cli_common import (LABEL_COL, SPLIT_COL, TEXT_COL, console, em
 from edgecompress.cli_catalog import data_app, targets_app
 from edgecompress.cli_deliver import bundle_app, report_app
 from edgecompress.cli_search import search_command
+from edgecompress.cli_vision import init_vit_command
 from edgecompress.errors import UserError
-
 
 LABEL_MAP_HELP = ("Dataset label -> model label, matched by name, e.g. "
                   "fresh=positive,rotten=negative.")
@@ -30,6 +30,7 @@ app.add_typer(targets_app, name="targets")
 app.add_typer(report_app, name="report")
 app.add_typer(bundle_app, name="bundle")
 app.command("search")(search_command)
+app.command("init-vit")(init_vit_command)
 
 
 # --- model commands ---------------------------------------------------------------------------
@@ -42,7 +43,6 @@ def inspect(model: str = typer.Argument(..., help="Checkpoint directory or built
     stages and targets apply."""
     from edgecompress.compress.core.inspection import inspect_model
     from edgecompress.compress.core.models import load_model
-
     from edgecompress.compress.quantize.integer import target_applicability
 
     loaded = load_model(model)

@@ -23,6 +23,7 @@ import numpy as np
 
 from edgecompress.errors import UserError
 from edgecompress.targets.host import host_info
+from edgecompress.targets.inputs import is_image
 from edgecompress.targets.profiles import Profile
 
 # Token ids are drawn from [1, vocab_size) (never the pad id 0). Without a vocab_size they stay
@@ -141,19 +142,43 @@ def _inputs(batch: int, seq_len: int, vocab_size: int) -> tuple[np.ndarray, np.n
     return ids, np.ones((batch, seq_len), dtype=np.int64)
 
 
+def _pixels(shape: tuple, batch: int) -> np.ndarray:
+    """Deterministic standard-normal pixels (batch, C, H, W) for an image model whose input is
+    `shape` (batch axis first, None when dynamic); latency does not depend on the values."""
+    if any(d is None for d in shape[1:]):
+        raise UserError(f"image input of unknown size {shape}: cannot time it")
+    return np.random.default_rng(0).standard_normal((batch, *shape[1:])).astype(np.float32)
+
+
 def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: int, runs: int,
             vocab_size: int = DEFAULT_ID_CEILING, lengths: list[int] | None = None) -> dict:
     """Time `runs` inferences in THIS process (the child's job): latency stats and peak RSS."""
     from edgecompress.targets.runtimes import load_runner
 
     runner = load_runner(artifact, threads=threads)
+    backend = runner.backend
+    if is_image(runner.input_names):  # images: the artifact's own (C, H, W); no seq_len
+        shape = backend.shapes["pixel_values"][1]
+        batch = runner.fixed_shape[0] if runner.fixed_shape else batch
+        feed = backend.feed({"pixel_values": _pixels(shape, batch)})
+        return _timed(runner, feed, batch=batch, seq_len=0, warmup=warmup, runs=runs,
+                      threads=threads, artifact=artifact)
     if runner.fixed_shape:  # time exactly the shape the artifact runs, no padding or chunking
         batch, fixed_seq = runner.fixed_shape
         if seq_len > fixed_seq:
             raise UserError(f"{artifact} takes at most {fixed_seq} tokens, asked for {seq_len}")
         seq_len = next(b for b in runner.buckets if b >= seq_len)  # the signature that runs it
+    ids, mask = _inputs(batch, seq_len, vocab_size)
+    feed = backend.feed({"input_ids": ids, "attention_mask": mask})
+    result = _timed(runner, feed, batch=batch, seq_len=seq_len, warmup=warmup, runs=runs,
+                    threads=threads, artifact=artifact)
+    return {**result, **(_real_lengths(runner, lengths, vocab_size) if lengths else {})}
+
+
+def _timed(runner, feed, *, batch: int, seq_len: int, warmup: int, runs: int, threads: int,
+           artifact: Path) -> dict:
+    """Warm up, then time `runs` invocations of the cast `feed`; the result dict of measure."""
     backend = runner.backend
-    feed = backend.feed(*_inputs(batch, seq_len, vocab_size))
     for _ in range(warmup):
         backend.invoke(feed)
     times_ns = np.empty(runs, dtype=np.int64)
@@ -164,9 +189,8 @@ def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: i
     ms = times_ns / 1e6
     p50, p90, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 99))
     mean = float(ms.mean())
-    real = _real_lengths(runner, lengths, vocab_size) if lengths else {}
     rss = peak_rss_mb()
-    return {**real, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": mean, "min_ms": float(ms.min()),
+    return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": mean, "min_ms": float(ms.min()),
             "throughput_per_s": batch * 1000.0 / mean, "peak_rss_mb": rss, "threads": threads,
             "runtime": runner.name, "runtime_version": runner.version, "batch": batch,
             "seq_len": seq_len, "runs": runs, "warmup": warmup, "host": host_info(threads),
@@ -188,7 +212,8 @@ def _real_lengths(runner, lengths: list[int], vocab_size: int) -> dict:
         if (n, width) not in feeds:
             ids, mask = _inputs(rows, n, vocab_size)
             pad = ((0, 0), (0, width - n))
-            feeds[n, width] = backend.feed(np.pad(ids, pad), np.pad(mask, pad))
+            feeds[n, width] = backend.feed({"input_ids": np.pad(ids, pad),
+                                            "attention_mask": np.pad(mask, pad)})
     for key in feeds:
         backend.invoke(feeds[key])
     ms = np.empty(len(lengths))

@@ -6,7 +6,8 @@ within the profile's tolerance; otherwise the artifact is deleted and `ParityErr
 A quantized scheme (the profile's default, or `scheme=`) is applied to the fp32 file before that
 check (targets/quantize.py), and the check then uses the scheme's tolerance and agreement.
 
-The module is any `forward(input_ids (B, S), attention_mask (B, S)) -> (B, C) float`. A module
+The module is any `forward(*inputs) -> (B, C) float` over text inputs `(input_ids (B, S),
+attention_mask (B, S))` or image inputs `(pixel_values (B, C, H, W),)` (targets/inputs.py). A module
 whose `output_kind` is "embedding" (a mean-pooled sentence encoder) is gated on every row's cosine
 to torch instead of argmax agreement, which says nothing about an embedding vector.
 """
@@ -29,8 +30,8 @@ from edgecompress.fsutil import mark_output
 from edgecompress.targets.preflight import check_integer_graph
 from edgecompress.targets.profiles import Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
-from edgecompress.targets.runtimes import (INPUT_NAMES, PAD_ID, load_runner, package_version,
-                                           torch_runner)
+from edgecompress.targets.inputs import fit_sample, is_image, pad_rows, sample_inputs
+from edgecompress.targets.runtimes import load_runner, package_version, torch_runner
 
 OUTPUT_NAME = "logits"
 
@@ -45,7 +46,7 @@ class ExportResult:
     size_bytes: int
     max_abs_diff: float  # max |artifact - torch| over the verification sample
     agreement: float  # fraction of sample rows whose argmax matches torch
-    input_shape: tuple  # (batch, seq); None for a dynamic axis
+    input_shape: tuple  # (batch, seq) or (batch, C, H, W); None for a dynamic axis
     profile: str
     exporter: str  # "torch.onnx (dynamo)" | "litert-torch"
     exporter_version: str
@@ -88,7 +89,8 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     """Export `module` for `profile` in `scheme` into `out_dir/<name><suffix>`, verified vs torch.
 
     `sample` holds int `input_ids` and `attention_mask` (B, S): real tokenized sentences, with
-    padding, cut to the profile's seq_len for fixed shapes. `scheme` defaults to the profile's;
+    padding, cut to the profile's seq_len for fixed shapes; or float32 `pixel_values`
+    (B, C, H, W) for an image model. `scheme` defaults to the profile's;
     `quant` carries calibration samples and layers kept in float; `base`, an fp32 export of this
     module for this profile, is copied instead of converting again. Returns the ExportResult.
     Raises ParityError (and keeps no file) when the artifact is off, UserError for a scheme the
@@ -132,14 +134,23 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     return ExportResult(
         path=final, format=profile.format, scheme=spec.name,
         size_bytes=final.stat().st_size, max_abs_diff=measured.max_abs_diff,
-        agreement=measured.agreement, input_shape=profile.fixed_shape or (None, None),
+        agreement=measured.agreement, input_shape=_input_shape(sample, profile),
         profile=profile.name, exporter=exporter, exporter_version=version, opset=profile.opset,
         seconds=round(time.perf_counter() - start, 3), tolerance=gate.tolerance,
         min_agreement=gate.min_agreement, quantization=info, rel_error=measured.rel_error,
         max_rel_error=gate.max_rel_error, sample_rows=int(reference.shape[0]),
         gated_on=_gated_on(gate, measured.cosine is not None), cosine=measured.cosine,
         min_cosine=gate.min_cosine if measured.cosine is not None else None,
-        buckets=profile.seq_buckets if profile.fixed_shape else ())
+        buckets=profile.seq_buckets if profile.fixed_shape and not is_image(sample) else ())
+
+
+def _input_shape(sample: dict, profile: Profile) -> tuple:
+    """The artifact's input shape: the profile's (batch, seq) for text, (batch, C, H, W) for
+    images (batch None when dynamic)."""
+    if not is_image(sample):
+        return profile.fixed_shape or (None, None)
+    batch = profile.batch if profile.fixed_shape else None
+    return (batch, *sample["pixel_values"].shape[1:])
 
 
 def _is_embedding(module) -> bool:
@@ -192,7 +203,7 @@ class Measured:
 def _gate_parts(sample: dict, profile: Profile) -> list[tuple[int | None, dict]]:
     """What the gate runs: the sample, or with length buckets the sample cut to each bucket and
     run on that bucket's signature alone, so every signature is checked. [(seq or None, inputs)]"""
-    if len(profile.seq_buckets) == 1:
+    if is_image(sample) or len(profile.seq_buckets) == 1:
         return [(None, sample)]
     return [(seq, {n: v[:, :seq] for n, v in sample.items()}) for seq in profile.seq_buckets]
 
@@ -252,12 +263,9 @@ def _check_gate(measured: Measured, gate, reported: Path) -> None:
 
 
 def _fit_sample(sample: dict[str, np.ndarray], profile: Profile) -> dict[str, np.ndarray]:
-    """Just the two inputs, as int64 (B, S); S cut to the profile's seq_len for fixed shapes."""
-    missing = [n for n in INPUT_NAMES if n not in sample]
-    if missing:
-        raise ValueError(f"sample lacks {', '.join(missing)} (expected {', '.join(INPUT_NAMES)})")
-    seq = profile.seq_len if profile.fixed_shape else None
-    return {n: np.asarray(sample[n], dtype=np.int64)[:, :seq] for n in INPUT_NAMES}
+    """Just the model's inputs: text as int64 (B, S), S cut to the profile's seq_len for fixed
+    shapes; images as float32 (B, C, H, W). ValueError when the sample holds neither."""
+    return fit_sample(sample, profile.seq_len if profile.fixed_shape else None)
 
 
 @contextlib.contextmanager
@@ -276,30 +284,26 @@ def _eval_mode(module):
             m.training = training
 
 
-def _pad_to(sample: dict[str, np.ndarray], batch: int, seq: int) -> tuple:
-    """Tracing inputs of exactly (batch, seq): rows repeated or cut, pad id 0 / mask 0 appended."""
-    ids, mask = sample["input_ids"], sample["attention_mask"]
-    rows = np.resize(np.arange(len(ids)), batch)  # cycles the real rows
-    pad = ((0, 0), (0, seq - ids.shape[1]))
-    return (np.pad(ids[rows], pad, constant_values=PAD_ID), np.pad(mask[rows], pad))
-
-
 @_exporter("onnx")
 def _export_onnx(module, sample: dict, profile: Profile, path: Path) -> tuple[str, str]:
     """torch.onnx's dynamo exporter, one self-contained file, dynamic (batch, seq) if asked."""
     import torch
 
+    names = sample_inputs(sample)
     if profile.fixed_shape:
-        arrays = _pad_to(sample, *profile.fixed_shape)
+        arrays = pad_rows(sample, *profile.fixed_shape)
         dynamic = None
     else:
-        arrays = (sample["input_ids"], sample["attention_mask"])
-        axes = {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}  # (batch, seq)
-        dynamic = {"input_ids": axes, "attention_mask": axes}
-    args = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)  # int64 (B, S)
+        arrays = sample
+        # text: (batch, seq) dynamic; images: batch only (the patch grid is fixed by the model)
+        axes = ({0: torch.export.Dim.DYNAMIC} if is_image(names) else
+                {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC})
+        dynamic = {name: axes for name in names}
+    # int64 (B, S) token inputs or float32 (B, C, H, W) pixels
+    args = tuple(torch.from_numpy(np.ascontiguousarray(arrays[n])) for n in names)
     with _quiet_warnings():
         program = torch.onnx.export(
-            module, args, input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+            module, args, input_names=list(names), output_names=[OUTPUT_NAME],
             opset_version=profile.opset, dynamo=True, dynamic_shapes=dynamic, verbose=False)
     if dynamic:
         _name_dynamic_axes(program.model)
@@ -334,12 +338,13 @@ def _export_tflite(module, sample: dict, profile: Profile, path: Path) -> tuple[
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # its progress log floods the CLI
     import litert_torch
 
+    buckets = (None,) if is_image(sample) else profile.seq_buckets
     with _quiet_warnings():
-        if len(profile.seq_buckets) == 1:
+        if len(buckets) == 1:
             edge_model = litert_torch.convert(module, sample_kwargs=_tflite_kwargs(sample, profile))
         else:
             converter = litert_torch
-            for seq in profile.seq_buckets:
+            for seq in buckets:
                 converter = converter.signature(f"seq{seq}", module,
                                                 sample_kwargs=_tflite_kwargs(sample, profile, seq))
             edge_model = converter.convert()
@@ -348,15 +353,16 @@ def _export_tflite(module, sample: dict, profile: Profile, path: Path) -> tuple[
 
 
 def _tflite_kwargs(sample: dict, profile: Profile, seq: int | None = None) -> dict:
-    """Tracing inputs (batch, seq): keyword inputs make the signature inputs `input_ids` /
-    `attention_mask` rather than args_0 / args_1; int32, what litert-torch emits for ids anyway."""
+    """Tracing inputs of the profile's batch, text padded to `seq` (default: seq_len). Keyword
+    inputs make the signature inputs `input_ids` / `attention_mask` (or `pixel_values`) rather
+    than args_0 / args_1; int32 token ids (what litert-torch emits anyway), float32 pixels."""
     import torch
 
     seq = seq or profile.seq_len
-    cut = {n: sample[n][:, :seq] for n in INPUT_NAMES}
-    ids, mask = _pad_to(cut, profile.batch, seq)
-    return {"input_ids": torch.from_numpy(ids.astype(np.int32)),
-            "attention_mask": torch.from_numpy(mask.astype(np.int32))}
+    cut = sample if is_image(sample) else {n: v[:, :seq] for n, v in sample.items()}
+    arrays = pad_rows(cut, profile.batch, seq)
+    return {name: torch.from_numpy(a if a.dtype == np.float32 else a.astype(np.int32))
+            for name, a in arrays.items()}
 
 
 @contextlib.contextmanager

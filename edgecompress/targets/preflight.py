@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.errors import ParityError, UserError
+from edgecompress.targets.inputs import sample_inputs
 
 _FLOAT_TFLITE = (np.float32, np.float16, np.float64)
 _ONNX_FLOAT = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
@@ -146,7 +147,7 @@ def float_min_fills(module, sample: dict[str, np.ndarray]) -> list[tuple[str, st
     import torch
 
     args = tuple(torch.from_numpy(np.ascontiguousarray(sample[k][:1])) for k in
-                 ("input_ids", "attention_mask"))
+                 sample_inputs(sample))
     try:
         graph = torch.export.export(module, args).graph
     except Exception:  # noqa: BLE001 — tracing is the converter's job; it names its own error

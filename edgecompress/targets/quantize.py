@@ -36,8 +36,9 @@ TFLITE_SIGNATURE = "serving_default"
 class QuantOptions:
     """What a scheme needs beyond the artifact: calibration inputs and layers kept in float.
 
-    `calibration` holds int64 (input_ids, attention_mask) batches; they are fed one row at a time,
-    padded to the artifact's fixed shape when it has one.
+    `calibration` holds int64 (input_ids, attention_mask) batches, or float32 pixel_values batches
+    of an image model; they are fed one row at a time, text padded to the artifact's fixed
+    sequence length when it has one.
     """
 
     calibration: tuple[dict, ...] = ()
@@ -87,8 +88,13 @@ def quantize_artifact(src: Path, dst: Path, scheme: Scheme, options: QuantOption
 
 
 def calibration_rows(options: QuantOptions, fixed_shape, dtype=np.int64):
-    """Yield one-row feeds {input_ids, attention_mask} (1, S), padded to `fixed_shape` if any."""
+    """Yield one-row feeds {input_ids, attention_mask} (1, S), padded to `fixed_shape` if any;
+    or {pixel_values} (1, C, H, W) float32 for an image model (`dtype` is for token ids)."""
     for batch in options.calibration:
+        if "pixel_values" in batch:
+            pixels = np.asarray(batch["pixel_values"], dtype=np.float32)
+            yield from ({"pixel_values": pixels[row:row + 1]} for row in range(len(pixels)))
+            continue
         ids, mask = np.asarray(batch["input_ids"]), np.asarray(batch["attention_mask"])
         if fixed_shape is not None:
             pad = ((0, 0), (0, fixed_shape[1] - ids.shape[1]))
@@ -221,7 +227,7 @@ class _Reader:
         self._rows = calibration_rows(self.options, self.fixed_shape)
 
     def __len__(self):
-        return sum(len(b["input_ids"]) for b in self.options.calibration)
+        return sum(len(next(iter(b.values()))) for b in self.options.calibration)
 
 
 @_quantizer("onnx", "static")

@@ -33,6 +33,9 @@ def artifact_taps(path: Path, module, scopes: list[str], rows: list[dict],
     return _tflite_taps(path, module, scopes, rows)
 
 
+_ORT_TYPES = {"tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(float)": np.float32}
+
+
 def _onnx_taps(path: Path, scopes: list[str], rows: list[dict],
                fp32: Path | None) -> dict[str, list]:
     import onnx
@@ -54,7 +57,7 @@ def _onnx_taps(path: Path, scopes: list[str], rows: list[dict],
     feeds = {i.name: i.type for i in session.get_inputs()}
     out: dict[str, list] = {s: [] for s in names}
     for row in rows:
-        feed = {k: np.asarray(v, dtype=np.int32 if "int32" in feeds[k] else np.int64)
+        feed = {k: np.asarray(v, dtype=_ORT_TYPES.get(feeds[k], np.int64))
                 for k, v in row.items() if k in feeds}
         values = session.run(wanted, feed)
         for scope, value in zip(names, values):
@@ -77,7 +80,8 @@ def _tflite_taps(path: Path, module, scopes: list[str], rows: list[dict]) -> dic
         interpreter.get_signature_runner(key).get_input_details().values()))["shape"][1])
     runner = interpreter.get_signature_runner(longest)
     inputs = runner.get_input_details()
-    batch, seq = next(iter(inputs.values()))["shape"]
+    shape = next(iter(inputs.values()))["shape"]  # (batch, seq), or (batch, C, H, W) for images
+    batch, seq = shape[0], (shape[1] if len(shape) == 2 else None)
     patterns = {s: re.compile(tflite_scope_regex(module, s)) for s in scopes}
     index = {}
     for scope, pattern in patterns.items():
@@ -87,7 +91,8 @@ def _tflite_taps(path: Path, module, scopes: list[str], rows: list[dict]) -> dic
         hits = [o for op in ops for o in op["outputs"]
                 if o >= 0 and pattern.search(details[o]["name"])
                 and not any(p.search(details[o]["name"]) for p in others)
-                and tuple(details[o]["shape"][:2]) == (batch, seq)
+                and details[o]["shape"][0] == batch
+                and (seq is None or details[o]["shape"][1] == seq)
                 and len(details[o]["shape"]) == 3]
         if hits:
             index[scope] = hits[-1]

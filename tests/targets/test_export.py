@@ -169,6 +169,6 @@ def test_verify_raises_parity_error_when_one_bucket_signature_is_off(exported, m
     # Only the 64-token signature is wrong; the sample's sentences are all shorter than 32, so
     # a gate running rows on their own bucket alone would never see it.
     monkeypatch.setattr(runtimes._LiteRtSignature, "invoke", lambda self, feed: invoke(
-        self, feed) + (1.0 if self.batch_seq[1] == 64 else 0.0))
+        self, feed) + (1.0 if self.width == 64 else 0.0))
     with pytest.raises(ParityError):
         verify(result.path, loaded.module, batch(loaded), profile, scheme="fp32")

@@ -107,7 +107,7 @@ def _signature_calls(monkeypatch) -> list[int]:
 
     calls, invoke = [], runtimes._LiteRtSignature.invoke
     monkeypatch.setattr(runtimes._LiteRtSignature, "invoke",
-                        lambda self, feed: calls.append(self.batch_seq[1]) or invoke(self, feed))
+                        lambda self, feed: calls.append(self.width) or invoke(self, feed))
     return calls
 
 

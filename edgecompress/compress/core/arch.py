@@ -62,6 +62,16 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            output="attention.dense", ffn_in="ffn", ffn_out="ffn_output", shared_layers=True,
            quirks="one layer shared across depth (pruning it prunes every use; dropping layers "
                   "means fewer repetitions); factorised embedding"),
+    # Vision Transformers: patch embedding (a Conv2d) instead of a token embedding
+    Family("vit", layers="layers", attention="attention", query="attention.q_proj",
+           key="attention.k_proj", value="attention.v_proj", output="attention.o_proj",
+           ffn_in="mlp.fc1", ffn_out="mlp.fc2", embedding="embeddings.patch_embeddings.projection",
+           head_dim="head_dim", quirks="image patches in, [CLS] token out; no vocabulary"),
+    Family("deit", layers="layers", attention="attention", query="attention.q_proj",
+           key="attention.k_proj", value="attention.v_proj", output="attention.o_proj",
+           ffn_in="mlp.fc1", ffn_out="mlp.fc2", embedding="embeddings.patch_embeddings.projection",
+           head_dim="head_dim", quirks="ViT plus a distillation token; the classifier head of "
+                                      "DeiTForImageClassification reads [CLS]"),
     Family("mobilebert", prunable="MobileBERT's bottlenecks and stacked FFNs cannot be cut by "
                                   "the shared head/FFN surgery yet",
            quirks="bottleneck layers and four stacked FFNs per layer"),
@@ -71,6 +81,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            quirks="alternating local / global attention, rotary positions, fused Wqkv, GLU FFN",
            layer_count="num_hidden_layers"),
 )}
+
+
+VISION_FAMILIES = ("vit", "deit")  # image classifiers (core/vision.py); the rest read tokens
 
 
 def family_of(hf: nn.Module) -> Family:
@@ -83,7 +96,7 @@ def family_of(hf: nn.Module) -> Family:
 
 
 def _get(root: nn.Module, path: str):
-    for part in path.split("."):
+    for part in filter(None, path.split(".")):  # "" is `root` itself (ViT's `layers`)
         root = root[int(part)] if part.isdigit() else getattr(root, part)
     return root
 

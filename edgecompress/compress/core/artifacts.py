@@ -57,7 +57,7 @@ def open_evaluable(spec: str | Path, *, threads: int = 1, tokenizer: Path | None
         if not path.exists():
             raise UserError(f"artifact not found: {path}")
         manifest = _artifact_manifest(path)
-        tok = load_tokenizer(tokenizer or path.parent)  # before the runtime: the cheaper check
+        tok = _load_inputs(tokenizer or path.parent, manifest)  # before the runtime: cheaper
         runner = load_runner(path, threads=threads)
         labels = tuple(str(name) for name in manifest.get("labels") or ())
         return Evaluable(runner, tok, labels, manifest.get("task", "classification"), path)
@@ -81,6 +81,16 @@ def _artifact_manifest(path: Path) -> dict:
     return data
 
 
+def _load_inputs(directory: Path, manifest: dict):
+    """The tokenizer, or for an image artifact (manifest modality "image") the image processor,
+    saved next to the artifact (or in `directory`)."""
+    if manifest.get("modality") == "image":
+        from edgecompress.compress.core.vision import ImageProcessor
+
+        return ImageProcessor.from_dir(directory)
+    return load_tokenizer(directory)
+
+
 def load_tokenizer(directory: Path):
     from transformers import AutoTokenizer
 
@@ -96,9 +106,26 @@ def load_tokenizer(directory: Path):
                         f"{' '.join(str(err).split())[:200]}") from None
 
 
+PARITY_IMAGES = 8  # images of the parity sample (an image model has no parity sentences)
+
+
 def parity_sample(tokenizer, seq_len: int) -> dict[str, np.ndarray]:
-    """Tokenized PARITY_SENTENCES padded to the longest (at most `seq_len`)."""
+    """Tokenized PARITY_SENTENCES padded to the longest (at most `seq_len`); for an image
+    processor, PARITY_IMAGES seeded images in its shape: gradients, blocks and noise (uint8)."""
+    if hasattr(tokenizer, "encode_examples"):
+        return tokenizer.encode_examples(_parity_images(tokenizer.shape))
     return tokenize(tokenizer, PARITY_SENTENCES, max_length=seq_len)
+
+
+def _parity_images(shape: tuple[int, int, int]) -> list[np.ndarray]:
+    """Fixed uint8 (H, W, C) images exercising the whole value range, seeded."""
+    channels, height, width = shape
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, height * width).reshape(height, width)
+    images = [ramp, ramp.T if height == width else ramp[::-1], np.zeros((height, width)),
+              np.full((height, width), 255.0)]
+    images += [rng.integers(0, 256, (height, width)) for _ in range(PARITY_IMAGES - len(images))]
+    return [np.repeat(np.asarray(i, np.uint8)[:, :, None], channels, axis=2) for i in images]
 
 
 GATE_ROWS = 128  # real sentences the int8 gate measures agreement on (plus PARITY_SENTENCES)
@@ -111,7 +138,10 @@ def gate_sample(tokenizer, texts, seq_len: int, *, rows: int = GATE_ROWS,
     import random
 
     texts = list(texts)
-    picked = random.Random(seed).sample(texts, min(rows, len(texts)))
+    picked = random.Random(seed).sample(range(len(texts)), min(rows, len(texts)))
+    picked = [texts[i] for i in picked]
+    if hasattr(tokenizer, "encode_examples"):  # images: the parity images plus real ones
+        return tokenizer.encode_examples(_parity_images(tokenizer.shape) + picked)
     return tokenize(tokenizer, list(PARITY_SENTENCES) + picked, max_length=seq_len)
 
 
@@ -150,9 +180,16 @@ def artifact_manifest(result, profile, loaded: LoadedModel, *, source: str, bega
         "budgets": {"size_mb": profile.size_mb, "latency_ms": profile.latency_ms,
                     "ram_mb": profile.ram_mb},
         "source": source, "labels": list(loaded.labels), "task": loaded.task,
-        "pad_token_id": loaded.tokenizer.pad_token_id or 0, "vocab_size": len(loaded.tokenizer),
-        "seconds": round(time.perf_counter() - began, 2),
+        **input_facts(loaded.tokenizer), "seconds": round(time.perf_counter() - began, 2),
     }
+
+
+def input_facts(tokenizer) -> dict:
+    """What a manifest says about the inputs: pad id and vocabulary of a tokenizer, or the
+    modality and (C, H, W) of an image processor."""
+    if hasattr(tokenizer, "encode_examples"):
+        return {"modality": "image", "image_shape": list(tokenizer.shape)}
+    return {"pad_token_id": tokenizer.pad_token_id or 0, "vocab_size": len(tokenizer)}
 
 
 def parity_words(parity: dict) -> str:

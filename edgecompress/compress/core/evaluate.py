@@ -90,7 +90,14 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: 
 
 
 def tokenize(tokenizer, texts, max_length: int, pad_to: int | None = None) -> dict[str, np.ndarray]:
-    """int64 input_ids / attention_mask (B, S); padded to the longest or to `pad_to`."""
+    """int64 input_ids / attention_mask (B, S); padded to the longest or to `pad_to`.
+
+    `tokenizer` may be an image processor (core/vision.py) and `texts` images: then the model's
+    inputs are {"pixel_values": (B, C, H, W) float32} and the lengths do not apply.
+    """
+    encode = getattr(tokenizer, "encode_examples", None)
+    if encode is not None:
+        return encode(texts)
     padding = "max_length" if pad_to else "longest"
     encoded = tokenizer(list(texts), padding=padding, truncation=True,
                         max_length=pad_to or max_length, return_tensors="np")
@@ -99,7 +106,10 @@ def tokenize(tokenizer, texts, max_length: int, pad_to: int | None = None) -> di
 
 
 def token_lengths(tokenizer, texts, max_length: int) -> np.ndarray:
-    """Tokens per text (special tokens included, truncated at `max_length`): (N,) int."""
+    """Tokens per text (special tokens included, truncated at `max_length`): (N,) int; all 1 for
+    images (an image processor: one fixed-size input each)."""
+    if hasattr(tokenizer, "encode_examples"):
+        return np.ones(len(texts), dtype=np.int64)
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     return np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64)
 
@@ -112,7 +122,7 @@ def predict(runner, tokenizer, texts, *, batch_size: int = 64,
     outputs = []
     for start in range(0, len(texts), batch_size):
         batch = tokenize(tokenizer, texts[start:start + batch_size], max_length)
-        outputs.append(np.asarray(runner.run(batch["input_ids"], batch["attention_mask"])))
+        outputs.append(np.asarray(runner.run(**batch)))
     return np.concatenate(outputs, axis=0)
 
 

@@ -19,6 +19,8 @@ from edgecompress.compress.core.modules import (PLAIN_CONFIG,
                                                 check_out_location, read_config_object,
                                                 resolve_model_path)
 from edgecompress.compress.core.shaped import SHAPES_KEY, load_shaped
+from edgecompress.compress.core.vision import (ImageProcessor, is_image_classifier,
+                                               is_vision_config, load_vision)
 from edgecompress.errors import UserError
 from edgecompress.fsutil import mark_output
 
@@ -32,11 +34,27 @@ def load_model(spec: str | Path, *, task: str | None = None, num_labels: int | N
     as fine-tuning does. Raises UserError for anything wrong with the checkpoint.
     """
     path = resolve_model_path(spec)
+    vision = _vision_config(path)
+    if vision is not None:  # an image classifier: a processor file instead of a tokenizer
+        check_safetensors(path)
+        if task not in (None, "classification"):
+            raise UserError(f"{path}: an image model is a classifier, not a {task} model")
+        if SHAPES_KEY in vision and not num_labels:
+            return load_shaped(path, vision, task)
+        return load_vision(path, vision, num_labels=num_labels, labels=labels)
     check_tokenizer_files(path)
     check_safetensors(path)
     if (path / PLAIN_CONFIG).exists():
         return _load_plain(path)
     return _load_hf(path, task=task, num_labels=num_labels, labels=labels)
+
+
+def _vision_config(path: Path) -> dict | None:
+    """The config of a ViT / DeiT checkpoint at `path`; None for any other checkpoint."""
+    if (path / PLAIN_CONFIG).exists() or not (path / "config.json").is_file():
+        return None
+    config = read_config_object(path / "config.json")
+    return config if is_vision_config(config) else None
 
 
 def _read_hf_config(path: Path) -> dict:
@@ -61,6 +79,13 @@ def checkpoint_labels(spec: str | Path) -> tuple[str, tuple[str, ...]]:
     """(task, class names) a checkpoint declares, read from its config without loading weights;
     raises UserError like `load_model` for a path, config or tokenizer that is not usable."""
     path = resolve_model_path(spec)
+    vision = _vision_config(path)
+    if vision is not None:
+        ImageProcessor.from_dir(path)  # what check_tokenizer_files is to a text model
+        if not is_image_classifier(vision):
+            raise UserError(f"{path}: a {vision['model_type']} checkpoint loads as an image "
+                            "classifier only (architectures lists no *ForImageClassification)")
+        return "classification", _id2label(path, vision)
     check_tokenizer_files(path)
     if (path / PLAIN_CONFIG).exists():
         config = read_config_object(path / PLAIN_CONFIG)
@@ -69,9 +94,13 @@ def checkpoint_labels(spec: str | Path) -> tuple[str, tuple[str, ...]]:
     config = _read_hf_config(path)
     if not _is_classifier(config):
         return "embedding", ()
+    return "classification", _id2label(path, config)
+
+
+def _id2label(path: Path, config: dict) -> tuple[str, ...]:
     names = config.get("id2label") or {i: f"LABEL_{i}" for i in range(config.get("num_labels", 2))}
     try:
-        return "classification", tuple(str(names[k]) for k in sorted(names, key=int))
+        return tuple(str(names[k]) for k in sorted(names, key=int))
     except (TypeError, ValueError):
         raise UserError(f"{path / 'config.json'}: id2label keys must be class ids") from None
 

@@ -78,6 +78,13 @@ class FinetuneConfig:
         return hashlib.sha256(payload).hexdigest()[:16]
 
 
+def as_tensors(batch: dict, module) -> tuple[torch.Tensor, ...]:
+    """A tokenized (or image) batch as the positional tensors `module` takes, in its order."""
+    from edgecompress.targets.inputs import module_inputs
+
+    return tuple(torch.from_numpy(batch[name]) for name in module_inputs(module))
+
+
 def total_steps(n_examples: int, config: FinetuneConfig) -> int:
     per_epoch = -(-n_examples // config.batch_size)
     steps = per_epoch * config.epochs
@@ -222,8 +229,7 @@ def train_classifier(loaded: LoadedModel, texts, labels, config: FinetuneConfig,
         idx = order(step)
         batch = tokenize(tokenizer, [texts[i] for i in idx], config.max_length)
         with autocast(precision):
-            logits = module(torch.from_numpy(batch["input_ids"]),
-                            torch.from_numpy(batch["attention_mask"]))
+            logits = module(*as_tensors(batch, module))
         loss = torch.nn.functional.cross_entropy(logits.float(), y[idx])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)

@@ -14,6 +14,7 @@ import torch
 
 from edgecompress.compress.core.models import LoadedModel
 from edgecompress.compress.core.modules import mean_pool
+from edgecompress.targets.inputs import module_inputs
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,19 @@ def has_attention_probs(loaded: LoadedModel) -> bool:
     return loaded.kind == "hf"
 
 
-def forward_features(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     *, hidden: bool = False, attentions: bool = False) -> Features:
+def forward_features(loaded: LoadedModel, *inputs: torch.Tensor, hidden: bool = False,
+                     attentions: bool = False) -> Features:
     """Logits plus, when asked, every layer's hidden states and attention probabilities.
 
-    Raises ValueError when attentions are asked of a model that has none (the plain encoder).
+    `inputs` are the model's, in its order: (input_ids, attention_mask) for text, (pixel_values,)
+    for an image model. Raises ValueError when attentions are asked of a model that has none
+    (the plain encoder).
     """
+    named = dict(zip(module_inputs(loaded.module), inputs))
+    attention_mask = named.get("attention_mask")
     if loaded.kind == "hf":
-        out = loaded.module.hf(input_ids=input_ids, attention_mask=attention_mask,
-                               output_hidden_states=hidden, output_attentions=attentions)
+        out = loaded.module.hf(**named, output_hidden_states=hidden,
+                               output_attentions=attentions)
         # hidden_states[0] is the embedding output; [i + 1] is the output of layer i
         states = tuple(out.hidden_states[1:]) if hidden else ()
         probs = tuple(out.attentions) if attentions else ()
@@ -60,10 +65,10 @@ def forward_features(loaded: LoadedModel, input_ids: torch.Tensor, attention_mas
         return Features(out.logits, states, probs)
     if attentions:
         raise ValueError("the plain encoder does not expose attention probabilities")
-    return _plain_features(loaded, input_ids, attention_mask, hidden)
+    return _plain_features(loaded, *inputs, hidden=hidden)
 
 
-def _plain_features(loaded: LoadedModel, input_ids, attention_mask, hidden: bool) -> Features:
+def _plain_features(loaded: LoadedModel, input_ids, attention_mask, *, hidden: bool) -> Features:
     captured: list[torch.Tensor] = []
     handles = []
     if hidden:

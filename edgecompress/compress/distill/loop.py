@@ -28,7 +28,8 @@ from edgecompress.compress.distill.losses import LossPlan, distill_loss
 from edgecompress.compress.distill.students import hidden_width
 from edgecompress.compress.core.evaluate import predict, token_lengths, tokenize
 from edgecompress.compress.core.models import LoadedModel
-from edgecompress.compress.core.train import (CHECKPOINT_PROGRESS, BatchOrder, autocast,
+from edgecompress.compress.core.train import (CHECKPOINT_PROGRESS, BatchOrder, as_tensors,
+                                              autocast,
                                               freeze_embeddings, load_checkpoint, make_optimizer,
                                               resolve_precision, save_checkpoint, total_steps)
 from edgecompress.fsutil import atomic_directory, atomic_write_json
@@ -64,9 +65,8 @@ class Trainable(nn.Module):
         self.projections = projections
         self.loaded = student  # not a Module: the same student, with its kind and tokenizer
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor, hidden: bool,
-                attentions: bool) -> Features:
-        return forward_features(self.loaded, ids, mask, hidden=hidden, attentions=attentions)
+    def forward(self, *inputs: torch.Tensor, hidden: bool, attentions: bool) -> Features:
+        return forward_features(self.loaded, *inputs, hidden=hidden, attentions=attentions)
 
 
 @dataclass
@@ -211,8 +211,7 @@ def teacher_logits(run: Run, precision: str = "fp32", batch_size: int = 64) -> t
             idx = order[start:start + batch_size]
             batch = tokenize(run.teacher.tokenizer, [texts[i] for i in idx],
                              run.config.train.max_length)
-            out[idx] = run.teacher.module(torch.from_numpy(batch["input_ids"]),
-                                          torch.from_numpy(batch["attention_mask"])).float()
+            out[idx] = run.teacher.module(*as_tensors(batch, run.teacher.module)).float()
     return world.sum(out)
 
 
@@ -224,17 +223,18 @@ def _step(run: Run, module: nn.Module, optimizer, scheduler, step: int,
     idx = run.world.shard(batch_idx)
     batch = tokenize(run.student.tokenizer, [run.data.texts[i] for i in idx],
                      run.config.train.max_length)
-    ids = torch.from_numpy(batch["input_ids"])  # (B, S)
-    mask = torch.from_numpy(batch["attention_mask"])  # (B, S)
+    inputs = as_tensors(batch, run.student.module)  # (B, S) ids and mask, or (B, C, H, W)
+    # (B, S) real tokens; None for images, where every patch token counts
+    mask = torch.from_numpy(batch["attention_mask"]) if "attention_mask" in batch else None
     plan, hidden, attentions = run.plan, bool(run.plan.hidden_pairs), bool(run.plan.attention_pairs)
     with autocast(feed.precision):
         if feed.cached is not None:
             teacher = Features.of_output(feed.cached[torch.from_numpy(idx)], run.teacher.task)
         else:
             with torch.no_grad():
-                teacher = forward_features(run.teacher, ids, mask, hidden=hidden,
+                teacher = forward_features(run.teacher, *inputs, hidden=hidden,
                                            attentions=attentions)
-        student = module(ids, mask, hidden, attentions)
+        student = module(*inputs, hidden=hidden, attentions=attentions)
     teacher, student = teacher.float(), student.float()  # the losses run in float32
     y = feed.labels[idx]
     if teacher.logits is not None:

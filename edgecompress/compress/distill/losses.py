@@ -51,7 +51,9 @@ def label_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def _token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of per-token values (B, S) over real tokens (mask (B, S), 1 = real)."""
+    """Mean of per-token values (B, S) over real tokens (mask (B, S), 1 = real; None: all)."""
+    if mask is None:  # image patches: every token is real
+        return values.mean()
     weights = mask.to(values.dtype)
     return (values * weights).sum() / weights.sum().clamp(min=1.0)
 

@@ -146,15 +146,24 @@ def check_compatible(teacher: LoadedModel, student: LoadedModel) -> None:
     if teacher.task != student.task:
         raise UserError(f"the teacher is a {_TASK_WORDS[teacher.task]} but the student a "
                         f"{_TASK_WORDS[student.task]}; distillation needs the same task")
+    if hasattr(teacher.tokenizer, "encode_examples"):  # image models: the same pixels in
+        if teacher.tokenizer != student.tokenizer:
+            raise UserError(f"teacher and student read images differently ({teacher.tokenizer} "
+                            f"vs {student.tokenizer}); distillation needs the same inputs")
+    else:
+        _check_vocabulary(teacher, student)
+    if tuple(teacher.labels) != tuple(student.labels):
+        raise UserError(f"teacher labels {list(teacher.labels)} differ from student labels "
+                        f"{list(student.labels)}")
+
+
+def _check_vocabulary(teacher: LoadedModel, student: LoadedModel) -> None:
     t_vocab = word_embedding(teacher).num_embeddings
     s_vocab = word_embedding(student).num_embeddings
     if t_vocab != s_vocab or teacher.tokenizer.get_vocab() != student.tokenizer.get_vocab():
         raise UserError(f"teacher and student use different vocabularies (embedding rows "
                         f"{t_vocab} vs {s_vocab}, tokenizer sizes {len(teacher.tokenizer)} vs "
                         f"{len(student.tokenizer)}); distillation needs the same tokens")
-    if tuple(teacher.labels) != tuple(student.labels):
-        raise UserError(f"teacher labels {list(teacher.labels)} differ from student labels "
-                        f"{list(student.labels)}")
 
 
 def check_layer_map(pairs: LayerMap, n_student: int, n_teacher: int) -> None:

@@ -139,7 +139,8 @@ def bench_stage(inputs, config: BenchConfig, ctx: Context) -> StageOutput:
     manifest = read_json(artifact.parent / "manifest.json")
     measured = bench(artifact, target_profile(config), runs=config.runs,
                      warmup=config.warmup, vocab_size=manifest.get("vocab_size"),
-                     lengths=real_lengths(artifact.parent, ctx.data.load()))
+                     lengths=None if manifest.get("modality") == "image"
+                     else real_lengths(artifact.parent, ctx.data.load()))
     out = ctx.stage_dir / "bench.json"
     atomic_write_json(out, measured)
     return StageOutput(out, {"p50_ms": measured.get("p50_ms"),

@@ -20,6 +20,7 @@ from torch import nn
 
 from edgecompress.compress.core.evaluate import tokenize
 from edgecompress.compress.core.models import LoadedModel
+from edgecompress.compress.core.train import as_tensors
 from edgecompress.compress.core.arch import Block, blocks, layers, skipping
 from edgecompress.errors import UserError
 
@@ -80,14 +81,14 @@ def _head_hook(gate: torch.Tensor, head_dim: int):
 
 
 def _batches(loaded: LoadedModel, samples: Samples):
-    """Yield (input_ids, attention_mask, labels or None) torch batches."""
+    """Yield (model inputs as positional tensors, labels or None) torch batches."""
     for start in range(0, len(samples.texts), samples.batch_size):
         chunk = samples.texts[start:start + samples.batch_size]
         enc = tokenize(loaded.tokenizer, chunk, samples.max_length)
         labels = None
         if samples.labels is not None:
             labels = torch.tensor(samples.labels[start:start + samples.batch_size])
-        yield torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]), labels
+        yield as_tensors(enc, loaded.module), labels
 
 
 def _loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -124,8 +125,8 @@ def gradient_importance(loaded: LoadedModel, samples: Samples) -> Importance:
     head_score = [torch.zeros(b.heads) for b in parts]
     ffn_score = [torch.zeros(b.ffn) for b in parts]
     with _frozen(loaded.module), gates(parts, head_gate, ffn_gate), torch.enable_grad():
-        for ids, mask, labels in _batches(loaded, samples):
-            _loss(loaded.module(ids, mask), labels).backward()
+        for inputs, labels in _batches(loaded, samples):
+            _loss(loaded.module(*inputs), labels).backward()
             for gate, score in zip(head_gate + ffn_gate, head_score + ffn_score):
                 score += gate.grad.abs()  # |dL/dgate| per batch, as Michel et al.
                 gate.grad = None
@@ -162,8 +163,8 @@ def layer_importance(loaded: LoadedModel, samples: Samples) -> tuple[float, ...]
 def _mean_loss(loaded: LoadedModel, samples: Samples) -> float:
     total = 0.0
     with torch.no_grad():
-        for ids, mask, labels in _batches(loaded, samples):
-            total += float(_loss(loaded.module.eval()(ids, mask), labels))
+        for inputs, labels in _batches(loaded, samples):
+            total += float(_loss(loaded.module.eval()(*inputs), labels))
     return total / len(samples.texts)
 
 

@@ -157,7 +157,8 @@ def sync_config(loaded: LoadedModel) -> None:
     """Make the model's config describe its real shapes (layers, vocab, per-layer widths).
     A family whose layers cannot be cut (MobileBERT, ModernBERT) can still lose vocabulary
     rows: only its vocabulary size changes."""
-    vocab = word_embedding(loaded).num_embeddings
+    # None for an image model: its patch embedding (a Conv2d) has no vocabulary
+    vocab = getattr(word_embedding(loaded), "num_embeddings", None)
     if loaded.kind == "hf" and family_of(loaded.module.hf).prunable:
         loaded.module.hf.config.vocab_size = vocab
         return
@@ -171,5 +172,6 @@ def sync_config(loaded: LoadedModel) -> None:
     config = loaded.module.hf.config
     if not shared_layers(loaded):  # a shared layer's repetitions are not its block count
         setattr(config, _family(loaded).layer_count, len(shapes["heads"]))
-    config.vocab_size = vocab
+    if vocab is not None:
+        config.vocab_size = vocab
     setattr(config, SHAPES_KEY, shapes)

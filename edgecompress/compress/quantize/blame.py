@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgecompress.targets.inputs import module_inputs
+
 
 def layer_blame(artifact: Path, module: nn.Module, scopes: list[str], rows: list[dict],
                 fixed_shape: tuple[int, int] | None, fp32: Path | None = None) -> list[dict]:
@@ -19,7 +21,7 @@ def layer_blame(artifact: Path, module: nn.Module, scopes: list[str], rows: list
     """
     from edgecompress.targets.taps import artifact_taps
 
-    if fixed_shape:  # the artifact takes exactly (1, seq); torch sees the same padded rows
+    if fixed_shape and rows and "pixel_values" not in rows[0]:  # text: exactly (1, seq), padded
         rows = [{k: np.pad(v, ((0, 0), (0, fixed_shape[1] - v.shape[1]))) for k, v in r.items()}
                 for r in rows]
     got = artifact_taps(artifact, module, scopes, rows, fp32=fp32)
@@ -28,7 +30,9 @@ def layer_blame(artifact: Path, module: nn.Module, scopes: list[str], rows: list
     for scope in got:
         signal = error = 0.0
         for row, ref, out in zip(rows, want[scope], got[scope]):
-            real = row["attention_mask"][0].astype(bool)  # (S,)
+            # (S,) real tokens; every patch token of an image is real
+            real = (row["attention_mask"][0].astype(bool) if "attention_mask" in row
+                    else np.ones(ref.shape[1], dtype=bool))
             ref, out = ref[0][real].astype(np.float64), out.reshape(ref.shape)[0][real]
             signal += float(np.sum(ref ** 2))
             error += float(np.sum((ref - out) ** 2))
@@ -50,7 +54,7 @@ def _torch_taps(module: nn.Module, scopes: list[str], rows: list[dict]) -> dict[
     try:
         with torch.inference_mode():
             for row in rows:
-                module(torch.from_numpy(row["input_ids"]), torch.from_numpy(row["attention_mask"]))
+                module(*(torch.from_numpy(row[name]) for name in module_inputs(module)))
     finally:
         for handle in hooks:
             handle.remove()

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecompress.compress.core.evaluate import tokenize
+from edgecompress.compress.core.evaluate import token_lengths, tokenize
 from edgecompress.errors import UserError
+from edgecompress.targets.inputs import split_rows
 
 CALIBRATION_BATCH = 8  # rows padded together, so calibration sees the mask's -100 on padding
 
@@ -22,7 +23,7 @@ class Calibration:
 
     def rows(self, limit: int | None = None) -> list[dict]:
         """One-row feeds {input_ids, attention_mask} (1, S), at most `limit`."""
-        out = [{k: b[k][i:i + 1] for k in b} for b in self.batches for i in range(len(b["input_ids"]))]
+        out = [row for b in self.batches for row in split_rows(b)]
         return out[:limit]
 
 
@@ -38,8 +39,7 @@ def calibration_set(split, tokenizer, n: int, max_length: int, *, seed: int = 0,
     if n < 1 or n > len(texts):
         raise UserError(f"calibration set smaller than asked: {split_name} has {len(texts)} "
                         f"sentences, asked for {n}")
-    lengths = [len(ids) for ids in tokenizer(texts, truncation=True,
-                                             max_length=max_length)["input_ids"]]
+    lengths = token_lengths(tokenizer, texts, max_length).tolist()  # all 1 for images
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     rng = random.Random(seed)
     bounds = np.linspace(0, len(texts), n + 1).astype(int)  # stratum edges in `order`

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgecompress.compress.core.evaluate import split_accuracy
 from edgecompress.compress.quantize.integer import encoder_layers
+from edgecompress.targets.inputs import row_count
 
 SENSITIVITY_ROWS = 64  # calibration rows the sensitivity pass runs
 BENCH_RUNS = 20
@@ -126,5 +127,5 @@ def _batches(batches, limit: int) -> list[dict]:
         if left <= 0:
             break
         out.append({k: v[:left] for k, v in batch.items()})
-        left -= len(out[-1]["input_ids"])
+        left -= row_count(out[-1])
     return out

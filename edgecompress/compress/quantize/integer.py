@@ -12,6 +12,7 @@ from torch import nn
 
 from edgecompress.compress.core.encoder import MASK_VALUE
 from edgecompress.compress.core.modules import ClassifierModule
+from edgecompress.targets.inputs import module_inputs
 
 
 class IntegerFriendlyClassifier(nn.Module):
@@ -59,10 +60,9 @@ def same_logits(original: nn.Module, other: nn.Module, sample: dict,
                 tolerance: float = 1e-3) -> bool:
     """Whether `other` gives `original`'s logits on `sample`, within `tolerance` relative to
     their magnitude (a -100 instead of a float-min mask moves them by ~1e-6)."""
-    ids = torch.as_tensor(sample["input_ids"])
-    mask = torch.as_tensor(sample["attention_mask"])
+    args = tuple(torch.as_tensor(sample[name]) for name in module_inputs(original))
     with torch.no_grad():
-        reference, candidate = original.eval()(ids, mask), other(ids, mask)
+        reference, candidate = original.eval()(*args), other(*args)
     scale = max(1.0, float(reference.abs().max()))
     return float((reference - candidate).abs().max()) <= tolerance * scale
 

