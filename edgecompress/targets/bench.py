@@ -142,11 +142,12 @@ def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: i
     from edgecompress.targets.runtimes import load_runner
 
     runner = load_runner(artifact, threads=threads)
-    if runner.fixed_shape:  # time exactly the shape the artifact runs, no padding or chunking
-        batch, fixed_seq = runner.fixed_shape
+    shape = runner.fixed_shape or runner.bounded_shape
+    if shape:  # time exactly the shape the artifact runs, no padding or chunking
+        batch, fixed_seq = shape
         if seq_len > fixed_seq:
             raise UserError(f"{artifact} takes at most {fixed_seq} tokens, asked for {seq_len}")
-        seq_len = fixed_seq
+        seq_len = fixed_seq if runner.fixed_shape else seq_len  # bounded: any length up to it
     backend = runner.backend
     feed = backend.feed(*_inputs(batch, seq_len, vocab_size))
     for _ in range(warmup):
@@ -164,6 +165,8 @@ def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: i
             "throughput_per_s": batch * 1000.0 / mean, "peak_rss_mb": rss, "threads": threads,
             "runtime": runner.name, "runtime_version": runner.version, "batch": batch,
             "seq_len": seq_len, "runs": runs, "warmup": warmup, "host": host_info(threads),
+            # the threads the runtime reports using (ExecuTorch: None when it cannot be set)
+            "runtime_threads": getattr(backend, "threads", threads),
             "host_description": host_description(), "artifact": str(artifact)}
 
 

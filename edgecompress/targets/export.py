@@ -1,10 +1,11 @@
 """Export a torch module for a target profile, then verify the artifact against torch — always.
 
-`export` writes one self-contained file (`<name>.onnx` or `<name>.tflite`) atomically, runs it in
-the target's runtime next to torch on the sample inputs, and keeps it only if the outputs agree
-within the profile's tolerance; otherwise the artifact is deleted and `ParityError` is raised.
-A quantized scheme (the profile's default, or `scheme=`) is applied to the fp32 file before that
-check (targets/quantize.py), and the check then uses the scheme's tolerance and agreement.
+`export` writes one self-contained file (`<name>.onnx`, `<name>.tflite` or `<name>.pte`)
+atomically, runs it in the target's runtime next to torch on the sample inputs, and keeps it only
+if the outputs agree within the profile's tolerance; otherwise the artifact is deleted and
+`ParityError` is raised. A quantized scheme (the profile's default, or `scheme=`) is applied to
+the fp32 file before that check (targets/quantize.py) — or, for ExecuTorch, to the torch graph
+before lowering (targets/pte.py) — and the check then uses the scheme's tolerance and agreement.
 
 The module is any `forward(input_ids (B, S), attention_mask (B, S)) -> (B, C) float`. A module
 whose `output_kind` is "embedding" (a mean-pooled sentence encoder) is gated on every row's cosine
@@ -26,6 +27,7 @@ import numpy as np
 
 from edgecompress.errors import ParityError
 from edgecompress.fsutil import mark_output
+from edgecompress.targets.extras import require
 from edgecompress.targets.preflight import check_integer_graph
 from edgecompress.targets.profiles import Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
@@ -40,14 +42,14 @@ class ExportResult:
     """A verified artifact and what was measured when it was made."""
 
     path: Path
-    format: str  # "onnx" | "tflite"
+    format: str  # "onnx" | "tflite" | "pte"
     scheme: str
     size_bytes: int
     max_abs_diff: float  # max |artifact - torch| over the verification sample
     agreement: float  # fraction of sample rows whose argmax matches torch
     input_shape: tuple  # (batch, seq); None for a dynamic axis
     profile: str
-    exporter: str  # "torch.onnx (dynamo)" | "litert-torch"
+    exporter: str  # "torch.onnx (dynamo)" | "litert-torch" | "executorch (...)"
     exporter_version: str
     opset: int | None
     seconds: float  # export + verification wall time
@@ -86,16 +88,19 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     """Export `module` for `profile` in `scheme` into `out_dir/<name><suffix>`, verified vs torch.
 
     `sample` holds int `input_ids` and `attention_mask` (B, S): real tokenized sentences, with
-    padding, cut to the profile's seq_len for fixed shapes. `scheme` defaults to the profile's;
-    `quant` carries calibration samples and layers kept in float; `base`, an fp32 export of this
-    module for this profile, is copied instead of converting again. Returns the ExportResult.
+    padding, cut to the profile's seq_len for fixed and dynamic-seq shapes. `scheme` defaults to
+    the profile's; `quant` carries calibration samples and layers kept in float; `base`, an fp32
+    export of this module for this profile, is copied instead of converting again (not for
+    formats quantized in torch: those lower `module` again). Returns the ExportResult.
     Raises ParityError (and keeps no file) when the artifact is off, UserError for a scheme the
-    target cannot run, ValueError for an unknown format or a static scheme without samples.
+    target cannot run or a format whose optional extra is missing, ValueError for an unknown
+    format or a static scheme without samples.
     """
     spec = profile.scheme_for(scheme)
     gate = profile.gate(spec.name)
     if profile.format not in _EXPORTERS:
         raise ValueError(f"no exporter for format {profile.format!r} (known: {', '.join(_EXPORTERS)})")
+    require(profile.format, f"target {profile.name}")  # before any folder is made
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,12 +117,15 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
             check_integer_graph(module, sample, profile)
         reference = torch_runner(module).run(**sample)  # before exporting: conversion may mutate
         try:
-            if base is not None:
+            if profile.quantizes_in_torch:  # the scheme is applied before lowering
+                exporter, version, info = _export_pte(module, sample, profile, temp, spec,
+                                                      quant)
+            elif base is not None:
                 shutil.copyfile(base.path, temp)
                 exporter, version = base.exporter, base.exporter_version
             else:
                 exporter, version = _EXPORTERS[profile.format](module, sample, profile, temp)
-            if spec.quantized:
+            if spec.quantized and not profile.quantizes_in_torch:
                 info = _quantize_in_place(temp, spec, quant or QuantOptions(module=module),
                                           profile)
             measured = _compare(temp, reference, sample, profile, reported=final,
@@ -233,11 +241,11 @@ def _check_gate(measured: Measured, gate, reported: Path) -> None:
 
 
 def _fit_sample(sample: dict[str, np.ndarray], profile: Profile) -> dict[str, np.ndarray]:
-    """Just the two inputs, as int64 (B, S); S cut to the profile's seq_len for fixed shapes."""
+    """Just the two inputs, as int64 (B, S); S cut to the profile's longest (max_seq_len)."""
     missing = [n for n in INPUT_NAMES if n not in sample]
     if missing:
         raise ValueError(f"sample lacks {', '.join(missing)} (expected {', '.join(INPUT_NAMES)})")
-    seq = profile.seq_len if profile.fixed_shape else None
+    seq = profile.max_seq_len
     return {n: np.asarray(sample[n], dtype=np.int64)[:, :seq] for n in INPUT_NAMES}
 
 
@@ -324,6 +332,19 @@ def _export_tflite(module, sample: dict, profile: Profile, path: Path) -> tuple[
         edge_model = litert_torch.convert(module, sample_kwargs=kwargs)
     edge_model.export(str(path))
     return "litert-torch", package_version("litert-torch")
+
+
+@_exporter("pte")
+def _export_pte(module, sample: dict, profile: Profile, path: Path, spec=None, quant=None):
+    """ExecuTorch + XNNPACK (targets/pte.py): returns (exporter, version, quantization facts)."""
+    from edgecompress.targets.pte import lower
+
+    spec = spec or profile.scheme_for("fp32")
+    exporter, version, facts = lower(module, sample, profile, path, spec, quant)
+    if facts is not None:  # the same keys as quantize_artifact's
+        facts = {"scheme": spec.name, "kind": spec.kind, "per_channel": spec.per_channel,
+                 "float_scopes": [], **facts}
+    return exporter, version, facts
 
 
 @contextlib.contextmanager

@@ -15,97 +15,23 @@ from pathlib import Path
 
 from edgecompress.errors import UserError
 from edgecompress.fsutil import safe_name
+from edgecompress.targets.schemes import SCHEMES, Scheme  # noqa: F401 (re-exported)
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
-FORMATS = ("onnx", "tflite")
-RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert",)}
-SHAPE_POLICIES = ("dynamic", "fixed")
+FORMATS = ("onnx", "tflite", "pte")
+RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert",), "pte": ("executorch",)}
+# dynamic: any batch and sequence; fixed: exactly batch x seq_len (padded); dynamic-seq: exactly
+# `batch` rows of any length up to seq_len (ExecuTorch plans its memory for the longest)
+SHAPE_POLICIES = ("dynamic", "fixed", "dynamic-seq")
 IO_DTYPES = ("float", "int8")
-CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("minmax",)}
+CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("minmax",),
+                       "pte": ("minmax",)}
+# Formats whose toolchain is an optional extra: format -> (toolchain, module that must import,
+# pip extra); targets/extras.py says how to enable them
+OPTIONAL_FORMATS = {"pte": ("ExecuTorch", "executorch.runtime", "executorch")}
 
 
-@dataclass(frozen=True)
-class Scheme:
-    """How one format stores and runs a model, and how close to torch its artifacts must be.
-
-    `tolerance` / `min_agreement` are the default parity gate for the scheme (max |logit diff|
-    and argmax agreement on the verification sample); a profile can override them per scheme.
-    """
-
-    name: str
-    kind: str  # "fp32" | "dynamic" | "weight-only" | "static" | "fp16"
-    tolerance: float
-    min_agreement: float
-    per_channel: bool = True  # weights quantized per output channel (int8 kinds)
-    description: str = ""
-    # int8 kinds: relative L2 error of the outputs, ||artifact - torch|| / ||torch||, over the
-    # real sample; with `min_agreement` it is their gate (max |diff| is reported, not gated:
-    # it grows with the logits' scale and says little about an int8 model)
-    max_rel_error: float = 1e-3
-    # bits of the embedding tables' weights (the token embedding is the largest tensor of a small
-    # encoder); 4: blockwise int4 over the hidden axis, blocks of EMBEDDING_BLOCK (ONNX only)
-    embedding_bits: int = 8
-    # sentence encoders (mean-pooled embedding outputs): every row's cosine to torch must reach
-    # this; it replaces argmax agreement, which means nothing for an embedding vector
-    min_cosine: float = 0.9999
-
-    @property
-    def int8(self) -> bool:
-        return self.kind in ("dynamic", "weight-only", "static")
-
-    @property
-    def calibrated(self) -> bool:
-        """True when activations get fixed ranges from calibration samples."""
-        return self.kind == "static"
-
-    @property
-    def quantized(self) -> bool:
-        return self.kind != "fp32"
-
-
-def _schemes(*schemes: Scheme) -> dict[str, Scheme]:
-    return {s.name: s for s in schemes}
-
-
-# Schemes each format can produce, as data. Adding a scheme is adding it here and teaching
-# targets/quantize.py; profiles naming anything else are refused when loaded. Tolerances: int8
-# logits do not match fp32 to 1e-4; the bounds below are the largest |diff| measured on the RT
-# teacher (logits span about +-4) with margin, and the argmax must still mostly agree.
-# min_cosine (sentence encoders, every row of the sample): the MiniLM layers:1,3,5 student at
-# ONNX dynamic-int8 (per tensor) measured a lowest row cosine of 0.974 (argmax agreement 76 %,
-# which is why embeddings are not gated on argmax); 0.95 leaves margin for per-tensor int8.
-SCHEMES: dict[str, dict[str, Scheme]] = {
-    "onnx": _schemes(
-        Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as exported"),
-        Scheme("fp16", "fp16", 5e-2, 1.0, min_cosine=0.999,
-               description="float16 weights and compute, fp32 I/O"),
-        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, per_channel=False, max_rel_error=0.25,
-               min_cosine=0.95,
-               description="int8 weights per tensor, activations quantized at run time"),
-        Scheme("dynamic-int8-per-channel", "dynamic", 1.0, 0.95, max_rel_error=0.25,
-               min_cosine=0.95,
-               description="int8 weights per output channel, activations at run time"),
-        Scheme("dynamic-int8-int4-embedding", "dynamic", 1.0, 0.95, max_rel_error=0.25,
-               min_cosine=0.95,
-               embedding_bits=4,
-               description="int8 weights per output channel, activations at run time; "
-                           "embeddings int4 in blocks of 32 (GatherBlockQuantized)"),
-        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5, min_cosine=0.9,
-               description="QDQ int8 weights (per channel) and calibrated int8 activations"),
-    ),
-    "tflite": _schemes(
-        Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as converted"),
-        Scheme("fp16", "fp16", 5e-2, 1.0, min_cosine=0.999,
-               description="float16 weights, float compute"),
-        Scheme("dynamic-int8", "dynamic", 1.0, 0.95, max_rel_error=0.25, min_cosine=0.95,
-               description="int8 weights per channel, activations quantized at run time"),
-        Scheme("weight-only-int8", "weight-only", 0.5, 0.95, max_rel_error=0.15, min_cosine=0.98,
-               description="int8 weights dequantized before float compute"),
-        Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5, min_cosine=0.9,
-               description="full-integer: int8 weights and calibrated int8 activations"),
-    ),
-}
 MIN_OPSET = 17  # LayerNormalization is a single op from 17; the dynamo exporter targets >= 18
 
 
@@ -132,11 +58,11 @@ class Profile:
 
     name: str
     description: str
-    format: str  # "onnx" | "tflite"
-    runtime: str  # "onnxruntime" | "litert"
+    format: str  # "onnx" | "tflite" | "pte"
+    runtime: str  # "onnxruntime" | "litert" | "executorch"
     threads: int
     scheme: str  # one of SCHEMES[format]
-    shape: str  # "dynamic" | "fixed"
+    shape: str  # "dynamic" | "fixed" | "dynamic-seq"
     batch: int
     seq_len: int
     tolerance: float  # max |artifact - torch| on the outputs
@@ -180,6 +106,11 @@ class Profile:
         if self.format == "tflite" and self.shape != "fixed":
             raise ValueError("shape.policy: expected 'fixed' for tflite "
                              "(litert-torch converts static shapes only)")
+        if (self.format == "pte") != (self.shape == "dynamic-seq"):
+            raise ValueError(f"shape.policy: 'dynamic-seq' is for pte profiles only, and pte "
+                             f"profiles use it; got {self.shape!r} for {self.format}")
+        if self.format == "pte" and self.integer_only:
+            raise ValueError("integer_only: preflight reads onnx and tflite artifacts, not pte")
         if self.format == "onnx" and (self.opset is None or self.opset < MIN_OPSET):
             raise ValueError(f"opset: expected an integer >= {MIN_OPSET} for onnx, got {self.opset}")
         if self.format != "onnx" and self.opset is not None:
@@ -238,13 +169,24 @@ class Profile:
 
     @property
     def suffix(self) -> str:
-        """File suffix of this target's artifacts: '.onnx' or '.tflite'."""
+        """File suffix of this target's artifacts: '.onnx', '.tflite' or '.pte'."""
         return "." + self.format
 
     @property
     def fixed_shape(self) -> tuple[int, int] | None:
         """(batch, seq_len) the artifact is exported at, or None when its axes are dynamic."""
         return (self.batch, self.seq_len) if self.shape == "fixed" else None
+
+    @property
+    def max_seq_len(self) -> int | None:
+        """The longest sequence the artifact takes (seq_len), or None when its axes are dynamic."""
+        return None if self.shape == "dynamic" else self.seq_len
+
+    @property
+    def quantizes_in_torch(self) -> bool:
+        """True when schemes are applied to the torch graph before export (ExecuTorch's pt2e),
+        not to the written file."""
+        return self.format == "pte"
 
 
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -1,15 +1,21 @@
-"""Run a model on tokenized batches the same way whatever it is: torch, ONNX Runtime or LiteRT.
+"""Run a model on tokenized batches the same way whatever it is: torch, ONNX Runtime, LiteRT or
+ExecuTorch.
 
 Eval and bench only see `Runner.run(input_ids, attention_mask) -> (B, C) float32`. Fixed-shape
 artifacts (every TFLite file, since litert-torch converts static shapes only) take any batch and
 any sequence up to their fixed length: the runner pads and chunks, and returns the real rows.
+Bounded artifacts (ExecuTorch .pte: a fixed number of rows, any length up to a bound) are chunked
+by rows and not padded.
 
-Heavy imports (torch, onnxruntime, ai_edge_litert) happen inside the functions that need them, so
-the bench child process pays only for the runtime it measures.
+Heavy imports (torch, onnxruntime, ai_edge_litert, executorch) happen inside the functions that
+need them, so the bench child process pays only for the runtime it measures.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,15 +23,17 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgecompress.errors import UserError
+from edgecompress.targets.extras import require
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 PAD_ID = 0
 
 
 class Runner(Protocol):
-    name: str  # "torch" | "onnxruntime" | "litert"
+    name: str  # "torch" | "onnxruntime" | "litert" | "executorch"
     version: str  # the runtime's version, for reports
     fixed_shape: tuple[int, int] | None  # (batch, seq) the artifact requires; None if dynamic
+    bounded_shape: tuple[int, int] | None  # (batch exactly, seq at most); None if not bounded
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Outputs (B, C) float32 for int inputs (B, S); any B, and S <= the fixed seq."""
@@ -62,22 +70,29 @@ class BackendRunner:
     def fixed_shape(self) -> tuple[int, int] | None:
         return self.backend.fixed_shape
 
+    @property
+    def bounded_shape(self) -> tuple[int, int] | None:
+        return getattr(self.backend, "bounded_shape", None)
+
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Outputs (B, C) float32. Raises UserError for inputs the artifact cannot take."""
         input_ids, attention_mask = np.asarray(input_ids), np.asarray(attention_mask)
         if input_ids.ndim != 2 or input_ids.shape != attention_mask.shape:
             raise UserError(f"inputs must be two (batch, seq) arrays of one shape, got "
                             f"{input_ids.shape} and {attention_mask.shape}")
-        if self.fixed_shape is None:
+        shape = self.fixed_shape or self.bounded_shape
+        if shape is None:
             return self._call(input_ids, attention_mask)
-        fixed_batch, fixed_seq = self.fixed_shape
+        fixed_batch, fixed_seq = shape
         rows, seq = input_ids.shape
         if seq > fixed_seq:
             raise UserError(f"this {self.name} artifact takes sequences of at most {fixed_seq} "
                             f"tokens, got {seq}")
         # Pad the sequence with pad id 0 and mask 0: padded keys are masked, outputs unchanged.
-        ids = np.pad(input_ids, ((0, 0), (0, fixed_seq - seq)), constant_values=PAD_ID)
-        mask = np.pad(attention_mask, ((0, 0), (0, fixed_seq - seq)), constant_values=0)
+        # A bounded artifact takes the length as it is.
+        width = fixed_seq if self.fixed_shape else seq
+        ids = np.pad(input_ids, ((0, 0), (0, width - seq)), constant_values=PAD_ID)
+        mask = np.pad(attention_mask, ((0, 0), (0, width - seq)), constant_values=0)
         outputs = []
         for start in range(0, rows, fixed_batch):
             chunk_ids, chunk_mask = ids[start:start + fixed_batch], mask[start:start + fixed_batch]
@@ -199,13 +214,83 @@ def package_version(name: str) -> str:
         return "unknown"
 
 
-_BACKENDS = {".onnx": (_OrtBackend, "ONNX"), ".tflite": (_LiteRtBackend, "TFLite")}
+def _executorch_threads(threads: int) -> int | None:
+    """Size ExecuTorch's CPU threadpool (XNNPACK runs on it; process-wide); returns the count it
+    reports, or None when this build offers no way to set it (the runtime's default is used)."""
+    try:
+        from executorch.extension.pybindings import portable_lib
+    except ImportError:
+        return None
+    reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
+    count = getattr(portable_lib, "_threadpool_get_thread_count", None)
+    if reset is None or count is None:
+        return None
+    if count() != threads:
+        reset(threads)
+    return int(count())
+
+
+class _ExecuTorchBackend:
+    """`executorch.runtime` on a .pte's "forward" (targets/pte.py writes them): exactly
+    `bounded_shape[0]` rows of at most `bounded_shape[1]` tokens (the bounds its memory was
+    planned for). `threads` sizes ExecuTorch's process-wide threadpool, which XNNPACK runs on."""
+
+    name = "executorch"
+    fixed_shape = None
+
+    def __init__(self, path: Path, threads: int):
+        require("pte", f"artifact {path}")
+        import torch
+
+        with quiet_fd2():  # the runtime's C++ logs (cpuinfo, threadpool) go to fd 2
+            from executorch.runtime import Runtime
+
+            self.threads = _executorch_threads(threads)
+            method = Runtime.get().load_program(str(path)).load_method("forward")
+        meta = method.metadata
+        if meta.num_inputs() != 2 or meta.num_outputs() != 1:
+            raise UserError(f"{path}: expected 2 inputs (input_ids, attention_mask) and one "
+                            f"output, got {meta.num_inputs()} and {meta.num_outputs()}")
+        sizes = tuple(int(d) for d in meta.input_tensor_meta(0).sizes())
+        if len(sizes) != 2:
+            raise UserError(f"{path}: expected (batch, seq) inputs, got shape {sizes}")
+        self.bounded_shape = sizes  # (rows exactly, tokens at most)
+        self.version = package_version("executorch")
+        self._method, self._torch = method, torch
+
+    def feed(self, input_ids, attention_mask):
+        return [self._torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
+                for a in (input_ids, attention_mask)]
+
+    def invoke(self, feed):
+        return self._method.execute(feed)[0].numpy()
+
+
+@contextlib.contextmanager
+def quiet_fd2():
+    """Hide fd-2 chatter (ExecuTorch's C++ logs, exporter warnings) for the block; errors raise."""
+    import warnings
+
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+_BACKENDS = {".onnx": (_OrtBackend, "ONNX"), ".tflite": (_LiteRtBackend, "TFLite"),
+             ".pte": (_ExecuTorchBackend, "ExecuTorch")}
 
 
 def load_runner(path: Path, threads: int = 1) -> Runner:
-    """A Runner for an exported artifact, chosen by suffix (.onnx or .tflite).
+    """A Runner for an exported artifact, chosen by suffix (.onnx, .tflite or .pte).
 
-    Raises UserError if the file is missing, has another suffix, or is not a valid model.
+    Raises UserError if the file is missing, has another suffix, is not a valid model, or needs
+    a runtime that is not installed (ExecuTorch: an optional extra).
     """
     path = Path(path)
     if path.suffix not in _BACKENDS:
