@@ -73,7 +73,7 @@ def targets_show(name: str = typer.Argument(..., help="Target name or path to a 
     from edgecompress.targets.extras import needs
 
     loaded = load_profile(name)
-    profile = {**asdict(loaded), "needs": needs(loaded.format)}
+    profile = {**asdict(loaded), "source": str(loaded.source), "needs": needs(loaded.format)}
     if as_json:
         print_json(profile)
     else:
