@@ -111,23 +111,12 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     # Same suffix as the final file: load_runner picks the runtime by suffix.
     temp = out_dir / f".{name}.{uuid.uuid4().hex[:8]}.partial{profile.suffix}"
     start = time.perf_counter()
-    info = None
     with _eval_mode(module):
         if base is None:  # an op an integer-only target cannot run is refused before converting
             check_integer_graph(module, sample, profile)
         reference = torch_runner(module).run(**sample)  # before exporting: conversion may mutate
         try:
-            if profile.quantizes_in_torch:  # the scheme is applied before lowering
-                exporter, version, info = _export_pte(module, sample, profile, temp, spec,
-                                                      quant)
-            elif base is not None:
-                shutil.copyfile(base.path, temp)
-                exporter, version = base.exporter, base.exporter_version
-            else:
-                exporter, version = _EXPORTERS[profile.format](module, sample, profile, temp)
-            if spec.quantized and not profile.quantizes_in_torch:
-                info = _quantize_in_place(temp, spec, quant or QuantOptions(module=module),
-                                          profile)
+            exporter, version, info = _write(module, sample, profile, temp, spec, quant, base)
             measured = _compare(temp, reference, sample, profile, reported=final,
                                 scheme=spec.name, embedding=_is_embedding(module))
         except BaseException:
@@ -144,6 +133,21 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
         max_rel_error=gate.max_rel_error, sample_rows=int(reference.shape[0]),
         gated_on=_gated_on(gate, measured.cosine is not None), cosine=measured.cosine,
         min_cosine=gate.min_cosine if measured.cosine is not None else None)
+
+
+def _write(module, sample: dict, profile: Profile, temp: Path, spec, quant, base):
+    """Write the `spec` artifact to `temp`; returns (exporter, version, quantization facts)."""
+    if profile.quantizes_in_torch:  # the scheme is applied to the torch graph before lowering
+        return _export_pte(module, sample, profile, temp, spec, quant)
+    if base is not None:
+        shutil.copyfile(base.path, temp)
+        exporter, version = base.exporter, base.exporter_version
+    else:
+        exporter, version = _EXPORTERS[profile.format](module, sample, profile, temp)
+    info = None
+    if spec.quantized:
+        info = _quantize_in_place(temp, spec, quant or QuantOptions(module=module), profile)
+    return exporter, version, info
 
 
 def _is_embedding(module) -> bool:
