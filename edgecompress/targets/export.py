@@ -126,7 +126,7 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     return ExportResult(
         path=final, format=profile.format, scheme=spec.name,
         size_bytes=final.stat().st_size, max_abs_diff=measured.max_abs_diff,
-        agreement=measured.agreement, input_shape=profile.fixed_shape or (None, None),
+        agreement=measured.agreement, input_shape=profile.input_shape,
         profile=profile.name, exporter=exporter, exporter_version=version, opset=profile.opset,
         seconds=round(time.perf_counter() - start, 3), tolerance=gate.tolerance,
         min_agreement=gate.min_agreement, quantization=info, rel_error=measured.rel_error,

@@ -178,6 +178,13 @@ class Profile:
         return (self.batch, self.seq_len) if self.shape == "fixed" else None
 
     @property
+    def input_shape(self) -> tuple:
+        """(batch, seq) of the artifact's inputs; None for an axis that takes any size (a
+        dynamic-seq artifact takes `batch` rows of any length up to seq_len)."""
+        return self.fixed_shape or ((self.batch, None) if self.shape == "dynamic-seq"
+                                    else (None, None))
+
+    @property
     def max_seq_len(self) -> int | None:
         """The longest sequence the artifact takes (seq_len), or None when its axes are dynamic."""
         return None if self.shape == "dynamic" else self.seq_len

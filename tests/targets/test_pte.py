@@ -37,7 +37,7 @@ def test_pte_fp32_export_matches_torch_within_1e_4_when_lowered_to_xnnpack(expor
     assert (result.format, result.scheme, result.path.suffix) == ("pte", "fp32", ".pte")
     assert result.max_abs_diff <= 1e-4 and result.agreement == 1.0
     assert result.gated_on == "max_abs_diff+agreement" and result.quantization is None
-    assert result.exporter.startswith("executorch") and result.input_shape == (None, None)
+    assert result.exporter.startswith("executorch") and result.input_shape == (1, None)
 
 
 @needs_executorch
