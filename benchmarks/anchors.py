@@ -9,20 +9,22 @@ exporter, opset 17); `onnxruntime.quantization.quantize_dynamic` defaults (QInt8
 ORT transformer optimizer (`optimize_model(model_type="bert", num_heads=12, hidden_size=384)`, what
 Optimum -O2 runs) fp32 and + `quantize_dynamic(per_channel=True)`; litert-torch fp32 and its
 documented dynamic int8 (`quant_recipes.full_dynamic_recipe()`); ExecuTorch + XNNPACK fp32 and
-int8 (XNNPACKQuantizer symmetric per-channel dynamic), skipped with a one-line reason when
-`executorch` is not importable; the best edgecompress artifact per format of `--run-dir` (by its
+int8 (XNNPACKQuantizer symmetric per-channel dynamic; both lowered by edgecompress's own
+targets/pte.py, the android-xnnpack target's path), skipped with a one-line reason when
+`executorch` is not installed; the best edgecompress artifact per format of `--run-dir` (by its
 eval.json accuracy, then size) and any `--artifact-dir` (e.g. from `edgecompress quantize`).
 
 Latency twice: at batch 1 x seq 128 (`p50_ms`, the headline: the same input for every row) and
 over 200 test sentences at their real length (`p50_real_ms`: most RT sentences are ~27 tokens;
-ONNX and torch run them unpadded, the fixed-shape TFLite / ExecuTorch artifacts padded to 128).
+ONNX, torch and ExecuTorch (edgecompress's dynamic-seq lowering) run them unpadded, the
+fixed-shape TFLite artifacts padded to 128).
 
     /work/anchors-venv/bin/python benchmarks/anchors.py --teacher DIR [--run-dir RUN] \
         [--artifact-dir DIR ...] [--repeats 5] [--runs 50] [--limit N] [--work DIR] \
         [--out benchmarks/results/anchors.json]
 
-Writes JSON and prints a table. ExecuTorch lives in the optional extra `anchors`
-(`pip install -e '.[anchors]'`), best in its own venv.
+Writes JSON and prints a table. ExecuTorch lives in the optional extra `executorch` (or `anchors`:
+`pip install -e '.[executorch]'`).
 """
 
 from __future__ import annotations
@@ -261,108 +263,51 @@ def litert_int8_row(module, sample, work: Path) -> Row:
 
 
 def executorch_missing() -> str | None:
-    try:
-        import executorch  # noqa: F401
-        from executorch.runtime import Runtime  # noqa: F401
-    except Exception as err:
-        return f"skipped: executorch not importable ({err}); pip install -e '.[anchors]'"
-    return None
+    from edgecompress.targets.extras import enable_hint
+
+    hint = enable_hint("pte")
+    return f"skipped: executorch not installed; {hint}" if hint else None
 
 
-def _et_threads() -> str:
-    """Ask ExecuTorch's CPU threadpool (XNNPACK runs on it) for 1 thread; say whether it took."""
-    try:
-        from executorch.extension.pybindings import portable_lib
+def _et_lower(module, sample, path: Path, scheme: str) -> dict | None:
+    """The package's android-xnnpack lowering (targets/pte.py): batch 1, sequence up to SEQ."""
+    import dataclasses
 
-        portable_lib._unsafe_reset_threadpool(THREADS)
-        count = portable_lib._threadpool_get_thread_count()
-        return f"threadpool {count} thread(s) (_unsafe_reset_threadpool)"
-    except Exception as err:
-        return f"threadpool not settable ({type(err).__name__}); runtime default threads"
+    from edgecompress.targets import load_profile
+    from edgecompress.targets.pte import lower
 
-
-def _et_runner(path: Path) -> Callable:
-    import torch
-    from executorch.runtime import Runtime
-
-    method = Runtime.get().load_program(str(path)).load_method("forward")
-
-    def run(ids, mask):
-        out = method.execute([torch.from_numpy(ids), torch.from_numpy(mask)])
-        return out[0].float().numpy()
-
-    return run
+    profile = dataclasses.replace(load_profile("android-xnnpack"), threads=THREADS, seq_len=SEQ)
+    arrays = {"input_ids": sample[0][:1], "attention_mask": sample[1][:1]}
+    return lower(module, arrays, profile, path, profile.scheme_for(scheme))[2]
 
 
-def _et_lower(module, args, path: Path) -> None:
-    import torch
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
+def _et_row(scheme: str, label: str, path: Path, notes: dict) -> Row:
+    from edgecompress.targets import load_runner
 
-    program = torch.export.export(module, args)
-    lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
-    path.write_bytes(lowered.to_executorch().buffer)
+    runner = load_runner(path, threads=THREADS)
+    threads = runner.backend.threads
+    notes["threads"] = (f"threadpool {threads} thread(s) (_unsafe_reset_threadpool)"
+                        if threads else "threadpool not settable; runtime default threads")
+    return Row("ExecuTorch + XNNPACK", "pte", label, path, runner.run, notes=notes)
 
 
 @_time_build
-def executorch_fp32_row(module, sample, work: Path, threads_note: str) -> Row:
-    import torch
-
+def executorch_fp32_row(module, sample, work: Path) -> Row:
     path = work / "executorch_xnnpack_fp32.pte"
     if not path.exists():
-        _et_lower(module, tuple(torch.from_numpy(a[:1]) for a in sample), path)
-    return Row("ExecuTorch + XNNPACK", "pte", "fp32", path, _et_runner(path),
-               notes={"threads": threads_note})
-
-
-def _restore_int_constants(graph_module) -> list[str]:
-    """prepare_pt2e (torchao 0.18) turns integer scalars into float32 tensor constants; in
-    transformers 5's mask code `arange(seq) + 0` then becomes float and `aten.index` fails
-    ("tensors used as indices must be long ..."). Cast each such constant back to the integer
-    dtype of the tensor it is combined with; returns the names fixed."""
-    import torch
-
-    fixed = []
-    for node in graph_module.graph.nodes:
-        if node.op != "get_attr" or not str(node.target).startswith("_tensor_constant"):
-            continue
-        value = getattr(graph_module, node.target)
-        for user in node.users:
-            ints = [a.meta["val"].dtype for a in user.args
-                    if isinstance(a, torch.fx.Node) and a is not node and "val" in a.meta
-                    and not a.meta["val"].is_floating_point()]
-            if ints and value.is_floating_point():
-                setattr(graph_module, node.target, value.to(ints[0]))
-                fixed.append(str(node.target))
-                break
-    return fixed
+        _et_lower(module, sample, path, "fp32")
+    return _et_row("fp32", "fp32", path, {})
 
 
 @_time_build
-def executorch_int8_row(module, sample, work: Path, threads_note: str) -> Row:
+def executorch_int8_row(module, sample, work: Path) -> Row:
     """XNNPACKQuantizer symmetric per-channel dynamic int8 (the ExecuTorch XNNPACK tutorial)."""
-    import torch
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config)
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
     path = work / "executorch_xnnpack_int8_dynamic.pte"
+    notes = {}
     if not path.exists():
-        args = tuple(torch.from_numpy(a[:1]) for a in sample)
-        quantizer = XNNPACKQuantizer().set_global(
-            get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
-        graph = torch.export.export(module, args).module()
-        prepared = prepare_pt2e(graph, quantizer)
-        fixed = _restore_int_constants(prepared)
-        prepared(*args)  # dynamic activations: one pass to run the observers
-        converted = convert_pt2e(prepared)
-        fixed += _restore_int_constants(converted)
-        _et_lower(converted, args, path)
-        note = f"{threads_note}; int constants restored after prepare_pt2e: {len(fixed)}"
-    else:
-        note = threads_note
-    return Row("ExecuTorch + XNNPACK", "pte", "dynamic int8 per-channel (XNNPACKQuantizer)",
-               path, _et_runner(path), notes={"threads": note})
+        facts = _et_lower(module, sample, path, "dynamic-int8")
+        notes["int_constants_restored"] = facts["int_constants_restored"]
+    return _et_row("dynamic-int8", "dynamic int8 per-channel (XNNPACKQuantizer)", path, notes)
 
 
 def best_run_artifacts(run_dir: Path) -> list[Path]:
@@ -422,11 +367,10 @@ def build_rows(module, config, sample, work: Path, ours: list[Path], texts) -> l
         for scheme in ("fp32", "dynamic int8 per-channel (XNNPACKQuantizer)"):
             rows.append(Row("ExecuTorch + XNNPACK", "pte", scheme, skipped=missing))
     else:
-        note = _et_threads()
         rows.append(_guard("executorch", "pte", "fp32",
-                           lambda: executorch_fp32_row(module, sample, work, note)))
+                           lambda: executorch_fp32_row(module, sample, work)))
         rows.append(_guard("executorch", "pte", "int8",
-                           lambda: executorch_int8_row(module, sample, work, note)))
+                           lambda: executorch_int8_row(module, sample, work)))
     for folder in ours:
         rows.append(_guard("edgecompress", "?", str(folder),
                            lambda folder=folder: edgecompress_row(folder, texts)))
@@ -465,15 +409,17 @@ def latency(rows: list[Row], sample, repeats: int, runs: int, warmup: int) -> di
 
 
 REAL_SAMPLE = 200  # test sentences timed at their own length, the same ones for every row
-FIXED_FORMATS = ("tflite", "pte")  # exported at 1 x 128: every sentence pays for 128 tokens
+FIXED_FORMATS = ("tflite",)  # exported at 1 x 128: every sentence pays for 128 tokens (the
+# ExecuTorch rows take any length up to 128: targets/pte.py's dynamic-seq lowering)
 
 
 def real_length_latency(rows: list[Row], ids, mask, repeats: int) -> dict[int, dict]:
     """Batch-1 latency over a seeded sample of test sentences at their real token counts.
 
-    Dynamic-shape rows (torch, ONNX) run each sentence unpadded; fixed-shape rows (TFLite,
-    ExecuTorch, built at seq 128) get it padded to 128, as a deployment of them must; the
-    edgecompress runner then runs a TFLite file with length signatures on the shortest one. Interleaved
+    Dynamic-shape rows (torch, ONNX, ExecuTorch up to 128) run each sentence unpadded;
+    fixed-shape rows (TFLite, built at seq 128) get it padded to 128, as a deployment must; the
+    edgecompress runner then runs a TFLite file with length signatures on the shortest one.
+    Interleaved
     like `latency`: each round runs every row over the whole sample. p50 / mean over all calls
     of the median round (by mean)."""
     order = np.random.default_rng(0).permutation(len(ids))[:REAL_SAMPLE]

@@ -230,7 +230,7 @@ def distill(
 @app.command("eval")
 @guarded
 def eval_command(
-    model: str = typer.Argument(..., help="Checkpoint dir, built-in name, or .onnx/.tflite file."),
+    model: str = typer.Argument(..., help="Checkpoint dir, built-in name, or artifact file."),
     dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path."),
     split: Optional[str] = typer.Option(None, help="Default: test; a file without a 'split' "
                                                    "column is evaluated whole."),
@@ -334,7 +334,7 @@ def quantize(
 @app.command()
 @guarded
 def bench(
-    artifact: Path = typer.Argument(..., help=".onnx or .tflite artifact."),
+    artifact: Path = typer.Argument(..., help=".onnx, .tflite or .pte artifact."),
     target: str = typer.Option(..., help="Target whose runtime, threads and shape to use."),
     runs: int = typer.Option(100), warmup: int = typer.Option(10),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

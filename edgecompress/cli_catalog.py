@@ -41,15 +41,22 @@ def data_fetch(name: str = typer.Argument(..., help="Registered dataset name."))
 @targets_app.command("list")
 @guarded
 def targets_list() -> None:
-    """List the shipped edge target profiles."""
+    """List the shipped edge target profiles (and how to enable those needing an extra)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from edgecompress.targets import list_profiles
+    from edgecompress.targets.extras import enable_hint
 
-    table = Table("name", "format", "runtime", "scheme", "threads", "shape", "description")
-    for p in list_profiles():
-        shape = "dynamic" if p.shape == "dynamic" else f"{p.batch}x{p.seq_len}"
-        table.add_row(p.name, p.format, p.runtime, p.scheme, str(p.threads), shape, p.description)
+    profiles = list_profiles()
+    hints = {p.name: enable_hint(p.format) for p in profiles}  # None: nothing to install
+    columns = ["name", "format", "runtime", "scheme", "threads", "shape", "description"]
+    table = Table(*columns, *(["enable with"] if any(hints.values()) else []))
+    for p in profiles:
+        shape = {"dynamic": "dynamic", "dynamic-seq": f"{p.batch}x<={p.seq_len}"}.get(
+            p.shape, f"{p.batch}x{p.seq_len}")
+        row = [p.name, p.format, p.runtime, p.scheme, str(p.threads), shape, p.description]
+        table.add_row(*row, *([escape(hints[p.name] or "")] if any(hints.values()) else []))
     console.print(table)
 
 
@@ -57,14 +64,19 @@ def targets_list() -> None:
 @guarded
 def targets_show(name: str = typer.Argument(..., help="Target name or path to a profile .toml."),
                  as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Show one target profile."""
+    """Show one target profile (`needs`: an optional extra and how to install it, if any)."""
     from dataclasses import asdict
 
-    from edgecompress.targets import load_profile
+    from rich.markup import escape
 
-    profile = asdict(load_profile(name))
+    from edgecompress.targets import load_profile
+    from edgecompress.targets.extras import needs
+
+    loaded = load_profile(name)
+    profile = {**asdict(loaded), "source": str(loaded.source), "needs": needs(loaded.format)}
     if as_json:
         print_json(profile)
     else:
         for key, value in profile.items():
-            console.print(f"[bold]{key}[/bold]: {value}")
+            if value is not None or key != "needs":
+                console.print(f"[bold]{key}[/bold]: {escape(str(value))}")

@@ -48,7 +48,8 @@ def test_inspect_says_family_stages_and_targets_when_printed_for_people(tiny_ber
     result = runner.invoke(app, ["inspect", str(tiny_bert_dir)])
     assert result.exit_code == 0, result.output
     assert "family bert; stages: finetune, prune heads/ffn" in result.output
-    assert "targets: arm64-phone, edgetpu, npu-int8, rpi5, x86-cpu" in result.output
+    assert "targets: android-xnnpack, arm64-phone, edgetpu, npu-int8, rpi5, x86-cpu" in \
+        result.output or "target android-xnnpack: no — needs ExecuTorch" in result.output
 
 
 def test_eval_json_reports_accuracy_ci_and_full_agreement_when_reference_is_itself(
@@ -208,7 +209,7 @@ def test_eval_exits_2_when_artifact_has_an_unknown_suffix(tmp_path, sentiment_cs
     fake = tmp_path / "model.bin"
     fake.write_bytes(b"\x00\x01")
     result = runner.invoke(app, ["eval", str(fake), "--dataset", str(sentiment_csv)])
-    assert "not an ONNX or TFLite artifact" in _one_line_error(result)
+    assert "not an ONNX, TFLite or ExecuTorch artifact" in _one_line_error(result)
 
 
 def test_report_exits_2_when_directory_is_not_a_run(tmp_path):

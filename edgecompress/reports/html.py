@@ -2,7 +2,7 @@
 fonts or styles from the network, so it opens anywhere (including on an air-gapped box).
 
 Plot: x = p50 latency (ms, log scale when the range is wide), y = accuracy (%); marker area ~ file
-size, colour = target, shape = format (circle ONNX, square TFLite), hollow = device-measured;
+size, colour = target, shape = format (circle ONNX, square TFLite, diamond ExecuTorch), hollow = device-measured;
 Pareto-optimal artifacts get a black ring and are joined by a dashed line; each target's latency
 budget is a dashed vertical line in its colour; the fp32 teacher's accuracy a grey line.
 """
@@ -71,12 +71,19 @@ def _marker(row: dict, x: float, y: float, colour: str, radius: float,
     common = (f'fill="{fill}" fill-opacity="{opacity}" stroke="{colour}" '
               f'stroke-opacity="{min(1.0, opacity + 0.3):.2f}" stroke-width="2" '
               f'class="point" data-target="{escape(str(row["target"]))}"')
-    if row.get("format") == "tflite":
-        shape = (f'<rect x="{x - radius:.1f}" y="{y - radius:.1f}" width="{2 * radius:.1f}" '
-                 f'height="{2 * radius:.1f}" {common}/>')
-    else:
-        shape = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" {common}/>'
-    return f"<g><title>{title}</title>{shape}</g>"
+    return f"<g><title>{title}</title>{_shape(row.get('format'), x, y, radius, common)}</g>"
+
+
+def _shape(fmt: str | None, x: float, y: float, radius: float, attrs: str) -> str:
+    """The format's marker centred on (x, y): square TFLite, diamond pte, circle otherwise."""
+    if fmt == "tflite":
+        return (f'<rect x="{x - radius:.1f}" y="{y - radius:.1f}" width="{2 * radius:.1f}" '
+                f'height="{2 * radius:.1f}" {attrs}/>')
+    if fmt == "pte":
+        points = " ".join(f"{x + dx:.1f},{y + dy:.1f}" for dx, dy in
+                          ((0, -radius), (radius, 0), (0, radius), (-radius, 0)))
+        return f'<polygon points="{points}" {attrs}/>'
+    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" {attrs}/>'
 
 
 def _grid(axes: _Axes) -> list[str]:
@@ -127,8 +134,7 @@ def _legend(colours: dict[str, str], rows: list[dict]) -> list[str]:
     formats = sorted({row.get("format") for row in rows if row.get("format")})
     for fmt in formats:
         y += 18
-        shape = (f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="#777"/>'
-                 if fmt == "tflite" else f'<circle cx="{x + 6}" cy="{y - 4}" r="6" fill="#777"/>')
+        shape = _shape(fmt, x + 6, y - 4, 6, 'fill="#777"')
         parts.append(f'{shape}<text x="{x + 18}" y="{y}" font-size="12">{escape(fmt)}</text>')
     y += 28
     parts.append(f'<circle cx="{x + 6}" cy="{y - 4}" r="7" fill="none" stroke="black" '

@@ -163,11 +163,13 @@ def measure(artifact: Path, *, threads: int, batch: int, seq_len: int, warmup: i
         feed = backend.feed({"pixel_values": _pixels(shape, batch)})
         return _timed(runner, feed, batch=batch, seq_len=0, warmup=warmup, runs=runs,
                       threads=threads, artifact=artifact)
-    if runner.fixed_shape:  # time exactly the shape the artifact runs, no padding or chunking
-        batch, fixed_seq = runner.fixed_shape
+    shape = runner.fixed_shape or runner.bounded_shape
+    if shape:  # time exactly the shape the artifact runs, no padding or chunking
+        batch, fixed_seq = shape
         if seq_len > fixed_seq:
             raise UserError(f"{artifact} takes at most {fixed_seq} tokens, asked for {seq_len}")
-        seq_len = next(b for b in runner.buckets if b >= seq_len)  # the signature that runs it
+        if runner.fixed_shape:  # the signature that runs it; bounded: any length up to it
+            seq_len = next(b for b in runner.buckets if b >= seq_len)
     ids, mask = _inputs(batch, seq_len, vocab_size)
     feed = backend.feed({"input_ids": ids, "attention_mask": mask})
     result = _timed(runner, feed, batch=batch, seq_len=seq_len, warmup=warmup, runs=runs,
@@ -194,6 +196,8 @@ def _timed(runner, feed, *, batch: int, seq_len: int, warmup: int, runs: int, th
             "throughput_per_s": batch * 1000.0 / mean, "peak_rss_mb": rss, "threads": threads,
             "runtime": runner.name, "runtime_version": runner.version, "batch": batch,
             "seq_len": seq_len, "runs": runs, "warmup": warmup, "host": host_info(threads),
+            # the threads the runtime reports using (ExecuTorch: None when it cannot be set)
+            "runtime_threads": getattr(backend, "threads", threads),
             "host_description": host_description(), "artifact": str(artifact)}
 
 
@@ -202,10 +206,11 @@ def _real_lengths(runner, lengths: list[int], vocab_size: int) -> dict:
     dynamic artifact at the sentence's own length, a fixed one on its shortest signature that
     holds it (padded with masked pad ids). One warm pass, then one timed call per length."""
     backend, buckets = runner.backend, runner.buckets
-    rows = runner.fixed_shape[0] if runner.fixed_shape else 1
+    shape = runner.fixed_shape or runner.bounded_shape  # (rows, longest) when not dynamic
+    rows = shape[0] if shape else 1
     given = {"n": len(lengths), "mean": float(np.mean(lengths)), "max": int(max(lengths))}
-    if buckets:  # a fixed artifact takes at most its longest signature: longer ones are cut
-        lengths = [min(n, buckets[-1]) for n in lengths]
+    if shape:  # a fixed or bounded artifact takes at most its longest: longer ones are cut
+        lengths = [min(n, shape[1]) for n in lengths]
     widths = [next(b for b in buckets if b >= n) if buckets else n for n in lengths]
     feeds = {}
     for n, width in zip(lengths, widths):

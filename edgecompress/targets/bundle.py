@@ -1,7 +1,8 @@
 """Deployment bundles: everything one device needs, checksummed, with a runner that needs only
-numpy, the tokenizers library and the runtime.
+numpy, the tokenizers library and the runtime (ExecuTorch 1.5's Python runtime brings torch: its
+tensors are torch tensors; on the phone the .pte runs in the C++ / Java runtime).
 
-    model.onnx | model.tflite     the verified artifact
+    model.onnx | .tflite | .pte   the verified artifact
     tokenizer.json                the tokenizer (the `tokenizers` library reads it directly)
     labels.json                   class names, index = output position
     manifest.json                 sha256 of every file, runtime + version, input/output names,
@@ -22,10 +23,13 @@ import re
 import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+import numpy as np
+
 from edgecompress.errors import UserError
 from edgecompress.fsutil import (OUTPUT_MARKER, atomic_directory, atomic_write_json,
                                  atomic_write_text, check_replaceable, inside, mark_output,
                                  sha256_file)
+from edgecompress.targets.extras import require
 
 RUNNER = Path(__file__).with_name("bundle_runner.py")
 SUMS = "SHA256SUMS"
@@ -81,18 +85,34 @@ def _tflite_io(path: Path) -> dict:
             "signatures": [{"seq_len": n, "name": by_seq[n]} for n in sorted(by_seq)]}
 
 
+def _pte_io(path: Path) -> dict:
+    """A .pte's inputs (no names inside: ours, in forward's order) and output, from the runner
+    (the shapes are the bounds its memory was planned for: rows exactly, tokens at most)."""
+    from edgecompress.targets.runtimes import INPUT_NAMES, load_runner
+
+    runner = load_runner(path)
+    batch, seq = runner.bounded_shape
+    outputs = runner.run(np.ones((batch, 2), np.int64), np.ones((batch, 2), np.int64))
+    return {"inputs": [{"name": n, "shape": [batch, seq], "dtype": "int64"} for n in INPUT_NAMES],
+            "outputs": [{"name": "logits", "shape": list(outputs.shape), "dtype": "float32"}],
+            "signature": "forward", "runtime_version": runner.version}
+
+
+_IO = {".onnx": _onnx_io, ".tflite": _tflite_io, ".pte": _pte_io}
+
+
 def _io(artifact: Path) -> dict:
-    return _onnx_io(artifact) if artifact.suffix == ".onnx" else _tflite_io(artifact)
+    return _IO[artifact.suffix](artifact)
 
 
 def _bundle_manifest(source: dict, artifact: Path, io: dict, profile) -> dict:
-    fixed = profile.shape == "fixed"
+    fixed = profile.shape == "fixed"  # dynamic-seq (pte): `batch` rows, up to seq_len tokens
     return {
         "target": profile.name, "format": profile.format, "runtime": profile.runtime,
         "runtime_version": io["runtime_version"], "scheme": source.get("scheme"),
         "quantization": source.get("quantization") or {"scheme": source.get("scheme")},
         "artifact": artifact.name, "threads": profile.threads, "fixed_shape": fixed,
-        "batch": profile.batch, "seq_len": profile.seq_len,
+        "shape_policy": profile.shape, "batch": profile.batch, "seq_len": profile.seq_len,
         "inputs": io["inputs"], "outputs": io["outputs"], "signature": io["signature"],
         "signatures": io.get("signatures", []),  # TFLite: one per length bucket, ascending
         "labels": source.get("labels", []), "pad_token_id": source.get("pad_token_id", 0),
@@ -115,6 +135,7 @@ def make_bundle(artifact_dir: Path, profile, out: Path, *, force: bool = False) 
     if artifact.suffix != profile.suffix:
         raise UserError(f"target {profile.name} runs {profile.suffix} artifacts, "
                         f"{artifact_dir} holds {artifact.name}")
+    require(profile.format, f"target {profile.name}")
     manifest = _bundle_manifest(source, artifact, _io(artifact), profile)
     with atomic_directory(out) as tmp:
         shutil.copy2(artifact, tmp / artifact.name)

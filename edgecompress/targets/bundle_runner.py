@@ -1,7 +1,8 @@
 """Standalone runner of an edgecompress deployment bundle (copied into the bundle as run.py).
 
-Needs only numpy, the `tokenizers` library and the bundle's runtime (onnxruntime or
-ai-edge-litert) — no torch, no transformers, no edgecompress.
+Needs only numpy, the `tokenizers` library and the bundle's runtime (onnxruntime, ai-edge-litert
+or executorch) — no transformers, no edgecompress; no torch except for ExecuTorch, whose 1.5
+Python runtime takes torch tensors.
 
     python run.py "a gorgeous, witty, seductive movie." "dull"     # predictions as JSON
     python run.py --file sentences.txt                              # one sentence per line
@@ -86,20 +87,46 @@ class LiteRtSession:
         return (out.astype(np.float32) - zero) * scale if scale else out
 
 
+class ExecuTorchSession:
+    """executorch.runtime on the .pte's "forward": `batch` rows of up to `seq_len` tokens."""
+
+    def __init__(self, manifest: dict, threads: int):
+        import torch
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+
+        if hasattr(portable_lib, "_unsafe_reset_threadpool"):  # XNNPACK's threadpool
+            portable_lib._unsafe_reset_threadpool(threads)
+        program = Runtime.get().load_program(str(HERE / manifest["artifact"]))
+        self.method, self.torch = program.load_method("forward"), torch
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feed = [self.torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in (ids, mask)]
+        return self.method.execute(feed)[0].numpy()
+
+
+SESSIONS = {"onnx": OnnxSession, "tflite": LiteRtSession, "pte": ExecuTorchSession}
+
+
 def open_session(manifest: dict, threads: int):
-    return (OnnxSession if manifest["format"] == "onnx" else LiteRtSession)(manifest, threads)
+    return SESSIONS[manifest["format"]](manifest, threads)
+
+
+def exact_rows(manifest: dict) -> bool:
+    """Whether the artifact takes exactly `batch` rows (fixed shapes, ExecuTorch's dynamic-seq)."""
+    return manifest["fixed_shape"] or manifest.get("shape_policy") == "dynamic-seq"
 
 
 def logits(session, tokenizer, manifest: dict, texts: list[str]) -> np.ndarray:
     """(len(texts), num_labels); fixed-shape artifacts run one padded row at a time."""
-    step = manifest["batch"] if manifest["fixed_shape"] else 32
+    step = manifest["batch"] if exact_rows(manifest) else 32
     outputs = []
     for start in range(0, len(texts), step):
         encoded = tokenizer.encode_batch(texts[start:start + step])
         ids = np.array([e.ids for e in encoded])
         mask = np.array([e.attention_mask for e in encoded])
         real = len(ids)
-        if manifest["fixed_shape"] and real < step:  # pad the batch with copies of the last row
+        if exact_rows(manifest) and real < step:  # pad the batch with copies of the last row
             ids = np.concatenate([ids, np.repeat(ids[-1:], step - real, 0)])
             mask = np.concatenate([mask, np.repeat(mask[-1:], step - real, 0)])
         outputs.append(np.asarray(session(ids, mask))[:real])

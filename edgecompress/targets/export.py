@@ -1,10 +1,11 @@
 """Export a torch module for a target profile, then verify the artifact against torch — always.
 
-`export` writes one self-contained file (`<name>.onnx` or `<name>.tflite`) atomically, runs it in
-the target's runtime next to torch on the sample inputs, and keeps it only if the outputs agree
-within the profile's tolerance; otherwise the artifact is deleted and `ParityError` is raised.
-A quantized scheme (the profile's default, or `scheme=`) is applied to the fp32 file before that
-check (targets/quantize.py), and the check then uses the scheme's tolerance and agreement.
+`export` writes one self-contained file (`<name>.onnx`, `<name>.tflite` or `<name>.pte`)
+atomically, runs it in the target's runtime next to torch on the sample inputs, and keeps it only
+if the outputs agree within the profile's tolerance; otherwise the artifact is deleted and
+`ParityError` is raised. A quantized scheme (the profile's default, or `scheme=`) is applied to
+the fp32 file before that check (targets/quantize.py) — or, for ExecuTorch, to the torch graph
+before lowering (targets/pte.py) — and the check then uses the scheme's tolerance and agreement.
 
 The module is any `forward(*inputs) -> (B, C) float` over text inputs `(input_ids (B, S),
 attention_mask (B, S))` or image inputs `(pixel_values (B, C, H, W),)` (targets/inputs.py). A module
@@ -27,10 +28,11 @@ import numpy as np
 
 from edgecompress.errors import ParityError
 from edgecompress.fsutil import mark_output
+from edgecompress.targets.extras import require
+from edgecompress.targets.inputs import fit_sample, is_image, pad_rows, sample_inputs
 from edgecompress.targets.preflight import check_integer_graph
 from edgecompress.targets.profiles import Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
-from edgecompress.targets.inputs import fit_sample, is_image, pad_rows, sample_inputs
 from edgecompress.targets.runtimes import load_runner, package_version, torch_runner
 
 OUTPUT_NAME = "logits"
@@ -41,14 +43,14 @@ class ExportResult:
     """A verified artifact and what was measured when it was made."""
 
     path: Path
-    format: str  # "onnx" | "tflite"
+    format: str  # "onnx" | "tflite" | "pte"
     scheme: str
     size_bytes: int
     max_abs_diff: float  # max |artifact - torch| over the verification sample
     agreement: float  # fraction of sample rows whose argmax matches torch
     input_shape: tuple  # (batch, seq) or (batch, C, H, W); None for a dynamic axis
     profile: str
-    exporter: str  # "torch.onnx (dynamo)" | "litert-torch"
+    exporter: str  # "torch.onnx (dynamo)" | "litert-torch" | "executorch (...)"
     exporter_version: str
     opset: int | None
     seconds: float  # export + verification wall time
@@ -89,17 +91,20 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     """Export `module` for `profile` in `scheme` into `out_dir/<name><suffix>`, verified vs torch.
 
     `sample` holds int `input_ids` and `attention_mask` (B, S): real tokenized sentences, with
-    padding, cut to the profile's seq_len for fixed shapes; or float32 `pixel_values`
-    (B, C, H, W) for an image model. `scheme` defaults to the profile's;
-    `quant` carries calibration samples and layers kept in float; `base`, an fp32 export of this
-    module for this profile, is copied instead of converting again. Returns the ExportResult.
+    padding, cut to the profile's seq_len for fixed and dynamic-seq shapes; or float32
+    `pixel_values` (B, C, H, W) for an image model. `scheme` defaults to the profile's; `quant`
+    carries calibration samples and layers kept in float; `base`, an fp32 export of this module
+    for this profile, is copied instead of converting again (not for formats quantized in torch:
+    those lower `module` again). Returns the ExportResult.
     Raises ParityError (and keeps no file) when the artifact is off, UserError for a scheme the
-    target cannot run, ValueError for an unknown format or a static scheme without samples.
+    target cannot run or a format whose optional extra is missing, ValueError for an unknown
+    format or a static scheme without samples.
     """
     spec = profile.scheme_for(scheme)
     gate = profile.gate(spec.name)
     if profile.format not in _EXPORTERS:
         raise ValueError(f"no exporter for format {profile.format!r} (known: {', '.join(_EXPORTERS)})")
+    require(profile.format, f"target {profile.name}")  # before any folder is made
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,21 +115,13 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     # Same suffix as the final file: load_runner picks the runtime by suffix.
     temp = out_dir / f".{name}.{uuid.uuid4().hex[:8]}.partial{profile.suffix}"
     start = time.perf_counter()
-    info = None
     with _eval_mode(module):
         if base is None:  # an op an integer-only target cannot run is refused before converting
             check_integer_graph(module, sample, profile)
         parts = _gate_parts(sample, profile)
         reference = _torch_outputs(module, parts)  # before exporting: conversion may mutate
         try:
-            if base is not None:
-                shutil.copyfile(base.path, temp)
-                exporter, version = base.exporter, base.exporter_version
-            else:
-                exporter, version = _EXPORTERS[profile.format](module, sample, profile, temp)
-            if spec.quantized:
-                info = _quantize_in_place(temp, spec, quant or QuantOptions(module=module),
-                                          profile)
+            exporter, version, info = _write(module, sample, profile, temp, spec, quant, base)
             measured = _compare(temp, reference, parts, profile, reported=final,
                                 scheme=spec.name, embedding=_is_embedding(module))
         except BaseException:
@@ -148,9 +145,24 @@ def _input_shape(sample: dict, profile: Profile) -> tuple:
     """The artifact's input shape: the profile's (batch, seq) for text, (batch, C, H, W) for
     images (batch None when dynamic)."""
     if not is_image(sample):
-        return profile.fixed_shape or (None, None)
+        return profile.input_shape
     batch = profile.batch if profile.fixed_shape else None
     return (batch, *sample["pixel_values"].shape[1:])
+
+
+def _write(module, sample: dict, profile: Profile, temp: Path, spec, quant, base):
+    """Write the `spec` artifact to `temp`; returns (exporter, version, quantization facts)."""
+    if profile.quantizes_in_torch:  # the scheme is applied to the torch graph before lowering
+        return _export_pte(module, sample, profile, temp, spec, quant)
+    if base is not None:
+        shutil.copyfile(base.path, temp)
+        exporter, version = base.exporter, base.exporter_version
+    else:
+        exporter, version = _EXPORTERS[profile.format](module, sample, profile, temp)
+    info = None
+    if spec.quantized:
+        info = _quantize_in_place(temp, spec, quant or QuantOptions(module=module), profile)
+    return exporter, version, info
 
 
 def _is_embedding(module) -> bool:
@@ -263,9 +275,9 @@ def _check_gate(measured: Measured, gate, reported: Path) -> None:
 
 
 def _fit_sample(sample: dict[str, np.ndarray], profile: Profile) -> dict[str, np.ndarray]:
-    """Just the model's inputs: text as int64 (B, S), S cut to the profile's seq_len for fixed
-    shapes; images as float32 (B, C, H, W). ValueError when the sample holds neither."""
-    return fit_sample(sample, profile.seq_len if profile.fixed_shape else None)
+    """Just the model's inputs: text as int64 (B, S), S cut to the profile's longest
+    (max_seq_len); images as float32 (B, C, H, W). ValueError when the sample holds neither."""
+    return fit_sample(sample, profile.max_seq_len)
 
 
 @contextlib.contextmanager
@@ -363,6 +375,19 @@ def _tflite_kwargs(sample: dict, profile: Profile, seq: int | None = None) -> di
     arrays = pad_rows(cut, profile.batch, seq)
     return {name: torch.from_numpy(a if a.dtype == np.float32 else a.astype(np.int32))
             for name, a in arrays.items()}
+
+
+@_exporter("pte")
+def _export_pte(module, sample: dict, profile: Profile, path: Path, spec=None, quant=None):
+    """ExecuTorch + XNNPACK (targets/pte.py): returns (exporter, version, quantization facts)."""
+    from edgecompress.targets.pte import lower
+
+    spec = spec or profile.scheme_for("fp32")
+    exporter, version, facts = lower(module, sample, profile, path, spec, quant)
+    if facts is not None:  # the same keys as quantize_artifact's
+        facts = {"scheme": spec.name, "kind": spec.kind, "per_channel": spec.per_channel,
+                 "float_scopes": [], **facts}
+    return exporter, version, facts
 
 
 @contextlib.contextmanager

@@ -15,15 +15,21 @@ from pathlib import Path
 
 from edgecompress.errors import UserError
 from edgecompress.fsutil import safe_name
-from edgecompress.targets.schemes import SCHEMES, Scheme  # noqa: F401  (Scheme: re-exported)
+from edgecompress.targets.schemes import SCHEMES, Scheme  # noqa: F401 (re-exported)
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
-FORMATS = ("onnx", "tflite")
-RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert",)}
-SHAPE_POLICIES = ("dynamic", "fixed")
+FORMATS = ("onnx", "tflite", "pte")
+RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert",), "pte": ("executorch",)}
+# dynamic: any batch and sequence; fixed: exactly batch x seq_len (padded); dynamic-seq: exactly
+# `batch` rows of any length up to seq_len (ExecuTorch plans its memory for the longest)
+SHAPE_POLICIES = ("dynamic", "fixed", "dynamic-seq")
 IO_DTYPES = ("float", "int8")
-CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("minmax",)}
+CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("minmax",),
+                       "pte": ("minmax",)}
+# Formats whose toolchain is an optional extra: format -> (toolchain, module that must import,
+# pip extra); targets/extras.py says how to enable them
+OPTIONAL_FORMATS = {"pte": ("ExecuTorch", "executorch.runtime", "executorch")}
 
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17; the dynamo exporter targets >= 18
@@ -52,11 +58,11 @@ class Profile:
 
     name: str
     description: str
-    format: str  # "onnx" | "tflite"
-    runtime: str  # "onnxruntime" | "litert"
+    format: str  # "onnx" | "tflite" | "pte"
+    runtime: str  # "onnxruntime" | "litert" | "executorch"
     threads: int
     scheme: str  # one of SCHEMES[format]
-    shape: str  # "dynamic" | "fixed"
+    shape: str  # "dynamic" | "fixed" | "dynamic-seq"
     batch: int
     seq_len: int
     tolerance: float  # max |artifact - torch| on the outputs
@@ -104,6 +110,11 @@ class Profile:
             raise ValueError("shape.policy: expected 'fixed' for tflite "
                              "(litert-torch converts static shapes only)")
         self._check_buckets()
+        if (self.format == "pte") != (self.shape == "dynamic-seq"):
+            raise ValueError(f"shape.policy: 'dynamic-seq' is for pte profiles only, and pte "
+                             f"profiles use it; got {self.shape!r} for {self.format}")
+        if self.format == "pte" and self.integer_only:
+            raise ValueError("integer_only: preflight reads onnx and tflite artifacts, not pte")
         if self.format == "onnx" and (self.opset is None or self.opset < MIN_OPSET):
             raise ValueError(f"opset: expected an integer >= {MIN_OPSET} for onnx, got {self.opset}")
         if self.format != "onnx" and self.opset is not None:
@@ -182,13 +193,31 @@ class Profile:
 
     @property
     def suffix(self) -> str:
-        """File suffix of this target's artifacts: '.onnx' or '.tflite'."""
+        """File suffix of this target's artifacts: '.onnx', '.tflite' or '.pte'."""
         return "." + self.format
 
     @property
     def fixed_shape(self) -> tuple[int, int] | None:
         """(batch, seq_len) the artifact is exported at, or None when its axes are dynamic."""
         return (self.batch, self.seq_len) if self.shape == "fixed" else None
+
+    @property
+    def input_shape(self) -> tuple:
+        """(batch, seq) of the artifact's inputs; None for an axis that takes any size (a
+        dynamic-seq artifact takes `batch` rows of any length up to seq_len)."""
+        return self.fixed_shape or ((self.batch, None) if self.shape == "dynamic-seq"
+                                    else (None, None))
+
+    @property
+    def max_seq_len(self) -> int | None:
+        """The longest sequence the artifact takes (seq_len), or None when its axes are dynamic."""
+        return None if self.shape == "dynamic" else self.seq_len
+
+    @property
+    def quantizes_in_torch(self) -> bool:
+        """True when schemes are applied to the torch graph before export (ExecuTorch's pt2e),
+        not to the written file."""
+        return self.format == "pte"
 
 
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -1,4 +1,5 @@
-"""Run a model on its inputs the same way whatever it is: torch, ONNX Runtime or LiteRT.
+"""Run a model on its inputs the same way whatever it is: torch, ONNX Runtime, LiteRT or
+ExecuTorch.
 
 Eval and bench only see `Runner.run(*inputs) -> (B, C) float32`, the inputs in the model's order:
 `(input_ids, attention_mask)` int (B, S) for text, `(pixel_values,)` float32 (B, C, H, W) for
@@ -7,9 +8,11 @@ file, since litert-torch converts static shapes only) take any batch and, for te
 up to their fixed length: the runner pads and chunks, and returns the real rows. A text TFLite
 file may carry one signature per sequence length (`[shape] buckets`): each chunk runs on the
 shortest signature that holds its unmasked tokens, so short sentences do not pay for 128.
+Bounded artifacts (ExecuTorch .pte: a fixed number of rows, any length up to a bound) are chunked
+by rows and not padded.
 
-Heavy imports (torch, onnxruntime, ai_edge_litert) happen inside the functions that need them, so
-the bench child process pays only for the runtime it measures.
+Heavy imports (torch, onnxruntime, ai_edge_litert, executorch) happen inside the functions that
+need them, so the bench child process pays only for the runtime it measures.
 """
 
 from __future__ import annotations
@@ -21,17 +24,20 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgecompress.errors import UserError
+from edgecompress.targets.executorch_backend import ExecuTorchBackend
 from edgecompress.targets.inputs import (IMAGE_INPUTS, PAD_ID, TEXT_INPUTS, is_image,
                                          module_inputs)
+from edgecompress.targets.runtime_util import package_version, quiet_fd2  # noqa: F401 (re-exported)
 
 INPUT_NAMES = TEXT_INPUTS  # the text inputs, the default of every module
 
 
 class Runner(Protocol):
-    name: str  # "torch" | "onnxruntime" | "litert"
+    name: str  # "torch" | "onnxruntime" | "litert" | "executorch"
     version: str  # the runtime's version, for reports
     input_names: tuple[str, ...]  # TEXT_INPUTS or IMAGE_INPUTS
     fixed_shape: tuple[int, ...] | None  # the first input's shape if fixed; None if dynamic
+    bounded_shape: tuple[int, int] | None  # (batch exactly, seq at most); None if not bounded
     buckets: tuple[int, ...]  # fixed text shapes: the sequence lengths it has signatures for
 
     def run(self, *arrays: np.ndarray, **named: np.ndarray) -> np.ndarray:
@@ -77,6 +83,10 @@ class BackendRunner:
         return self.backend.input_names
 
     @property
+    def bounded_shape(self) -> tuple[int, int] | None:
+        return getattr(self.backend, "bounded_shape", None)
+
+    @property
     def buckets(self) -> tuple[int, ...]:
         """Fixed text shapes: the sequence lengths with a signature (ascending); else ()."""
         if self.fixed_shape is None or is_image(self.input_names):
@@ -92,16 +102,19 @@ class BackendRunner:
         if input_ids.ndim != 2 or input_ids.shape != attention_mask.shape:
             raise UserError(f"inputs must be two (batch, seq) arrays of one shape, got "
                             f"{input_ids.shape} and {attention_mask.shape}")
-        if self.fixed_shape is None:
+        shape = self.fixed_shape or self.bounded_shape
+        if shape is None:
             return self._call({"input_ids": input_ids, "attention_mask": attention_mask})
-        fixed_batch, fixed_seq = self.fixed_shape
+        fixed_batch, fixed_seq = shape
         seq = input_ids.shape[1]
         if seq > fixed_seq:
             raise UserError(f"this {self.name} artifact takes sequences of at most {fixed_seq} "
                             f"tokens, got {seq}")
         # Pad the sequence with pad id 0 and mask 0: padded keys are masked, outputs unchanged.
-        ids = np.pad(input_ids, ((0, 0), (0, fixed_seq - seq)), constant_values=PAD_ID)
-        mask = np.pad(attention_mask, ((0, 0), (0, fixed_seq - seq)), constant_values=0)
+        # A bounded artifact takes the length as it is.
+        width = fixed_seq if self.fixed_shape else seq
+        ids = np.pad(input_ids, ((0, 0), (0, width - seq)), constant_values=PAD_ID)
+        mask = np.pad(attention_mask, ((0, 0), (0, width - seq)), constant_values=0)
         return self._chunked({"input_ids": ids, "attention_mask": mask}, fixed_batch)
 
     def _named(self, arrays, named) -> dict[str, np.ndarray]:
@@ -142,7 +155,7 @@ class BackendRunner:
                 fill = fixed_batch - real
                 chunk = {n: np.concatenate([a, np.repeat(a[-1:], fill, 0)])
                          for n, a in chunk.items()}
-            if "attention_mask" in chunk:  # the shortest signature holding every real token
+            if self.buckets and "attention_mask" in chunk:  # the shortest signature that holds
                 width = bucket_for(chunk["attention_mask"], self.buckets)
                 chunk = {n: a[:, :width] for n, a in chunk.items()}
             outputs.append(self._call(chunk)[:real])
@@ -324,24 +337,17 @@ class _LiteRtSignature:
         return out
 
 
-def package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-_BACKENDS = {".onnx": (_OrtBackend, "ONNX"), ".tflite": (_LiteRtBackend, "TFLite")}
+_BACKENDS = {".onnx": (_OrtBackend, "ONNX"), ".tflite": (_LiteRtBackend, "TFLite"),
+             ".pte": (ExecuTorchBackend, "ExecuTorch")}
 
 
 def load_runner(path: Path, threads: int = 1, *, seq: int | None = None) -> Runner:
-    """A Runner for an exported artifact, chosen by suffix (.onnx or .tflite).
+    """A Runner for an exported artifact, chosen by suffix (.onnx, .tflite or .pte).
 
     `seq`: of a TFLite file with one signature per length bucket, use only the one of `seq`
     tokens. Raises UserError if the file is missing, has another suffix, is not a valid model,
-    or has no signature of `seq` tokens.
+    has no signature of `seq` tokens, or needs a runtime that is not installed (ExecuTorch: an
+    optional extra).
     """
     path = Path(path)
     if path.suffix not in _BACKENDS:

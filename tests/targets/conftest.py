@@ -9,12 +9,17 @@ from __future__ import annotations
 import pytest
 
 from edgecompress.targets import list_profiles
+from edgecompress.targets.extras import enable_hint
 from tests.models import batch, tiny_bert, tiny_plain
 
 MODELS = {"tiny_bert": tiny_bert, "tiny_plain": tiny_plain}
+# ExecuTorch comes with the `test` extra; a default install skips the android-xnnpack cases.
+needs_executorch = pytest.mark.skipif(enable_hint("pte") is not None,
+                                      reason=f"ExecuTorch not installed: {enable_hint('pte')}")
 # Targets that can run fp32: these tests check the fp32 export path (quantized schemes are in
 # test_quantize.py; npu-int8 / edgetpu run static int8 only).
-TARGETS = [p.name for p in list_profiles() if "fp32" in p.runnable_schemes]
+TARGETS = [pytest.param(p.name, marks=needs_executorch) if enable_hint(p.format) else p.name
+           for p in list_profiles() if "fp32" in p.runnable_schemes]
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,11 @@ from edgecompress.errors import UserError
 from edgecompress.targets import load_profile
 from edgecompress.targets.bundle import make_bundle, verify_bundle
 from tests.models import SENTENCES, tiny_plain
+from tests.targets.conftest import needs_executorch
 
 
-@pytest.fixture(scope="module", params=["x86-cpu", "arm64-phone"])
+@pytest.fixture(scope="module", params=["x86-cpu", "arm64-phone",
+                                        pytest.param("android-xnnpack", marks=needs_executorch)])
 def built(request, tmp_path_factory):
     """(artifact folder, bundle dir) for a tiny plain encoder exported to the target."""
     profile = load_profile(request.param)
@@ -102,7 +104,8 @@ def test_run_py_needs_no_torch_and_matches_the_pipeline_in_a_fresh_venv(built, b
     artifact, bundle = built
     manifest = json.loads((bundle / "manifest.json").read_text())
     if manifest["format"] != "onnx":
-        pytest.skip("the bare venv carries onnxruntime only; TFLite runs above with ai-edge-litert")
+        pytest.skip("the bare venv carries onnxruntime only; TFLite and ExecuTorch run above "
+                    "with their runtimes")
     python = str(bare_venv / "bin" / "python")
     probe = subprocess.run([python, "-c", "import torch"], capture_output=True)
     assert probe.returncode != 0, "the fresh venv must not have torch"
@@ -259,7 +262,7 @@ def test_make_bundle_raises_one_line_user_error_when_source_manifest_is_malforme
 def test_bundle_manifest_lists_every_length_signature_when_target_has_buckets(built):
     _, bundle = built
     manifest = json.loads((bundle / "manifest.json").read_text())
-    if manifest["format"] == "onnx":
+    if manifest["format"] != "tflite":  # dynamic or bounded lengths: one entry point
         assert manifest["signatures"] == []
     else:  # arm64-phone: run.py picks among these (its predictions are checked above)
         assert manifest["signatures"] == [{"seq_len": n, "name": f"seq{n}"} for n in (32, 64, 128)]

@@ -8,7 +8,7 @@ from edgecompress.errors import UserError
 from edgecompress.targets import Profile, list_profiles, load_profile
 from edgecompress.targets.profiles import PROFILE_DIR, SCHEMES
 
-SHIPPED = ["arm64-phone", "edgetpu", "npu-int8", "rpi5", "x86-cpu"]
+SHIPPED = ["android-xnnpack", "arm64-phone", "edgetpu", "npu-int8", "rpi5", "x86-cpu"]
 BASE = (PROFILE_DIR / "x86-cpu.toml").read_text()
 
 
@@ -21,6 +21,9 @@ def test_profile_loads_consistent_when_shipped(name):
     assert profile.tolerance > 0 and 0 < profile.min_agreement <= 1
     if profile.format == "tflite":  # litert-torch converts static shapes only
         assert profile.runtime == "litert" and profile.fixed_shape == (1, 128)
+    elif profile.format == "pte":  # one row of up to 128 tokens, memory planned for 128
+        assert profile.runtime == "executorch" and profile.fixed_shape is None
+        assert (profile.shape, profile.batch, profile.max_seq_len) == ("dynamic-seq", 1, 128)
     else:
         assert profile.runtime == "onnxruntime" and profile.opset >= 17
         # dynamic axes, except int8 NPUs whose compilers plan memory for one shape
@@ -77,6 +80,18 @@ BAD = {  # case -> (edit of the x86-cpu file, key the message must name, words i
                         "shape.buckets", "tflite profiles only"),
     "buckets_not_ints": (lambda t: t.replace("seq_len = 128", 'seq_len = 128\nbuckets = ["32"]'),
                          "shape.buckets", "list of integers"),
+    "onnx_dynamic_seq": (lambda t: t.replace('policy = "dynamic"', 'policy = "dynamic-seq"'),
+                         "shape.policy", "for pte profiles only"),
+}
+PTE = (PROFILE_DIR / "android-xnnpack.toml").read_text()
+BAD_PTE = {  # the same, on the android-xnnpack file
+    "pte_fixed": (lambda t: t.replace('policy = "dynamic-seq"', 'policy = "fixed"'),
+                  "shape.policy", "pte profiles use it"),
+    "pte_integer_only": (lambda t: t + "\n", "integer_only", "not pte"),
+    "pte_static_scheme": (lambda t: t.replace('scheme = "dynamic-int8"', 'scheme = "static-int8"'),
+                          "scheme", "dynamic-int8"),
+    "pte_runtime": (lambda t: t.replace('runtime = "executorch"', 'runtime = "litert"'),
+                    "runtime", "executorch"),
 }
 
 
@@ -116,6 +131,21 @@ def test_load_profile_checks_buckets_when_profile_has_them(case, tmp_path):
         load_profile(path)
     message = str(info.value)
     assert str(path) in message and "shape.buckets" in message and words in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PTE))
+def test_load_profile_raises_user_error_naming_key_when_a_pte_profile_is_bad(case, tmp_path):
+    edit, key, words = BAD_PTE[case]
+    path = tmp_path / f"{case}.toml"
+    text = edit(PTE)
+    if case == "pte_integer_only":  # a top-level key: before the first table
+        text = text.replace('format = "pte"', 'format = "pte"\ninteger_only = true')
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_profile(path)
+    message = str(info.value)
+    assert str(path) in message and key in message and words in message
     assert "\n" not in message
 
 

@@ -1,5 +1,6 @@
-"""Open anything evaluable — a checkpoint directory or an exported `.onnx` / `.tflite` file — as a
-runner plus the tokenizer and labels that go with it, and export a loaded model for a target.
+"""Open anything evaluable — a checkpoint directory or an exported `.onnx` / `.tflite` / `.pte`
+file — as a runner plus the tokenizer and labels that go with it, and export a loaded model for a
+target.
 
 An exported artifact lives in a folder with its tokenizer files and a `manifest.json` (written by
 `export_artifact`), so it can be evaluated and bundled without the checkpoint it came from.
@@ -20,7 +21,7 @@ from edgecompress.compress.core.modules import TOKENIZER_FILES, check_out_locati
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
 
-ARTIFACT_SUFFIXES = (".onnx", ".tflite")
+ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".pte")
 MANIFEST = "manifest.json"
 
 # Parity inputs: real sentences of varied length, so padding is exercised in every export.
@@ -68,7 +69,8 @@ def open_evaluable(spec: str | Path, *, threads: int = 1, tokenizer: Path | None
 
 def _artifact_manifest(path: Path) -> dict:
     if path.suffix not in ARTIFACT_SUFFIXES:
-        raise UserError(f"{path} is not an ONNX or TFLite artifact (expected .onnx or .tflite)")
+        raise UserError(f"{path} is not an ONNX, TFLite or ExecuTorch artifact "
+                        f"(expected .onnx, .tflite or .pte)")
     manifest = path.parent / MANIFEST
     if not manifest.exists():
         return {}

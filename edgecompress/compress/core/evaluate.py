@@ -116,8 +116,9 @@ def token_lengths(tokenizer, texts, max_length: int) -> np.ndarray:
 
 def predict(runner, tokenizer, texts, *, batch_size: int = 64,
             max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
-    """Outputs (N, C) of `runner` on `texts`, batched; fixed-shape runners get their seq length."""
-    fixed = getattr(runner, "fixed_shape", None)
+    """Outputs (N, C) of `runner` on `texts`, batched; fixed-shape runners get their seq length,
+    bounded ones (ExecuTorch) at most theirs."""
+    fixed = getattr(runner, "fixed_shape", None) or getattr(runner, "bounded_shape", None)
     max_length = min(max_length, fixed[1]) if fixed else max_length
     outputs = []
     for start in range(0, len(texts), batch_size):

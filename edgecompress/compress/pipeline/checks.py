@@ -57,10 +57,16 @@ def _family_lines(recipe: Recipe) -> list[str]:
 def _target_lines(recipe: Recipe) -> list[str]:
     """Per target: format, scheme (the recipe's override or the profile's) and runtime."""
     from edgecompress.targets import load_profile
+    from edgecompress.targets.extras import require
 
     lines = []
     for target in recipe.targets:
         profile = load_profile(target)
+        require(profile.format, f"target {profile.name}")  # an optional extra (ExecuTorch)
+        if profile.quantizes_in_torch and recipe.max_drop_for(profile.name) is not None:
+            raise UserError(f"[quantize] max_drop: the accuracy fallback is not available for "
+                            f"target {profile.name} ({profile.format}); give max_drop per "
+                            f"target, e.g. max_drop = {{ \"x86-cpu\" = 1.0 }}")
         scheme = recipe.scheme_for(profile.name) or profile.scheme
         lines.append(f"target {profile.name}: {profile.format} {scheme} on {profile.runtime}, "
                      f"{profile.threads} thread(s)"

@@ -135,10 +135,12 @@ def export_model(model: str, target: str, out: Path, *, scheme: str | None = Non
     scheme goes through the quantize stage (calibration and the int8 gate on real sentences of
     `dataset`), so `export`, `quantize` and `run` keep the same artifacts by the same gate."""
     from edgecompress.targets import load_profile
+    from edgecompress.targets.extras import require
 
     precheck_export(model, out, force=force)  # before calibration data is read or fetched
     profile = load_profile(target)
     spec = profile.scheme_for(scheme)
+    require(profile.format, f"target {profile.name}")  # an optional extra (ExecuTorch)
     if spec.quantized:
         from edgecompress.compress.quantize.stage import (QuantizeConfig, QuantizeRequest,
                                                           run_quantize)
@@ -163,11 +165,13 @@ def export_model(model: str, target: str, out: Path, *, scheme: str | None = Non
 def bench_artifact(artifact: Path, target: str, *, runs: int = 100, warmup: int = 10) -> dict:
     """Benchmark an artifact with `target`'s runtime, threads and shape (separate process)."""
     from edgecompress.targets import bench, load_profile, load_runner
+    from edgecompress.targets.extras import require
 
     profile = load_profile(target)
     if not artifact.exists():
         raise UserError(f"artifact not found: {artifact}")
-    expected = {"onnx": ".onnx", "tflite": ".tflite"}[profile.format]
+    require(profile.format, f"target {profile.name}")
+    expected = profile.suffix
     if artifact.suffix != expected:
         raise UserError(f"target {profile.name} runs {profile.format} artifacts ({expected}), "
                         f"got {artifact.name}")

@@ -77,14 +77,21 @@ def encoder_layers(module: nn.Module) -> list[str]:
 
 def target_applicability(loaded) -> dict[str, str]:
     """{target: "yes" or why not} for every built-in target profile: an integer-only target
-    refuses a graph that still writes float-min after the integer-friendly wrapper (preflight)."""
+    refuses a graph that still writes float-min after the integer-friendly wrapper (preflight);
+    a target whose optional extra is not installed says how to install it."""
     from edgecompress.compress.core.artifacts import parity_sample
     from edgecompress.errors import ParityError
     from edgecompress.targets import list_profiles
     from edgecompress.targets.preflight import check_integer_graph
 
+    from edgecompress.targets.extras import needs
+
     verdicts = {}
     for profile in list_profiles():
+        missing = needs(profile.format)
+        if missing and not missing.endswith("(installed)"):  # an optional extra, not installed
+            verdicts[profile.name] = f"needs {missing}"
+            continue
         sample = parity_sample(loaded.tokenizer, profile.seq_len)
         try:
             module = integer_friendly(loaded.module, profile.format, sample) \

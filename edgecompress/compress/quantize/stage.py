@@ -99,9 +99,15 @@ def _plan(request: QuantizeRequest) -> _Plan:
     from edgecompress.targets import load_profile
     from edgecompress.targets.profiles import CALIBRATION_METHODS
 
+    from edgecompress.targets.extras import require
+
     config = request.config
     profile = load_profile(config.target)
     spec = profile.scheme_for(config.scheme)
+    require(profile.format, f"target {profile.name}")  # before any data is read
+    if profile.quantizes_in_torch and config.max_drop is not None:
+        raise UserError(f"max_drop (the accuracy fallback) is not available for target "
+                        f"{profile.name}: {profile.format} artifacts are quantized in torch")
     method = config.calibration_method or profile.calibration_method
     if method not in CALIBRATION_METHODS[profile.format]:
         raise UserError(f"calibration method {method!r} is not available for {profile.format} "
@@ -164,7 +170,9 @@ def _quantize(module, tokenizer, plan: _Plan, calib: Calibration, request: Quant
     with tempfile.TemporaryDirectory(prefix=".quantize-", suffix=".tmp",
                                      dir=_parent(request.out)) as tmp:
         base_profile = dataclasses.replace(profile, schemes=("fp32",), scheme="fp32")
-        base = export(module, sample, base_profile, Path(tmp), name="fp32")
+        # a format quantized in torch lowers the module again: no fp32 file to start from
+        base = (None if profile.quantizes_in_torch
+                else export(module, sample, base_profile, Path(tmp), name="fp32"))
         options = _options(calib, plan.method, module, Path(tmp), profile.format)
         fallback = None
         if plan.dev is not None:
@@ -176,15 +184,16 @@ def _quantize(module, tokenizer, plan: _Plan, calib: Calibration, request: Quant
         result = export(module, verify_on, profile, request.out, scheme=spec.name,
                         quant=options, base=base)
         blame = layer_blame(result.path, module, encoder_layers(module), calib.rows(BLAME_ROWS),
-                            profile.fixed_shape, fp32=base.path)
+                            profile.fixed_shape, fp32=base and base.path)
     return result, blame, fallback
 
 
 def _write(request, plan: _Plan, result, loaded, calib, blame, fallback, began) -> dict:
     from edgecompress.targets.preflight import preflight
 
-    checks = preflight(result.path).to_json()
-    checks["required"] = plan.profile.integer_only
+    checks = None  # preflight reads onnx and tflite; pte profiles cannot be integer_only
+    if result.path.suffix in (".onnx", ".tflite"):
+        checks = {**preflight(result.path).to_json(), "required": plan.profile.integer_only}
     report = {"scheme": plan.spec.name, "target": plan.profile.name, "calibration": calib.record,
               "blame": blame, "fallback": fallback, "preflight": checks}
     manifest = {**_manifest(result, plan.profile, loaded, request, calib, began),
@@ -201,11 +210,7 @@ def summary_lines(manifest: dict) -> list[str]:
     lines = [f"{manifest['target']} {manifest['scheme']}: {manifest['artifact']} "
              f"({manifest['size_bytes'] / 1e6:.2f} MB), parity {difference_words(parity)}, "
              f"{parity_words(parity)}"]
-    floats = ", ".join(f"{e['op']} x{e['count']}" for e in checks["float_ops"][:6]) or "none"
-    verdict = "" if not checks["required"] else (" — OK" if checks["integer_only"]
-                                                 else " — NOT integer-only")
-    lines.append(f"preflight: {checks['float_op_count']} float ops of {checks['ops_total']} "
-                 f"({floats}){verdict}")
+    lines += _preflight_lines(checks)
     fallback = manifest.get("fallback")
     if fallback:
         kept = ", ".join(fallback["float_layers"]) or "none"
@@ -218,6 +223,16 @@ def summary_lines(manifest: dict) -> list[str]:
         lines.append(f"blame: {entry['layer']}: SNR {entry['snr_db']:.1f} dB, "
                      f"rel MSE {entry['rel_mse']:.2e}")
     return lines
+
+
+def _preflight_lines(checks: dict | None) -> list[str]:
+    if checks is None:  # a format preflight does not read
+        return []
+    floats = ", ".join(f"{e['op']} x{e['count']}" for e in checks["float_ops"][:6]) or "none"
+    verdict = "" if not checks["required"] else (" — OK" if checks["integer_only"]
+                                                 else " — NOT integer-only")
+    return [f"preflight: {checks['float_op_count']} float ops of {checks['ops_total']} "
+            f"({floats}){verdict}"]
 
 
 def _parent(out: Path) -> Path:

@@ -204,3 +204,60 @@ def test_a_run_refuses_edgetpu_and_still_exports_the_other_target_when_preflight
     assert "\n" not in refused["reason"]
     assert list((tmp_path / "run/artifacts/x86-cpu").glob("*.onnx"))
     assert (tmp_path / "run/artifacts/x86-cpu/bench.json").is_file()
+
+
+# ---------------------------------------------------------------- slow: the whole chain
+
+CHAIN_TARGETS = ("x86-cpu", "arm64-phone", "android-xnnpack")  # one ONNX, one TFLite, ExecuTorch
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["bert", "roberta"])
+def test_family_goes_through_prune_distill_quantize_export_passing_parity_on_every_format(
+        name, sentiment_csv, tmp_path):
+    """A tiny random checkpoint (RoBERTa with its own byte-level BPE tokenizer; a scaled-up
+    classifier, as _teacher) pruned (a quarter of heads and FFN neurons), distilled from itself, quantized dynamic int8 and exported
+    for ONNX, TFLite and ExecuTorch: each artifact passes its int8 gate and is evaluated and
+    benchmarked with its runtime."""
+    import json
+
+    from rich.console import Console
+
+    from edgecompress.compress.pipeline.recipe import load_recipe
+    from edgecompress.compress.pipeline.runs import run_recipe
+    from edgecompress.targets.extras import enable_hint
+
+    if enable_hint("pte"):
+        pytest.skip(f"ExecuTorch not installed: {enable_hint('pte')}")
+    loaded = tiny_family(name, own_tokenizer=name == "roberta")
+    with torch.no_grad():  # logits with margins: a random head ties them, and argmax flips
+        _head(loaded).weight.mul_(30.0)
+    model = save_tiny(loaded, tmp_path / name)
+    schemes = ", ".join(f'"{t}" = "dynamic-int8"' for t in CHAIN_TARGETS)
+    recipe = tmp_path / "chain.toml"
+    recipe.write_text(
+        f'name = "chain"\nmodel = "{model}"\ndataset = "{sentiment_csv}"\n'
+        f"targets = {json.dumps(list(CHAIN_TARGETS))}\n\n"
+        '[prune]\nheads = 0.25\nffn = 0.25\nimportance = "magnitude"\n\n'
+        '[distill]\nstudent = "pruned"\n\n[distill.train]\nepochs = 1\nbatch_size = 8\n'
+        f"max_length = 32\n\n[quantize]\nschemes = {{ {schemes} }}\n\n"
+        "[bench]\nruns = 3\nwarmup = 1\n")
+    out = tmp_path / "run"
+    run_recipe(load_recipe(recipe), out, Console(quiet=True))
+    assert (out / "stages" / "prune" / "stage.json").is_file()
+    assert (out / "stages" / "distill" / "stage.json").is_file()
+    formats = {}
+    for target in CHAIN_TARGETS:
+        folder = out / "artifacts" / target
+        assert not (folder / "refused.json").exists(), (folder / "refused.json").read_text()
+        manifest = json.loads((folder / "manifest.json").read_text())
+        parity = manifest["parity"]
+        assert manifest["scheme"] == "dynamic-int8" and parity["gated_on"] == "agreement+rel_error"
+        assert parity["agreement"] >= parity["min_agreement"]
+        assert parity["rel_error"] <= parity["max_rel_error"]
+        assert json.loads((folder / "eval.json").read_text())["n"] == 8
+        assert json.loads((folder / "bench.json").read_text())["p50_ms"] > 0
+        formats[target] = manifest["format"]
+    assert formats == {"x86-cpu": "onnx", "arm64-phone": "tflite", "android-xnnpack": "pte"}
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    assert {row["format"] for row in rows} == {"onnx", "tflite", "pte"}

@@ -16,6 +16,7 @@ from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest
 from edgecompress.errors import UserError
 from edgecompress.targets import torch_runner
 from tests.models import save_tiny, tokenizer
+from tests.targets.conftest import needs_executorch
 
 runner = CliRunner()
 WORDS = ["film", "plot", "acting", "score", "story", "cast", "script", "ending", "pace", "humor"]
@@ -177,6 +178,35 @@ def test_quantize_cli_writes_a_signature_per_bucket_when_target_has_buckets(tiny
     from edgecompress.targets import load_runner
 
     assert load_runner(out / "model.tflite").buckets == (32, 64, 128)
+
+
+@needs_executorch
+def test_quantize_cli_writes_verified_pte_when_target_is_android_xnnpack(tiny_bert_dir,
+                                                                         sentiment_csv, tmp_path):
+    out = tmp_path / "pte"
+    result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", "android-xnnpack",
+                                 "--dataset", str(sentiment_csv), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    parity = manifest["parity"]
+    assert (manifest["format"], manifest["scheme"]) == ("pte", "dynamic-int8")
+    assert parity["gated_on"] == "agreement+rel_error" and parity["sample_rows"] > 8
+    assert parity["agreement"] >= 0.95 and parity["rel_error"] <= 0.25
+    report = json.loads((out / "quantize.json").read_text())
+    assert report["preflight"] is None and report["blame"] == []  # neither reads a .pte
+    assert sorted(p.name for p in out.glob("*.pte")) == ["model.pte"]
+    assert "android-xnnpack dynamic-int8: model.pte" in result.output
+
+
+def test_quantize_exits_2_when_max_drop_asks_a_pte_target_for_the_fallback(tiny_bert_dir,
+                                                                           sentiment_csv,
+                                                                           tmp_path):
+    result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", "android-xnnpack",
+                                 "--dataset", str(sentiment_csv), "--max-drop", "1.0",
+                                 "--out", str(tmp_path / "o")])
+    line = _error_line(result)
+    assert "max_drop" in line and "android-xnnpack" in line
+    assert not (tmp_path / "o").exists()
 
 
 def test_report_shows_quantization_section_when_run_has_quantize_json(fallback_run, tmp_path):

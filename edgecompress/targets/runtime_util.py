@@ -1,0 +1,33 @@
+"""Small pieces every runtime backend shares: a package's version, and hiding the runtimes'
+C++ chatter on fd 2."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def quiet_fd2():
+    """Hide fd-2 chatter (ExecuTorch's C++ logs, exporter warnings) for the block; errors raise."""
+    import warnings
+
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
