@@ -146,7 +146,7 @@ def _input_shape(sample: dict, profile: Profile) -> tuple:
     images (batch None when dynamic)."""
     if not is_image(sample):
         return profile.input_shape
-    batch = profile.batch if profile.fixed_shape else None
+    batch = None if profile.shape == "dynamic" else profile.batch
     return (batch, *sample["pixel_values"].shape[1:])
 
 

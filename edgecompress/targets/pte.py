@@ -23,6 +23,7 @@ import numpy as np
 
 from edgecompress.errors import UserError
 from edgecompress.targets.extras import require
+from edgecompress.targets.inputs import is_image, pad_rows
 from edgecompress.targets.runtimes import INPUT_NAMES, PAD_ID, package_version, quiet_fd2
 
 EXPORTER = "executorch (torch.export + XnnpackPartitioner)"
@@ -33,7 +34,8 @@ MIN_SEQ = 2  # [CLS] and [SEP] / <s> and </s>: no tokenized input is shorter
 def lower(module, sample: dict, profile, path: Path, spec, quant=None) -> tuple[str, str, dict]:
     """Write `module` as an XNNPACK-delegated .pte for `profile` in scheme `spec` to `path`.
 
-    `sample` holds int64 (B, S) `input_ids` / `attention_mask`, S <= the profile's seq_len.
+    `sample` holds int64 (B, S) `input_ids` / `attention_mask`, S <= the profile's seq_len, or
+    float32 (B, C, H, W) `pixel_values` (exported at exactly the profile's batch).
     Returns (exporter, version, quantization facts or None for fp32). Raises UserError when
     ExecuTorch is not installed or layers are asked to stay float (not available for pte).
     """
@@ -45,9 +47,13 @@ def lower(module, sample: dict, profile, path: Path, spec, quant=None) -> tuple[
     if quant is not None and quant.float_scopes:
         raise UserError(f"target {profile.name}: keeping layers in float (the accuracy "
                         f"fallback, max_drop) is not available for pte artifacts")
-    args = _example(sample, profile.batch)
-    seq = torch.export.Dim("seq", min=MIN_SEQ, max=profile.seq_len)
-    dynamic = ({1: seq}, {1: seq})  # (batch, seq) each: batch fixed, seq up to seq_len
+    if is_image(sample):  # pixels: one fixed (batch, C, H, W) input
+        args = (torch.from_numpy(pad_rows(sample, profile.batch)["pixel_values"]),)
+        dynamic = None
+    else:
+        args = _example(sample, profile.batch)
+        seq = torch.export.Dim("seq", min=MIN_SEQ, max=profile.seq_len)
+        dynamic = ({1: seq}, {1: seq})  # (batch, seq) each: batch fixed, seq up to seq_len
     info = None
     with quiet_fd2():
         if spec.quantized:

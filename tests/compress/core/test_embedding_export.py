@@ -9,9 +9,11 @@ from edgecompress.errors import ParityError
 from edgecompress.targets import load_profile
 from edgecompress.targets.export import Measured, _check_gate, export
 from tests.models import batch, tiny_sentence_encoder
+from tests.targets.conftest import needs_executorch
 
 
-@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone"])
+@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone",
+                                    pytest.param("android-xnnpack", marks=needs_executorch)])
 def test_sentence_encoder_exports_in_dynamic_int8_passing_cosine_gate_when_target_is(
         target, tmp_path):
     loaded = tiny_sentence_encoder()

@@ -18,6 +18,7 @@ from edgecompress.compress.prune.stage import PruneRequest, run_prune
 from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
 from edgecompress.targets import bench, load_profile, load_runner, torch_runner
 from tests.compress.vision.conftest import CLASSES
+from tests.targets.conftest import needs_executorch
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,8 @@ def test_vit_distill_writes_a_student_of_the_pruned_shape(distilled):
     assert any(not torch.equal(before[k], after[k]) for k in after)  # training moved weights
 
 
-@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone"])
+@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone",
+                                    pytest.param("android-xnnpack", marks=needs_executorch)])
 def test_vit_chain_passes_parity_when_quantized_for_target(distilled, image_folder, target,
                                                            tmp_path):
     root, _ = distilled
@@ -75,6 +77,7 @@ def test_vit_chain_passes_parity_when_quantized_for_target(distilled, image_fold
     assert runner.input_names == ("pixel_values",)
     result = evaluate_spec(str(artifact), str(image_folder), split="test")
     assert result["n"] == 4 and result["split"] == "test"
+    assert load_profile(target).suffix == artifact.suffix  # .onnx, .tflite, .pte
     timing = bench(artifact, load_profile(target), warmup=1, runs=3)
     assert timing["p50_ms"] > 0 and timing["seq_len"] == 0
 
