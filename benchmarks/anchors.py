@@ -17,7 +17,8 @@ eval.json accuracy, then size) and any `--artifact-dir` (e.g. from `edgecompress
 Latency twice: at batch 1 x seq 128 (`p50_ms`, the headline: the same input for every row) and
 over 200 test sentences at their real length (`p50_real_ms`: most RT sentences are ~27 tokens;
 ONNX, torch and ExecuTorch (edgecompress's dynamic-seq lowering) run them unpadded, the
-fixed-shape TFLite artifacts padded to 128).
+fixed-shape TFLite artifacts padded to 128 — an edgecompress TFLite file with length signatures
+then runs each on the shortest signature that holds it; the row's `real_shape` says which).
 
     /work/anchors-venv/bin/python benchmarks/anchors.py --teacher DIR [--run-dir RUN] \
         [--artifact-dir DIR ...] [--repeats 5] [--runs 50] [--limit N] [--work DIR] \
