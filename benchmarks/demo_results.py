@@ -1,7 +1,7 @@
 """The README's demo table, from finished demo runs (one per seed): rows, paired deltas, spread.
 
 Reads each run's `report.json` (written by `edgecompress demo` / `run`), keeps per target the size,
-p50, accuracy with its Wilson interval and the paired delta vs the teacher on the same sentences,
+p50 (at 128 tokens, and over real sentence lengths when the run measured it), accuracy with its Wilson interval and the paired delta vs the teacher on the same sentences,
 and, given several runs (e.g. `seeds` or reruns on other machines), the mean and the spread
 (min..max) of each target's accuracy and delta across them. The host of every run is recorded:
 latencies of runs from different hosts are not compared.
@@ -32,8 +32,8 @@ def run_summary(run_dir: Path) -> dict:
         if row.get("measured_on") != "host":
             continue
         rows[row["target"]] = {key: row.get(key) for key in (
-            "format", "scheme", "threads", "size_bytes", "gzip_bytes", "p50_ms", "accuracy",
-            "ci95", "n", "agreement", "vs_teacher")}
+            "format", "scheme", "threads", "size_bytes", "gzip_bytes", "p50_ms", "p50_real_ms",
+            "accuracy", "ci95", "n", "agreement", "vs_teacher")}
     return {"run_dir": str(run_dir), "host": report.get("host"),
             "teacher": {k: teacher.get(k) for k in ("accuracy", "ci95", "n")},
             "findings": [f["title"] for f in report.get("findings") or []], "rows": rows}
@@ -58,13 +58,15 @@ def table(runs: list[dict], spreads: dict) -> list[str]:
     """The README's markdown table from the first run, with the spread column when > 1 run."""
     first = runs[0]
     many = len(runs) > 1
-    lines = ["| target | format | scheme | size MB | p50 ms (target threads) | accuracy [95 % CI] "
+    lines = ["| target | format | scheme | size MB | p50 ms (target threads) "
+             "| p50 ms, real lengths | accuracy [95 % CI] "
              "| Δ vs teacher, points [paired 95 % CI] |" + (" spread over runs |" if many else ""),
-             "|---|---|---|---:|---:|---|---|" + ("---|" if many else "")]
+             "|---|---|---|---:|---:|---:|---|---|" + ("---|" if many else "")]
     for target, row in first["rows"].items():
         low, high = row["ci95"]
         cells = [target, row["format"], row["scheme"], f"{row['size_bytes'] / 1e6:.2f}",
                  f"{row['p50_ms']:.2f}",
+                 "—" if row.get("p50_real_ms") is None else f"{row['p50_real_ms']:.2f}",
                  f"{row['accuracy']:.2%} [{low * 100:.1f}, {high * 100:.1f}]",
                  format_delta(row["vs_teacher"]) if row.get("vs_teacher") else "—"]
         if many:
