@@ -48,7 +48,7 @@ def test_inspect_says_family_stages_and_targets_when_printed_for_people(tiny_ber
     result = runner.invoke(app, ["inspect", str(tiny_bert_dir)])
     assert result.exit_code == 0, result.output
     assert "family bert; stages: finetune, prune heads/ffn" in result.output
-    assert "targets: android-xnnpack, arm64-phone, edgetpu, npu-int8, rpi5, x86-cpu" in \
+    assert "targets: android-xnnpack, arm64-phone, edgetpu, npu-a16w8, npu-int8, rpi5, x86-cpu" in \
         result.output or "target android-xnnpack: no — needs ExecuTorch" in result.output
 
 

@@ -34,6 +34,9 @@ class Scheme:
     # sentence encoders (mean-pooled embedding outputs): every row's cosine to torch must reach
     # this; it replaces argmax agreement, which means nothing for an embedding vector
     min_cosine: float = 0.9999
+    # bits of the calibrated activations of a static scheme: 16 for NPUs that run int16
+    # activations with int8 weights ("a16w8"), 8 everywhere else
+    activation_bits: int = 8
 
     @property
     def int8(self) -> bool:
@@ -78,6 +81,12 @@ SCHEMES: dict[str, dict[str, Scheme]] = {
                            "embeddings int4 in blocks of 32 (GatherBlockQuantized)"),
         Scheme("static-int8", "static", 2.0, 0.90, max_rel_error=0.5, min_cosine=0.9,
                description="QDQ int8 weights (per channel) and calibrated int8 activations"),
+        # a16w8: the demo student's full-integer error fell from rel 0.16 (int8 activations) to
+        # 0.015 (99.5 % argmax agreement on 400 RT test sentences); the gate keeps that margin
+        Scheme("static-a16w8", "static", 1.0, 0.95, max_rel_error=0.1, min_cosine=0.99,
+               activation_bits=16,
+               description="QDQ int8 weights (per channel) and calibrated int16 activations, "
+                           "for NPUs with 16-bit activations (opset 21)"),
     ),
     "tflite": _schemes(
         Scheme("fp32", "fp32", 1e-4, 1.0, description="float32, as converted"),

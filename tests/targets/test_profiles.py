@@ -8,7 +8,8 @@ from edgecompress.errors import UserError
 from edgecompress.targets import Profile, list_profiles, load_profile
 from edgecompress.targets.profiles import PROFILE_DIR, SCHEMES
 
-SHIPPED = ["android-xnnpack", "arm64-phone", "edgetpu", "npu-int8", "rpi5", "x86-cpu"]
+SHIPPED = ["android-xnnpack", "arm64-phone", "edgetpu", "npu-a16w8", "npu-int8", "rpi5",
+           "x86-cpu"]
 BASE = (PROFILE_DIR / "x86-cpu.toml").read_text()
 
 

@@ -62,6 +62,32 @@ def test_quantized_export_passes_its_scheme_gate_when_scheme_is_supported(quanti
     assert np.max(np.abs(out - torch_runner(loaded.module).run(**inputs))) <= tolerance
 
 
+def test_onnx_a16w8_has_int16_activations_and_less_error_than_int8_when_static(quantized):
+    import onnx
+
+    a16, base, _ = quantized("onnx", "static-a16w8")
+    a8, _, _ = quantized("onnx", "static-int8")
+    model = onnx.load(str(a16.path))
+    zero_points = {i.name: i.data_type for i in model.graph.initializer}
+    made_by = {out: node for node in model.graph.node for out in node.output}
+
+    def bits(tensor: str) -> int:  # activation bits of a tensor dequantized from a Q node
+        dq = made_by[tensor]
+        assert dq.op_type == "DequantizeLinear"
+        q = made_by[dq.input[0]]
+        return {onnx.TensorProto.INT16: 16, onnx.TensorProto.INT8: 8}[zero_points[q.input[2]]]
+
+    matmuls = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
+    assert matmuls and {bits(n.input[0]) for n in matmuls} == {16}  # int16 activations in
+    tables = {i.name: i.data_type for i in model.graph.initializer
+              if i.name.endswith("_embeddings.weight_quantized")}
+    assert tables and set(tables.values()) == {onnx.TensorProto.INT8}  # embeddings: int8 weights
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 21
+    assert a16.quantization["activation_bits"] == 16 and a8.quantization["activation_bits"] == 8
+    assert a16.rel_error < a8.rel_error  # twice the activation bits: closer to torch
+    assert a16.size_bytes < 0.5 * base.size_bytes  # weights are int8 all the same
+
+
 @pytest.mark.parametrize("fmt", sorted(ANY))
 def test_int8_artifact_is_smaller_than_fp32_when_weights_are_quantized(quantized, fmt):
     result, base, _ = quantized(fmt, "dynamic-int8")

@@ -151,19 +151,27 @@ def test_quantize_exits_2_when_max_drop_needs_labels_the_dataset_lacks(tiny_bert
     assert "needs a labelled dataset" in _error_line(result)
 
 
-def test_quantize_cli_writes_verified_edgetpu_artifact_when_defaults_are_used(tiny_bert_dir,
-                                                                              sentiment_csv,
-                                                                              tmp_path):
-    out = tmp_path / "tpu"
-    result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", "edgetpu",
+# integer-only targets: (target, scheme, artifact, parity tolerance). The ONNX ones used to keep
+# GELU's Div / Erf and the mask lookup in float; preflight must now find no float op.
+INTEGER_TARGETS = [("edgetpu", "static-int8", "model.tflite", 2.0),
+                   ("npu-int8", "static-int8", "model.onnx", 2.0),
+                   ("npu-a16w8", "static-a16w8", "model.onnx", 1.0)]
+
+
+@pytest.mark.parametrize("target, scheme, artifact, tolerance", INTEGER_TARGETS)
+def test_quantize_cli_writes_verified_integer_only_artifact_when_defaults_are_used(
+        tiny_bert_dir, sentiment_csv, tmp_path, target, scheme, artifact, tolerance):
+    out = tmp_path / target
+    result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", target,
                                  "--dataset", str(sentiment_csv), "--calib-samples", "16",
                                  "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["scheme"] == "static-int8" and manifest["parity"]["tolerance"] == 2.0
-    assert manifest["preflight"]["integer_only"] and manifest["preflight"]["required"]
+    assert manifest["scheme"] == scheme and manifest["parity"]["tolerance"] == tolerance
+    assert manifest["preflight"]["required"]
+    assert manifest["preflight"]["integer_only"], manifest["preflight"]["float_ops"]
     assert manifest["calibration"]["n"] == 16 and len(manifest["calibration_indices"]) == 16
-    assert (out / "model.tflite").is_file() and (out / "tokenizer.json").is_file()
+    assert (out / artifact).is_file() and (out / "tokenizer.json").is_file()
 
 
 def test_quantize_cli_writes_a_signature_per_bucket_when_target_has_buckets(tiny_bert_dir,
