@@ -33,6 +33,7 @@ from edgecompress.targets.inputs import fit_sample, is_image, pad_rows, sample_i
 from edgecompress.targets.preflight import check_integer_graph
 from edgecompress.targets.profiles import Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
+from edgecompress.targets.runtime_util import quiet_exporters
 from edgecompress.targets.runtimes import load_runner, package_version, torch_runner
 
 OUTPUT_NAME = "logits"
@@ -313,7 +314,7 @@ def _export_onnx(module, sample: dict, profile: Profile, path: Path) -> tuple[st
         dynamic = {name: axes for name in names}
     # int64 (B, S) token inputs or float32 (B, C, H, W) pixels
     args = tuple(torch.from_numpy(np.ascontiguousarray(arrays[n])) for n in names)
-    with _quiet_warnings():
+    with quiet_exporters():
         program = torch.onnx.export(
             module, args, input_names=list(names), output_names=[OUTPUT_NAME],
             opset_version=profile.opset, dynamo=True, dynamic_shapes=dynamic, verbose=False)
@@ -351,7 +352,7 @@ def _export_tflite(module, sample: dict, profile: Profile, path: Path) -> tuple[
     import litert_torch
 
     buckets = (None,) if is_image(sample) else profile.seq_buckets
-    with _quiet_warnings():
+    with quiet_exporters():
         if len(buckets) == 1:
             edge_model = litert_torch.convert(module, sample_kwargs=_tflite_kwargs(sample, profile))
         else:
@@ -388,13 +389,3 @@ def _export_pte(module, sample: dict, profile: Profile, path: Path, spec=None, q
         facts = {"scheme": spec.name, "kind": spec.kind, "per_channel": spec.per_channel,
                  "float_scopes": [], **facts}
     return exporter, version, facts
-
-
-@contextlib.contextmanager
-def _quiet_warnings():
-    """Hide the exporters' deprecation chatter (pytree, TracerWarning); errors still raise."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield

@@ -1,9 +1,10 @@
-"""Small pieces every runtime backend shares: a package's version, and hiding the runtimes'
-C++ chatter on fd 2."""
+"""Small pieces every runtime backend and exporter shares: a package's version, and hiding the
+runtimes' C++ chatter on fd 2 and the exporters' warnings."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 
@@ -31,3 +32,21 @@ def quiet_fd2():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def quiet_exporters():
+    """Hide the exporters' chatter for the block: deprecation warnings (pytree, TracerWarning)
+    and onnxscript's constant folder logging the folds it skips at a fixed shape ("Evaluation
+    failed: cannot reshape ..."); errors still raise."""
+    import warnings
+
+    folder = logging.getLogger("onnxscript.optimizer._constant_folding")
+    level = folder.level
+    folder.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        folder.setLevel(level)
