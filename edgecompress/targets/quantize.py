@@ -27,6 +27,7 @@ import numpy as np
 
 from edgecompress.errors import UserError
 from edgecompress.targets.profiles import Scheme
+from edgecompress.targets.runtime_util import quiet_fd2
 
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # node metadata written by torch.onnx's dynamo exporter
 TFLITE_SIGNATURE = "serving_default"
@@ -342,7 +343,7 @@ def _tflite_aeq(src, dst, scheme, options, fixed_shape) -> dict:
     calibration, rows = None, 0
     if scheme.calibrated:
         calibration, rows = _aeq_calibration(src, scheme, options, fixed_shape)
-    with _quiet_stderr():
+    with quiet_fd2():  # ai-edge-quantizer's tqdm bars (fd 2), its warnings
         result = quant.quantize(calibration, enable_progress_report=False)
     Path(dst).write_bytes(result.quantized_model)
     return {"tool": "ai-edge-quantizer", "method": options.method if scheme.calibrated else None,
@@ -358,7 +359,7 @@ def _aeq_calibration(src: Path, scheme: Scheme, options: QuantOptions, fixed_sha
         return _CALIBRATION_CACHE[cache]
     samples = list(calibration_rows(options, fixed_shape, dtype=np.int32))
     full = quantizer.Quantizer(str(src), _aeq_recipe(scheme, []))
-    with _quiet_stderr():
+    with quiet_fd2():  # ai-edge-quantizer's tqdm bars (fd 2), its warnings
         ranges = full.calibrate({TFLITE_SIGNATURE: samples}, num_threads=1)
     if cache is not None:
         _CALIBRATION_CACHE[cache] = (ranges, len(samples))
@@ -368,27 +369,6 @@ def _aeq_calibration(src: Path, scheme: Scheme, options: QuantOptions, fixed_sha
 # Calibration ranges by cache key, kept in memory (never pickled to disk): the fallback loop
 # re-quantizes the same model with different float layers in this one process.
 _CALIBRATION_CACHE: dict[str, tuple] = {}
-
-
-class _quiet_stderr:
-    """Silence ai-edge-quantizer's tqdm bars (written to fd 2) for the block; errors still raise."""
-
-    def __enter__(self):
-        import warnings
-
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
-        warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging" from calibration
-        self._saved = os.dup(2)
-        self._null = tempfile.TemporaryFile()
-        os.dup2(self._null.fileno(), 2)
-
-    def __exit__(self, *exc):
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        self._null.close()
-        self._warnings.__exit__(*exc)
-        return False
 
 
 @contextlib.contextmanager

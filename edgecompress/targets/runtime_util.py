@@ -20,7 +20,8 @@ def package_version(name: str) -> str:
 
 @contextlib.contextmanager
 def quiet_fd2():
-    """Hide fd-2 chatter (ExecuTorch's C++ logs, exporter warnings) for the block; errors raise."""
+    """Hide fd-2 chatter (ExecuTorch's C++ logs, ai-edge-quantizer's progress bars) and Python
+    warnings for the block; errors raise."""
     import warnings
 
     saved = os.dup(2)
