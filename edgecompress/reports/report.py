@@ -109,6 +109,20 @@ def device_rows(run_dir: Path, notes: list[str]) -> list[dict]:
     return rows
 
 
+def refused_targets(run_dir: Path, notes: list[str]) -> list[dict]:
+    """[{target, reason}] of the targets whose artifact a run refused (artifacts/<t>/refused.json,
+    written when the parity gate said no); each gets a line in `notes` too."""
+    refused = []
+    for path in sorted(run_dir.glob("artifacts/*/refused.json")):
+        data = read_json(path)
+        entry = {"target": data.get("target") or path.parent.name,
+                 "reason": str(data.get("reason") or "no reason recorded")}
+        refused.append(entry)
+        notes.append(f"{entry['target']}: refused by the parity gate, no artifact kept "
+                     f"({entry['reason'].rsplit(': ', 1)[-1]}; {path.relative_to(run_dir)})")
+    return refused
+
+
 def _teacher(run_dir: Path) -> dict:
     path = run_dir / "teacher" / "eval.json"
     return check_eval(read_json(path), str(path))
@@ -120,7 +134,7 @@ def build_report(run_dir: Path) -> dict:
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
     run, teacher, notes = read_json(run_dir / "run.json"), _teacher(run_dir), []
-    artifacts = _artifacts(run_dir, notes)
+    artifacts, refused = _artifacts(run_dir, notes), refused_targets(run_dir, notes)
     if not artifacts and not teacher and not notes:
         raise UserError(f"{run_dir} holds no artifacts/*/manifest.json nor teacher/eval.json: "
                         "not a run directory")
@@ -133,7 +147,7 @@ def build_report(run_dir: Path) -> dict:
     quantization = quantization_entries([folder for folder, _ in artifacts], notes)
     levers = run_levers(run_dir, notes)
     return {"run": run, "teacher": teacher or None, "rows": rows, "pareto": pareto_front(rows),
-            "findings": findings, "host": host, "levers": levers,
+            "findings": findings, "host": host, "levers": levers, "refused": refused,
             "latency_note": HOST_NOTE.format(host=describe_host(host)),
             "quantization": quantization, "notes": list(dict.fromkeys(notes + host_notes))}
 
@@ -185,6 +199,8 @@ def render_markdown(report: dict) -> str:
     threads = ", ".join(f"{r['target']} {r['threads']}" for r in host_rows)
     lines += ["", f"> {report['latency_note']} Threads: {threads}.",
               "> ★ = Pareto-optimal in p50 latency vs accuracy across all rows.", ""]
+    lines += [f"> **{r['target']}: refused by the parity gate** ({r['reason']}); no artifact kept."
+              for r in report.get("refused") or []] + ([""] if report.get("refused") else [])
     lines += _markdown_levers(report.get("levers") or [])
     lines += ["## Host", ""] + [f"- **{k}**: {v}" for k, v in host_items(report.get("host"))]
     lines += [""] + _markdown_notes(report.get("notes") or [])

@@ -41,6 +41,20 @@ def test_write_report_writes_json_markdown_csv_and_html(run_dir):
     assert line["pareto_optimal"] == "True"
 
 
+def test_report_names_a_target_the_parity_gate_refused_in_every_format(run_dir):
+    reason = "artifacts/edgetpu/model.tflite failed parity: argmax agreement 89.0% < 90%"
+    write_json(run_dir / "artifacts" / "edgetpu" / "refused.json",
+               {"target": "edgetpu", "step": "export-edgetpu", "reason": reason, "diffs": {}})
+    paths = write_report(run_dir)
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["refused"] == [{"target": "edgetpu", "reason": reason}]
+    assert [r["target"] for r in report["rows"]] == ["x86-cpu"]  # no row for what was not kept
+    markdown = (run_dir / "report.md").read_text()
+    assert "**edgetpu: refused by the parity gate** (" + reason in markdown
+    assert "edgetpu: refused by the parity gate" in (run_dir / "report.html").read_text()
+    assert len(paths) == 4
+
+
 def test_device_results_become_their_own_rows_marked_device_measured(run_dir, tmp_path):
     results = tmp_path / "pixel8.json"
     results.write_text(json.dumps({"target": "x86-cpu", "format": "onnx", "scheme": "fp32",
