@@ -36,7 +36,8 @@ def run_summary(run_dir: Path) -> dict:
             "accuracy", "ci95", "n", "agreement", "vs_teacher")}
     return {"run_dir": str(run_dir), "host": report.get("host"),
             "teacher": {k: teacher.get(k) for k in ("accuracy", "ci95", "n")},
-            "findings": [f["title"] for f in report.get("findings") or []], "rows": rows}
+            "findings": [f["title"] for f in report.get("findings") or []], "rows": rows,
+            "refused": report.get("refused") or []}
 
 
 def spread(runs: list[dict]) -> dict:
@@ -97,6 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"teacher {teachers[0]:.2f} % on n={runs[0]['teacher']['n']} (runs: "
           f"{min(teachers):.2f}..{max(teachers):.2f} %); host: {result['hosts'][0]}")
     print("\n".join(table(runs, spreads)))
+    for run in runs:
+        for refused in run["refused"]:
+            print(f"{run['run_dir']}: {refused['target']} refused by the parity gate "
+                  f"({refused['reason'].rsplit(': ', 1)[-1]})")
 
 
 if __name__ == "__main__":
