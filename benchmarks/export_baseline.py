@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgecompress.compress.core.artifacts import parity_sample
-from edgecompress.compress.core.models import load_model
+from edgecompress.compress.evaluation.artifacts import parity_sample
+from edgecompress.compress.models.loading import load_model
 from edgecompress.fsutil import atomic_write_json, cache_root
 from edgecompress.targets import bench, export, load_profile
 

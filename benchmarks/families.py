@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from edgecompress.compress.core.artifacts import parity_sample
-from edgecompress.compress.core.models import ClassifierModule, resolve_model_path
+from edgecompress.compress.evaluation.artifacts import parity_sample
+from edgecompress.compress.models.loading import ClassifierModule, resolve_model_path
 from edgecompress.fsutil import atomic_write_json
 from edgecompress.targets import bench, export, host_info, load_profile
 

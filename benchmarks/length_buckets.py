@@ -21,10 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgecompress.compress.core.artifacts import export_artifact, open_evaluable
-from edgecompress.compress.core.dataref import DataRef
-from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
-from edgecompress.compress.core.models import load_model
+from edgecompress.compress.evaluation.artifacts import export_artifact, open_evaluable
+from edgecompress.compress.data.dataref import DataRef
+from edgecompress.compress.evaluation.evaluate import classification_metrics, split_predictions
+from edgecompress.compress.models.loading import load_model
 from edgecompress.compress.pipeline.target_stages import EVAL_MAX_LENGTH, real_lengths
 from edgecompress.fsutil import atomic_write_json
 from edgecompress.targets import bench, host_info, load_profile

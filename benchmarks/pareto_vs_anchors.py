@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quantize_vs_baselines import litert_baseline, measure, onnx_baseline  # noqa: E402
 
-from edgecompress.compress.core.artifacts import parity_sample  # noqa: E402
-from edgecompress.compress.core.data import load_dataset  # noqa: E402
-from edgecompress.compress.core.models import load_model  # noqa: E402
+from edgecompress.compress.evaluation.artifacts import parity_sample  # noqa: E402
+from edgecompress.compress.data.datasets import load_dataset  # noqa: E402
+from edgecompress.compress.models.loading import load_model  # noqa: E402
 from edgecompress.fsutil import atomic_write_json  # noqa: E402
 from edgecompress.targets import bench, export, load_profile  # noqa: E402
 

@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgecompress.compress.core.artifacts import parity_sample  # noqa: E402
-from edgecompress.compress.core.data import load_dataset, sample_texts  # noqa: E402
-from edgecompress.compress.core.evaluate import classification_metrics, predict  # noqa: E402
-from edgecompress.compress.core.models import load_model, save_model  # noqa: E402
+from edgecompress.compress.evaluation.artifacts import parity_sample  # noqa: E402
+from edgecompress.compress.data.datasets import load_dataset, sample_texts  # noqa: E402
+from edgecompress.compress.evaluation.evaluate import classification_metrics, predict  # noqa: E402
+from edgecompress.compress.models.loading import load_model, save_model  # noqa: E402
 from edgecompress.compress.prune import (PruneConfig, Samples, count_params,  # noqa: E402
                                          prune_model)
 from edgecompress.fsutil import cache_root  # noqa: E402

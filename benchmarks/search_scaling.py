@@ -54,7 +54,7 @@ def tiny_model(folder: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from edgecompress.compress.core.models import resolve_model_path
+    from edgecompress.compress.models.loading import resolve_model_path
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path("minilm-l6")))

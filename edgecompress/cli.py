@@ -41,8 +41,8 @@ def inspect(model: str = typer.Argument(..., help="Checkpoint directory or built
             as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Architecture and family, per-layer heads / FFN width, parameters, file size, and which
     stages and targets apply."""
-    from edgecompress.compress.core.inspection import inspect_model
-    from edgecompress.compress.core.models import load_model
+    from edgecompress.compress.models.inspection import inspect_model
+    from edgecompress.compress.models.loading import load_model
     from edgecompress.compress.quantize.integer import target_applicability
 
     loaded = load_model(model)
@@ -65,7 +65,7 @@ def init_encoder(
     num_labels: int = typer.Option(2), seed: int = typer.Option(0),
 ) -> None:
     """Create a randomly initialised plain-PyTorch encoder classifier (train it with finetune)."""
-    from edgecompress.compress.core.models import create_plain_encoder
+    from edgecompress.compress.models.loading import create_plain_encoder
 
     create_plain_encoder(out, tokenizer_from=tokenizer, d_model=d_model, n_heads=heads, ffn=ffn,
                          n_layers=layers, max_len=max_len, num_labels=num_labels, seed=seed)
@@ -88,7 +88,7 @@ def finetune(
                                                                  "keys; flags given override it."),
 ) -> None:
     """Fine-tune an encoder with a classification head; resumes after interruption."""
-    from edgecompress.compress.core.finetune import FinetuneRequest, run_finetune
+    from edgecompress.compress.finetune.stage import FinetuneRequest, run_finetune
 
     overrides = None
     if config is not None:
@@ -142,7 +142,7 @@ def prune(
                                                                  "keys; flags given override it."),
 ) -> None:
     """Remove heads, FFN neurons, layers, vocabulary; report what it gained (prune.json)."""
-    from edgecompress.compress.core.labels import parse_label_map
+    from edgecompress.compress.data.labels import parse_label_map
 
     from edgecompress.compress.prune import PruneRequest, run_prune
     from edgecompress.compress.prune.config import config_from_options
@@ -206,7 +206,7 @@ def distill(
                if k not in ("as_json", "config", "label_map", "text_col", "label_col", "split_col")}
     import dataclasses
 
-    from edgecompress.compress.core.labels import parse_label_map
+    from edgecompress.compress.data.labels import parse_label_map
 
     from edgecompress.compress.distill.cli import distill_request, summary_lines
     from edgecompress.compress.distill.stage import run_distill
@@ -243,7 +243,7 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Accuracy with a 95 % Wilson CI, macro-F1, agreement; Spearman/Pearson for similarity."""
-    from edgecompress.compress.core.labels import parse_label_map
+    from edgecompress.compress.data.labels import parse_label_map
     from edgecompress.compress.pipeline.commands import evaluate_spec
 
     result = evaluate_spec(model, dataset, split=split, reference=reference, tokenizer=tokenizer,
@@ -273,7 +273,7 @@ def export(
     force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
 ) -> None:
     """Export to the target's format, verify parity against torch, keep only if it passes."""
-    from edgecompress.compress.core.artifacts import difference_words, parity_words
+    from edgecompress.compress.evaluation.artifacts import difference_words, parity_words
     from edgecompress.compress.pipeline.commands import export_model
 
     manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force,
@@ -306,7 +306,7 @@ def quantize(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Quantize for a target (calibrated, verified), with fallback, blame and preflight."""
-    from edgecompress.compress.core.config import build, flag
+    from edgecompress.compress.config import build, flag
     from edgecompress.compress.quantize.stage import (QuantizeConfig, QuantizeRequest,
                                                       run_quantize, summary_lines)
 
@@ -322,7 +322,7 @@ def quantize(
                   max_drop=None if drop is None else drop / (100 if relative else 1),
                   dev_samples=dev_samples)
     config = build(QuantizeConfig, values, lambda f: flags.get(f, flag(f)))
-    from edgecompress.compress.core.labels import parse_label_map
+    from edgecompress.compress.data.labels import parse_label_map
 
     manifest = run_quantize(QuantizeRequest(
         model=model, out=out, config=config, dataset=dataset, force=force, text_col=text_col,
@@ -368,7 +368,7 @@ def run_command(
 
     plan = load_recipe(recipe)
     out = out or Path("runs") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    from edgecompress.compress.core.modules import check_out_location
+    from edgecompress.compress.models.modules import check_out_location
 
     check_out_location(out)
     checked = validate_inputs(plan, fetch=not dry_run)  # before run.json is written
@@ -388,7 +388,7 @@ def demo(
     runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per benchmark."),
 ) -> None:
     """`edgecompress run recipes/demo.toml`: minilm-l6 + rt-polarity on every target."""
-    from edgecompress.compress.core.modules import check_out_location
+    from edgecompress.compress.models.modules import check_out_location
     from edgecompress.compress.pipeline.demo import run_demo
 
     check_out_location(out)

@@ -16,7 +16,7 @@ def data_list() -> None:
     """List the registered datasets."""
     from rich.table import Table
 
-    from edgecompress.compress.core.data import list_datasets
+    from edgecompress.compress.data.datasets import list_datasets
 
     table = Table("name", "version", "task", "source", "description")
     for info in list_datasets():
@@ -28,7 +28,7 @@ def data_list() -> None:
 @guarded
 def data_fetch(name: str = typer.Argument(..., help="Registered dataset name.")) -> None:
     """Download, verify (sha256) and cache a registered dataset."""
-    from edgecompress.compress.core.data import fetch_dataset, load_dataset
+    from edgecompress.compress.data.datasets import fetch_dataset, load_dataset
 
     path = fetch_dataset(name)
     dataset = load_dataset(name)

@@ -84,7 +84,7 @@ def search_command(
     force: bool = typer.Option(False, help="Replace a different search at --out."),
 ) -> None:
     """Search prune x distill x quantize x format for the best artifact per target under budgets."""
-    from edgecompress.compress.core.modules import check_out_location
+    from edgecompress.compress.models.modules import check_out_location
     from edgecompress.compress.search.command import run_search
 
     out = out or Path("searches") / recipe.stem

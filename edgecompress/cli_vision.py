@@ -21,8 +21,8 @@ def init_vit_command(
     ffn: int = typer.Option(128), seed: int = typer.Option(0),
 ) -> None:
     """Create a randomly initialised ViTForImageClassification for DATASET's images."""
-    from edgecompress.compress.core.data import load_dataset
-    from edgecompress.compress.core.vision import VitShape, create_vit
+    from edgecompress.compress.data.datasets import load_dataset
+    from edgecompress.compress.models.vision import VitShape, create_vit
 
     data = load_dataset(dataset)
     if data.modality != "image":

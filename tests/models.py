@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from edgecompress.compress.core.encoder import EncoderClassifier, EncoderConfig, save_encoder
-from edgecompress.compress.core.models import ClassifierModule, LoadedModel, resolve_model_path
+from edgecompress.compress.models.encoder import EncoderClassifier, EncoderConfig, save_encoder
+from edgecompress.compress.models.loading import ClassifierModule, LoadedModel, resolve_model_path
 
 SENTENCES = [
     "a gorgeous, witty, seductive movie.",
@@ -47,7 +47,7 @@ def tiny_sentence_encoder(seed: int = 0, layers: int = 2) -> LoadedModel:
     makes of a checkpoint without one), hidden 32, 4 heads, FFN 64, real tokenizer."""
     from transformers import BertConfig, BertModel
 
-    from edgecompress.compress.core.modules import MeanPoolingModule
+    from edgecompress.compress.models.modules import MeanPoolingModule
 
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tokenizer().vocab_size, hidden_size=32, num_hidden_layers=layers,

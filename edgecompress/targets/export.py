@@ -167,7 +167,7 @@ def _write(module, sample: dict, profile: Profile, temp: Path, spec, quant, base
 
 
 def _is_embedding(module) -> bool:
-    """Whether `module` outputs sentence embeddings (core/modules.MeanPoolingModule)."""
+    """Whether `module` outputs sentence embeddings (compress/models/modules.MeanPoolingModule)."""
     return getattr(module, "output_kind", "logits") == "embedding"
 
 

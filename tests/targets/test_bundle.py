@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecompress.compress.core.artifacts import export_artifact, open_evaluable
+from edgecompress.compress.evaluation.artifacts import export_artifact, open_evaluable
 from edgecompress.errors import UserError
 from edgecompress.targets import load_profile
 from edgecompress.targets.bundle import make_bundle, verify_bundle
@@ -72,7 +72,7 @@ def test_make_bundle_refuses_an_existing_out_dir(built):
 
 
 def _pipeline_logits(artifact_dir: Path) -> np.ndarray:
-    from edgecompress.compress.core.evaluate import predict
+    from edgecompress.compress.evaluation.evaluate import predict
 
     manifest = json.loads((artifact_dir / "manifest.json").read_text())
     model = open_evaluable(artifact_dir / manifest["artifact"])

@@ -93,7 +93,7 @@ def test_pte_runner_takes_one_row_of_any_length_up_to_128_and_matches_torch(expo
 
 @needs_executorch
 def test_eval_and_bench_run_the_pte_through_its_runner(exported, tmp_path):
-    from edgecompress.compress.core.evaluate import predict
+    from edgecompress.compress.evaluation.evaluate import predict
     from edgecompress.targets import bench
     from tests.models import SENTENCES
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from edgecompress.compress.distill.config import DistillConfig, parse_layer_map
 from edgecompress.compress.distill.stage import DistillRequest
-from edgecompress.compress.core.config import FieldError
-from edgecompress.compress.core.finetune import cli_flag
-from edgecompress.compress.core.train import FinetuneConfig
+from edgecompress.compress.config import FieldError
+from edgecompress.compress.finetune.stage import cli_flag
+from edgecompress.compress.training.train import FinetuneConfig
 from edgecompress.errors import UserError
 
 

@@ -11,8 +11,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from edgecompress.compress.core.config import FieldError, check_types
-from edgecompress.compress.core.train import FinetuneConfig
+from edgecompress.compress.config import FieldError, check_types
+from edgecompress.compress.training.train import FinetuneConfig
 
 ATTENTION_LAYERS = ("last", "mapped")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.core.models import LoadedModel
+from edgecompress.compress.models.loading import LoadedModel
 from edgecompress.errors import UserError
 
 DEV_FRACTION = 0.1  # of the training text, held out when the dataset has no dev split
@@ -39,7 +39,7 @@ class EmbeddingDev:
 
     def score(self, student: LoadedModel, max_length: int) -> float:
         """The student's dev score (higher is better); leaves the module in eval mode."""
-        from edgecompress.compress.core.evaluate import (evaluate_similarity, mean_cosine,
+        from edgecompress.compress.evaluation.evaluate import (evaluate_similarity, mean_cosine,
                                                          predict)
         from edgecompress.targets import torch_runner
 
@@ -53,7 +53,7 @@ class EmbeddingDev:
 
 def embed(loaded: LoadedModel, texts, max_length: int) -> np.ndarray:
     """Embeddings (N, H) of `texts` by `loaded` in eval mode (torch)."""
-    from edgecompress.compress.core.evaluate import predict
+    from edgecompress.compress.evaluation.evaluate import predict
     from edgecompress.targets import torch_runner
 
     return predict(torch_runner(loaded.module), loaded.tokenizer, list(texts),
@@ -105,7 +105,7 @@ def _sample(texts: list[str], limit: int, seed: int) -> list[str]:
 
 def similarity_dev(name: str) -> EmbeddingDev:
     """A similarity dataset (e.g. lee-similarity) as the dev set: its texts and human pairs."""
-    from edgecompress.compress.core.data import load_dataset
+    from edgecompress.compress.data.datasets import load_dataset
 
     data = load_dataset(name)
     if data.task != "similarity":
@@ -119,7 +119,7 @@ def heldout_embedding_metrics(teacher: LoadedModel, student: LoadedModel, texts:
     """On held-out `texts`: the student's mean cosine to the teacher and its nearest-neighbour
     retrieval against the teacher's (recall@k, MRR); Spearman of both on `similarity` if given
     (the set dev selection used: not a held-out number, hence its key)."""
-    from edgecompress.compress.core.evaluate import mean_cosine, retrieval_metrics
+    from edgecompress.compress.evaluation.evaluate import mean_cosine, retrieval_metrics
 
     out: dict = {"split": "test", "n": len(texts)}
     if len(texts) >= 2:
@@ -137,7 +137,7 @@ def unlabeled_texts(path: Path) -> list[str]:
 
     Raises UserError when the file is missing or holds no text.
     """
-    from edgecompress.compress.core.data import load_dataset
+    from edgecompress.compress.data.datasets import load_dataset
 
     path = Path(path)
     if not path.is_file():

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from edgecompress.compress.core.models import LoadedModel
-from edgecompress.compress.core.modules import mean_pool
+from edgecompress.compress.models.loading import LoadedModel
+from edgecompress.compress.models.modules import mean_pool
 from edgecompress.targets.inputs import module_inputs
 
 

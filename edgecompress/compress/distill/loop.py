@@ -26,9 +26,9 @@ from edgecompress.compress.distill.embedding import EmbeddingDev
 from edgecompress.compress.distill.features import Features, forward_features
 from edgecompress.compress.distill.losses import LossPlan, distill_loss
 from edgecompress.compress.distill.students import hidden_width
-from edgecompress.compress.core.evaluate import predict, token_lengths, tokenize
-from edgecompress.compress.core.models import LoadedModel
-from edgecompress.compress.core.train import (CHECKPOINT_PROGRESS, BatchOrder, as_tensors,
+from edgecompress.compress.evaluation.evaluate import predict, token_lengths, tokenize
+from edgecompress.compress.models.loading import LoadedModel
+from edgecompress.compress.training.train import (CHECKPOINT_PROGRESS, BatchOrder, as_tensors,
                                               autocast,
                                               freeze_embeddings, load_checkpoint, make_optimizer,
                                               resolve_precision, save_checkpoint, total_steps)

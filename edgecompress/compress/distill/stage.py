@@ -20,8 +20,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from edgecompress.compress.core.cache import content_digest, identity, is_done
-from edgecompress.compress.core.dataref import DataRef
+from edgecompress.compress.identity import content_digest, identity, is_done
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.distributed import World
 from edgecompress.compress.distill.embedding import (EmbeddingDev, embed, embedding_texts,
@@ -33,9 +33,9 @@ from edgecompress.compress.distill.qat import (prepare_qat, qat_config_for,
 from edgecompress.compress.distill.students import (build_student, check_compatible,
                                                     check_spec,
                                                     describe, make_projections, resolve_plan)
-from edgecompress.compress.core.models import LoadedModel, load_model, save_model
-from edgecompress.compress.core.modules import check_out_location
-from edgecompress.compress.core.progress import TrainingProgress
+from edgecompress.compress.models.loading import LoadedModel, load_model, save_model
+from edgecompress.compress.models.modules import check_out_location
+from edgecompress.compress.training.progress import TrainingProgress
 from edgecompress.errors import UserError
 from edgecompress.fsutil import (atomic_directory, atomic_write_json, check_replaceable,
                                  read_json)
@@ -68,7 +68,7 @@ class DistillRequest:
 
     def identity(self) -> str:
         """Teacher, student, data (and extra text) by content, plus the config and settings
-        (core/cache.py)."""
+        (compress/identity.py)."""
         inputs = {"teacher": content_digest(self.teacher), "student": content_digest(self.student),
                   "dataset": content_digest(self.dataset)}
         if self.unlabeled is not None:
@@ -188,7 +188,7 @@ def _classification_source(request: DistillRequest, teacher: LoadedModel) -> _So
 def _embedding_source(request: DistillRequest, teacher: LoadedModel) -> _Source:
     """Unlabelled text for a sentence-encoder teacher (embedding.py); dev: Spearman on
     `dev_similarity` if given, else the mean cosine to the teacher on held-out text."""
-    from edgecompress.compress.core.evaluate import DEFAULT_MAX_LENGTH
+    from edgecompress.compress.evaluation.evaluate import DEFAULT_MAX_LENGTH
 
     seed, max_length = request.config.train.seed, request.config.train.max_length
     name, train, dev, test = embedding_texts(request.dataset, request.unlabeled, seed,
@@ -208,7 +208,7 @@ def _embedding_source(request: DistillRequest, teacher: LoadedModel) -> _Source:
 
 def _data(request: DistillRequest, teacher: LoadedModel):
     """(dataset, training data incl. unlabelled text, dev (texts, labels) or None)."""
-    from edgecompress.compress.core.data import sample_texts
+    from edgecompress.compress.data.datasets import sample_texts
 
     dataset = request.data().load()
     if dataset.task != "classification" or not dataset.labels:
@@ -258,7 +258,7 @@ def _prepare_qat(request: DistillRequest, student: LoadedModel) -> dict | None:
 
 def heldout_metrics(teacher: LoadedModel, student: LoadedModel, dataset) -> dict:
     """Test accuracy (95 % CI) of student and teacher, and the student's agreement with it."""
-    from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
+    from edgecompress.compress.evaluation.evaluate import classification_metrics, split_predictions
     from edgecompress.targets import torch_runner
 
     split = dataset.split("test")

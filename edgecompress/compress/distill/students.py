@@ -22,10 +22,10 @@ from torch import nn
 from edgecompress.compress.distill.config import DistillConfig, LayerMap
 from edgecompress.compress.distill.features import has_attention_probs
 from edgecompress.compress.distill.losses import EMBEDDING_PROJECTION, LossPlan
-from edgecompress.compress.core.models import ClassifierModule, LoadedModel, MeanPoolingModule
-from edgecompress.compress.core.models import load_model
+from edgecompress.compress.models.loading import ClassifierModule, LoadedModel, MeanPoolingModule
+from edgecompress.compress.models.loading import load_model
 from edgecompress.compress.prune.surgery import keep_layers
-from edgecompress.compress.core.arch import (blocks, family_of, layers, shared_layers,
+from edgecompress.compress.models.arch import (blocks, family_of, layers, shared_layers,
                                              word_embedding)
 from edgecompress.errors import UserError
 

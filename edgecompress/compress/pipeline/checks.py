@@ -16,8 +16,8 @@ def validate_inputs(recipe: Recipe, *, fetch: bool = True) -> list[str]:
     fetched is skipped when `fetch` is False (as `run --dry-run` does). Raises UserError naming
     the recipe and the problem.
     """
-    from edgecompress.compress.core.data import needs_fetch
-    from edgecompress.compress.core.models import checkpoint_labels
+    from edgecompress.compress.data.datasets import needs_fetch
+    from edgecompress.compress.models.loading import checkpoint_labels
 
     where = recipe.source or recipe.name
     try:
@@ -40,8 +40,8 @@ STRUCTURE_KEYS = {"heads", "ffn", "layers", "keep_layers", "drop_heads", "target
 
 def _family_lines(recipe: Recipe) -> list[str]:
     """The model's encoder family; refuses a [prune] table for a family that cannot be cut."""
-    from edgecompress.compress.core.arch import FAMILIES
-    from edgecompress.compress.core.modules import read_config_object, resolve_model_path
+    from edgecompress.compress.models.arch import FAMILIES
+    from edgecompress.compress.models.modules import read_config_object, resolve_model_path
 
     path = resolve_model_path(recipe.model)
     if not (path / "config.json").is_file():
@@ -76,7 +76,7 @@ def _target_lines(recipe: Recipe) -> list[str]:
 
 def _dataset_lines(recipe: Recipe, data, task: str, labels: tuple[str, ...]) -> list[str]:
     """The dataset's splits and classes as the recipe's steps will read them."""
-    from edgecompress.compress.core.labels import align_labels
+    from edgecompress.compress.data.labels import align_labels
 
     if data.task != "classification":
         return [f"dataset {data.name}: {data.task}, {len(data.split('test'))} documents"]

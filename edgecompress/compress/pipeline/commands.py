@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.core.artifacts import (MANIFEST, export_artifact, open_evaluable,
+from edgecompress.compress.evaluation.artifacts import (MANIFEST, export_artifact, open_evaluable,
                                                   precheck_export, prepare_out_dir)
-from edgecompress.compress.core.evaluate import (evaluate_classification, evaluate_similarity,
+from edgecompress.compress.evaluation.evaluate import (evaluate_classification, evaluate_similarity,
                                              predict)
-from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
+from edgecompress.compress.identity import (content_digest, identity, is_done, profile_digest,
                                               stamp)
-from edgecompress.compress.core.models import load_model
+from edgecompress.compress.models.loading import load_model
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json
 
@@ -31,10 +31,10 @@ def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
     """Evaluate a checkpoint or artifact on a dataset split; returns a JSON-ready dict.
 
     `split` None: a user file without a `split` column is evaluated whole (split "all"),
-    anything else on "test". Labels are matched to the model's by name (core/labels.py).
+    anything else on "test". Labels are matched to the model's by name (compress/data/labels.py).
     """
-    from edgecompress.compress.core.data import load_dataset
-    from edgecompress.compress.core.labels import align_labels
+    from edgecompress.compress.data.datasets import load_dataset
+    from edgecompress.compress.data.labels import align_labels
 
     for flag, value in (("--max-length", max_length), ("--threads", threads)):
         if value < 1:
@@ -60,7 +60,7 @@ def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
     if chosen.labels is None:
         raise UserError(f"{data.name}/{split}: this split has no labels: accuracy needs a "
                         f"labelled dataset")
-    from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
+    from edgecompress.compress.evaluation.evaluate import classification_metrics, split_predictions
 
     pred = split_predictions(model_eval.runner, model_eval.tokenizer, chosen,
                              max_length=max_length)
@@ -80,7 +80,7 @@ def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
 def _evaluate_embedding(model, model_eval, data, split, reference, threads, max_length) -> dict:
     """Spearman / Pearson on a similarity set, and with `reference` (a sentence encoder) the
     nearest-neighbour retrieval against the reference's on the split's sentences."""
-    from edgecompress.compress.core.evaluate import evaluate_retrieval
+    from edgecompress.compress.evaluation.evaluate import evaluate_retrieval
 
     split = split or "test"
     texts = data.split(split).texts
@@ -108,7 +108,7 @@ def _reference_predictions(reference: str | None, labels: tuple[str, ...], split
     both name the same classes in another order."""
     import numpy as np
 
-    from edgecompress.compress.core.labels import generic_labels
+    from edgecompress.compress.data.labels import generic_labels
 
     if not reference:
         return None

@@ -32,8 +32,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.compress.core.config import FieldError, build, check_types, tuples
-from edgecompress.compress.core.dataref import DataRef
+from edgecompress.compress.config import FieldError, build, check_types, tuples
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.errors import UserError
 
 TOP_KEYS = {"name", "model", "dataset", "targets", "description", "finetune", "prune",
@@ -131,7 +131,7 @@ def _dataset(path: Path, data: dict) -> dict:
 
 def _split_files(path: Path, value: dict) -> str:
     """The dataset spec of one file per split, each path relative to the recipe."""
-    from edgecompress.compress.core.userfiles import split_files_spec
+    from edgecompress.compress.data.userfiles import split_files_spec
 
     if "split_col" in value:
         raise _err(path, "dataset.split_col", "no split column with one file per split (each "
@@ -180,7 +180,7 @@ def _check_student(student) -> None:
 
 def _distill_config(source: str, settings: dict):
     """[distill] (+ [distill.train]) -> DistillStageConfig; messages name the recipe key."""
-    from edgecompress.compress.core.train import FinetuneConfig
+    from edgecompress.compress.training.train import FinetuneConfig
     from edgecompress.compress.distill.config import DistillConfig
     from edgecompress.compress.pipeline.stages import DistillStageConfig
 
@@ -230,7 +230,7 @@ def stage_config(source: str, name: str, settings: dict):
 
 def _finetune_config(source: str, settings: dict):
     """[finetune] -> FinetuneStageConfig: FinetuneConfig keys plus `seeds`."""
-    from edgecompress.compress.core.train import FinetuneConfig
+    from edgecompress.compress.training.train import FinetuneConfig
     from edgecompress.compress.pipeline.stages import FinetuneStageConfig
 
     values = {k: v for k, v in settings.items() if k != "seeds"}

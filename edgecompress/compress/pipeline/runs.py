@@ -8,7 +8,7 @@
     artifacts/<target>/           artifact, tokenizer, manifest.json, eval.json, bench.json
     report.{json,md,csv,html}
 
-A step is skipped when its record carries the identity it would have now (core/cache.py): same
+A step is skipped when its record carries the identity it would have now (compress/identity.py): same
 stage, config, input *content* and edgecompress version. Every file is written atomically, so a
 run killed at any point (kill -9) resumes where it was. A directory holding a different run is
 refused unless forced; a new run never touches another.
@@ -22,9 +22,9 @@ import shutil
 import time
 from pathlib import Path
 
-from edgecompress.compress.core.cache import (changed_inputs, content_digest, identity, is_done,
+from edgecompress.compress.identity import (changed_inputs, content_digest, identity, is_done,
                                               profile_digest, stamp)
-from edgecompress.compress.core.dataref import DataRef
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.pipeline import target_stages  # noqa: F401  (registers its stages)
 from edgecompress.compress.pipeline.plan import STEP_OUTPUT, Step, plan_steps
 from edgecompress.compress.pipeline.recipe import Recipe

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecompress.compress.core.config import FieldError
-from edgecompress.compress.core.dataref import DataRef
+from edgecompress.compress.config import FieldError
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.fsutil import cache_root
 
 
@@ -131,7 +131,7 @@ def finetune_stage(inputs, config, ctx: Context) -> StageOutput:
     """Fine-tune into the shared teacher cache, keyed by the step's identity (model content, data
     content, config): a second run of the same recipe, or another recipe with the same teacher,
     reuses it."""
-    from edgecompress.compress.core.finetune import FinetuneRequest, run_finetune
+    from edgecompress.compress.finetune.stage import FinetuneRequest, run_finetune
 
     model = inputs["model"]
     runs = []

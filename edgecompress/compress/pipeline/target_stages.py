@@ -70,8 +70,8 @@ def export_stage(inputs, config, ctx: Context) -> StageOutput:
     preflight). `config` is a QuantizeConfig; the output is the artifact file."""
     import shutil
 
-    from edgecompress.compress.core.artifacts import export_artifact
-    from edgecompress.compress.core.models import load_model
+    from edgecompress.compress.evaluation.artifacts import export_artifact
+    from edgecompress.compress.models.loading import load_model
     from edgecompress.compress.quantize.stage import QuantizeRequest, run_quantize
     folder = ctx.stage_dir
     if folder.exists():
@@ -95,8 +95,8 @@ def export_stage(inputs, config, ctx: Context) -> StageOutput:
 def eval_stage(inputs, config: EvalConfig, ctx: Context) -> StageOutput:
     """Accuracy of a checkpoint or artifact on the split, with agreement (and the paired delta)
     against the reference predictions when `inputs` has a `reference` eval.json."""
-    from edgecompress.compress.core.artifacts import open_evaluable
-    from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
+    from edgecompress.compress.evaluation.artifacts import open_evaluable
+    from edgecompress.compress.evaluation.evaluate import classification_metrics, split_predictions
 
     model = open_evaluable(inputs["model"], threads=1)
     split = ctx.data.for_model(model.labels).split(config.split)  # class ids by name
@@ -153,7 +153,7 @@ REAL_SAMPLE = 200  # test sentences whose token counts the bench times (seeded, 
 def real_lengths(tokenizer_dir: Path, dataset) -> list[int] | None:
     """Token counts (cut at EVAL_MAX_LENGTH) of a seeded sample of the test split's sentences;
     None when the dataset has no test text."""
-    from edgecompress.compress.core.artifacts import load_tokenizer
+    from edgecompress.compress.evaluation.artifacts import load_tokenizer
 
     test = dataset.splits.get("test")
     if test is None or not len(test):

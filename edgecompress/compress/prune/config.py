@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edgecompress.compress.core.config import FieldError, check_types
+from edgecompress.compress.config import FieldError, check_types
 
 SCOPES = ("global", "layer")
 IMPORTANCE = ("gradient", "magnitude")
@@ -129,7 +129,7 @@ def parse_nm(text: str) -> tuple[int, int]:
 def config_from_options(*, keep_layers: str | None = None, drop_heads: str | None = None,
                         nm: str | None = None, **options) -> PruneConfig:
     """Build a PruneConfig from CLI strings; raises UserError with the one-line reason."""
-    from edgecompress.compress.core.config import flag
+    from edgecompress.compress.config import flag
     from edgecompress.errors import UserError
 
     try:

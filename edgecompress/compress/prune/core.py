@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecompress.compress.core.models import LoadedModel
+from edgecompress.compress.models.loading import LoadedModel
 import edgecompress.compress.prune.schedule as schedule
-from edgecompress.compress.core.arch import blocks, layers
+from edgecompress.compress.models.arch import blocks, layers
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.prune.importance import (Samples, gradient_importance,
                                                     layer_importance, magnitude_importance)
@@ -55,7 +55,7 @@ def prune_model(loaded: LoadedModel, config: PruneConfig,
 def _shapes(loaded: LoadedModel) -> dict | None:
     """Heads and FFN width per layer; None for a family whose layers cannot be cut (only its
     vocabulary can be pruned: any other request is refused by the surgery, naming why)."""
-    from edgecompress.compress.core.arch import family_of
+    from edgecompress.compress.models.arch import family_of
 
     if loaded.kind == "hf" and family_of(loaded.module.hf).prunable:
         return None

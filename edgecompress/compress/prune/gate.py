@@ -12,8 +12,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from edgecompress.compress.core.artifacts import parity_sample
-from edgecompress.compress.core.models import LoadedModel
+from edgecompress.compress.evaluation.artifacts import parity_sample
+from edgecompress.compress.models.loading import LoadedModel
 
 LATENCY_NOISE_FLOOR = 0.05  # latency ratio above 0.95: no gain
 SIZE_NOISE_FLOOR = 0.01

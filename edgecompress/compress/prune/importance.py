@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgecompress.compress.core.evaluate import tokenize
-from edgecompress.compress.core.models import LoadedModel
-from edgecompress.compress.core.train import as_tensors
-from edgecompress.compress.core.arch import Block, blocks, layers, skipping
+from edgecompress.compress.evaluation.evaluate import tokenize
+from edgecompress.compress.models.loading import LoadedModel
+from edgecompress.compress.training.train import as_tensors
+from edgecompress.compress.models.arch import Block, blocks, layers, skipping
 from edgecompress.errors import UserError
 
 METHODS = ("gradient", "magnitude")

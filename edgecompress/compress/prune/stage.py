@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.core.cache import content_digest, identity, is_done
-from edgecompress.compress.core.dataref import DataRef
-from edgecompress.compress.core.evaluate import classification_metrics, split_predictions
-from edgecompress.compress.core.models import load_model
-from edgecompress.compress.core.models import LoadedModel, save_model
+from edgecompress.compress.identity import content_digest, identity, is_done
+from edgecompress.compress.data.dataref import DataRef
+from edgecompress.compress.evaluation.evaluate import classification_metrics, split_predictions
+from edgecompress.compress.models.loading import load_model
+from edgecompress.compress.models.loading import LoadedModel, save_model
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.prune.core import count_params, prune_model
 from edgecompress.compress.prune.importance import Samples
@@ -112,7 +112,7 @@ def _check_out(out: Path, force: bool) -> None:
 
 
 def _dataset(request: PruneRequest, loaded: LoadedModel):
-    """The dataset, its labels renumbered to the model's classes by name (core/labels.py)."""
+    """The dataset, its labels renumbered to the model's classes by name (compress/data/labels.py)."""
     if request.dataset is None:
         return None
     if not (request.config.needs_data or request.evaluate):
@@ -129,7 +129,7 @@ def _labels_fit(loaded: LoadedModel, data) -> bool:
 
 def _samples(loaded: LoadedModel, data, config: PruneConfig) -> Samples:
     """Up to `config.samples` train sentences; their labels when they fit the model's classes."""
-    from edgecompress.compress.core.data import sample_texts
+    from edgecompress.compress.data.datasets import sample_texts
 
     if data is None:
         raise UserError("importance scoring needs --dataset (or use --importance magnitude)")

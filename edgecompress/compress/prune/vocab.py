@@ -15,7 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from edgecompress.compress.core.models import LoadedModel
+from edgecompress.compress.models.loading import LoadedModel
 from edgecompress.compress.prune.surgery import keep_embedding_rows
 from edgecompress.compress.prune.vocab_tokenizers import (
     model_vocab, renumbered, required_ids, tokenizer_kind)
@@ -37,7 +37,7 @@ def corpus_texts(spec: str) -> tuple[str, ...]:
             raise UserError(f"vocabulary corpus not found: {path}")
         texts = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
     else:
-        from edgecompress.compress.core.data import load_dataset
+        from edgecompress.compress.data.datasets import load_dataset
 
         texts = load_dataset(spec).split("train").texts
     texts = tuple(t for t in texts if t.strip())

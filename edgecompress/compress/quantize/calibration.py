@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecompress.compress.core.evaluate import token_lengths, tokenize
+from edgecompress.compress.evaluation.evaluate import token_lengths, tokenize
 from edgecompress.errors import UserError
 from edgecompress.targets.inputs import split_rows
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.core.evaluate import split_accuracy
+from edgecompress.compress.evaluation.evaluate import split_accuracy
 from edgecompress.compress.quantize.integer import encoder_layers
 from edgecompress.targets.inputs import row_count
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecompress.compress.core.encoder import MASK_VALUE
-from edgecompress.compress.core.modules import ClassifierModule
+from edgecompress.compress.models.encoder import MASK_VALUE
+from edgecompress.compress.models.modules import ClassifierModule
 from edgecompress.targets.inputs import module_inputs
 
 
@@ -79,7 +79,7 @@ def target_applicability(loaded) -> dict[str, str]:
     """{target: "yes" or why not} for every built-in target profile: an integer-only target
     refuses a graph that still writes float-min after the integer-friendly wrapper (preflight);
     a target whose optional extra is not installed says how to install it."""
-    from edgecompress.compress.core.artifacts import parity_sample
+    from edgecompress.compress.evaluation.artifacts import parity_sample
     from edgecompress.errors import ParityError
     from edgecompress.targets import list_profiles
     from edgecompress.targets.preflight import check_integer_graph

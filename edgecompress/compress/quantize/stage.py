@@ -16,13 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.compress.core.artifacts import (MANIFEST, artifact_manifest,
+from edgecompress.compress.evaluation.artifacts import (MANIFEST, artifact_manifest,
                                                   difference_words, gate_sample, parity_sample,
                                                   parity_words, precheck_export, prepare_out_dir)
-from edgecompress.compress.core.cache import (content_digest, identity, is_done, profile_digest,
+from edgecompress.compress.identity import (content_digest, identity, is_done, profile_digest,
                                               stamp)
-from edgecompress.compress.core.config import FieldError, check_types
-from edgecompress.compress.core.dataref import DataRef
+from edgecompress.compress.config import FieldError, check_types
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.quantize.blame import layer_blame
 from edgecompress.compress.quantize.calibration import Calibration, calibration_set
 from edgecompress.compress.quantize.integer import encoder_layers, integer_friendly
@@ -95,7 +95,7 @@ class _Plan:
 
 
 def _plan(request: QuantizeRequest) -> _Plan:
-    from edgecompress.compress.core.models import checkpoint_labels
+    from edgecompress.compress.models.loading import checkpoint_labels
     from edgecompress.targets import load_profile
     from edgecompress.targets.profiles import CALIBRATION_METHODS
 
@@ -131,7 +131,7 @@ def run_quantize(request: QuantizeRequest) -> dict:
     than asked, `max_drop` on an unlabelled dataset, an occupied `out` without force) and
     ParityError when the final artifact fails the scheme's parity gate.
     """
-    from edgecompress.compress.core.models import load_model
+    from edgecompress.compress.models.loading import load_model
 
     began = time.perf_counter()
     precheck_export(request.model, request.out, force=request.force)  # before data is read
@@ -254,7 +254,7 @@ def _held_out(data, config: QuantizeConfig):
 
 def _dev_split(data, config: QuantizeConfig):
     """The labelled dev split the fallback measures on; UserError when it has no labels."""
-    from edgecompress.compress.core.data import sample_texts
+    from edgecompress.compress.data.datasets import sample_texts
 
     split = data.split(config.dev_split)
     if split.labels is None:

@@ -9,8 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.compress.core.models import load_model, save_model
-from edgecompress.compress.core.train import FinetuneConfig
+from edgecompress.compress.models.loading import load_model, save_model
+from edgecompress.compress.training.train import FinetuneConfig
 from edgecompress.compress.distill import DistillConfig, Run, TrainData, distill_train
 from edgecompress.compress.distill.embedding import EmbeddingDev, embed
 from edgecompress.compress.distill.losses import LossPlan, embedding_cosine, embedding_mse

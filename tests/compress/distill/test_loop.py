@@ -5,7 +5,7 @@ from edgecompress.compress.distill import (DistillConfig, Run, TrainData, build_
                                            distill_train, forward_features, resolve_plan,
                                            soft_kl)
 from edgecompress.compress.distill.students import make_projections
-from edgecompress.compress.core.train import FinetuneConfig
+from edgecompress.compress.training.train import FinetuneConfig
 from tests.compress.distill.conftest import LABELS, TEXTS, sharp_teacher
 from tests.models import batch
 

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from edgecompress.cli import app
 from edgecompress.compress.distill import MANIFEST
-from edgecompress.compress.core.models import load_model
+from edgecompress.compress.models.loading import load_model
 from tests.models import save_tiny, tiny_bert
 
 runner = CliRunner()

@@ -5,7 +5,7 @@ import pytest
 from edgecompress.compress.distill import (DistillConfig, build_student, check_compatible,
                                            default_layer_map, resolve_plan)
 from edgecompress.compress.prune import remove_heads
-from edgecompress.compress.core.arch import layers
+from edgecompress.compress.models.arch import layers
 from edgecompress.errors import UserError
 from tests.models import tiny_bert, tiny_plain
 
@@ -40,7 +40,7 @@ def test_default_layer_map_spreads_layers_when_student_is_shallower():
 def test_check_compatible_raises_user_error_when_vocabularies_differ(teacher):
     from transformers import BertConfig, BertForSequenceClassification
 
-    from edgecompress.compress.core.models import ClassifierModule
+    from edgecompress.compress.models.loading import ClassifierModule
 
     config = BertConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=1,
                         num_attention_heads=4, intermediate_size=64)

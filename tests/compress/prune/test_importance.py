@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from edgecompress.compress.core.arch import blocks
+from edgecompress.compress.models.arch import blocks
 from edgecompress.compress.prune.importance import (Samples, gradient_importance,
                                                     layer_importance, magnitude_importance)
 from tests.models import SENTENCES

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.compress.core.models import load_model
+from edgecompress.compress.models.loading import load_model
 from edgecompress.compress.prune.surgery import layer_shapes
 
 runner = CliRunner()

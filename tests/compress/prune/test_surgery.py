@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgecompress.compress.core.arch import blocks, word_embedding
-from edgecompress.compress.core.inspection import inspect_model
-from edgecompress.compress.core.models import load_model, save_model
+from edgecompress.compress.models.arch import blocks, word_embedding
+from edgecompress.compress.models.inspection import inspect_model
+from edgecompress.compress.models.loading import load_model, save_model
 from edgecompress.compress.prune.importance import gates
 from edgecompress.compress.prune.surgery import (keep_embedding_rows, keep_layers, layer_shapes,
                                                  remove_heads, remove_neurons)

@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from edgecompress.compress.core.evaluate import tokenize
-from edgecompress.compress.core.models import save_model
-from edgecompress.compress.core.models import load_model
+from edgecompress.compress.evaluation.evaluate import tokenize
+from edgecompress.compress.models.loading import save_model
+from edgecompress.compress.models.loading import load_model
 from edgecompress.compress.prune.vocab import corpus_texts, prune_vocabulary
 from edgecompress.errors import UserError
 from tests.compress.prune.conftest import logits

@@ -8,7 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.compress.core.models import load_model
+from edgecompress.compress.models.loading import load_model
 from tests.models import family_corpus, save_tiny, tiny_family
 
 runner = CliRunner()

@@ -11,9 +11,9 @@ import random
 import pytest
 import torch
 
-from edgecompress.compress.core.evaluate import tokenize
-from edgecompress.compress.core.models import load_model, save_model
-from edgecompress.compress.core.arch import word_embedding
+from edgecompress.compress.evaluation.evaluate import tokenize
+from edgecompress.compress.models.loading import load_model, save_model
+from edgecompress.compress.models.arch import word_embedding
 from edgecompress.compress.prune.vocab import (
     corpus_token_ids, prune_vocabulary, pruned_tokenizer, tokenizer_data)
 from edgecompress.compress.prune.vocab_tokenizers import renumbered, required_ids

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgecompress.compress.core.data import Split
+from edgecompress.compress.data.datasets import Split
 from edgecompress.compress.quantize.calibration import calibration_set
 from edgecompress.errors import UserError
 from tests.compress.quantize.test_stage import _texts

@@ -21,7 +21,7 @@ def test_integer_friendly_wrapper_matches_hf_when_rows_are_padded():
 
 
 def test_integer_friendly_keeps_the_model_when_the_wrapper_would_change_its_logits():
-    from edgecompress.compress.core.modules import ClassifierModule
+    from edgecompress.compress.models.modules import ClassifierModule
     from edgecompress.compress.quantize.integer import integer_friendly, same_logits
     from tests.models import tiny_family
 

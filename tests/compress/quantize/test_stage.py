@@ -10,8 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.compress.core.encoder import EncoderClassifier, EncoderConfig
-from edgecompress.compress.core.models import LoadedModel
+from edgecompress.compress.models.encoder import EncoderClassifier, EncoderConfig
+from edgecompress.compress.models.loading import LoadedModel
 from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
 from edgecompress.errors import UserError
 from edgecompress.targets import torch_runner

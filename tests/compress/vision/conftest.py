@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecompress.compress.core.vision import VitShape, create_vit
+from edgecompress.compress.models.vision import VitShape, create_vit
 
 SHAPE = VitShape(image_size=8, channels=1, patch=4, hidden=32, layers=2, heads=4, ffn=64)
 CLASSES = ("bars", "blocks")

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.compress.core.data import load_dataset
+from edgecompress.compress.data.datasets import load_dataset
 from edgecompress.errors import UserError
 from tests.compress.vision.conftest import CLASSES, write_images
 
@@ -63,7 +63,7 @@ def test_image_set_refused_in_one_line_when_images_differ_in_size(tmp_path):
 
 
 def test_init_vit_shapes_the_model_for_the_image_set(tmp_path, image_folder):
-    from edgecompress.compress.core.models import load_model
+    from edgecompress.compress.models.loading import load_model
 
     result = runner.invoke(app, ["init-vit", str(tmp_path / "vit"), "--dataset",
                                  str(image_folder), "--patch", "4", "--hidden", "16",

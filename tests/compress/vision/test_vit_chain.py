@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgecompress.compress.core.models import load_model
-from edgecompress.compress.core.train import FinetuneConfig
+from edgecompress.compress.models.loading import load_model
+from edgecompress.compress.training.train import FinetuneConfig
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.stage import DistillRequest, run_distill
 from edgecompress.compress.pipeline.commands import evaluate_spec
@@ -111,8 +111,8 @@ def test_fixed_shape_runner_refuses_images_of_another_size(distilled, image_fold
 def test_deit_loads_and_exports_through_the_parity_gate(tmp_path, image_folder):
     from transformers import DeiTConfig, DeiTForImageClassification
 
-    from edgecompress.compress.core.artifacts import parity_sample
-    from edgecompress.compress.core.vision import ImageProcessor
+    from edgecompress.compress.evaluation.artifacts import parity_sample
+    from edgecompress.compress.models.vision import ImageProcessor
     from edgecompress.targets import export
 
     config = DeiTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=32,
