@@ -12,6 +12,9 @@ from tests.models import save_tiny, tiny_bert, tiny_plain
 
 # rich wraps tables to the terminal width; CliRunner has none, so give it a wide one.
 os.environ["COLUMNS"] = "200"
+# What the CLI sets for its own process (cli/common.configure_process), for the tests that call
+# the library directly: the tokenizer's threads fight torch for the cores.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """CLI behaviour: exit codes, one-line errors, JSON keys, no heavy imports for --help."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -263,3 +264,29 @@ def test_eval_json_names_the_host_that_produced_the_predictions(tiny_bert_dir, s
     assert host["threads"] == 1 and host["cpu_model"] and host["arch"]
     assert set(host) >= {"isa", "cores", "os", "python", "runtimes"}
     assert isinstance(host["isa"], list)
+
+
+def test_importing_the_package_changes_no_environment_variable_when_imported_in_a_fresh_process():
+    code = ("import os, json; before = dict(os.environ); import edgecompress, edgecompress.cli, "
+            "edgecompress.compress.models.loading, edgecompress.targets; "
+            "print(json.dumps(sorted(k for k in set(before) | set(os.environ) "
+            "if before.get(k) != os.environ.get(k))))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_loading_a_checkpoint_never_reaches_a_hub_when_offline_mode_is_not_set(tiny_bert_dir):
+    # The hub address points at a closed local port: any request would fail the load.
+    code = ("import sys; from edgecompress.compress.models.loading import load_model; "
+            "m = load_model(sys.argv[1]); print(m.kind, len(m.labels))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tiny_bert_dir.parent / "hf-home"))
+    done = subprocess.run([sys.executable, "-c", code, str(tiny_bert_dir)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "hf"

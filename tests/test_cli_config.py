@@ -5,7 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.cli_config import merged_settings
+from edgecompress.cli.config import merged_settings
 
 runner = CliRunner()
 
@@ -45,7 +45,7 @@ def test_config_file_errors_name_the_file_and_key_when_a_value_is_bad(tiny_bert_
 
 
 def test_distill_config_file_keeps_the_dev_similarity_flag_when_both_are_given(tmp_path):
-    from edgecompress.cli_config import distill_request_from
+    from edgecompress.cli.config import distill_request_from
 
     path = tmp_path / "distill.toml"
     path.write_text("[distill]\nembedding_cosine_weight = 1.0\n")

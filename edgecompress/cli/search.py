@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from edgecompress.cli_common import console, guarded
+from edgecompress.cli.common import console, guarded
 from edgecompress.errors import UserError
 
 DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")

@@ -1,8 +1,5 @@
-"""The door: a thin typer app. Commands parse, load, call the library and print.
-
-Heavy imports (torch, transformers, onnxruntime, litert) happen inside commands so that
-`edgecompress --help` answers at once. A user mistake prints one line and exits 2.
-"""
+"""The stage commands: finetune, prune, distill, quantize and export. Each parses its options,
+calls the library's stage and prints the manifest's summary (or JSON)."""
 
 from __future__ import annotations
 
@@ -11,68 +8,11 @@ from typing import Optional
 
 import typer
 
-from edgecompress.cli_common import (LABEL_COL, SPLIT_COL, TEXT_COL, console, emit, guarded,
-                                     print_json)
-from edgecompress.cli_catalog import data_app, targets_app
-from edgecompress.cli_deliver import bundle_app, report_app
-from edgecompress.cli_search import search_command
-from edgecompress.cli_vision import init_vit_command
+from edgecompress.cli.common import (LABEL_COL, LABEL_MAP_HELP, SPLIT_COL, TEXT_COL, console, emit,
+                                     guarded)
 from edgecompress.errors import UserError
 
-LABEL_MAP_HELP = ("Dataset label -> model label, matched by name, e.g. "
-                  "fresh=positive,rotten=negative.")
 
-app = typer.Typer(help="Prune, quantize, distill and export trained Transformers for edge "
-                       "devices — verified, benchmarked, reported.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-app.add_typer(data_app, name="data")
-app.add_typer(targets_app, name="targets")
-app.add_typer(report_app, name="report")
-app.add_typer(bundle_app, name="bundle")
-app.command("search")(search_command)
-app.command("init-vit")(init_vit_command)
-
-
-# --- model commands ---------------------------------------------------------------------------
-
-@app.command()
-@guarded
-def inspect(model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
-            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Architecture and family, per-layer heads / FFN width, parameters, file size, and which
-    stages and targets apply."""
-    from edgecompress.compress.models.inspection import inspect_model
-    from edgecompress.compress.models.loading import load_model
-    from edgecompress.compress.quantize.integer import target_applicability
-
-    loaded = load_model(model)
-    info = {**inspect_model(loaded).to_json(), "targets": target_applicability(loaded)}
-    if as_json:
-        print_json(info)
-        return
-    from edgecompress.reports.render import print_model_info
-
-    print_model_info(console, info)
-
-
-@app.command("init-encoder")
-@guarded
-def init_encoder(
-    out: Path = typer.Argument(..., help="Directory to create."),
-    tokenizer: str = typer.Option("minilm-l6", help="Checkpoint whose tokenizer it pairs with."),
-    d_model: int = typer.Option(256), heads: int = typer.Option(8), ffn: int = typer.Option(1024),
-    layers: int = typer.Option(4), max_len: int = typer.Option(256),
-    num_labels: int = typer.Option(2), seed: int = typer.Option(0),
-) -> None:
-    """Create a randomly initialised plain-PyTorch encoder classifier (train it with finetune)."""
-    from edgecompress.compress.models.loading import create_plain_encoder
-
-    create_plain_encoder(out, tokenizer_from=tokenizer, d_model=d_model, n_heads=heads, ffn=ffn,
-                         n_layers=layers, max_len=max_len, num_labels=num_labels, seed=seed)
-    console.print(f"plain encoder written to {out}")
-
-
-@app.command()
 @guarded
 def finetune(
     model: str = typer.Argument(..., help="Checkpoint directory or built-in name (minilm-l6)."),
@@ -92,7 +32,7 @@ def finetune(
 
     overrides = None
     if config is not None:
-        from edgecompress.cli_config import explicit_options, stage_config_from
+        from edgecompress.cli.config import explicit_options, stage_config_from
 
         flags = explicit_options(finetune, dict(epochs=epochs, batch_size=batch_size, lr=lr,
                                                 max_length=max_length, max_steps=max_steps,
@@ -110,7 +50,6 @@ def finetune(
                   f"(n={dev['n']}) — written to {out}")
 
 
-@app.command()
 @guarded
 def prune(
     model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
@@ -154,7 +93,7 @@ def prune(
     if config is None:
         prune_config = config_from_options(**options)
     else:
-        from edgecompress.cli_config import explicit_options, stage_config_from
+        from edgecompress.cli.config import explicit_options, stage_config_from
         from edgecompress.compress.prune.config import parse_cli_values
 
         flags = parse_cli_values(explicit_options(prune, options))
@@ -169,7 +108,6 @@ def prune(
     emit(manifest, as_json, summary_lines)
 
 
-@app.command()
 @guarded
 def distill(
     teacher: str = typer.Option(..., help="Teacher: a classifier or a sentence encoder."),
@@ -214,7 +152,7 @@ def distill(
     if config is None:
         request = distill_request(**options)
     else:
-        from edgecompress.cli_config import distill_request_from, explicit_options
+        from edgecompress.cli.config import distill_request_from, explicit_options
 
         request = distill_request_from(config, explicit_options(distill, options), **options)
     request = dataclasses.replace(request, text_col=text_col, label_col=label_col,
@@ -227,64 +165,6 @@ def distill(
         emit(manifest, as_json, summary_lines)
 
 
-@app.command("eval")
-@guarded
-def eval_command(
-    model: str = typer.Argument(..., help="Checkpoint dir, built-in name, or artifact file."),
-    dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path."),
-    split: Optional[str] = typer.Option(None, help="Default: test; a file without a 'split' "
-                                                   "column is evaluated whole."),
-    reference: Optional[str] = typer.Option(None, help="Model whose predictions to agree with."),
-    tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer dir for a bare artifact."),
-    threads: int = typer.Option(1), max_length: int = typer.Option(128),
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL,
-    label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-) -> None:
-    """Accuracy with a 95 % Wilson CI, macro-F1, agreement; Spearman/Pearson for similarity."""
-    from edgecompress.compress.data.labels import parse_label_map
-    from edgecompress.compress.pipeline.commands import evaluate_spec
-
-    result = evaluate_spec(model, dataset, split=split, reference=reference, tokenizer=tokenizer,
-                           threads=threads, max_length=max_length, text_col=text_col,
-                           label_col=label_col, split_col=split_col,
-                           label_map=parse_label_map(label_map) if label_map else ())
-    if as_json:
-        print_json(result)
-        return
-    from edgecompress.reports.render import print_eval
-
-    print_eval(console, result)
-
-
-# --- export / bench / report / demo -----------------------------------------------------------
-
-@app.command()
-@guarded
-def export(
-    model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
-    target: str = typer.Option(..., help="Target name or profile .toml path."),
-    out: Path = typer.Option(..., help="Output directory for the artifact."),
-    scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
-    dataset: str = typer.Option("rt-polarity", help="Calibration and gate sentences (int8)."),
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL,
-    force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
-) -> None:
-    """Export to the target's format, verify parity against torch, keep only if it passes."""
-    from edgecompress.compress.evaluation.artifacts import difference_words, parity_words
-    from edgecompress.compress.pipeline.commands import export_model
-
-    manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force,
-                            text_col=text_col, label_col=label_col, split_col=split_col)
-    parity = manifest["parity"]
-    console.print(f"{manifest['target']}: {out / manifest['artifact']} "
-                  f"({manifest['size_bytes'] / 1e6:.1f} MB), parity {difference_words(parity)}, "
-                  f"{parity_words(parity)}")
-
-
-@app.command()
 @guarded
 def quantize(
     model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
@@ -331,70 +211,24 @@ def quantize(
     emit(manifest, as_json, summary_lines)
 
 
-@app.command()
 @guarded
-def bench(
-    artifact: Path = typer.Argument(..., help=".onnx, .tflite or .pte artifact."),
-    target: str = typer.Option(..., help="Target whose runtime, threads and shape to use."),
-    runs: int = typer.Option(100), warmup: int = typer.Option(10),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+def export(
+    model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
+    target: str = typer.Option(..., help="Target name or profile .toml path."),
+    out: Path = typer.Option(..., help="Output directory for the artifact."),
+    scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
+    dataset: str = typer.Option("rt-polarity", help="Calibration and gate sentences (int8)."),
+    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
+    split_col: Optional[str] = SPLIT_COL,
+    force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
 ) -> None:
-    """Latency p50/p90/p99, throughput, size, gzip size, peak RSS — in a separate process."""
-    from edgecompress.compress.pipeline.commands import bench_artifact
+    """Export to the target's format, verify parity against torch, keep only if it passes."""
+    from edgecompress.compress.evaluation.artifacts import difference_words, parity_words
+    from edgecompress.compress.pipeline.commands import export_model
 
-    result = bench_artifact(artifact, target, runs=runs, warmup=warmup)
-    if as_json:
-        print_json(result)
-        return
-    from edgecompress.reports.render import print_bench
-
-    print_bench(console, result)
-
-
-@app.command("run")
-@guarded
-def run_command(
-    recipe: Path = typer.Argument(..., help="Recipe TOML (see recipes/)."),
-    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<recipe>-<time>)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is cached."),
-    force: bool = typer.Option(False, help="Replace a different run at --out."),
-) -> None:
-    """Run a recipe: stages (finetune, prune, distill), export per target, eval, bench, report."""
-    import time
-
-    from edgecompress.compress.pipeline.checks import validate_inputs
-    from edgecompress.compress.pipeline.recipe import load_recipe
-    from edgecompress.compress.pipeline.runs import plan_lines, run_recipe
-
-    plan = load_recipe(recipe)
-    out = out or Path("runs") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    from edgecompress.compress.models.modules import check_out_location
-
-    check_out_location(out)
-    checked = validate_inputs(plan, fetch=not dry_run)  # before run.json is written
-    if dry_run:
-        for line in checked + plan_lines(plan, out):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
-        return
-    report_md = run_recipe(plan, out, console, force=force)
-    console.print(f"\nreport: {report_md} (and .html, .csv, .json beside it)")
-
-
-@app.command()
-@guarded
-def demo(
-    out: Path = typer.Option(Path("demo-run"), help="Run directory."),
-    force: bool = typer.Option(False, help="Replace a different run at --out."),
-    runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per benchmark."),
-) -> None:
-    """`edgecompress run recipes/demo.toml`: minilm-l6 + rt-polarity on every target."""
-    from edgecompress.compress.models.modules import check_out_location
-    from edgecompress.compress.pipeline.demo import run_demo
-
-    check_out_location(out)
-    report_md = run_demo(out, console, force=force, bench_runs=runs)
-    console.print(f"\nreport: {report_md} (and .html, .csv, .json beside it)")
-
-
-if __name__ == "__main__":
-    app()
+    manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force,
+                            text_col=text_col, label_col=label_col, split_col=split_col)
+    parity = manifest["parity"]
+    console.print(f"{manifest['target']}: {out / manifest['artifact']} "
+                  f"({manifest['size_bytes'] / 1e6:.1f} MB), parity {difference_words(parity)}, "
+                  f"{parity_words(parity)}")

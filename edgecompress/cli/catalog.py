@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from edgecompress.cli_common import console, guarded, print_json
+from edgecompress.cli.common import console, guarded, print_json
 
 data_app = typer.Typer(help="Registered datasets.", no_args_is_help=True)
 targets_app = typer.Typer(help="Edge target profiles.", no_args_is_help=True)

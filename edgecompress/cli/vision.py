@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgecompress.cli_common import console, guarded
+from edgecompress.cli.common import console, guarded
 from edgecompress.errors import UserError
 
 

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
-from edgecompress.cli_common import console, err_console, guarded, print_json
+from edgecompress.cli.common import console, err_console, guarded, print_json
 
 
 class _DefaultBuild(TyperGroup):

@@ -1,0 +1,44 @@
+"""The door: a thin typer app. Commands parse, load, call the library and print.
+
+Heavy imports (torch, transformers, onnxruntime, litert) happen inside commands so that
+`edgecompress --help` answers at once. A user mistake prints one line and exits 2.
+
+    stages.py   finetune, prune, distill, quantize, export
+    models.py   inspect, init-encoder, eval, bench
+    run.py      run, demo
+    search.py   search            vision.py   init-vit
+    catalog.py  data, targets     deliver.py  report, bundle
+"""
+
+from __future__ import annotations
+
+import typer
+
+from edgecompress.cli import models, run, stages
+from edgecompress.cli.catalog import data_app, targets_app
+from edgecompress.cli.common import configure_process
+from edgecompress.cli.deliver import bundle_app, report_app
+from edgecompress.cli.search import search_command
+from edgecompress.cli.vision import init_vit_command
+
+app = typer.Typer(help="Prune, quantize, distill and export trained Transformers for edge "
+                       "devices — verified, benchmarked, reported.",
+                  no_args_is_help=True, pretty_exceptions_enable=False,
+                  callback=configure_process)
+app.command("inspect")(models.inspect)
+app.command("init-encoder")(models.init_encoder)
+app.command("init-vit")(init_vit_command)
+app.command("finetune")(stages.finetune)
+app.command("prune")(stages.prune)
+app.command("distill")(stages.distill)
+app.command("eval")(models.eval_command)
+app.command("export")(stages.export)
+app.command("quantize")(stages.quantize)
+app.command("bench")(models.bench)
+app.command("run")(run.run_command)
+app.command("demo")(run.demo)
+app.command("search")(search_command)
+app.add_typer(data_app, name="data")
+app.add_typer(targets_app, name="targets")
+app.add_typer(report_app, name="report")
+app.add_typer(bundle_app, name="bundle")
