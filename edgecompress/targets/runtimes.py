@@ -27,7 +27,7 @@ from edgecompress.errors import UserError
 from edgecompress.targets.executorch_backend import ExecuTorchBackend
 from edgecompress.targets.inputs import (IMAGE_INPUTS, PAD_ID, TEXT_INPUTS, is_image,
                                          module_inputs)
-from edgecompress.targets.runtime_util import package_version, quiet_fd2  # noqa: F401 (re-exported)
+from edgecompress.targets.runtime_util import package_version
 
 INPUT_NAMES = TEXT_INPUTS  # the text inputs, the default of every module
 
