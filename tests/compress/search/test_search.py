@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from edgecompress.cli import app
 from edgecompress.compress.pipeline.recipe import load_recipe
 from edgecompress.compress.pipeline.runs import run_recipe
-from edgecompress.compress.search.command import run_search
+from edgecompress.cli.search import run_search
 from edgecompress.compress.search.front import Budgets
 from edgecompress.compress.search.study import SearchConfig, open_study, prepare
 from edgecompress.fsutil import sha256_file
