@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -55,7 +54,7 @@ report_app = typer.Typer(cls=_DefaultBuild, no_args_is_help=True,
 @guarded
 def report_build(
     run_dir: Path = typer.Argument(..., help="Run directory to report on."),
-    device_results: Optional[Path] = typer.Option(
+    device_results: Path | None = typer.Option(
         None, help="A bundle runner's JSON from the real device, added as its own rows."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the files "
                                  "written and report.json's content."),

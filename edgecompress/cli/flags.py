@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import typer
 from typer import _click  # typer 0.29 vendors click: its usage errors are these classes

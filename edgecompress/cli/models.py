@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from edgecompress.cli.common import (LABEL_COL, LABEL_MAP_HELP, SPLIT_COL, TEXT_COL, console,
-                                     guarded)
+from edgecompress.cli.common import LABEL_COL, LABEL_MAP_HELP, SPLIT_COL, TEXT_COL, console, guarded
 from edgecompress.cli.flags import in_flags
 from edgecompress.cli.output import emit_result, json_mode
 from edgecompress.errors import UserError
@@ -19,9 +17,8 @@ def inspect(model: str = typer.Argument(..., help="Checkpoint directory or built
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Architecture and family, per-layer heads / FFN width, parameters, file size, and which
     stages and targets apply."""
-    from edgecompress.compress.models.loading import load_model
-
     from edgecompress.compress.models.inspection import inspect_model
+    from edgecompress.compress.models.loading import load_model
     from edgecompress.compress.quantize.integer import target_applicability
 
     with json_mode(as_json):
@@ -89,16 +86,16 @@ def init_encoder(
 def eval_command(
     model: str = typer.Argument(..., help="Checkpoint dir, built-in name, or artifact file."),
     dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path."),
-    split: Optional[str] = typer.Option(None, help="Default: test; a file without a 'split' "
-                                                   "column is evaluated whole."),
-    reference: Optional[str] = typer.Option(None, help="Model whose predictions to agree with."),
-    tokenizer: Optional[str] = typer.Option(None, help=TOKENIZER_HELP + " Default: the "
-                                            "model's own (an artifact: its folder)."),
+    split: str | None = typer.Option(None, help="Default: test; a file without a 'split' "
+                                     "column is evaluated whole."),
+    reference: str | None = typer.Option(None, help="Model whose predictions to agree with."),
+    tokenizer: str | None = typer.Option(None, help=TOKENIZER_HELP + " Default: the "
+                                         "model's own (an artifact: its folder)."),
     threads: int = typer.Option(1, help="Runtime threads."),
     max_length: int = typer.Option(128, help="Tokens per input (longer ones are cut)."),
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL,
-    label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL,
+    label_map: str | None = typer.Option(None, help=LABEL_MAP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Accuracy with a 95 % Wilson CI, macro-F1, agreement; Spearman/Pearson for similarity."""

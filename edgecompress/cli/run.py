@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -38,7 +37,7 @@ def _print_lines(lines: list[str]) -> None:
 @guarded
 def run_command(
     recipe: Path = typer.Argument(..., help="Recipe TOML (see recipes/)."),
-    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<recipe>-<time>)."),
+    out: Path | None = typer.Option(None, help="Run directory (default runs/<recipe>-<time>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is cached."),
     force: bool = typer.Option(False, help="Replace a different run at --out."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -71,7 +70,7 @@ def run_command(
 def demo(
     out: Path = typer.Option(Path("demo-run"), help="Run directory."),
     force: bool = typer.Option(False, help="Replace a different run at --out."),
-    runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per benchmark."),
+    runs: int | None = typer.Option(None, min=1, help="Timed runs per benchmark."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout "
                                  "(progress goes to stderr): the run directory, the report's "
                                  "files and report.json's content."),

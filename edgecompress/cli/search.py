@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -61,9 +60,16 @@ def run_search(config, console) -> dict:
     from edgecompress.compress.pipeline.checks import validate_inputs
     from edgecompress.compress.search.display import Display
     from edgecompress.compress.search.executors import make_executor
-    from edgecompress.compress.search.study import (cpus_per_trial, finished, open_out,
-                                                    open_study, prepare, queue_baseline,
-                                                    recover, run_trials)
+    from edgecompress.compress.search.study import (
+        cpus_per_trial,
+        finished,
+        open_out,
+        open_study,
+        prepare,
+        queue_baseline,
+        recover,
+        run_trials,
+    )
     from edgecompress.compress.search.summary import summarize
 
     prepared = prepare(config)
@@ -116,24 +122,24 @@ def _print_outcome(summary: dict, out: Path) -> None:
 @guarded
 def search_command(
     recipe: Path = typer.Argument(..., help="Recipe TOML with a \\[search] table."),
-    target: Optional[List[str]] = typer.Option(None, "--target", help="Search for this target "
-                                               "(repeat; default: the recipe's)."),
-    budget_ms: Optional[float] = typer.Option(None, help="p50 latency budget per target, ms."),
-    budget_mb: Optional[float] = typer.Option(None, help="Artifact size budget per target, MB."),
-    max_drop: Optional[float] = typer.Option(None, help="Allowed accuracy drop vs the teacher "
-                                             "on dev, points (also prunes trials early)."),
+    target: list[str] | None = typer.Option(None, "--target", help="Search for this target "
+                                            "(repeat; default: the recipe's)."),
+    budget_ms: float | None = typer.Option(None, help="p50 latency budget per target, ms."),
+    budget_mb: float | None = typer.Option(None, help="Artifact size budget per target, MB."),
+    max_drop: float | None = typer.Option(None, help="Allowed accuracy drop vs the teacher "
+                                          "on dev, points (also prunes trials early)."),
     trials: int = typer.Option(20, help="Trials to finish (a resumed search counts its own)."),
-    time: Optional[str] = typer.Option(None, help="Wall-time budget, e.g. 30m: no trial "
-                                       "starts that would not finish in it."),
+    time: str | None = typer.Option(None, help="Wall-time budget, e.g. 30m: no trial "
+                                    "starts that would not finish in it."),
     executor: Executor = typer.Option(Executor.local, help="local (a process pool on this "
                                       "host) or ray (pip install 'edgecompress\\[ray]')."),
-    address: Optional[str] = typer.Option(None, help="Ray cluster to join (default: start a "
-                                          "local Ray instance)."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Local trials at once (default: "
-                                          "the host's cores / CPUs per trial)."),
+    address: str | None = typer.Option(None, help="Ray cluster to join (default: start a "
+                                       "local Ray instance)."),
+    workers: int | None = typer.Option(None, min=1, help="Local trials at once (default: "
+                                       "the host's cores / CPUs per trial)."),
     seed: int = typer.Option(0, help="Sampler seed."),
-    out: Optional[Path] = typer.Option(None, help="Search folder (default "
-                                       "searches/<recipe>)."),
+    out: Path | None = typer.Option(None, help="Search folder (default "
+                                    "searches/<recipe>)."),
     force: bool = typer.Option(False, help="Replace a different search at --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary (search.json) as "
                                  "JSON on stdout; progress goes to stderr."),

@@ -12,12 +12,12 @@ have the same edgecompress installed; results come back as JSON.
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 
 from edgecompress.errors import UserError
 
 
-class Executor(str, Enum):
+class Executor(StrEnum):
     """Where trials run (the CLI's --executor choices)."""
 
     local = "local"  # a process pool on this host
