@@ -147,6 +147,8 @@ def search_command(
     """Search prune x distill x quantize x format for the best artifact per target under budgets."""
     from edgecompress.compress.models.modules import check_out_location
 
+    if address is not None and executor is not Executor.ray:
+        raise UserError("--address is for --executor ray")
     out = out or Path("searches") / recipe.stem
     check_out_location(out)
     try:

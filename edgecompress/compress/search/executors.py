@@ -80,7 +80,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise UserError("--executor ray needs Ray: pip install 'edgecompress[ray]'") from None
+            raise UserError("executor 'ray' needs Ray: pip install 'edgecompress[ray]'") from None
         self._ray = ray
         self._started = not ray.is_initialized()
         if self._started:
@@ -120,5 +120,5 @@ def make_executor(kind: str, cpus: int, *, workers: int | None = None,
     if kind == "ray":
         return RayExecutor(cpus, address)
     if address:
-        raise UserError("--address is for --executor ray")
+        raise UserError("address is only for executor 'ray'")
     return LocalExecutor(workers or max(1, host_cpus() // min(cpus, host_cpus())))
