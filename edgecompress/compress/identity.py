@@ -24,11 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
-from edgecompress.fsutil import read_json, sha256_file
+from edgecompress.fsutil import file_digest, read_json
 from edgecompress.rundir import STAGE_FILE
 
 IDENTITY_KEY = "identity"
@@ -38,17 +37,6 @@ SKIPPED_FILES = {STAGE_FILE}  # a record never hashes itself
 
 def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-@lru_cache(maxsize=256)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of one file, memoised on (path, size, mtime) within a process."""
-    return sha256_file(Path(path))
-
-
-def file_digest(path: Path) -> str:
-    stat = path.stat()
-    return _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def content_digest(spec: str | Path) -> str:

@@ -49,7 +49,7 @@ from edgecompress.compress.data.userfiles import (
     split_files,
 )
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_write_text, cache_root, sha256_file
+from edgecompress.fsutil import atomic_write_text, cache_root, file_digest, sha256_file
 
 _FORMAT = 1  # bump when the cached file layout changes
 
@@ -239,8 +239,6 @@ def needs_fetch(spec: str, cache_dir: Path | None = None) -> bool:
 
 def _verified(name: str, path: Path) -> bool:
     """True when the cached file is there and is the file the pinned wheel builds."""
-    from edgecompress.compress.identity import file_digest
-
     return path.is_file() and file_digest(path) == _source(name).cache_sha256
 
 
