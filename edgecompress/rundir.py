@@ -43,7 +43,7 @@ REPORT_STEM = "report"
 REPORT_FORMATS = ("json", "md", "csv", "html")
 DEVICE_DIR = "device-results"  # on-device measurements imported by `report --device-results`
 # what a run writes at the top of its folder; anything else there is not the run's
-RUN_ENTRIES = (RUN_FILE, STAGES_DIR, TEACHER_DIR, ARTIFACTS_DIR,
+RUN_ENTRIES = (RUN_FILE, STAGES_DIR, TEACHER_DIR, ARTIFACTS_DIR, DEVICE_DIR,
                *(f"{REPORT_STEM}.{fmt}" for fmt in REPORT_FORMATS))
 
 

@@ -216,8 +216,11 @@ def plan_states(recipe: Recipe, run_dir: Path) -> list[tuple[Step, str]]:
 def plan_lines(recipe: Recipe, run_dir: Path) -> list[str]:
     """What `run --dry-run` prints: every step, cached or to run (and why), per target."""
     lines = [f"recipe {recipe.name}: {recipe.model} on {recipe.dataset} -> {run_dir}"]
-    pending = {}
-    for step, state in plan_states(recipe, run_dir):
+    pending, states = {}, plan_states(recipe, run_dir)
+    steps = [step for step, _ in states]
+    stale = RunDir(run_dir).stale_entries({s.id for s in steps}, {s.target for s in steps})
+    lines += [f"  remove {path.relative_to(run_dir)} (not in this recipe)" for path in stale]
+    for step, state in states:
         if step.target is None:
             lines.append(f"  stage {step.id:<12} {state}")
         else:

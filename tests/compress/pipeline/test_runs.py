@@ -88,7 +88,9 @@ def test_rerun_of_an_edited_recipe_reuses_unchanged_steps_when_dry_run_predicted
     # a target the recipe drops goes from the folder, so the report shows the current recipe
     path = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv, targets=("x86-cpu",))
     path.write_text(path.read_text().replace("runs = 3", "runs = 4"))
-    run_recipe(load_recipe(path), out, Console(quiet=True))
+    dropped = load_recipe(path)
+    assert "  remove artifacts/arm64-phone (not in this recipe)" in plan_lines(dropped, out)
+    run_recipe(dropped, out, Console(quiet=True))
     rows = json.loads((out / "report.json").read_text())["rows"]
     assert [row["target"] for row in rows] == ["x86-cpu"]
     assert not (out / "artifacts" / "arm64-phone").exists()
