@@ -20,16 +20,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.compress.identity import (changed_inputs, content_digest, identity, is_done,
-                                              profile_digest, stamp)
 from edgecompress.compress.data.dataref import DataRef
-from edgecompress.compress.pipeline import target_stages  # noqa: F401  (registers its stages)
+from edgecompress.compress.identity import (
+    changed_inputs,
+    content_digest,
+    identity,
+    is_done,
+    profile_digest,
+    stamp,
+)
+from edgecompress.compress.pipeline import target_stages  # (importing it registers its stages)
 from edgecompress.compress.pipeline.plan import STEP_OUTPUT, Step, plan_steps
 from edgecompress.compress.pipeline.recipe import Recipe
 from edgecompress.compress.pipeline.stages import Context, StageResult, get_stage
 from edgecompress.errors import ParityError, UserError
-from edgecompress.fsutil import (OUTPUT_MARKER, atomic_write_json, check_replaceable,
-                                 is_marked_output, mark_output, read_json)
+from edgecompress.fsutil import (
+    OUTPUT_MARKER,
+    atomic_write_json,
+    check_replaceable,
+    is_marked_output,
+    mark_output,
+    read_json,
+)
 from edgecompress.rundir import RUN_ENTRIES, STAGE_FILE, RunDir
 
 RUN_KIND = "run"  # the kind mark_output records on a run folder
