@@ -28,6 +28,7 @@ from edgecompress.compress.models.loading import load_model
 from edgecompress.compress.pipeline.target_stages import EVAL_MAX_LENGTH, real_lengths
 from edgecompress.fsutil import atomic_write_json
 from edgecompress.targets import bench, host_info, load_profile
+from edgecompress.compress.data.dataref import DataRef
 
 
 def _variants(target: str, scheme: str, threads: int) -> dict:
@@ -46,7 +47,7 @@ def _export(checkpoint: str, profile, folder: Path, dataset: str) -> Path:
         config = QuantizeConfig(target=str(_profile_file(profile, folder.parent)),
                                 scheme=profile.scheme)
         manifest = run_quantize(QuantizeRequest(model=checkpoint, out=folder, config=config,
-                                                force=True, dataset=dataset))
+                                                force=True, data=DataRef(dataset)))
     return folder / manifest["artifact"]
 
 
