@@ -2,7 +2,8 @@
 
 A stage config's field (compress/config.py `option`) is the only definition of an option: its
 type, default, help, choices and parser. `config_flags` turns the fields into typer options
-(`learning_rate` -> `--lr` / `--learning-rate`, a bool -> `--x/--no-x`, a str Enum -> a choice);
+(`learning_rate` -> `--lr` / `--learning-rate`, a bool -> `--x/--no-x`, a str Enum's values
+in the help);
 `with_flags` adds them to a command and hands the command the values the user *typed* (click's
 parameter source, never a comparison with the default), keyed by field path, so `--config FILE`
 plus any flag — even one equal to its default — gives the flag.
@@ -82,10 +83,12 @@ class Flag:
     sets: tuple[str, ...] = ()  # the fields `parse`'s tuple fills
 
     def option(self) -> typer.models.OptionInfo:
-        default = self.default
-        if self.choices is not None and default not in (None, ...):
-            default = self.choices(default)
-        return typer.Option(default, *self.decls, help=self.help)
+        if self.choices is None:
+            return typer.Option(self.default, *self.decls, help=self.help)
+        # a plain string that the config checks: a wrong choice is its one-line error (exit 2),
+        # not click's usage panel; the choices show in --help as the metavar
+        names = "|".join(member.value for member in self.choices)
+        return typer.Option(self.default, *self.decls, help=self.help, metavar=f"[{names}]")
 
 
 def _base_type(hint) -> tuple[Any, bool]:
@@ -129,8 +132,7 @@ def config_flags(cls, *, prefix: str = "", defaults=None, only=None,
             annotation = Optional[str] if optional or default in ((), None) else str
             default = None if default == () else default
         elif meta.get("choices") is not None:
-            choice = meta["choices"]
-            annotation = Optional[choice] if optional else choice
+            annotation = Optional[str] if optional else str
         elif hint is bool:
             annotation = bool
             decls = (f"{decls[0]}/--no-{decls[0][2:]}",)
@@ -173,8 +175,6 @@ class Given:
 
 def _parsed(item: Flag, value, typed: str) -> dict:
     """{field path: value} for one typed flag (a choice's plain string, a parsed list)."""
-    if item.choices is not None and value is not None:
-        value = value.value
     if item.parse is not None and value is not None:
         from edgecompress.compress.config import FieldError
 

@@ -1,11 +1,11 @@
 """Stage configs are the single source of their options: frozen dataclasses that check their own
 fields, and raise `FieldError` naming the *field*. The layer that read the value — a CLI flag, a
-recipe key, a `--config` file — turns the field into its own name (`--learning-rate`,
+recipe key, a config file — turns the field into its own name (the flag `lr`,
 `recipe.toml: [finetune] learning_rate`), so a message always names what the user typed.
 
 A field is declared once, with `option(default, help=..., choices=..., parse=...)`: its type,
 default, help, choices (a `str` Enum) and how a one-line string becomes its value. The CLI derives
-its flags from these fields (cli/options.py), recipes and `--config` files use the field names as
+its flags from these fields (cli/options.py), recipes and config files use the field names as
 keys; nothing else repeats a default.
 """
 

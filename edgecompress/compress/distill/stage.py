@@ -3,7 +3,7 @@
 of student and teacher with 95 % CIs and agreement, sizes, wall time).
 
 A rerun of the same request returns the cached manifest; a run interrupted (kill -9) or stopped
-by `--max-minutes` resumes from its hidden checkpoint `.<out>.ckpt` next to the output.
+by `max_minutes` resumes from its hidden checkpoint `.<out>.ckpt` next to the output.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def _with_labels(loaded: LoadedModel, labels: tuple[str, ...]) -> LoadedModel:
 def run_finetune(request: FinetuneRequest, console=None) -> dict:
     """Fine-tune per `request`; returns the manifest (with dev metrics). Cached when identical."""
     out = request.out
-    check_out_location(out)  # before any training: a file at --out would fail only at the end
+    check_out_location(out)  # before any training: a file at `out` would fail only at the end
     dataset, train, loaded = _prepare(request)
     config = request.train_config(loaded.kind)
     ident = request.identity(config)
