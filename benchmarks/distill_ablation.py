@@ -65,7 +65,8 @@ def _variant(args, name: str, weights: dict, workdir: Path) -> dict:
     train = FinetuneConfig(epochs=args.epochs, max_steps=args.max_steps, learning_rate=args.lr,
                            checkpoint_every=100)
     config = DistillConfig(train=train, attention_layers=args.attention_layers, **weights)
-    request = DistillRequest(teacher=args.teacher, student=args.student, data=DataRef(args.dataset),
+    request = DistillRequest(teacher=args.teacher, student=args.student,
+                             data=DataRef(args.dataset),
                              out=workdir / name.replace(" ", "_").replace("+", ""),
                              config=config, train_size=args.train_size, evaluate_test=False)
     began = time.perf_counter()

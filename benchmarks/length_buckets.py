@@ -28,7 +28,6 @@ from edgecompress.compress.models.loading import load_model
 from edgecompress.compress.pipeline.target_stages import EVAL_MAX_LENGTH, real_lengths
 from edgecompress.fsutil import atomic_write_json
 from edgecompress.targets import bench, host_info, load_profile
-from edgecompress.compress.data.dataref import DataRef
 
 
 def _variants(target: str, scheme: str, threads: int) -> dict:

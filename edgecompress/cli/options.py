@@ -30,7 +30,8 @@ FLAG_NAMES = {"learning_rate": "--lr", "calibration_samples": "--calib-samples",
               "calibration_method": "--calib-method"}
 
 # Request-level options: not config fields, declared once here for every stage command.
-DATASET = typer.Option(..., "--dataset", help="Dataset name, or a .csv/.jsonl path.")
+DATASET = typer.Option(..., "--dataset", help="Dataset name, or a .csv/.jsonl path (sentence "
+                                               "encoders' distillation: .txt too).")
 DATASET_OR_RECORDED = typer.Option(
     None, "--dataset", help="Dataset name, or a .csv/.jsonl path (default: the dataset the "
                             "model was made with, from its finetune/prune/distill.json; "

@@ -141,8 +141,7 @@ def prune(
 @with_flags(config_flags(DistillConfig, defaults=DistillConfig()))
 def distill(
     teacher: str = TEACHER, student: str = STUDENT,
-    dataset: str = typer.Option(..., "--dataset", help="Dataset name, CSV/JSONL (or, "
-                                                       "encoders, .txt) path."),
+    dataset: str = DATASET,
     text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
     split_col: Optional[str] = SPLIT_COL, label_map: Optional[str] = LABEL_MAP,
     out: Path = typer.Option(..., help="Output student checkpoint directory (gets "

@@ -180,7 +180,7 @@ def _check_student(student) -> None:
 
 
 def _key(path: str) -> str:
-    """How a recipe (or a stage command's config file) names a setting: `key 'distill.train.epochs'`."""
+    """How a recipe (or a stage command's config file) names a setting: `key 'distill.seed'`."""
     return f"key '{path}'"
 
 

@@ -28,7 +28,8 @@ def chain(tmp_path_factory):
     texts = root / "texts.csv"  # unlabelled text: a sentence encoder learns from its teacher
     texts.write_text("text\n" + "\n".join(f"sentence {i} about a {w} film" for i, w in
                                            enumerate(["good", "dull", "odd", "warm", "noisy"] * 12)))
-    pruned = run_prune(PruneRequest(model=str(teacher), out=root / "pruned", data=DataRef(str(texts)),
+    pruned = run_prune(PruneRequest(model=str(teacher), out=root / "pruned",
+                                    data=DataRef(str(texts)),
                                     config=PruneConfig(heads=0.25, ffn=0.25,
                                                        importance="magnitude")))
     train = FinetuneConfig(epochs=1, batch_size=8, learning_rate=1e-3, max_length=32,
