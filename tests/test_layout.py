@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "edgecompress"
-MAX_MODULE_LINES = 400
+# Sizes are smells, not rules (STYLE.md 11): a module this long most likely holds two ideas.
+# Split by concept when it does, never only to meet the number.
+MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 60
 SHARED = {"errors", "fsutil", "stats"}
 # package -> the edgecompress packages it must not import

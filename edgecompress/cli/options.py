@@ -15,9 +15,10 @@ import dataclasses
 import functools
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 
@@ -80,7 +81,7 @@ class Flag:
     default: Any  # the field's default (a choice's plain string), or ... when required
     help: str
     choices: Any = None  # a str Enum
-    parse: Optional[Callable[[str], Any]] = None
+    parse: Callable[[str], Any] | None = None
     sets: tuple[str, ...] = ()  # the fields `parse`'s tuple fills
 
     def option(self) -> typer.models.OptionInfo:
@@ -130,15 +131,15 @@ def config_flags(cls, *, prefix: str = "", defaults=None, only=None,
         decls = (name,) if name == "--" + field.name.replace("_", "-") \
             else (name, "--" + field.name.replace("_", "-"))
         if meta.get("parse") is not None:
-            annotation = Optional[str] if optional or default in ((), None) else str
+            annotation = str | None if optional or default in ((), None) else str
             default = None if default == () else default
         elif meta.get("choices") is not None:
-            annotation = Optional[str] if optional else str
+            annotation = str | None if optional else str
         elif hint is bool:
             annotation = bool
             decls = (f"{decls[0]}/--no-{decls[0][2:]}",)
         else:
-            annotation = Optional[hint] if optional else hint
+            annotation = hint | None if optional else hint
         flags.append(Flag(prefix + field.name, field.name, decls, annotation, default,
                           meta["help"], meta.get("choices"), meta.get("parse"),
                           tuple(meta.get("sets", ()))))

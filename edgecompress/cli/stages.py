@@ -10,16 +10,36 @@ once in cli/options.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from edgecompress.cli.common import console, emit, guarded
-from edgecompress.cli.options import (AS_JSON, CONFIG, DATASET, DATASET_OR_RECORDED,
-                                      DEV_SIMILARITY, EVALUATE, FORCE, GATE, GATE_RUNS,
-                                      LABEL_COL, LABEL_MAP, QAT_SCHEME, QAT_TARGET, SPLIT_COL,
-                                      STUDENT, TEACHER, TEXT_COL, TRAIN_SIZE, UNLABELED, Given,
-                                      config_flags, flag, read_table, with_flags)
+from edgecompress.cli.options import (
+    AS_JSON,
+    CONFIG,
+    DATASET,
+    DATASET_OR_RECORDED,
+    DEV_SIMILARITY,
+    EVALUATE,
+    FORCE,
+    GATE,
+    GATE_RUNS,
+    LABEL_COL,
+    LABEL_MAP,
+    QAT_SCHEME,
+    QAT_TARGET,
+    SPLIT_COL,
+    STUDENT,
+    TEACHER,
+    TEXT_COL,
+    TRAIN_SIZE,
+    UNLABELED,
+    Given,
+    config_flags,
+    flag,
+    read_table,
+    with_flags,
+)
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.quantize.config import QuantizeConfig
@@ -92,9 +112,9 @@ def _stage_config(stage: str, given: Given, config: Path | None):
 def finetune(
     model: str = MODEL, dataset: str = DATASET,
     out: Path = typer.Option(..., help="Output checkpoint directory (gets finetune.json)."),
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL, force: bool = FORCE,
-    as_json: bool = AS_JSON, config: Optional[Path] = CONFIG, *, given: Given,
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, force: bool = FORCE,
+    as_json: bool = AS_JSON, config: Path | None = CONFIG, *, given: Given,
 ) -> None:
     """Fine-tune an encoder with a classification head; resumes after interruption."""
     from edgecompress.compress.finetune.stage import FinetuneRequest, run_finetune
@@ -114,11 +134,11 @@ def finetune(
 def prune(
     model: str = MODEL,
     out: Path = typer.Option(..., help="Output checkpoint directory (gets prune.json)."),
-    dataset: Optional[str] = DATASET_OR_RECORDED,
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL, label_map: Optional[str] = LABEL_MAP,
-    evaluate: bool = EVALUATE, gate: Optional[str] = GATE, gate_runs: int = GATE_RUNS,
-    force: bool = FORCE, as_json: bool = AS_JSON, config: Optional[Path] = CONFIG, *,
+    dataset: str | None = DATASET_OR_RECORDED,
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, label_map: str | None = LABEL_MAP,
+    evaluate: bool = EVALUATE, gate: str | None = GATE, gate_runs: int = GATE_RUNS,
+    force: bool = FORCE, as_json: bool = AS_JSON, config: Path | None = CONFIG, *,
     given: Given,
 ) -> None:
     """Remove heads, FFN neurons, layers, vocabulary; report what it gained (prune.json)."""
@@ -142,14 +162,14 @@ def prune(
 def distill(
     teacher: str = TEACHER, student: str = STUDENT,
     dataset: str = DATASET,
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL, label_map: Optional[str] = LABEL_MAP,
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, label_map: str | None = LABEL_MAP,
     out: Path = typer.Option(..., help="Output student checkpoint directory (gets "
                                        "distill.json)."),
-    train_size: Optional[int] = TRAIN_SIZE, unlabeled: Optional[Path] = UNLABELED,
-    qat_target: Optional[str] = QAT_TARGET, qat_scheme: Optional[str] = QAT_SCHEME,
-    dev_similarity: Optional[str] = DEV_SIMILARITY, force: bool = FORCE,
-    as_json: bool = AS_JSON, config: Optional[Path] = CONFIG, *, given: Given,
+    train_size: int | None = TRAIN_SIZE, unlabeled: Path | None = UNLABELED,
+    qat_target: str | None = QAT_TARGET, qat_scheme: str | None = QAT_SCHEME,
+    dev_similarity: str | None = DEV_SIMILARITY, force: bool = FORCE,
+    as_json: bool = AS_JSON, config: Path | None = CONFIG, *, given: Given,
 ) -> None:
     """Distill a teacher into a smaller student; resumes after interruption (distill.json)."""
     # the recipe's [distill] keys besides the losses: typed ones go over the file's
@@ -178,14 +198,13 @@ def distill(
 def quantize(
     model: str = MODEL,
     out: Path = typer.Option(..., help="Output directory for the artifact."),
-    dataset: Optional[str] = DATASET_OR_RECORDED,
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL, label_map: Optional[str] = LABEL_MAP,
+    dataset: str | None = DATASET_OR_RECORDED,
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, label_map: str | None = LABEL_MAP,
     force: bool = FORCE, as_json: bool = AS_JSON, *, given: Given,
 ) -> None:
     """Quantize for a target (calibrated, verified), with fallback, blame and preflight."""
     from edgecompress.compress.config import build
-
     from edgecompress.compress.evaluation.artifacts import precheck_export
     from edgecompress.targets import load_profile
 
@@ -205,9 +224,9 @@ def quantize(
 def export(
     model: str = MODEL,
     out: Path = typer.Option(..., help="Output directory for the artifact."),
-    dataset: Optional[str] = DATASET_OR_RECORDED,
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL, force: bool = FORCE, as_json: bool = AS_JSON, *,
+    dataset: str | None = DATASET_OR_RECORDED,
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, force: bool = FORCE, as_json: bool = AS_JSON, *,
     given: Given,
 ) -> None:
     """Export to the target's format, verify parity against torch, keep only if it passes.

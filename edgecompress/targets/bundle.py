@@ -67,7 +67,7 @@ def _tflite_io(path: Path) -> dict:
     """Inputs / outputs of the longest signature, and every signature by its sequence length."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecompress.targets.runtimes import package_version
+    from edgecompress.targets.runtime_util import package_version
 
     interpreter = Interpreter(model_path=str(path))
     by_seq = {}

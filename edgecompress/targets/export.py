@@ -34,7 +34,8 @@ from edgecompress.targets.preflight import check_integer_graph
 from edgecompress.targets.profiles import Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
 from edgecompress.targets.runtime_util import quiet_exporters
-from edgecompress.targets.runtimes import load_runner, package_version, torch_runner
+from edgecompress.targets.runtime_util import package_version
+from edgecompress.targets.runtimes import load_runner, torch_runner
 
 OUTPUT_NAME = "logits"
 

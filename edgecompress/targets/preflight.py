@@ -141,17 +141,23 @@ class PreflightError(ParityError):
         self.artifact, self.diffs, self.tolerance = "", {}, 0.0
 
 
+class UntracedError(Exception):
+    """`torch.export` could not trace the module, so the graph was not checked before converting."""
+
+
 def float_min_fills(module, sample: dict[str, np.ndarray]) -> list[tuple[str, str]]:
     """(aten op, module path) of every op in `module`'s traced graph that writes a float-min or
-    infinite constant; [] when the module does not trace (the converter then reports why)."""
+    infinite constant. Raises UntracedError (with torch's reason, one line) when the module does
+    not trace: "nothing found" and "not looked" are different answers."""
     import torch
 
     args = tuple(torch.from_numpy(np.ascontiguousarray(sample[k][:1])) for k in
                  sample_inputs(sample))
     try:
         graph = torch.export.export(module, args).graph
-    except Exception:  # noqa: BLE001 — tracing is the converter's job; it names its own error
-        return []
+    except Exception as err:  # noqa: BLE001 — any tracing failure; its reason travels on
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise UntracedError(f"torch.export could not trace the model ({reason})") from None
     found = []
     for node in graph.nodes:
         values = [a for a in (*node.args, *node.kwargs.values())
@@ -163,14 +169,19 @@ def float_min_fills(module, sample: dict[str, np.ndarray]) -> list[tuple[str, st
     return found
 
 
-def check_integer_graph(module, sample: dict[str, np.ndarray], profile) -> None:
+def check_integer_graph(module, sample: dict[str, np.ndarray], profile) -> str | None:
     """Raise PreflightError, in one line naming the op and the target, when `module` holds an op
-    that `profile` (an integer-only target) cannot run; nothing for other targets."""
+    that `profile` (an integer-only target) cannot run. Returns None when the graph was checked
+    (or the target is not integer-only), else why it could not be checked before converting
+    (the artifact's own preflight after converting still runs)."""
     if not profile.integer_only:
-        return
-    found = float_min_fills(module, sample)
+        return None
+    try:
+        found = float_min_fills(module, sample)
+    except UntracedError as err:
+        return str(err)
     if not found:
-        return
+        return None
     aten, where = found[0]
     lowered = _LOWERED.get(profile.format, {}).get(aten, aten)
     config = getattr(getattr(module, "hf", None), "config", None)

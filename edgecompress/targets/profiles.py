@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgecompress.errors import UserError
 from edgecompress.fsutil import safe_name
-from edgecompress.targets.schemes import SCHEMES, Scheme  # noqa: F401 (re-exported)
+from edgecompress.targets.schemes import SCHEMES, Scheme
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 

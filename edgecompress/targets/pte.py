@@ -24,7 +24,8 @@ import numpy as np
 from edgecompress.errors import UserError
 from edgecompress.targets.extras import require
 from edgecompress.targets.inputs import is_image, pad_rows
-from edgecompress.targets.runtimes import INPUT_NAMES, PAD_ID, package_version, quiet_fd2
+from edgecompress.targets.runtime_util import package_version, quiet_fd2
+from edgecompress.targets.runtimes import INPUT_NAMES, PAD_ID
 
 EXPORTER = "executorch (torch.export + XnnpackPartitioner)"
 QUANTIZER = "XNNPACKQuantizer (torchao pt2e prepare_pt2e/convert_pt2e)"

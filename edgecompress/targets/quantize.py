@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from edgecompress.errors import UserError
-from edgecompress.targets.profiles import Scheme
+from edgecompress.targets.schemes import Scheme
 from edgecompress.targets.runtime_util import quiet_fd2
 
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # node metadata written by torch.onnx's dynamo exporter

@@ -27,7 +27,7 @@ from edgecompress.errors import UserError
 from edgecompress.targets.executorch_backend import ExecuTorchBackend
 from edgecompress.targets.inputs import (IMAGE_INPUTS, PAD_ID, TEXT_INPUTS, is_image,
                                          module_inputs)
-from edgecompress.targets.runtime_util import package_version, quiet_fd2  # noqa: F401 (re-exported)
+from edgecompress.targets.runtime_util import package_version
 
 INPUT_NAMES = TEXT_INPUTS  # the text inputs, the default of every module
 
@@ -361,6 +361,23 @@ def load_runner(path: Path, threads: int = 1, *, seq: int | None = None) -> Runn
                              else backend(path, threads, seq=seq))
     except UserError:
         raise
-    except Exception as err:  # each runtime raises its own exception types for a bad file
+    except OSError as err:  # unreadable (permissions, I/O): not a statement about the model
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    except Exception as err:
+        if not isinstance(err, _bad_file_errors(path.suffix)):
+            raise  # a bug of ours or the runtime's, not a bad file: the traceback goes to a log
         message = " ".join(str(err).split())[:300]
         raise UserError(f"{path} is not a valid {kind} model: {message}") from None
+
+
+def _bad_file_errors(suffix: str) -> tuple[type[BaseException], ...]:
+    """The exception types a runtime raises for a file it cannot load as a model. ONNX Runtime's
+    derive from Exception directly (InvalidProtobuf, InvalidGraph, ...); LiteRT raises
+    ValueError; ExecuTorch RuntimeError."""
+    if suffix == ".onnx":
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+        return (state.Fail, state.InvalidArgument, state.InvalidProtobuf, state.InvalidGraph,
+                state.NoSuchFile, state.NotImplemented, state.RuntimeException, ValueError,
+                RuntimeError)
+    return (ValueError, RuntimeError)

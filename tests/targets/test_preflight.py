@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from edgecompress.compress.quantize.integer import IntegerFriendlyClassifier
@@ -55,3 +56,21 @@ def test_preflight_lists_float_ops_when_onnx_artifact_is_fp32(exported):
 def test_preflight_raises_user_error_when_artifact_is_missing(tmp_path):
     with pytest.raises(UserError, match="not found"):
         preflight(tmp_path / "gone.tflite")
+
+
+def test_integer_graph_check_says_it_did_not_look_when_the_model_does_not_trace():
+    import torch
+
+    from edgecompress.targets import load_profile
+    from edgecompress.targets.preflight import check_integer_graph
+
+    class Untraceable(torch.nn.Module):  # data-dependent control flow: torch.export refuses it
+        def forward(self, input_ids, attention_mask):
+            if int(input_ids.sum()) > 0:
+                return input_ids.float()
+            return attention_mask.float()
+
+    sample = {"input_ids": np.ones((1, 8), np.int64), "attention_mask": np.ones((1, 8), np.int64)}
+    unchecked = check_integer_graph(Untraceable(), sample, load_profile("edgetpu"))
+    assert unchecked is not None and "torch.export could not trace" in unchecked
+    assert check_integer_graph(Untraceable(), sample, load_profile("x86-cpu")) is None

@@ -6,7 +6,8 @@ import pytest
 
 from edgecompress.errors import UserError
 from edgecompress.targets import Profile, list_profiles, load_profile
-from edgecompress.targets.profiles import PROFILE_DIR, SCHEMES
+from edgecompress.targets.profiles import PROFILE_DIR
+from edgecompress.targets.schemes import SCHEMES
 
 SHIPPED = ["android-xnnpack", "arm64-phone", "edgetpu", "npu-a16w8", "npu-int8", "rpi5",
            "x86-cpu"]

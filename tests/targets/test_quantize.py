@@ -7,7 +7,7 @@ import pytest
 
 from edgecompress.errors import ParityError, UserError
 from edgecompress.targets import export, load_profile, load_runner, torch_runner
-from edgecompress.targets.profiles import SCHEMES
+from edgecompress.targets.schemes import SCHEMES
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact
 from tests.models import batch
 

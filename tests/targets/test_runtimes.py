@@ -18,6 +18,21 @@ def test_load_runner_raises_user_error_when_file_is_text_renamed(suffix, tmp_pat
         load_runner(path)
 
 
+def test_load_runner_lets_a_bug_through_when_the_backend_fails_for_another_reason(tmp_path,
+                                                                                  monkeypatch):
+    from edgecompress.targets import runtimes
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            raise AttributeError("a bug in the backend, not a bad file")
+
+    monkeypatch.setitem(runtimes._BACKENDS, ".onnx", (Broken, "ONNX"))
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x00" * 16)
+    with pytest.raises(AttributeError, match="a bug in the backend"):
+        load_runner(path)
+
+
 def test_load_runner_raises_user_error_when_suffix_is_unknown(tmp_path):
     path = tmp_path / "model.pt"
     path.write_bytes(b"\x00" * 16)

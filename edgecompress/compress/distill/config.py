@@ -10,14 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
-from edgecompress.compress.config import (FieldError, check_choice, check_types, choice_values,
-                                          option)
+from edgecompress.compress.config import (
+    FieldError,
+    check_choice,
+    check_types,
+    choice_values,
+    option,
+)
 from edgecompress.compress.training.config import FinetuneConfig, default_learning_rate
 
 
-class AttentionLayers(str, Enum):
+class AttentionLayers(StrEnum):
     LAST = "last"
     MAPPED = "mapped"
 

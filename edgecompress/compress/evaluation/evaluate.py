@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from edgecompress.stats import wilson_interval  # noqa: F401  (re-exported: one Wilson)
+from edgecompress.stats import wilson_interval
 
 DEFAULT_MAX_LENGTH = 128
 

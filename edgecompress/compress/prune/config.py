@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 
-from edgecompress.compress.config import (FieldError, check_choice, check_types, choice_values,
-                                          option)
+from edgecompress.compress.config import (
+    FieldError,
+    check_choice,
+    check_types,
+    choice_values,
+    option,
+)
 
 
-class Scope(str, Enum):
+class Scope(StrEnum):
     GLOBAL = "global"
     LAYER = "layer"
 
 
-class ImportanceMethod(str, Enum):
+class ImportanceMethod(StrEnum):
     GRADIENT = "gradient"
     MAGNITUDE = "magnitude"
 
 
-class LayerMethod(str, Enum):
+class LayerMethod(StrEnum):
     IMPORTANCE = "importance"
     ALTERNATE = "alternate"
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
-from edgecompress.compress.config import (FieldError, check_choice, check_types, option,
-                                          parse_max_drop)
+from edgecompress.compress.config import (
+    FieldError,
+    check_choice,
+    check_types,
+    option,
+    parse_max_drop,
+)
 
 
-class CalibrationMethod(str, Enum):  # which a format offers: targets/profiles.py
+class CalibrationMethod(StrEnum):  # which a format offers: targets/profiles.py
     MINMAX = "minmax"
     ENTROPY = "entropy"
     PERCENTILE = "percentile"

@@ -96,8 +96,9 @@ def target_applicability(loaded) -> dict[str, str]:
         try:
             module = integer_friendly(loaded.module, profile.format, sample) \
                 if profile.integer_only else loaded.module
-            check_integer_graph(module, sample, profile)
-            verdicts[profile.name] = "yes"
+            unchecked = check_integer_graph(module, sample, profile)
+            verdicts[profile.name] = ("yes" if unchecked is None else
+                                      f"not checked before converting: {unchecked}")
         except ParityError as err:
             verdicts[profile.name] = str(err).split(": ", 1)[-1]
     return verdicts

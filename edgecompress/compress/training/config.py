@@ -6,13 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
-from edgecompress.compress.config import (FieldError, check_choice, check_types, choice_values,
-                                          option)
+from edgecompress.compress.config import (
+    FieldError,
+    check_choice,
+    check_types,
+    choice_values,
+    option,
+)
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     AUTO = "auto"
     FP32 = "fp32"
     BF16 = "bf16"

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from edgecompress.compress.evaluation.evaluate import classification_metrics, macro_f1, wilson_interval
+from edgecompress.compress.evaluation.evaluate import classification_metrics, macro_f1
+from edgecompress.stats import wilson_interval
 
 
 def test_wilson_interval_matches_published_value_when_zero_of_ten():
