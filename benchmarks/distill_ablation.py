@@ -31,6 +31,7 @@ from edgecompress.compress.models.loading import load_model  # noqa: E402
 from edgecompress.compress.training.train import FinetuneConfig  # noqa: E402
 from edgecompress.fsutil import atomic_write_json, cache_root  # noqa: E402
 from edgecompress.targets import torch_runner  # noqa: E402
+from edgecompress.compress.data.dataref import DataRef  # noqa: E402
 
 VARIANTS = {
     "logit KD": dict(kd_weight=1.0, ce_weight=0.5),
@@ -64,7 +65,8 @@ def _variant(args, name: str, weights: dict, workdir: Path) -> dict:
     train = FinetuneConfig(epochs=args.epochs, max_steps=args.max_steps, learning_rate=args.lr,
                            checkpoint_every=100)
     config = DistillConfig(train=train, attention_layers=args.attention_layers, **weights)
-    request = DistillRequest(teacher=args.teacher, student=args.student, dataset=args.dataset,
+    request = DistillRequest(teacher=args.teacher, student=args.student,
+                             data=DataRef(args.dataset),
                              out=workdir / name.replace(" ", "_").replace("+", ""),
                              config=config, train_size=args.train_size, evaluate_test=False)
     began = time.perf_counter()

@@ -46,7 +46,7 @@ def _export(checkpoint: str, profile, folder: Path, dataset: str) -> Path:
         config = QuantizeConfig(target=str(_profile_file(profile, folder.parent)),
                                 scheme=profile.scheme)
         manifest = run_quantize(QuantizeRequest(model=checkpoint, out=folder, config=config,
-                                                force=True, dataset=dataset))
+                                                force=True, data=DataRef(dataset)))
     return folder / manifest["artifact"]
 
 

@@ -140,7 +140,7 @@ def test_eval_exits_2_when_csv_lacks_the_named_column(tiny_bert_dir, sentiment_c
 def exported_dir(tiny_bert_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "x86"
     result = runner.invoke(app, ["export", str(tiny_bert_dir), "--target", "x86-cpu",
-                                 "--out", str(out)])
+                                 "--dataset", "rt-polarity", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
 
@@ -177,7 +177,7 @@ def test_export_refuses_an_out_dir_holding_a_different_run_unless_forced(exporte
                                                                         tiny_plain_dir):
     before = (exported_dir / "model.onnx").read_bytes()
     refused = runner.invoke(app, ["export", str(tiny_plain_dir), "--target", "x86-cpu",
-                                  "--out", str(exported_dir)])
+                                  "--dataset", "rt-polarity", "--out", str(exported_dir)])
     assert "--force" in _one_line_error(refused)
     assert (exported_dir / "model.onnx").read_bytes() == before
 

@@ -30,6 +30,22 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def _points(max_drop: str | None) -> float | None:
+    """--max-drop as accuracy points, read by the one parser quantize uses too; a relative
+    drop ('2%') is refused: the search's budget compares points against the teacher."""
+    from edgecompress.compress.config import FieldError, parse_max_drop
+
+    if max_drop is None:
+        return None
+    try:
+        value, relative = parse_max_drop(max_drop)
+    except FieldError as err:
+        raise UserError(f"--max-drop: {err.message}") from None
+    if relative:
+        raise UserError(f"--max-drop: search takes accuracy points (e.g. 1.0), got {max_drop!r}")
+    return value
+
+
 def _config(recipe: Path, out: Path, targets, budget_ms, budget_mb, max_drop, trials, time,
             executor, address, workers, seed, force):
     from edgecompress.compress.search.front import Budgets
@@ -126,8 +142,8 @@ def search_command(
                                             "(repeat; default: the recipe's)."),
     budget_ms: float | None = typer.Option(None, help="p50 latency budget per target, ms."),
     budget_mb: float | None = typer.Option(None, help="Artifact size budget per target, MB."),
-    max_drop: float | None = typer.Option(None, help="Allowed accuracy drop vs the teacher "
-                                          "on dev, points (also prunes trials early)."),
+    max_drop: str | None = typer.Option(None, help="Allowed accuracy drop vs the teacher on "
+                                        "dev, points (1.0; also prunes trials early)."),
     trials: int = typer.Option(20, help="Trials to finish (a resumed search counts its own)."),
     time: str | None = typer.Option(None, help="Wall-time budget, e.g. 30m: no trial "
                                     "starts that would not finish in it."),
@@ -151,6 +167,7 @@ def search_command(
         raise UserError("--address is for --executor ray")
     out = out or Path("searches") / recipe.stem
     check_out_location(out)
+    max_drop = _points(max_drop)
     try:
         config = _config(recipe, out, target, budget_ms, budget_mb, max_drop, trials, time,
                          executor.value, address, workers, seed, force)

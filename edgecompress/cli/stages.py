@@ -1,234 +1,250 @@
 """The stage commands: finetune, prune, distill, quantize and export. Each parses its options,
-calls the library's stage and prints the manifest's summary (or JSON)."""
+calls the library's stage and prints the manifest's summary (or JSON).
+
+A stage's config options are not written here: they are generated from the config's fields
+(cli/options.py), so a flag, its default, help and choices are the field's. The request-level
+options (--out, --dataset, --force, --json, --config, the columns, --label-map) are declared
+once in cli/options.py.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from edgecompress.cli.common import (LABEL_COL, LABEL_MAP_HELP, SPLIT_COL, TEXT_COL, console, emit,
-                                     guarded)
+from edgecompress.cli.common import console, emit, guarded
+from edgecompress.cli.options import (
+    AS_JSON,
+    CONFIG,
+    DATASET,
+    DATASET_OR_RECORDED,
+    DEV_SIMILARITY,
+    EVALUATE,
+    FORCE,
+    GATE,
+    GATE_RUNS,
+    LABEL_COL,
+    LABEL_MAP,
+    QAT_SCHEME,
+    QAT_TARGET,
+    SPLIT_COL,
+    STUDENT,
+    TEACHER,
+    TEXT_COL,
+    TRAIN_SIZE,
+    UNLABELED,
+    Given,
+    config_flags,
+    flag,
+    read_table,
+    with_flags,
+)
+from edgecompress.compress.distill.config import DistillConfig
+from edgecompress.compress.prune.config import PruneConfig
+from edgecompress.compress.quantize.config import QuantizeConfig
+from edgecompress.compress.training.config import FinetuneConfig
 from edgecompress.errors import UserError
+
+MODEL = typer.Argument(..., help="Checkpoint directory or built-in name (minilm-l6).")
+# the dataset a built-in model was made with, for commands that default to a model's own data
+BUILTIN_DATASETS = {"minilm-l6": "rt-polarity"}
+# the records a checkpoint made by a stage carries, each naming its dataset ("dataset")
+RECORDS = ("distill.json", "prune.json", "finetune.json")
+
+
+def data_ref(spec: str, text_col, label_col, split_col, label_map: str | None = None):
+    """The DataRef of a command's --dataset, column options and --label-map."""
+    from edgecompress.compress.data.dataref import DataRef
+    from edgecompress.compress.data.labels import parse_label_map
+
+    return DataRef(spec, text_col, label_col, parse_label_map(label_map) if label_map else (),
+                   split_col)
+
+
+def recorded_dataset(model: str) -> str | None:
+    """The registered dataset `model` was made with: rt-polarity for the built-in minilm-l6,
+    else the `dataset` its own record (distill.json / prune.json / finetune.json) names; None
+    when there is none (a user's model, or one made from a user's file)."""
+    import json
+
+    from edgecompress.compress.data.datasets import list_datasets
+
+    if model in BUILTIN_DATASETS:
+        return BUILTIN_DATASETS[model]
+    known = {info.name for info in list_datasets()}
+    for record in RECORDS:
+        path = Path(model) / record
+        try:
+            dataset = json.loads(path.read_text(encoding="utf-8")).get("dataset")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if dataset in known:
+            return dataset
+    return None
+
+
+def dataset_for(model: str, given: str | None) -> str:
+    """--dataset, or the dataset `model` was made with; UserError (exit 2) naming --dataset when
+    neither exists: no command calibrates or evaluates a user's model on data it did not name."""
+    if given is not None:
+        return given
+    recorded = recorded_dataset(model)
+    if recorded is None:
+        raise UserError(f"--dataset is needed: {model} records no dataset it was made with "
+                        f"(only minilm-l6 and checkpoints made from a registered dataset "
+                        f"default to it)")
+    return recorded
+
+
+def _stage_config(stage: str, given: Given, config: Path | None):
+    """The stage's frozen config: the `--config` file's table (if any), the typed flags over
+    it; a message names the flag, or the file and its key."""
+    from edgecompress.compress.pipeline.recipe import stage_config
+
+    settings = given.table(read_table(config, stage) if config is not None else {})
+    return stage_config(str(config) if config is not None else "", stage, settings,
+                        given.key(stage))
 
 
 @guarded
+@with_flags(config_flags(FinetuneConfig))
 def finetune(
-    model: str = typer.Argument(..., help="Checkpoint directory or built-in name (minilm-l6)."),
-    dataset: str = typer.Option(..., help="Dataset name or CSV/JSONL path."),
-    out: Path = typer.Option(..., help="Output checkpoint directory."),
-    epochs: int = typer.Option(1), batch_size: int = typer.Option(32),
-    lr: Optional[float] = typer.Option(None, help="Default 5e-5 (HF), 5e-4 (plain encoder)."),
-    max_length: int = typer.Option(64), max_steps: Optional[int] = typer.Option(None),
-    seed: int = typer.Option(0), text_col: Optional[str] = TEXT_COL,
-    label_col: Optional[str] = LABEL_COL, split_col: Optional[str] = SPLIT_COL,
-    force: bool = typer.Option(False, help="Replace an existing, different checkpoint at --out."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
-                                                                 "keys; flags given override it."),
+    model: str = MODEL, dataset: str = DATASET,
+    out: Path = typer.Option(..., help="Output checkpoint directory (gets finetune.json)."),
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, force: bool = FORCE,
+    as_json: bool = AS_JSON, config: Path | None = CONFIG, *, given: Given,
 ) -> None:
     """Fine-tune an encoder with a classification head; resumes after interruption."""
     from edgecompress.compress.finetune.stage import FinetuneRequest, run_finetune
 
-    overrides = None
-    if config is not None:
-        from edgecompress.cli.config import explicit_options, stage_config_from
-
-        flags = explicit_options(finetune, dict(epochs=epochs, batch_size=batch_size, lr=lr,
-                                                max_length=max_length, max_steps=max_steps,
-                                                seed=seed))
-        overrides = stage_config_from(config, "finetune", flags).train
-    request = FinetuneRequest(model=model, dataset=dataset, out=out, epochs=epochs,
-                              batch_size=batch_size, lr=lr, max_length=max_length,
-                              max_steps=max_steps, seed=seed, text_col=text_col,
-                              label_col=label_col, split_col=split_col, force=force,
-                              overrides=overrides)
+    train = _stage_config("finetune", given, config).train
+    request = FinetuneRequest(model=model, data=data_ref(dataset, text_col, label_col, split_col),
+                              out=out, config=train, force=force)
     manifest = run_finetune(request, console)
     dev = manifest["dev"]
-    console.print(f"fine-tuned in {manifest['seconds']:.0f} s of training — dev accuracy "
-                  f"{dev['accuracy']:.2%} [{dev['ci95'][0]:.2%}, {dev['ci95'][1]:.2%}] "
-                  f"(n={dev['n']}) — written to {out}")
+    emit(manifest, as_json, lambda m: [
+        f"fine-tuned in {m['seconds']:.0f} s of training — dev accuracy {dev['accuracy']:.2%} "
+        f"[{dev['ci95'][0]:.2%}, {dev['ci95'][1]:.2%}] (n={dev['n']}) — written to {out}"])
 
 
 @guarded
+@with_flags(config_flags(PruneConfig))
 def prune(
-    model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
+    model: str = MODEL,
     out: Path = typer.Option(..., help="Output checkpoint directory (gets prune.json)."),
-    heads: float = typer.Option(0.0, help="Fraction of attention heads to remove, in [0, 1)."),
-    ffn: float = typer.Option(0.0, help="Fraction of FFN neurons to remove, in [0, 1)."),
-    layers: float = typer.Option(0.0, help="Fraction of encoder layers to drop, in [0, 1)."),
-    keep_layers: Optional[str] = typer.Option(None, help="Layers to keep, e.g. 1,3,5."),
-    drop_heads: Optional[str] = typer.Option(None, help="Heads to remove, e.g. '0:1,2;3:0'."),
-    scope: str = typer.Option("global", help="Allocate removals 'global'ly or per 'layer'."),
-    importance: str = typer.Option("gradient", help="'gradient' (on data) or 'magnitude'."),
-    layer_method: str = typer.Option("importance", help="'importance' or 'alternate'."),
-    target_params: Optional[int] = typer.Option(None, help="Prune heads+FFN to this many params."),
-    target_mb: Optional[float] = typer.Option(None, help="Prune heads+FFN to this fp32 MB."),
-    vocab_corpus: Optional[str] = typer.Option(None, help="Keep tokens of this dataset/file."),
-    sparsity: float = typer.Option(0.0, help="Unstructured magnitude sparsity (size-only)."),
-    nm: Optional[str] = typer.Option(None, help="N:M magnitude sparsity, e.g. 2:4 (size-only)."),
-    dataset: str = typer.Option("rt-polarity", help="Importance samples (train), accuracy (test)."),
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL,
-    samples: int = typer.Option(256, help="Sentences to measure importance on."),
-    evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Accuracy before/after."),
-    gate: Optional[str] = typer.Option(None, help="Target to bench pruned vs unpruned on."),
-    gate_runs: int = typer.Option(50, help="Timed runs per artifact for --gate."),
-    force: bool = typer.Option(False, help="Replace an existing output directory."),
-    label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML with this stage's recipe "
-                                                                 "keys; flags given override it."),
+    dataset: str | None = DATASET_OR_RECORDED,
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, label_map: str | None = LABEL_MAP,
+    evaluate: bool = EVALUATE, gate: str | None = GATE, gate_runs: int = GATE_RUNS,
+    force: bool = FORCE, as_json: bool = AS_JSON, config: Path | None = CONFIG, *,
+    given: Given,
 ) -> None:
     """Remove heads, FFN neurons, layers, vocabulary; report what it gained (prune.json)."""
-    from edgecompress.compress.data.labels import parse_label_map
+    from edgecompress.compress.models.loading import check_checkpoint
 
-    from edgecompress.compress.prune import PruneRequest, run_prune
-    from edgecompress.compress.prune.config import config_from_options
+    prune_config = _stage_config("prune", given, config)
+    check_checkpoint(model)  # a missing model says so before --dataset does
+    data = None
+    if prune_config.needs_data or evaluate or dataset is not None:
+        data = data_ref(dataset_for(model, dataset), text_col, label_col, split_col, label_map)
+    from edgecompress.compress.prune.stage import PruneRequest, run_prune, summary_lines
 
-    options = dict(heads=heads, ffn=ffn, layers=layers, keep_layers=keep_layers,
-                   drop_heads=drop_heads, scope=scope, importance=importance,
-                   layer_method=layer_method, target_params=target_params, target_mb=target_mb,
-                   vocab_corpus=vocab_corpus, sparsity=sparsity, nm=nm, samples=samples)
-    if config is None:
-        prune_config = config_from_options(**options)
-    else:
-        from edgecompress.cli.config import explicit_options, stage_config_from
-        from edgecompress.compress.prune.config import parse_cli_values
-
-        flags = parse_cli_values(explicit_options(prune, options))
-        prune_config = stage_config_from(config, "prune", flags)
-    manifest = run_prune(PruneRequest(model=model, out=out, config=prune_config, dataset=dataset,
+    manifest = run_prune(PruneRequest(model=model, out=out, config=prune_config, data=data,
                                       evaluate=evaluate, gate=gate, gate_runs=gate_runs,
-                                      force=force, label_map=parse_label_map(label_map)
-                                      if label_map else (), text_col=text_col,
-                                      label_col=label_col, split_col=split_col))
-    from edgecompress.compress.prune.stage import summary_lines
-
+                                      force=force))
     emit(manifest, as_json, summary_lines)
 
 
 @guarded
+@with_flags(config_flags(DistillConfig, defaults=DistillConfig()))
 def distill(
-    teacher: str = typer.Option(..., help="Teacher: a classifier or a sentence encoder."),
-    student: str = typer.Option(..., help="Checkpoint dir (e.g. from prune), 'layers:1,3,5' "
-                                          "(a teacher copy) or 'fresh:layers=3,hidden=192,...'."),
-    dataset: str = typer.Option(..., help="Dataset name, CSV/JSONL (or, encoders, .txt) path."),
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL,
-    out: Path = typer.Option(..., help="Output student checkpoint directory (gets distill.json)."),
-    epochs: int = typer.Option(3), batch_size: int = typer.Option(32),
-    lr: float = typer.Option(5e-5), max_length: int = typer.Option(64),
-    temperature: float = typer.Option(2.0), kd_weight: float = typer.Option(1.0),
-    ce_weight: float = typer.Option(0.5, help="Hard-label cross-entropy weight."),
-    hidden_weight: float = typer.Option(0.0, help="Hidden-state MSE weight (via --layer-map)."),
-    attention_weight: float = typer.Option(0.0, help="Attention-distribution KL weight."),
-    attention_layers: str = typer.Option("last", help="'last' layer or the 'mapped' layers."),
-    embedding_cosine_weight: float = typer.Option(0.0, help="Sentence encoders: 1 - cosine."),
-    embedding_mse_weight: float = typer.Option(0.0, help="Sentence encoders: embedding MSE."),
-    layer_map: Optional[str] = typer.Option(None, help="STUDENT:TEACHER pairs, e.g. 0:1,1:3,2:5."),
-    eval_every: int = typer.Option(0, help="Dev evaluation every N steps (0: once per epoch)."),
-    patience: int = typer.Option(0, help="Stop after N dev evaluations without gain (0: never)."),
-    max_steps: Optional[int] = typer.Option(None), max_minutes: Optional[float] = typer.Option(None),
-    seed: int = typer.Option(0), train_size: Optional[int] = typer.Option(None),
-    unlabeled: Optional[Path] = typer.Option(None, help="Extra training text (.txt/.csv/.jsonl)."),
-    qat_target: Optional[str] = typer.Option(None, help="Fake-quantize like this target's int8."),
-    force: bool = typer.Option(False, help="Replace an existing, different output directory."),
-    label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
-    dev_similarity: Optional[str] = typer.Option(None, help="Sentence encoders: dev Spearman set."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML recipe keys; flags win."),
+    teacher: str = TEACHER, student: str = STUDENT,
+    dataset: str = DATASET,
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, label_map: str | None = LABEL_MAP,
+    out: Path = typer.Option(..., help="Output student checkpoint directory (gets "
+                                       "distill.json)."),
+    train_size: int | None = TRAIN_SIZE, unlabeled: Path | None = UNLABELED,
+    qat_target: str | None = QAT_TARGET, qat_scheme: str | None = QAT_SCHEME,
+    dev_similarity: str | None = DEV_SIMILARITY, force: bool = FORCE,
+    as_json: bool = AS_JSON, config: Path | None = CONFIG, *, given: Given,
 ) -> None:
     """Distill a teacher into a smaller student; resumes after interruption (distill.json)."""
-    options = {k: v for k, v in locals().items()
-               if k not in ("as_json", "config", "label_map", "text_col", "label_col", "split_col")}
-    import dataclasses
-
-    from edgecompress.compress.data.labels import parse_label_map
-
-    from edgecompress.compress.distill.cli import distill_request, summary_lines
-    from edgecompress.compress.distill.stage import run_distill
-
-    if config is None:
-        request = distill_request(**options)
-    else:
-        from edgecompress.cli.config import distill_request_from, explicit_options
-
-        request = distill_request_from(config, explicit_options(distill, options), **options)
-    request = dataclasses.replace(request, text_col=text_col, label_col=label_col,
-                                  split_col=split_col,
-                                  label_map=parse_label_map(label_map) if label_map else ())
+    # the recipe's [distill] keys besides the losses: typed ones go over the file's
+    for name, value in (("train_size", train_size), ("qat_target", qat_target),
+                        ("qat_scheme", qat_scheme)):
+        if value is not None:
+            given.values[name], given.flags[name] = value, flag(name)
+    stage = _stage_config("distill", given, config)
+    from edgecompress.cli.distill_summary import summary_lines
     from edgecompress.compress.distill.distributed import World
+    from edgecompress.compress.distill.stage import DistillRequest, run_distill
 
+    request = DistillRequest(teacher=teacher, student=student,
+                             data=data_ref(dataset, text_col, label_col, split_col, label_map),
+                             out=out, config=stage.distill, unlabeled=unlabeled,
+                             qat_target=stage.qat_target, qat_scheme=stage.qat_scheme,
+                             train_size=stage.train_size, force=force,
+                             dev_similarity=dev_similarity)
     manifest = run_distill(request, None if as_json else console)
     if World.launched_main():  # under torchrun, rank 0 speaks for all
         emit(manifest, as_json, summary_lines)
 
 
 @guarded
+@with_flags(config_flags(QuantizeConfig))
 def quantize(
-    model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
-    target: str = typer.Option(..., help="Target name or profile .toml path."),
+    model: str = MODEL,
     out: Path = typer.Option(..., help="Output directory for the artifact."),
-    scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
-    dataset: str = typer.Option("rt-polarity", help="Calibration (train) and dev data."),
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL,
-    label_map: Optional[str] = typer.Option(None, help=LABEL_MAP_HELP),
-    calib_samples: Optional[int] = typer.Option(None, help="Calibration sentences (default: "
-                                                           "the target's)."),
-    calib_method: Optional[str] = typer.Option(None, help="minmax | entropy | percentile."),
-    max_drop: Optional[str] = typer.Option(None, help="Max dev accuracy drop: points (1.0) or "
-                                                      "relative ('2%'); keeps layers in float."),
-    dev_samples: Optional[int] = typer.Option(None, help="Cap on dev sentences for --max-drop."),
-    seed: int = typer.Option(0),
-    force: bool = typer.Option(False, help="Replace an existing, different artifact at --out."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    dataset: str | None = DATASET_OR_RECORDED,
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, label_map: str | None = LABEL_MAP,
+    force: bool = FORCE, as_json: bool = AS_JSON, *, given: Given,
 ) -> None:
     """Quantize for a target (calibrated, verified), with fallback, blame and preflight."""
-    from edgecompress.compress.config import build, flag
-    from edgecompress.compress.quantize.stage import (QuantizeConfig, QuantizeRequest,
-                                                      run_quantize, summary_lines)
+    from edgecompress.compress.config import build
+    from edgecompress.compress.evaluation.artifacts import precheck_export
+    from edgecompress.targets import load_profile
 
-    relative = bool(max_drop and max_drop.strip().endswith("%"))
-    try:
-        drop = None if max_drop is None else float(max_drop.strip().rstrip("%"))
-    except ValueError:
-        raise UserError(f"--max-drop: expected points (1.0) or a percentage ('2%'), got "
-                        f"{max_drop!r}") from None
-    flags = {"calibration_samples": "--calib-samples", "calibration_method": "--calib-method"}
-    values = dict(target=target, scheme=scheme, calibration_samples=calib_samples,
-                  calibration_method=calib_method, seed=seed, relative=relative,
-                  max_drop=None if drop is None else drop / (100 if relative else 1),
-                  dev_samples=dev_samples)
-    config = build(QuantizeConfig, values, lambda f: flags.get(f, flag(f)))
-    from edgecompress.compress.data.labels import parse_label_map
+    config = build(QuantizeConfig, given.values, lambda f: given.flags.get(f) or flag(f))
+    load_profile(config.target).scheme_for(config.scheme)  # these say so before --dataset does
+    precheck_export(model, out, force=force)
+    data = data_ref(dataset_for(model, dataset), text_col, label_col, split_col, label_map)
+    from edgecompress.compress.quantize.stage import QuantizeRequest, run_quantize, summary_lines
 
-    manifest = run_quantize(QuantizeRequest(
-        model=model, out=out, config=config, dataset=dataset, force=force, text_col=text_col,
-        label_col=label_col, split_col=split_col,
-        label_map=parse_label_map(label_map) if label_map else ()))
+    manifest = run_quantize(QuantizeRequest(model=model, out=out, config=config, data=data,
+                                            force=force))
     emit(manifest, as_json, summary_lines)
 
 
 @guarded
+@with_flags(config_flags(QuantizeConfig, only=("target", "scheme")))
 def export(
-    model: str = typer.Argument(..., help="Checkpoint directory or built-in name."),
-    target: str = typer.Option(..., help="Target name or profile .toml path."),
+    model: str = MODEL,
     out: Path = typer.Option(..., help="Output directory for the artifact."),
-    scheme: Optional[str] = typer.Option(None, help="Scheme; default: the target's own."),
-    dataset: str = typer.Option("rt-polarity", help="Calibration and gate sentences (int8)."),
-    text_col: Optional[str] = TEXT_COL, label_col: Optional[str] = LABEL_COL,
-    split_col: Optional[str] = SPLIT_COL,
-    force: bool = typer.Option(False, help="Replace an existing, different export at --out."),
+    dataset: str | None = DATASET_OR_RECORDED,
+    text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
+    split_col: str | None = SPLIT_COL, force: bool = FORCE, as_json: bool = AS_JSON, *,
+    given: Given,
 ) -> None:
-    """Export to the target's format, verify parity against torch, keep only if it passes."""
+    """Export to the target's format, verify parity against torch, keep only if it passes.
+    A quantized scheme calibrates on --dataset (the model's own by default)."""
+    from edgecompress.compress.evaluation.artifacts import precheck_export
+    from edgecompress.targets import load_profile
+
+    target, scheme = given.values["target"], given.values.get("scheme")
+    quantized = load_profile(target).scheme_for(scheme).quantized
+    precheck_export(model, out, force=force)  # a missing model says so before --dataset does
+    data = (data_ref(dataset_for(model, dataset), text_col, label_col, split_col)
+            if quantized or dataset is not None else None)
     from edgecompress.compress.evaluation.artifacts import difference_words, parity_words
     from edgecompress.compress.pipeline.commands import export_model
 
-    manifest = export_model(model, target, out, scheme=scheme, dataset=dataset, force=force,
-                            text_col=text_col, label_col=label_col, split_col=split_col)
+
+    manifest = export_model(model, target, out, scheme=scheme, data=data, force=force)
     parity = manifest["parity"]
-    console.print(f"{manifest['target']}: {out / manifest['artifact']} "
-                  f"({manifest['size_bytes'] / 1e6:.1f} MB), parity {difference_words(parity)}, "
-                  f"{parity_words(parity)}")
+    emit(manifest, as_json, lambda m: [
+        f"{m['target']}: {out / m['artifact']} ({m['size_bytes'] / 1e6:.1f} MB), parity "
+        f"{difference_words(parity)}, {parity_words(parity)}"])

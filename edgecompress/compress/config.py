@@ -1,12 +1,18 @@
 """Stage configs are the single source of their options: frozen dataclasses that check their own
 fields, and raise `FieldError` naming the *field*. The layer that read the value — a CLI flag, a
-recipe key, a `--config` file — turns the field into its own name (`--learning-rate`,
+recipe key, a config file — turns the field into its own name (the flag `lr`,
 `recipe.toml: [finetune] learning_rate`), so a message always names what the user typed.
+
+A field is declared once, with `option(default, help=..., choices=..., parse=...)`: its type,
+default, help, choices (a `str` Enum) and how a one-line string becomes its value. The CLI derives
+its flags from these fields (cli/options.py), recipes and config files use the field names as
+keys; nothing else repeats a default.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -83,6 +89,41 @@ def build(cls, values: Mapping, name_of: Callable[[str], str], where: str = ""):
         raise UserError(f"{prefix}{err}") from None
 
 
-def flag(field: str) -> str:
-    """The CLI flag of a config field: `learning_rate` -> `--learning-rate`."""
-    return "--" + field.replace("_", "-")
+def option(default=dataclasses.MISSING, *, help: str, choices: type[enum.Enum] | None = None,
+           parse: Callable[[str], object] | None = None, default_factory=dataclasses.MISSING,
+           cli: bool = True, sets: tuple[str, ...] = ()):
+    """A config field with what a user needs to know about it: `help`, the allowed values
+    (`choices`, a str Enum; the field holds the plain string), and `parse`, which turns a
+    command-line string into the field's value (lists such as "1,3,5"; raises ValueError).
+    `cli=False`: the field has no flag of its own; `sets`: the fields whose values `parse`
+    returns, as a tuple (one string sets both max_drop and relative)."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"help": help, "choices": choices, "parse": parse,
+                                       "cli": cli, "sets": sets})
+
+
+def choice_values(choices: type[enum.Enum]) -> tuple[str, ...]:
+    """The plain strings a str Enum allows, in declaration order."""
+    return tuple(member.value for member in choices)
+
+
+def check_choice(name: str, value, choices: type[enum.Enum]) -> None:
+    """FieldError unless `value` is one of the Enum's strings."""
+    known = choice_values(choices)
+    if value not in known:
+        raise FieldError(name, f"must be one of {', '.join(known)}, got {value!r}")
+
+
+def parse_max_drop(text: str) -> tuple[float, bool]:
+    """An allowed accuracy drop: "1.0" (points) -> (1.0, False); "2%" (relative to the fp32
+    accuracy) -> (0.02, True). Raises FieldError("max_drop") for anything else."""
+    stripped = str(text).strip()
+    relative = stripped.endswith("%")
+    try:
+        value = float(stripped.rstrip("%").strip())
+    except ValueError:
+        raise FieldError("max_drop", f"expected points (1.0) or a percentage ('2%'), got "
+                                     f"{text!r}") from None
+    if not value >= 0:
+        raise FieldError("max_drop", f"expected a drop >= 0, got {text!r}")
+    return (value / 100, True) if relative else (value, False)

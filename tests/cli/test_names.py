@@ -95,7 +95,8 @@ def test_init_vit_shape_errors_name_the_flag_when_heads_do_not_divide_hidden(tmp
 @pytest.fixture(scope="module")
 def artifact(tiny_bert_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("tok") / "export"
-    result = _invoke("export", tiny_bert_dir, "--target", "x86-cpu", "--out", out)
+    result = _invoke("export", tiny_bert_dir, "--target", "x86-cpu", "--dataset", "rt-polarity",
+                     "--out", out)
     assert result.exit_code == 0, result.output
     return out / "model.onnx"
 

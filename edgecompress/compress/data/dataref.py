@@ -36,11 +36,6 @@ class DataRef:
 
         return align_labels(dataset, labels, self.label_map)
 
-    def request_fields(self) -> dict:
-        """The keyword arguments a stage request takes for this dataset."""
-        return {"dataset": self.spec, "text_col": self.text_col, "label_col": self.label_col,
-                "split_col": self.split_col, "label_map": self.label_map}
-
     def options(self) -> dict:
         """The settings besides the spec, only those given (so plain names keep their
         identities): {"text_col", "label_col", "split_col", "label_map"}."""

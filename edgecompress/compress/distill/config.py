@@ -9,15 +9,44 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
 
-from edgecompress.compress.config import FieldError, check_types
-from edgecompress.compress.training.train import FinetuneConfig
+from edgecompress.compress.config import (
+    FieldError,
+    check_choice,
+    check_types,
+    choice_values,
+    option,
+)
+from edgecompress.compress.training.config import FinetuneConfig, default_learning_rate
 
-ATTENTION_LAYERS = ("last", "mapped")
+
+class AttentionLayers(StrEnum):
+    LAST = "last"
+    MAPPED = "mapped"
+
+
+ATTENTION_LAYERS = choice_values(AttentionLayers)
 
 # One (student layer, teacher layer) pair per mapped layer, 0-based encoder layer numbers.
 LayerMap = tuple[tuple[int, int], ...]
+
+# Training of a student: three epochs at the fine-tuning rate of a pretrained checkpoint (the
+# student starts from trained weights: a teacher copy or a pruned checkpoint). Keys a recipe's
+# [distill.train] table (or the distill command) leaves out come from here.
+DISTILL_TRAIN = FinetuneConfig(epochs=3, learning_rate=default_learning_rate("hf"))
+
+
+def parse_layer_map(text: str) -> LayerMap:
+    """"0:1,1:3,2:5" (student:teacher) -> ((0, 1), (1, 3), (2, 5)); raises ValueError."""
+    pairs = []
+    for part in filter(str.strip, text.split(",")):
+        student, sep, teacher = part.partition(":")
+        if not sep or not student.strip().isdigit() or not teacher.strip().isdigit():
+            raise ValueError(f"expected STUDENT:TEACHER,... such as 0:1,1:3,2:5; got {part!r}")
+        pairs.append((int(student), int(teacher)))
+    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -32,23 +61,32 @@ class DistillConfig:
     evaluations without improvement before stopping early (0: never).
     """
 
-    train: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=3))
-    temperature: float = 2.0
-    kd_weight: float = 1.0
-    ce_weight: float = 0.5
-    hidden_weight: float = 0.0
-    attention_weight: float = 0.0
+    train: FinetuneConfig = option(default_factory=lambda: DISTILL_TRAIN,
+                                   help="Optimisation settings (FinetuneConfig).")
+    temperature: float = option(2.0, help="Softmax temperature of the logit distillation.")
+    kd_weight: float = option(1.0, help="Weight of the teacher-logit KL loss.")
+    ce_weight: float = option(0.5, help="Hard-label cross-entropy weight.")
+    hidden_weight: float = option(0.0, help="Hidden-state MSE weight (pairs: layer_map).")
+    attention_weight: float = option(0.0, help="Attention-distribution KL weight.")
     # sentence-encoder teachers: the student's mean-pooled embedding against the teacher's
-    embedding_cosine_weight: float = 0.0  # mean over rows of 1 - cos(student, teacher)
-    embedding_mse_weight: float = 0.0  # mean over rows of the per-dimension squared error
-    attention_layers: str = "last"  # "last" | "mapped"
-    layer_map: LayerMap | None = None
-    eval_every: int = 0
-    patience: int = 0
-    max_minutes: float | None = None
+    embedding_cosine_weight: float = option(0.0, help="Sentence encoders: 1 - cosine to the "
+                                                      "teacher's embedding.")
+    embedding_mse_weight: float = option(0.0, help="Sentence encoders: embedding MSE.")
+    attention_layers: str = option("last", choices=AttentionLayers,
+                                   help="Attention loss on the last layer or the mapped ones.")
+    layer_map: LayerMap | None = option(None, parse=parse_layer_map,
+                                        help="STUDENT:TEACHER layer pairs, e.g. 0:1,1:3,2:5 "
+                                             "(default: spread over the teacher).")
+    eval_every: int = option(0, help="Dev evaluation every N steps (0: once per epoch).")
+    patience: int = option(0, help="Stop after N dev evaluations without gain (0: never).")
+    max_minutes: float | None = option(None, help="Stop after this much training time (a "
+                                                  "rerun continues).")
 
     def __post_init__(self) -> None:
         check_types(self)
+        if self.train.learning_rate is None:  # library callers: the students' default rate
+            object.__setattr__(self, "train", replace(self.train,
+                                                      learning_rate=DISTILL_TRAIN.learning_rate))
         if not self.temperature > 0:
             raise FieldError("temperature", f"must be > 0, got {self.temperature}")
         weights = {"kd_weight": self.kd_weight, "ce_weight": self.ce_weight,
@@ -60,9 +98,7 @@ class DistillConfig:
                 raise FieldError(name, f"must be >= 0, got {value}")
         if not any(weights.values()):
             raise FieldError("kd_weight", "every loss weight is 0: nothing to train on")
-        if self.attention_layers not in ATTENTION_LAYERS:
-            raise FieldError("attention_layers", f"must be one of {', '.join(ATTENTION_LAYERS)}, "
-                             f"got {self.attention_layers!r}")
+        check_choice("attention_layers", self.attention_layers, AttentionLayers)
         if self.layer_map is not None:
             _check_layer_map(self.layer_map)
         if self.eval_every < 0 or self.patience < 0:
@@ -111,15 +147,3 @@ def _check_layer_map(layer_map: LayerMap) -> None:
         raise ValueError(f"layer_map maps a student layer twice: {list(layer_map)}")
     if any(s < 0 or t < 0 for s, t in layer_map):
         raise ValueError(f"layer_map layers must be >= 0, got {list(layer_map)}")
-
-
-def parse_layer_map(text: str) -> LayerMap:
-    """"0:1,1:3,2:5" (student:teacher) -> ((0, 1), (1, 3), (2, 5)); raises ValueError."""
-    pairs = []
-    for part in filter(str.strip, text.split(",")):
-        student, sep, teacher = part.partition(":")
-        if not sep or not student.strip().isdigit() or not teacher.strip().isdigit():
-            raise ValueError(f"--layer-map wants STUDENT:TEACHER,... such as 0:1,1:3,2:5; "
-                             f"got {part!r}")
-        pairs.append((int(student), int(teacher)))
-    return tuple(pairs)

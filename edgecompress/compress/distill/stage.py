@@ -3,7 +3,7 @@
 of student and teacher with 95 % CIs and agreement, sizes, wall time).
 
 A rerun of the same request returns the cached manifest; a run interrupted (kill -9) or stopped
-by `--max-minutes` resumes from its hidden checkpoint `.<out>.ckpt` next to the output.
+by `max_minutes` resumes from its hidden checkpoint `.<out>.ckpt` next to the output.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ MANIFEST = "distill.json"
 class DistillRequest:
     teacher: str
     student: str  # checkpoint dir, "layers:1,3,5" or "fresh:layers=3,hidden=192,..."
-    dataset: str
+    data: DataRef  # label_map: dataset label -> teacher label (by name)
     out: Path
     config: DistillConfig = field(default_factory=DistillConfig)
     unlabeled: Path | None = None  # extra text, labelled by the teacher
@@ -56,28 +56,20 @@ class DistillRequest:
     train_size: int | None = None  # a seeded sample of the train split; None = all of it
     evaluate_test: bool = True
     force: bool = False
-    label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> teacher label (by name)
-    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label, split)
-    label_col: str | None = None
-    split_col: str | None = None
     dev_similarity: str | None = None  # sentence encoders: select the student on this set
-
-    def data(self) -> DataRef:
-        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map,
-                       self.split_col)
 
     def identity(self) -> str:
         """Teacher, student, data (and extra text) by content, plus the config and settings
         (compress/identity.py)."""
         inputs = {"teacher": content_digest(self.teacher), "student": content_digest(self.student),
-                  "dataset": content_digest(self.dataset)}
+                  "dataset": content_digest(self.data.spec)}
         if self.unlabeled is not None:
             inputs["unlabeled"] = content_digest(self.unlabeled)
         # max_minutes stops a run, it does not change where it goes: a larger budget resumes
         config = {k: v for k, v in self.config.to_json().items() if k != "max_minutes"}
         settings = {"config": config, "qat_target": self.qat_target,
                     "qat_scheme": self.qat_scheme, "train_size": self.train_size}
-        settings.update(self.data().options())  # absent when unused: earlier identities hold
+        settings.update(self.data.options())  # absent when unused: earlier identities hold
         if self.dev_similarity is not None:
             settings["dev_similarity"] = self.dev_similarity
         return identity("distill", settings, inputs)
@@ -207,8 +199,8 @@ def _embedding_source(request: DistillRequest, teacher: LoadedModel) -> _Source:
     from edgecompress.compress.evaluation.evaluate import DEFAULT_MAX_LENGTH
 
     seed, max_length = request.config.train.seed, request.config.train.max_length
-    name, train, dev, test = embedding_texts(request.dataset, request.unlabeled, seed,
-                                             request.data())
+    name, train, dev, test = embedding_texts(request.data.spec, request.unlabeled, seed,
+                                             request.data)
     if request.train_size is not None and request.train_size < len(train):
         train = random.Random(seed).sample(train, request.train_size)
     similarity = similarity_dev(request.dev_similarity) if request.dev_similarity else None
@@ -226,10 +218,10 @@ def _data(request: DistillRequest, teacher: LoadedModel):
     """(dataset, training data incl. unlabelled text, dev (texts, labels) or None)."""
     from edgecompress.compress.data.datasets import sample_texts
 
-    dataset = request.data().load()
+    dataset = request.data.load()
     if dataset.task != "classification" or not dataset.labels:
         raise UserError(f"dataset {dataset.name} has no class labels to distill on")
-    dataset = request.data().align(dataset, teacher.labels)
+    dataset = request.data.align(dataset, teacher.labels)
     train = dataset.split("train")
     if not len(train):
         raise UserError(f"dataset {dataset.name} has an empty train split")

@@ -7,11 +7,11 @@ Resolves the model and data, refuses to overwrite a different checkpoint, shows 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecompress.compress.identity import content_digest, identity, is_done
-from edgecompress.compress.config import FieldError, flag
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.evaluation.evaluate import evaluate_classification
 from edgecompress.compress.models.loading import LoadedModel, load_model
 from edgecompress.compress.models.modules import check_out_location
@@ -23,58 +23,32 @@ from edgecompress.fsutil import atomic_write_json, check_replaceable
 MANIFEST = "finetune.json"
 
 
-def cli_flag(field: str) -> str:
-    """The finetune / distill flag of a FinetuneConfig field (learning_rate is --lr)."""
-    return "--lr" if field == "learning_rate" else flag(field)
-
-
 @dataclass(frozen=True)
 class FinetuneRequest:
     model: str
-    dataset: str
+    data: DataRef  # the columns of a user file; no label_map (the model learns the data's)
     out: Path
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float | None = None
-    max_length: int = 64
-    max_steps: int | None = None
-    seed: int = 0
-    text_col: str | None = None
-    label_col: str | None = None
-    split_col: str | None = None
+    config: FinetuneConfig = field(default_factory=FinetuneConfig)
     force: bool = False
-    overrides: FinetuneConfig | None = None  # a full config (recipes) instead of the fields
 
-    def config(self, kind: str) -> FinetuneConfig:
-        if self.overrides is not None:
-            return self.overrides
-        lr = self.lr or (5e-4 if kind == "plain" else 5e-5)  # plain encoders start from scratch
-        try:
-            return FinetuneConfig(epochs=self.epochs, batch_size=self.batch_size,
-                                  learning_rate=lr, max_length=self.max_length,
-                                  max_steps=self.max_steps, seed=self.seed)
-        except FieldError as err:  # worded as the flag the user typed: --epochs, --lr
-            raise UserError(f"{cli_flag(err.field)}: {err.message}") from None
-        except ValueError as err:
-            raise UserError(str(err)) from None
+    def train_config(self, kind: str) -> FinetuneConfig:
+        """The config for a model of `kind`, its learning rate resolved (default_learning_rate)."""
+        return self.config.for_model(kind)
 
     def identity(self, config: FinetuneConfig) -> str:
         """Model and data *content*, columns and config (compress/identity.py)."""
-        inputs = {"model": content_digest(self.model), "dataset": content_digest(self.dataset)}
-        settings = {**dataclasses.asdict(config), "text_col": self.text_col,
-                    "label_col": self.label_col}
-        if self.split_col:  # absent when unused, so earlier teachers keep their identity
-            settings["split_col"] = self.split_col
+        inputs = {"model": content_digest(self.model), "dataset": content_digest(self.data.spec)}
+        settings = {**dataclasses.asdict(config), "text_col": self.data.text_col,
+                    "label_col": self.data.label_col}
+        if self.data.split_col:  # absent when unused, so earlier teachers keep their identity
+            settings["split_col"] = self.data.split_col
         return identity("finetune", settings, inputs)
 
 
 def _prepare(request: FinetuneRequest):
     import torch
 
-    from edgecompress.compress.data.datasets import load_dataset
-
-    dataset = load_dataset(request.dataset, text_col=request.text_col, label_col=request.label_col,
-                           split_col=request.split_col)
+    dataset = request.data.load()
     if dataset.task != "classification":
         raise UserError(f"dataset {dataset.name} is a {dataset.task} set; finetune needs labels")
     train = dataset.split("train")
@@ -84,7 +58,7 @@ def _prepare(request: FinetuneRequest):
         if not len(dataset.split(name)):
             raise UserError(f"dataset {dataset.name} has an empty {name} split; finetune needs "
                             "train and dev sentences")
-    torch.manual_seed(request.config("hf").seed)  # the fresh classification head's weights
+    torch.manual_seed(request.config.seed)  # the fresh classification head's weights
     loaded = load_model(request.model, task="classification", num_labels=len(dataset.labels),
                         labels=dataset.labels)
     return dataset, train, _with_labels(loaded, dataset.labels)
@@ -105,10 +79,9 @@ def _with_labels(loaded: LoadedModel, labels: tuple[str, ...]) -> LoadedModel:
 def run_finetune(request: FinetuneRequest, console=None) -> dict:
     """Fine-tune per `request`; returns the manifest (with dev metrics). Cached when identical."""
     out = request.out
-    check_out_location(out)  # before any training: a file at --out would fail only at the end
-    request.config("hf")  # bad settings fail before the model loads (the kind only sets lr)
+    check_out_location(out)  # before any training: a file at `out` would fail only at the end
     dataset, train, loaded = _prepare(request)
-    config = request.config(loaded.kind)
+    config = request.train_config(loaded.kind)
     ident = request.identity(config)
     manifest = is_done(out / MANIFEST, ident)
     if manifest and "dev" in manifest:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.evaluation.artifacts import (MANIFEST, export_artifact, open_evaluable,
                                                   precheck_export, prepare_out_dir)
 from edgecompress.compress.evaluation.evaluate import (evaluate_classification, evaluate_similarity,
@@ -129,12 +130,12 @@ def _reference_predictions(reference: str | None, labels: tuple[str, ...], split
 
 
 def export_model(model: str, target: str, out: Path, *, scheme: str | None = None,
-                 dataset: str = "rt-polarity", force: bool = False, text_col: str | None = None,
-                 label_col: str | None = None, split_col: str | None = None) -> dict:
+                 data: DataRef | None = None, force: bool = False) -> dict:
     """Export + verify `model` for `target` (in `scheme`, default the target's) into `out`;
     returns the artifact manifest. fp32 goes straight through the parity gate; a quantized
     scheme goes through the quantize stage (calibration and the int8 gate on real sentences of
-    `dataset`), so `export`, `quantize` and `run` keep the same artifacts by the same gate."""
+    `data`, which it then needs: UserError without), so `export`, `quantize` and `run` keep the
+    same artifacts by the same gate."""
     from edgecompress.targets import load_profile
     from edgecompress.targets.extras import require
 
@@ -146,10 +147,12 @@ def export_model(model: str, target: str, out: Path, *, scheme: str | None = Non
         from edgecompress.compress.quantize.stage import (QuantizeConfig, QuantizeRequest,
                                                           run_quantize)
 
+        if data is None:
+            raise UserError(f"dataset: scheme {spec.name} calibrates on real sentences; name "
+                            f"the dataset")
         config = QuantizeConfig(target=target, scheme=spec.name)
-        return run_quantize(QuantizeRequest(model=model, out=out, config=config, dataset=dataset,
-                                            force=force, text_col=text_col, label_col=label_col,
-                                            split_col=split_col))
+        return run_quantize(QuantizeRequest(model=model, out=out, config=config, data=data,
+                                            force=force))
     inputs = {"model": content_digest(model), "profile": profile_digest(profile)}
     ident = identity("export", {"target": profile.name, "scheme": spec.name}, inputs)
     done = is_done(out / MANIFEST, ident)

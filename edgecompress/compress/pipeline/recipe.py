@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,65 +179,77 @@ def _check_student(student) -> None:
                                         f"{student!r}")
 
 
-def _distill_config(source: str, settings: dict):
-    """[distill] (+ [distill.train]) -> DistillStageConfig; messages name the recipe key."""
-    from edgecompress.compress.training.train import FinetuneConfig
-    from edgecompress.compress.distill.config import DistillConfig
+def _key(path: str) -> str:
+    """How a recipe (or a stage command's config file) names a setting: `key 'distill.seed'`."""
+    return f"key '{path}'"
+
+
+def _at(source: str, text: str) -> UserError:
+    return UserError(f"{source}: {text}" if source else text)
+
+
+def _distill_config(source: str, settings: dict, key: Callable[[str], str] = _key):
+    """[distill] (+ [distill.train]) -> DistillStageConfig; messages name the key via `key`.
+    Keys [distill.train] leaves out are those of DistillConfig's own training (DISTILL_TRAIN)."""
+    from edgecompress.compress.training.config import FinetuneConfig
+    from edgecompress.compress.distill.config import DISTILL_TRAIN, DistillConfig
     from edgecompress.compress.pipeline.stages import DistillStageConfig
 
     extras = {f.name for f in dataclasses.fields(DistillStageConfig)} - {"distill"}
     values = tuples({k: v for k, v in settings.items() if k not in extras})
     if isinstance(settings.get("train"), dict):
-        values["train"] = build(FinetuneConfig, tuples(settings["train"]),
-                                lambda f: f"key 'distill.train.{f}'", source)
-    distill = build(DistillConfig, values, lambda f: f"key 'distill.{f}'", source)
+        values["train"] = build(FinetuneConfig, {**dataclasses.asdict(DISTILL_TRAIN),
+                                                 **tuples(settings["train"])},
+                                lambda f: key(f"distill.train.{f}"), source)
+    distill = build(DistillConfig, values, lambda f: key(f"distill.{f}"), source)
     extra = {k: v for k, v in settings.items() if k in extras}
     try:
         _check_student(extra.get("student", "pruned"))
         config = DistillStageConfig(distill=distill, **extra)
         check_types(config)
     except FieldError as err:
-        raise UserError(f"{source}: key 'distill.{err.field}': {err.message}") from None
+        raise _at(source, f"{key(f'distill.{err.field}')}: {err.message}") from None
     if config.train_size is not None and config.train_size < 1:
-        raise UserError(f"{source}: key 'distill.train_size': expected a positive integer, got "
-                        f"{config.train_size}")
+        raise _at(source, f"{key('distill.train_size')}: expected a positive integer, got "
+                          f"{config.train_size}")
     if config.qat_target is not None:
-        _check_qat(source, config)
+        _check_qat(source, config, key)
     return config
 
 
-def _check_qat(source: str, config) -> None:
+def _check_qat(source: str, config, key: Callable[[str], str] = _key) -> None:
     from edgecompress.compress.distill.qat import qat_config_for
     from edgecompress.targets import load_profile
 
     try:
         qat_config_for(load_profile(config.qat_target), config.qat_scheme)
     except ValueError as err:
-        raise UserError(f"{source}: key 'distill.qat_target': {err}") from None
+        raise _at(source, f"{key('distill.qat_target')}: {err}") from None
 
 
-def stage_config(source: str, name: str, settings: dict):
-    """The frozen config of stage `name` from its recipe table; UserError names file and key."""
+def stage_config(source: str, name: str, settings: dict, key: Callable[[str], str] = _key):
+    """The frozen config of stage `name` from its recipe table; UserError names the file
+    (`source`) and the setting, as `key(dotted path)` words it (a recipe key, or a flag)."""
     from edgecompress.compress.prune.config import PruneConfig
 
     if not isinstance(settings, dict):
-        raise UserError(f"{source}: key '{name}': expected a table")
+        raise _at(source, f"{key(name)}: expected a table")
     if name == "distill":
-        return _distill_config(source, settings)
+        return _distill_config(source, settings, key)
     if name == "finetune":
-        return _finetune_config(source, settings)
-    return build(PruneConfig, tuples(settings), lambda f: f"key '{name}.{f}'", source)
+        return _finetune_config(source, settings, key)
+    return build(PruneConfig, tuples(settings), lambda f: key(f"{name}.{f}"), source)
 
 
-def _finetune_config(source: str, settings: dict):
+def _finetune_config(source: str, settings: dict, key: Callable[[str], str] = _key):
     """[finetune] -> FinetuneStageConfig: FinetuneConfig keys plus `seeds`."""
-    from edgecompress.compress.training.train import FinetuneConfig
+    from edgecompress.compress.training.config import FinetuneConfig
     from edgecompress.compress.pipeline.stages import FinetuneStageConfig
 
     values = {k: v for k, v in settings.items() if k != "seeds"}
-    train = build(FinetuneConfig, tuples(values), lambda f: f"key 'finetune.{f}'", source)
+    train = build(FinetuneConfig, tuples(values), lambda f: key(f"finetune.{f}"), source)
     return build(FinetuneStageConfig, {"train": train, "seeds": settings.get("seeds", 1)},
-                 lambda f: f"key 'finetune.{f}'", source)
+                 lambda f: key(f"finetune.{f}"), source)
 
 
 def build_stage_config(recipe: "Recipe", name: str, settings: dict):

@@ -140,11 +140,8 @@ def finetune_stage(inputs, config, ctx: Context) -> StageOutput:
         train = dataclasses.replace(config.train, seed=config.train.seed + k)
         suffix = "" if config.seeds == 1 else f"-seed{train.seed}"
         out = cache_root() / "teachers" / f"{Path(str(model)).name}-{ctx.ident[:12]}{suffix}"
-        manifest = run_finetune(FinetuneRequest(model=str(model), dataset=ctx.data.spec, out=out,
-                                                text_col=ctx.data.text_col,
-                                                label_col=ctx.data.label_col,
-                                                split_col=ctx.data.split_col,
-                                                overrides=train, force=True), ctx.console)
+        manifest = run_finetune(FinetuneRequest(model=str(model), data=ctx.data, out=out,
+                                                config=train, force=True), ctx.console)
         runs.append({"seed": train.seed, "output": out, "test": None,
                      "dev": (manifest.get("dev") or {}).get("accuracy"),
                      "train_seconds": manifest.get("seconds")})
@@ -165,7 +162,7 @@ def prune_stage(inputs, config, ctx: Context) -> StageOutput:
 
     out = ctx.stage_dir / CHECKPOINT_DIR
     manifest = make_prune(PruneRequest(model=str(inputs["model"]), out=out, config=config,
-                                      evaluate=True, force=True, **ctx.data.request_fields()))
+                                       data=ctx.data, evaluate=True, force=True))
     keep = ("params_before", "params_after", "accuracy", "speedup_gate", "removed")
     return StageOutput(out, {k: manifest[k] for k in keep if k in manifest})
 
@@ -190,7 +187,7 @@ def distill_stage(inputs, config: DistillStageConfig, ctx: Context) -> StageOutp
         out = ctx.stage_dir / (CHECKPOINT_DIR if config.seeds == 1
                                else f"{CHECKPOINT_DIR}-seed{train.seed}")
         request = DistillRequest(teacher=str(inputs["teacher"]), student=student,
-                                 out=out, **ctx.data.request_fields(),
+                                 data=ctx.data, out=out,
                                  config=dataclasses.replace(config.distill, train=train),
                                  train_size=config.train_size, qat_target=config.qat_target,
                                  qat_scheme=config.qat_scheme, force=True)

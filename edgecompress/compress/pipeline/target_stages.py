@@ -78,8 +78,7 @@ def export_stage(inputs, config, ctx: Context) -> StageOutput:
                                    source=str(inputs["model"]))
     else:
         manifest = make_quantize(QuantizeRequest(model=str(inputs["model"]), out=folder,
-                                                config=config, force=True,
-                                                **ctx.data.request_fields()))
+                                                 config=config, data=ctx.data, force=True))
     parity = manifest["parity"]
     return StageOutput(folder / manifest["artifact"],
                        {"scheme": manifest["scheme"], "size_bytes": manifest["size_bytes"],

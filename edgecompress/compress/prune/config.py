@@ -3,17 +3,70 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
-from edgecompress.compress.config import FieldError, check_types
+from edgecompress.compress.config import (
+    FieldError,
+    check_choice,
+    check_types,
+    choice_values,
+    option,
+)
 
-SCOPES = ("global", "layer")
-IMPORTANCE = ("gradient", "magnitude")
-LAYER_METHODS = ("importance", "alternate")
+
+class Scope(StrEnum):
+    GLOBAL = "global"
+    LAYER = "layer"
+
+
+class ImportanceMethod(StrEnum):
+    GRADIENT = "gradient"
+    MAGNITUDE = "magnitude"
+
+
+class LayerMethod(StrEnum):
+    IMPORTANCE = "importance"
+    ALTERNATE = "alternate"
+
+
+SCOPES, IMPORTANCE, LAYER_METHODS = (choice_values(c) for c in (Scope, ImportanceMethod,
+                                                                   LayerMethod))
 
 
 def _fraction(name: str, value: float) -> None:
     if not 0.0 <= value < 1.0:
         raise FieldError(name, f"is the fraction removed and must be in [0, 1), got {value}")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def parse_keep_layers(text: str) -> tuple[int, ...]:
+    """"1,3,5" -> (1, 3, 5); raises ValueError."""
+    return _ints(text)
+
+
+def parse_drop_heads(text: str) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """"0:1,2;3:0" -> ((0, (1, 2)), (3, (0,))); raises ValueError."""
+    spec = []
+    for part in filter(str.strip, text.split(";")):
+        layer, sep, heads = part.partition(":")
+        if not sep:
+            raise ValueError(f"expected LAYER:HEAD,HEAD;... got {part!r}")
+        spec.append((_ints(layer)[0], _ints(heads)))
+    return tuple(spec)
+
+
+def parse_nm(text: str) -> tuple[int, int]:
+    """"2:4" -> (2, 4); raises ValueError."""
+    n, sep, m = text.partition(":")
+    if not sep or not n.strip().isdigit() or not m.strip().isdigit():
+        raise ValueError(f"expected N:M such as 2:4, got {text!r}")
+    return int(n), int(m)
 
 
 @dataclass(frozen=True)
@@ -24,33 +77,37 @@ class PruneConfig:
     `keep_layers` likewise. `nm` = (n, m): keep n of every m consecutive weights.
     """
 
-    heads: float = 0.0
-    ffn: float = 0.0
-    layers: float = 0.0
-    keep_layers: tuple[int, ...] | None = None
-    drop_heads: tuple[tuple[int, tuple[int, ...]], ...] = ()
-    scope: str = "global"
-    importance: str = "gradient"
-    layer_method: str = "importance"
-    target_params: int | None = None
-    target_mb: float | None = None
-    vocab_corpus: str | None = None
-    sparsity: float = 0.0
-    nm: tuple[int, int] | None = None
-    samples: int = 256
-    batch_size: int = 16
-    max_length: int = 128
-    seed: int = 0
+    heads: float = option(0.0, help="Fraction of attention heads to remove, in [0, 1).")
+    ffn: float = option(0.0, help="Fraction of FFN neurons to remove, in [0, 1).")
+    layers: float = option(0.0, help="Fraction of encoder layers to drop, in [0, 1).")
+    keep_layers: tuple[int, ...] | None = option(None, parse=parse_keep_layers,
+                                                 help="Layers to keep, e.g. 1,3,5.")
+    drop_heads: tuple[tuple[int, tuple[int, ...]], ...] = option(
+        (), parse=parse_drop_heads, help="Heads to remove, e.g. '0:1,2;3:0'.")
+    scope: str = option("global", choices=Scope,
+                        help="Allocate removals globally or per layer.")
+    importance: str = option("gradient", choices=ImportanceMethod,
+                             help="Score by gradient (on data) or weight magnitude.")
+    layer_method: str = option("importance", choices=LayerMethod,
+                               help="Drop layers by importance or alternately.")
+    target_params: int | None = option(None, help="Prune heads+FFN to this many params.")
+    target_mb: float | None = option(None, help="Prune heads+FFN to this fp32 MB.")
+    vocab_corpus: str | None = option(None, help="Keep the tokens of this dataset/file.")
+    sparsity: float = option(0.0, help="Unstructured magnitude sparsity (size-only).")
+    nm: tuple[int, int] | None = option(None, parse=parse_nm,
+                                        help="N:M magnitude sparsity, e.g. 2:4 (size-only).")
+    samples: int = option(256, help="Sentences to measure importance on.")
+    batch_size: int = option(16, help="Sentences per importance batch.")
+    max_length: int = option(128, help="Tokens per importance sentence.")
+    seed: int = option(0, help="Seed of the importance sample.")
 
     def __post_init__(self) -> None:
         check_types(self)
         for name in ("heads", "ffn", "layers", "sparsity"):
             _fraction(name, getattr(self, name))
-        for name, value, known in (("scope", self.scope, SCOPES),
-                                   ("importance", self.importance, IMPORTANCE),
-                                   ("layer_method", self.layer_method, LAYER_METHODS)):
-            if value not in known:
-                raise FieldError(name, f"must be one of {', '.join(known)}, got {value!r}")
+        for name, choices in (("scope", Scope), ("importance", ImportanceMethod),
+                              ("layer_method", LayerMethod)):
+            check_choice(name, getattr(self, name), choices)
         self._check_conflicts()
         if self.nm is not None and not 0 < self.nm[0] < self.nm[1]:
             raise FieldError("nm", f"N:M needs 0 < N < M, got {self.nm[0]}:{self.nm[1]}")
@@ -79,7 +136,7 @@ class PruneConfig:
 
     @property
     def budget(self) -> int | None:
-        """Target parameter count (fp32: 4 bytes a parameter for --target-mb), or None."""
+        """Target parameter count (fp32: 4 bytes a parameter for target_mb), or None."""
         if self.target_mb is not None:
             return int(self.target_mb * 1e6 / 4)
         return self.target_params
@@ -94,61 +151,3 @@ class PruneConfig:
     def to_json(self) -> dict:
         return asdict(self)
 
-
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
-
-
-def parse_keep_layers(text: str) -> tuple[int, ...]:
-    """"1,3,5" -> (1, 3, 5)."""
-    return _ints(text, "--keep-layers")
-
-
-def parse_drop_heads(text: str) -> tuple[tuple[int, tuple[int, ...]], ...]:
-    """"0:1,2;3:0" -> ((0, (1, 2)), (3, (0,)))."""
-    spec = []
-    for part in filter(str.strip, text.split(";")):
-        layer, sep, heads = part.partition(":")
-        if not sep:
-            raise ValueError(f"--drop-heads wants LAYER:HEAD,HEAD;... got {part!r}")
-        spec.append((_ints(layer, "--drop-heads layer")[0], _ints(heads, "--drop-heads heads")))
-    return tuple(spec)
-
-
-def parse_nm(text: str) -> tuple[int, int]:
-    """"2:4" -> (2, 4)."""
-    n, sep, m = text.partition(":")
-    if not sep or not n.strip().isdigit() or not m.strip().isdigit():
-        raise ValueError(f"--nm wants N:M such as 2:4, got {text!r}")
-    return int(n), int(m)
-
-
-def config_from_options(*, keep_layers: str | None = None, drop_heads: str | None = None,
-                        nm: str | None = None, **options) -> PruneConfig:
-    """Build a PruneConfig from CLI strings; raises UserError with the one-line reason."""
-    from edgecompress.compress.config import flag
-    from edgecompress.errors import UserError
-
-    try:
-        return PruneConfig(keep_layers=parse_keep_layers(keep_layers) if keep_layers else None,
-                           drop_heads=parse_drop_heads(drop_heads) if drop_heads else (),
-                           nm=parse_nm(nm) if nm else None, **options)
-    except FieldError as err:
-        raise UserError(f"{flag(err.field)}: {err.message}") from None
-    except ValueError as err:
-        raise UserError(str(err)) from None
-
-
-def parse_cli_values(options: dict) -> dict:
-    """CLI strings ("1,3,5", "0:1;2:0", "2:4") -> the values a recipe's [prune] table holds."""
-    from edgecompress.errors import UserError
-
-    parsers = {"keep_layers": parse_keep_layers, "drop_heads": parse_drop_heads, "nm": parse_nm}
-    try:
-        return {k: (parsers[k](v) if k in parsers and isinstance(v, str) else v)
-                for k, v in options.items()}
-    except ValueError as err:
-        raise UserError(str(err)) from None

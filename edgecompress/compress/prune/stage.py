@@ -34,19 +34,11 @@ class PruneRequest:
     model: str
     out: Path
     config: PruneConfig
-    dataset: str | None = "rt-polarity"  # importance samples (train) and accuracy (test)
-    evaluate: bool = True
+    data: DataRef | None = None  # importance samples (train) and accuracy (test); None: unused
+    evaluate: bool = True  # accuracy before and after, on the test split
     gate: str | None = None  # target profile for the real-speedup gate
     gate_runs: int = 50
     force: bool = False
-    label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label (by name)
-    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label, split)
-    label_col: str | None = None
-    split_col: str | None = None
-
-    def data(self) -> DataRef:
-        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map,
-                       self.split_col)
 
 
 def run_prune(request: PruneRequest) -> dict:
@@ -104,14 +96,15 @@ def _settings(request: PruneRequest) -> dict:
     """What, besides its inputs' content, makes two prunes the same (as JSON reads it back)."""
     settings = {"config": request.config.to_json(), "evaluate": request.evaluate,
                 "gate": request.gate, "gate_runs": request.gate_runs}
-    if request.dataset is not None:  # absent when unused, so earlier prunes keep their identity
-        settings.update(request.data().options())
+    if request.data is not None:  # absent when unused, so earlier prunes keep their identity
+        settings.update(request.data.options())
     return json.loads(json.dumps(settings))
 
 
 def _identity(request: PruneRequest) -> str:
     inputs = {"model": content_digest(request.model)}
-    for name, spec in (("dataset", request.dataset), ("vocab_corpus", request.config.vocab_corpus)):
+    dataset = request.data.spec if request.data is not None else None
+    for name, spec in (("dataset", dataset), ("vocab_corpus", request.config.vocab_corpus)):
         if spec:
             inputs[name] = content_digest(spec)
     return identity("prune", _settings(request), inputs)
@@ -123,13 +116,13 @@ def _check_out(out: Path, force: bool) -> None:
 
 def _dataset(request: PruneRequest, loaded: LoadedModel):
     """The dataset, its labels renumbered to the model's classes by name (compress/data/labels.py)."""
-    if request.dataset is None:
+    if request.data is None:
         return None
     if not (request.config.needs_data or request.evaluate):
         return None
     if loaded.task != "classification":
-        return request.data().load()
-    return request.data().for_model(loaded.labels)
+        return request.data.load()
+    return request.data.for_model(loaded.labels)
 
 
 def _labels_fit(loaded: LoadedModel, data) -> bool:
@@ -142,7 +135,7 @@ def _samples(loaded: LoadedModel, data, config: PruneConfig) -> Samples:
     from edgecompress.compress.data.datasets import sample_texts
 
     if data is None:
-        raise UserError("importance scoring needs --dataset (or use --importance magnitude)")
+        raise UserError("importance scoring needs a dataset (or importance = magnitude)")
     train = data.split("train")
     if not len(train):
         raise UserError(f"dataset {data.name} has no train sentences to score importance on")

@@ -21,7 +21,7 @@ from edgecompress.compress.evaluation.artifacts import (MANIFEST, artifact_manif
                                                   parity_words, precheck_export, prepare_out_dir)
 from edgecompress.compress.identity import (content_digest, identity, is_done, profile_digest,
                                               stamp)
-from edgecompress.compress.config import FieldError, check_types
+from edgecompress.compress.quantize.config import QuantizeConfig
 from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.quantize.blame import layer_blame
 from edgecompress.compress.quantize.calibration import Calibration, calibration_set
@@ -34,51 +34,14 @@ REPORT = "quantize.json"
 
 
 @dataclass(frozen=True)
-class QuantizeConfig:
-    """How to quantize for one target. `max_drop` is in accuracy points (1.0 = one point) unless
-    `relative`, then a fraction of the fp32 dev accuracy (0.01 = 1 %); None: no fallback."""
-
-    target: str
-    scheme: str | None = None  # default: the target's
-    calibration_samples: int | None = None  # default: the target's [calibration] samples
-    calibration_method: str | None = None
-    calibration_split: str = "train"
-    max_drop: float | None = None
-    relative: bool = False
-    dev_split: str = "dev"
-    dev_samples: int | None = None  # cap on dev sentences the fallback evaluates (all if None)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_types(self)
-        if self.max_drop is not None and not self.max_drop >= 0:
-            raise FieldError("max_drop", f"expected a number >= 0, got {self.max_drop}")
-        for name in ("calibration_samples", "dev_samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise FieldError(name, f"expected >= 1, got {value}")
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
 class QuantizeRequest:
     """What `edgecompress quantize` asks for: a model, where to write, the config, the data."""
 
     model: str
     out: Path
     config: QuantizeConfig
-    dataset: str = "rt-polarity"
+    data: DataRef  # calibration (train) and fallback (dev) sentences
     force: bool = False
-    text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label, split)
-    label_col: str | None = None
-    split_col: str | None = None
-    label_map: tuple[tuple[str, str], ...] = ()  # dataset label -> model label (by name)
-
-    def data(self) -> DataRef:
-        return DataRef(self.dataset, self.text_col, self.label_col, self.label_map,
-                       self.split_col)
 
 
 @dataclass(frozen=True)
@@ -114,12 +77,12 @@ def _plan(request: QuantizeRequest) -> _Plan:
                         f"(choose: {', '.join(CALIBRATION_METHODS[profile.format])})")
     task, labels = checkpoint_labels(request.model)
     # the fallback's dev accuracy compares class ids: the dataset's, renumbered to the model's
-    data = (request.data().for_model(labels) if task == "classification"
-            else request.data().load())
+    data = (request.data.for_model(labels) if task == "classification"
+            else request.data.load())
     dev = _dev_split(data, config) if config.max_drop is not None else None
-    inputs = {"model": content_digest(request.model), "dataset": content_digest(request.dataset),
+    inputs = {"model": content_digest(request.model), "dataset": content_digest(request.data.spec),
               "profile": profile_digest(dataclasses.replace(profile, scheme=spec.name))}
-    ident = identity("quantize", {**config.to_json(), **request.data().options()}, inputs)
+    ident = identity("quantize", {**config.to_json(), **request.data.options()}, inputs)
     return _Plan(profile, spec, method, data, dev, ident, inputs)
 
 

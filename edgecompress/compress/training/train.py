@@ -7,18 +7,17 @@ because batch order and dropout RNG are restored, ends with the same weights as 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
+from dataclasses import asdict
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from edgecompress.compress.config import FieldError, check_types
+from edgecompress.compress.training.config import FinetuneConfig
 from edgecompress.compress.evaluation.evaluate import token_lengths, tokenize
 from edgecompress.compress.models.loading import LoadedModel, save_model
 from edgecompress.fsutil import atomic_directory, atomic_write_json
@@ -27,55 +26,9 @@ from edgecompress.fsutil import atomic_directory, atomic_write_json
 CHECKPOINT_WEIGHTS = "weights.safetensors"
 CHECKPOINT_STATE = "state.pt"
 CHECKPOINT_PROGRESS = "progress.json"
-PRECISIONS = ("auto", "fp32", "bf16")
 BUCKET_WINDOW = 50  # batches per window that is sorted by length before it is cut into batches
 
 StepCallback = Callable[[int, int, float], None]  # (step, total_steps, loss)
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    epochs: int = 1
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    max_length: int = 64
-    seed: int = 0
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    checkpoint_every: int = 50
-    max_steps: int | None = None
-    # "auto": bfloat16 autocast where the CPU computes bf16 natively (AMX / AVX512-BF16 / arm
-    # bf16; measured 1.9x faster steps on an AMX host), float32 elsewhere; weights stay float32
-    precision: str = "auto"
-    length_buckets: bool = True  # batches of similar length: less padding (1.6x faster steps)
-    # keep the token embedding as it is: its dense gradient and AdamW update over 30 k x 384
-    # weights were 40 % of a 3-layer student's step (0.21 vs 0.35 s measured)
-    freeze_embeddings: bool = False
-
-    def __post_init__(self) -> None:
-        check_types(self)
-        if self.epochs < 1:
-            raise FieldError("epochs", f"must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise FieldError("batch_size", f"must be >= 1, got {self.batch_size}")
-        if not 0 < self.learning_rate < 1:
-            raise FieldError("learning_rate", f"must be in (0, 1), got {self.learning_rate}")
-        if self.max_length < 8:
-            raise FieldError("max_length", f"must be >= 8, got {self.max_length}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise FieldError("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
-        if self.checkpoint_every < 1:
-            raise FieldError("checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise FieldError("max_steps", f"must be >= 1, got {self.max_steps}")
-        if self.precision not in PRECISIONS:
-            raise FieldError("precision", f"must be one of {', '.join(PRECISIONS)}, "
-                             f"got {self.precision!r}")
-
-    def fingerprint(self, *extra: str) -> str:
-        """Hash of the config (+ model/data identity) that a checkpoint must match to resume."""
-        payload = json.dumps([asdict(self), *extra], sort_keys=True).encode()
-        return hashlib.sha256(payload).hexdigest()[:16]
 
 
 def as_tensors(batch: dict, module) -> tuple[torch.Tensor, ...]:
@@ -158,6 +111,8 @@ def freeze_embeddings(module: torch.nn.Module) -> None:
 def make_optimizer(module: torch.nn.Module, config: FinetuneConfig, steps: int):
     """AdamW (no decay on 1-d params) over the trainable parameters + linear warm-up/decay;
     returns (optimizer, scheduler)."""
+    if config.learning_rate is None:
+        raise ValueError("learning_rate is unresolved: pass config.for_model(kind)")
     trainable = [p for p in module.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
     no_decay = [p for p in trainable if p.ndim < 2]

@@ -138,7 +138,6 @@ def test_split_files_digest_changes_when_any_one_file_is_edited(files):
 def test_dataref_options_carry_split_col_only_when_given():
     assert DataRef("x.csv").options() == {}
     assert DataRef("x.csv", split_col="fold").options() == {"split_col": "fold"}
-    assert DataRef("x.csv", split_col="fold").request_fields()["split_col"] == "fold"
 
 
 def test_registry_name_refuses_split_col_when_given():

@@ -119,7 +119,7 @@ def test_embedding_dev_scores_spearman_when_similarity_pairs_are_given():
 
 
 def test_summary_lines_name_dev_metric_and_retrieval_when_task_is_embedding():
-    from edgecompress.compress.distill.cli import summary_lines
+    from edgecompress.cli.distill_summary import summary_lines
 
     shape = {"layers": 1, "params": 10, "non_embedding_params": 5, "encoder_layer_params": 4}
     manifest = {"student": shape, "teacher_shape": {**shape, "non_embedding_params": 10,

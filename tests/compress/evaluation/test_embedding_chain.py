@@ -14,6 +14,7 @@ from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.prune.stage import PruneRequest, run_prune
 from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
 from edgecompress.targets import load_runner
+from edgecompress.compress.data.dataref import DataRef
 from tests.models import save_tiny, tiny_sentence_encoder
 from tests.targets.conftest import needs_executorch
 
@@ -27,13 +28,14 @@ def chain(tmp_path_factory):
     texts = root / "texts.csv"  # unlabelled text: a sentence encoder learns from its teacher
     texts.write_text("text\n" + "\n".join(f"sentence {i} about a {w} film" for i, w in
                                            enumerate(["good", "dull", "odd", "warm", "noisy"] * 12)))
-    pruned = run_prune(PruneRequest(model=str(teacher), out=root / "pruned", dataset=str(texts),
+    pruned = run_prune(PruneRequest(model=str(teacher), out=root / "pruned",
+                                    data=DataRef(str(texts)),
                                     config=PruneConfig(heads=0.25, ffn=0.25,
                                                        importance="magnitude")))
     train = FinetuneConfig(epochs=1, batch_size=8, learning_rate=1e-3, max_length=32,
                            precision="fp32")
     run_distill(DistillRequest(teacher=str(teacher), student=str(root / "pruned"),
-                               dataset=str(texts), out=root / "student",
+                               data=DataRef(str(texts)), out=root / "student",
                                config=DistillConfig(train=train, embedding_cosine_weight=1.0)))
     return root, texts, pruned
 
@@ -53,7 +55,7 @@ def test_distilled_encoder_passes_the_cosine_gate_when_quantized_for_target(chai
                                                                            tmp_path):
     root, texts, _ = chain
     manifest = run_quantize(QuantizeRequest(model=str(root / "student"), out=tmp_path / target,
-                                            dataset=str(texts),
+                                            data=DataRef(str(texts)),
                                             config=QuantizeConfig(target=target)))
     parity = manifest["parity"]
     assert manifest["scheme"] == "dynamic-int8" and parity["gated_on"] == "cosine+rel_error"

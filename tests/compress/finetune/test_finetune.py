@@ -2,6 +2,8 @@ import torch
 from safetensors.torch import load_file
 
 from edgecompress.compress.finetune.stage import FinetuneRequest, run_finetune
+from edgecompress.compress.data.dataref import DataRef
+from edgecompress.compress.training.config import FinetuneConfig
 from tests.models import tokenizer
 
 
@@ -29,8 +31,8 @@ def test_the_fresh_head_and_so_the_teacher_do_not_depend_on_the_caller_rng(tmp_p
     for k in range(2):
         torch.manual_seed(100 + k)  # whatever ran before in this process
         out = tmp_path / f"teacher-{k}"
-        run_finetune(FinetuneRequest(model=str(model), dataset=str(sentiment_csv), out=out,
-                                     max_steps=2))
+        run_finetune(FinetuneRequest(model=str(model), data=DataRef(str(sentiment_csv)), out=out,
+                                     config=FinetuneConfig(max_steps=2)))
         outs.append(_weights(out))
     assert outs[0].keys() == outs[1].keys()
     assert all(torch.equal(outs[0][key], outs[1][key]) for key in outs[0])

@@ -15,6 +15,7 @@ from edgecompress.compress.models.loading import LoadedModel
 from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
 from edgecompress.errors import UserError
 from edgecompress.targets import torch_runner
+from edgecompress.compress.data.dataref import DataRef
 from tests.models import save_tiny, tokenizer
 from tests.targets.conftest import needs_executorch
 
@@ -80,7 +81,7 @@ def fallback_run(sensitive):
     checkpoint, data, root = sensitive
     config = QuantizeConfig(target="x86-cpu", calibration_samples=16, max_drop=5.0)
     manifest = run_quantize(QuantizeRequest(model=str(checkpoint), out=root / "q",
-                                            config=config, dataset=str(data)))
+                                            config=config, data=DataRef(str(data))))
     return manifest, root / "q"
 
 
@@ -108,7 +109,7 @@ def test_quantize_returns_the_cached_manifest_when_rerun_identically(fallback_ru
     stamp = (out / "model.onnx").stat().st_mtime_ns
     config = QuantizeConfig(target="x86-cpu", calibration_samples=16, max_drop=5.0)
     again = run_quantize(QuantizeRequest(model=str(checkpoint), out=out, config=config,
-                                         dataset=str(data)))
+                                         data=DataRef(str(data))))
     assert again["identity"] == manifest["identity"]
     assert (out / "model.onnx").stat().st_mtime_ns == stamp
 

@@ -17,6 +17,7 @@ from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.prune.stage import PruneRequest, run_prune
 from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
 from edgecompress.targets import bench, load_profile, load_runner, torch_runner
+from edgecompress.compress.data.dataref import DataRef
 from tests.compress.vision.conftest import CLASSES
 from tests.targets.conftest import needs_executorch
 
@@ -26,11 +27,11 @@ def distilled(tmp_path_factory, tiny_vit_dir, image_folder):
     """The tiny ViT pruned (a quarter of heads and FFN, layer 1 dropped), then distilled."""
     root = tmp_path_factory.mktemp("chain")
     pruned = run_prune(PruneRequest(model=str(tiny_vit_dir), out=root / "pruned",
-                                    dataset=str(image_folder),
+                                    data=DataRef(str(image_folder)),
                                     config=PruneConfig(heads=0.25, ffn=0.25, keep_layers=(0,))))
     train = FinetuneConfig(epochs=1, batch_size=8, learning_rate=1e-3, precision="fp32")
     run_distill(DistillRequest(teacher=str(tiny_vit_dir), student=str(root / "pruned"),
-                               dataset=str(image_folder), out=root / "student",
+                               data=DataRef(str(image_folder)), out=root / "student",
                                config=DistillConfig(train=train, hidden_weight=1.0)))
     return root, pruned
 
@@ -65,7 +66,7 @@ def test_vit_chain_passes_parity_when_quantized_for_target(distilled, image_fold
                                                            tmp_path):
     root, _ = distilled
     manifest = run_quantize(QuantizeRequest(model=str(root / "student"), out=tmp_path / target,
-                                            dataset=str(image_folder),
+                                            data=DataRef(str(image_folder)),
                                             config=QuantizeConfig(target=target)))
     parity = manifest["parity"]
     assert manifest["scheme"] == "dynamic-int8"
@@ -87,7 +88,7 @@ def test_vit_export_passes_parity_when_scheme_is(distilled, image_folder, target
                                                  tmp_path):
     root, _ = distilled
     manifest = run_quantize(QuantizeRequest(model=str(root / "student"), out=tmp_path / scheme,
-                                            dataset=str(image_folder),
+                                            data=DataRef(str(image_folder)),
                                             config=QuantizeConfig(target=target, scheme=scheme,
                                                                   calibration_samples=16)))
     assert manifest["scheme"] == scheme
@@ -99,7 +100,7 @@ def test_fixed_shape_runner_refuses_images_of_another_size(distilled, image_fold
 
     root, _ = distilled
     manifest = run_quantize(QuantizeRequest(model=str(root / "student"), out=tmp_path / "t",
-                                            dataset=str(image_folder),
+                                            data=DataRef(str(image_folder)),
                                             config=QuantizeConfig(target="arm64-phone",
                                                                   scheme="fp32")))
     runner = load_runner(tmp_path / "t" / manifest["artifact"])

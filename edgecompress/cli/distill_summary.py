@@ -1,36 +1,6 @@
-"""CLI glue for `edgecompress distill`: options -> a validated request; manifest -> summary."""
+"""What `edgecompress distill` prints: a distill.json manifest as a few human lines."""
 
 from __future__ import annotations
-
-from pathlib import Path
-
-from edgecompress.compress.distill.config import DistillConfig, parse_layer_map
-from edgecompress.compress.distill.stage import DistillRequest
-from edgecompress.compress.config import FieldError
-from edgecompress.compress.finetune.stage import cli_flag
-from edgecompress.compress.training.train import FinetuneConfig
-from edgecompress.errors import UserError
-
-
-def distill_request(*, teacher: str, student: str, dataset: str, out: Path, epochs: int,
-                    batch_size: int, lr: float, max_length: int, max_steps: int | None,
-                    seed: int, layer_map: str | None, **options) -> DistillRequest:
-    """Build the request from CLI options; raises UserError with the one-line reason."""
-    request_keys = ("unlabeled", "qat_target", "train_size", "force", "dev_similarity")
-    extra = {k: options.pop(k) for k in request_keys if k in options}
-    try:
-        train = FinetuneConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr,
-                               max_length=max_length, max_steps=max_steps, seed=seed)
-        config = DistillConfig(train=train, layer_map=parse_layer_map(layer_map)
-                               if layer_map else None, **options)
-    except FieldError as err:  # worded as the flag the user typed: --temperature, --lr
-        raise UserError(f"{cli_flag(err.field)}: {err.message}") from None
-    except ValueError as err:
-        raise UserError(str(err)) from None
-    if extra.get("train_size") is not None and extra["train_size"] < 1:
-        raise UserError(f"--train-size must be >= 1, got {extra['train_size']}")
-    return DistillRequest(teacher=teacher, student=student, dataset=dataset, out=out,
-                          config=config, **extra)
 
 
 def _acc(metrics: dict) -> str:
