@@ -40,9 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -615,7 +615,8 @@ def print_table(result: dict) -> None:
 
 def markdown_table(result: dict) -> str:
     """The README's table of a result: one line per row, ratios vs ONNX fp32 and the best anchor."""
-    lines = ["| tool | format | scheme | MB | accuracy [95 % CI] | Δ vs teacher, points [paired CI] "
+    lines = ["| tool | format | scheme | MB | accuracy [95 % CI] "
+             "| Δ vs teacher, points [paired CI] "
              "| p50 ms (s128) | p50 ms (real lengths) | × faster than ONNX fp32 | × smaller |",
              "|---|---|---|---:|---|---|---:|---:|---:|---:|"]
     for r in result["rows"]:

@@ -1,7 +1,8 @@
 """The README's demo table, from finished demo runs (one per seed): rows, paired deltas, spread.
 
 Reads each run's `report.json` (written by `edgecompress demo` / `run`), keeps per target the size,
-p50 (at 128 tokens, and over real sentence lengths when the run measured it), accuracy with its Wilson interval and the paired delta vs the teacher on the same sentences,
+p50 (at 128 tokens, and over real sentence lengths when the run measured it), accuracy with its
+Wilson interval and the paired delta vs the teacher on the same sentences,
 and, given several runs (e.g. `seeds` or reruns on other machines), the mean and the spread
 (min..max) of each target's accuracy and delta across them. The host of every run is recorded:
 latencies of runs from different hosts are not compared.

@@ -23,6 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from edgecompress.compress.data.dataref import DataRef  # noqa: E402
 from edgecompress.compress.data.datasets import load_dataset  # noqa: E402
 from edgecompress.compress.distill import DistillConfig, DistillRequest, run_distill  # noqa: E402
 from edgecompress.compress.distill.students import build_student, describe  # noqa: E402
@@ -31,7 +32,6 @@ from edgecompress.compress.models.loading import load_model  # noqa: E402
 from edgecompress.compress.training.train import FinetuneConfig  # noqa: E402
 from edgecompress.fsutil import atomic_write_json, cache_root  # noqa: E402
 from edgecompress.targets import torch_runner  # noqa: E402
-from edgecompress.compress.data.dataref import DataRef  # noqa: E402
 
 VARIANTS = {
     "logit KD": dict(kd_weight=1.0, ce_weight=0.5),

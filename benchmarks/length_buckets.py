@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgecompress.compress.evaluation.artifacts import export_artifact, open_evaluable
 from edgecompress.compress.data.dataref import DataRef
+from edgecompress.compress.evaluation.artifacts import export_artifact, open_evaluable
 from edgecompress.compress.evaluation.evaluate import classification_metrics, split_predictions
 from edgecompress.compress.models.loading import load_model
 from edgecompress.compress.pipeline.target_stages import EVAL_MAX_LENGTH, real_lengths
@@ -40,8 +40,11 @@ def _export(checkpoint: str, profile, folder: Path, dataset: str) -> Path:
     if profile.scheme == "fp32":
         manifest = export_artifact(load_model(checkpoint), profile, folder, source=checkpoint)
     else:
-        from edgecompress.compress.quantize.stage import (QuantizeConfig, QuantizeRequest,
-                                                          run_quantize)
+        from edgecompress.compress.quantize.stage import (
+            QuantizeConfig,
+            QuantizeRequest,
+            run_quantize,
+        )
 
         config = QuantizeConfig(target=str(_profile_file(profile, folder.parent)),
                                 scheme=profile.scheme)
@@ -100,7 +103,7 @@ def main() -> None:
         for _ in range(args.rounds):  # interleaved: a noisy minute hits every variant
             for name, (path, profile) in artifacts.items():
                 timed[name].append(bench(path, profile, runs=args.runs, lengths=lengths))
-        for name, (path, profile) in artifacts.items():
+        for name, (path, _profile) in artifacts.items():
             runs = timed[name]
             rows[name] = {"size_mb": round(path.stat().st_size / 1e6, 2),
                           "p50_ms_seq128": statistics.median(r["p50_ms"] for r in runs),

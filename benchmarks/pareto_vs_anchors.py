@@ -28,8 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quantize_vs_baselines import litert_baseline, measure, onnx_baseline  # noqa: E402
 
-from edgecompress.compress.evaluation.artifacts import parity_sample  # noqa: E402
 from edgecompress.compress.data.datasets import load_dataset  # noqa: E402
+from edgecompress.compress.evaluation.artifacts import parity_sample  # noqa: E402
 from edgecompress.compress.models.loading import load_model  # noqa: E402
 from edgecompress.fsutil import atomic_write_json  # noqa: E402
 from edgecompress.targets import bench, export, load_profile  # noqa: E402
@@ -106,7 +106,8 @@ def main() -> None:
 
 
 def _print(results: dict, reference: dict) -> None:
-    print(f"{'artifact':<34}{'MB':>8}{'p50 ms':>9}{'accuracy':>10}{'x smaller':>11}{'x faster':>10}")
+    print(f"{'artifact':<34}{'MB':>8}{'p50 ms':>9}{'accuracy':>10}"
+          f"{'x smaller':>11}{'x faster':>10}")
     rows = [(name, r) for name, r in results["anchors"].items()]
     rows += [(f"demo {t} ({r['scheme']})", r) for t, r in results["demo"].items()]
     for name, r in rows:

@@ -26,12 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgecompress.compress.evaluation.artifacts import parity_sample  # noqa: E402
 from edgecompress.compress.data.datasets import load_dataset, sample_texts  # noqa: E402
+from edgecompress.compress.evaluation.artifacts import parity_sample  # noqa: E402
 from edgecompress.compress.evaluation.evaluate import classification_metrics, predict  # noqa: E402
 from edgecompress.compress.models.loading import load_model, save_model  # noqa: E402
-from edgecompress.compress.prune import (PruneConfig, Samples, count_params,  # noqa: E402
-                                         prune_model)
+from edgecompress.compress.prune import PruneConfig, Samples, count_params, prune_model  # noqa: E402
 from edgecompress.fsutil import cache_root  # noqa: E402
 from edgecompress.targets import bench, export, load_profile, torch_runner  # noqa: E402
 

@@ -62,7 +62,8 @@ def main() -> None:
     atomic_write_json(args.out or args.search / "rebench.json", {"host": host, "targets": rows})
     print(f"host: {host.get('cpu_model')} ({host.get('cores')} cores; ISA "
           f"{' '.join(host.get('isa', []))}); {args.rounds} interleaved rounds")
-    print(f"{'target':<12} {'which':<9} {'trial':>5} {'test acc':>9} {'MB':>7} {'p50 ms':>8}  rounds")
+    print(f"{'target':<12} {'which':<9} {'trial':>5} {'test acc':>9} "
+          f"{'MB':>7} {'p50 ms':>8}  rounds")
     for target, pair in rows.items():
         for label, row in pair.items():
             test = row["test"] or {}

@@ -18,16 +18,15 @@ import shutil
 import tempfile
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-
 
 CACHE_ENV = "EDGECOMPRESS_CACHE"
 
 
 def cache_root() -> Path:
-    """Where datasets and cached teachers live: `$EDGECOMPRESS_CACHE`, else ~/.cache/edgecompress."""
+    """Root of cached datasets and teachers: `$EDGECOMPRESS_CACHE`, else ~/.cache/edgecompress."""
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path.home() / ".cache" / "edgecompress"
 
@@ -73,7 +72,7 @@ def mark_output(directory: Path, kind: str) -> Path:
     """
     marker = Path(directory) / OUTPUT_MARKER
     atomic_write_json(marker, {"tool": TOOL, "kind": kind, "id": uuid.uuid4().hex,
-                               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                               "created": datetime.now(UTC).isoformat(timespec="seconds")})
     return marker
 
 

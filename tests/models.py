@@ -6,7 +6,7 @@ tokenization is the real thing while the networks are random and small.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import torch
@@ -175,7 +175,7 @@ def family_corpus() -> tuple[str, ...]:
     return tuple(SENTENCES) + tuple(made)
 
 
-@lru_cache(maxsize=None)
+@cache
 def family_tokenizer(name: str):
     """The kind of tokenizer family `name` ships with, trained on family_corpus(); the MiniLM
     WordPiece tokenizer for the WordPiece families."""

@@ -25,7 +25,8 @@ def _one_line_error(result, code: int = 2) -> str:
 def test_help_imports_no_torch_when_cli_module_is_loaded():
     code = ("import sys; from typer.testing import CliRunner; from edgecompress.cli import app;"
             "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0;"
-            "print(sorted(m for m in ('torch', 'transformers', 'onnxruntime') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'transformers', 'onnxruntime') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -7,8 +7,15 @@ import json
 import pytest
 
 from edgecompress.errors import UserError
-from edgecompress.fsutil import (OUTPUT_MARKER, atomic_directory, check_replaceable, inside,
-                                 is_marked_output, mark_output, safe_name)
+from edgecompress.fsutil import (
+    OUTPUT_MARKER,
+    atomic_directory,
+    check_replaceable,
+    inside,
+    is_marked_output,
+    mark_output,
+    safe_name,
+)
 
 
 def _users_folder(tmp_path):

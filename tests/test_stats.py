@@ -3,8 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from edgecompress.stats import (PairedDelta, format_delta, newcombe_paired_interval, paired_delta,
-                                wilson_interval)
+from edgecompress.stats import (
+    PairedDelta,
+    format_delta,
+    newcombe_paired_interval,
+    paired_delta,
+    wilson_interval,
+)
 
 Z = 1.959963984540054
 

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
+from typer import _click  # typer 0.29 vendors click: its exceptions are these classes
 
 from edgecompress.errors import ParityError, UserError
 
@@ -61,7 +61,7 @@ def guarded(command):
         except KeyboardInterrupt:
             err_console.print("interrupted", markup=False)
             raise typer.Exit(130) from None
-        except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, _click.ClickException):
             raise  # typer's own exits and usage errors
         except Exception as err:  # a bug, not a user mistake: one line, the traceback in a log
             log = write_traceback_log(err)

@@ -39,7 +39,8 @@ def run_command(
     recipe: Path = typer.Argument(..., help="Recipe TOML (see recipes/)."),
     out: Path | None = typer.Option(None, help="Run directory (default runs/<recipe>-<time>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is cached."),
-    force: bool = typer.Option(False, help="Replace a different run at --out."),
+    force: bool = typer.Option(False, help="Start over: remove the run folder's own files first "
+                                           "(anything else in it is kept)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run a recipe: stages (finetune, prune, distill), export per target, eval, bench, report."""
@@ -69,7 +70,8 @@ def run_command(
 @guarded
 def demo(
     out: Path = typer.Option(Path("demo-run"), help="Run directory."),
-    force: bool = typer.Option(False, help="Replace a different run at --out."),
+    force: bool = typer.Option(False, help="Start over: remove the run folder's own files first "
+                                           "(anything else in it is kept)."),
     runs: int | None = typer.Option(None, min=1, help="Timed runs per benchmark."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout "
                                  "(progress goes to stderr): the run directory, the report's "

@@ -29,14 +29,14 @@ def collect_findings(run_dir: Path, notes: list[str]) -> list[dict]:
     deltas vs the teacher). Unreadable files are skipped with a line added to `notes`."""
     findings = []
     for path in sorted(run_dir.glob(f"**/{MANIFEST_FILE}")):
-        manifest = _try(lambda: read_object(path), path, run_dir, notes) or {}
+        manifest = _try(lambda path=path: read_object(path), path, run_dir, notes) or {}
         listed = manifest.get("findings") or []
         for finding in listed if isinstance(listed, list) else []:
             if isinstance(finding, dict) and finding.get("title"):
                 findings.append({"source": str(path.parent.relative_to(run_dir)), **finding})
     for path in RunDir(run_dir).step_records():
-        findings += _try(lambda: stage_findings(read_object(path), str(path)), path, run_dir,
-                         notes) or []
+        findings += _try(lambda path=path: stage_findings(read_object(path), str(path)), path,
+                         run_dir, notes) or []
     return findings
 
 

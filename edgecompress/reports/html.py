@@ -2,7 +2,8 @@
 fonts or styles from the network, so it opens anywhere (including on an air-gapped box).
 
 Plot: x = p50 latency (ms, log scale when the range is wide), y = accuracy (%); marker area ~ file
-size, colour = target, shape = format (circle ONNX, square TFLite, diamond ExecuTorch), hollow = device-measured;
+size, colour = target, shape = format (circle ONNX, square TFLite, diamond ExecuTorch),
+hollow = device-measured;
 Pareto-optimal artifacts get a black ring and are joined by a dashed line; each target's latency
 budget is a dashed vertical line in its colour; the fp32 teacher's accuracy a grey line.
 """
@@ -199,7 +200,8 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}tr.front td{font-weight:bold}
 .note{color:#555;font-size:13px}.device{color:#8c564b}"""
 
 COLUMNS = (("target", "l"), ("format", "l"), ("scheme", "l"), ("measured on", "l"),
-           ("size MB", ""), ("p50 ms", ""), ("p90 ms", ""), ("p50 ms, real lengths", ""), ("accuracy [95 % CI]", ""),
+           ("size MB", ""), ("p50 ms", ""), ("p90 ms", ""), ("p50 ms, real lengths", ""),
+           ("accuracy [95 % CI]", ""),
            ("agreement vs teacher", ""), ("Δ accuracy vs teacher, paired [95 % CI]", ""),
            ("parity max-diff", ""), ("Pareto", "l"))
 

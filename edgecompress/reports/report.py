@@ -22,8 +22,14 @@ from edgecompress.reports.html import render_html
 from edgecompress.reports.levers import run_levers
 from edgecompress.reports.pareto import pareto_front
 from edgecompress.reports.quantization import quantization_entries, quantization_markdown
-from edgecompress.rundir import (BENCH_FILE, EVAL_FILE, MANIFEST_FILE, REPORT_FORMATS, RunDir,
-                                 read_object)
+from edgecompress.rundir import (
+    BENCH_FILE,
+    EVAL_FILE,
+    MANIFEST_FILE,
+    REPORT_FORMATS,
+    RunDir,
+    read_object,
+)
 from edgecompress.stats import format_delta
 
 __all__ = ["artifact_row", "build_report", "device_rows", "import_device_results",

@@ -26,9 +26,16 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from edgecompress.errors import UserError
-from edgecompress.fsutil import (OUTPUT_MARKER, atomic_directory, atomic_write_json,
-                                 atomic_write_text, check_replaceable, inside, mark_output,
-                                 sha256_file)
+from edgecompress.fsutil import (
+    OUTPUT_MARKER,
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    check_replaceable,
+    inside,
+    mark_output,
+    sha256_file,
+)
 from edgecompress.targets.extras import require
 
 RUNNER = Path(__file__).with_name("bundle_runner.py")

@@ -20,9 +20,9 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -33,8 +33,7 @@ from edgecompress.targets.inputs import fit_sample, is_image, pad_rows, sample_i
 from edgecompress.targets.preflight import check_integer_graph
 from edgecompress.targets.profiles import Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
-from edgecompress.targets.runtime_util import quiet_exporters
-from edgecompress.targets.runtime_util import package_version
+from edgecompress.targets.runtime_util import package_version, quiet_exporters
 from edgecompress.targets.runtimes import load_runner, torch_runner
 
 OUTPUT_NAME = "logits"
@@ -105,7 +104,8 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
     spec = profile.scheme_for(scheme)
     gate = profile.gate(spec.name)
     if profile.format not in _EXPORTERS:
-        raise ValueError(f"no exporter for format {profile.format!r} (known: {', '.join(_EXPORTERS)})")
+        raise ValueError(f"no exporter for format {profile.format!r} "
+                         f"(known: {', '.join(_EXPORTERS)})")
     require(profile.format, f"target {profile.name}")  # before any folder is made
     out_dir = Path(out_dir)
     created = not out_dir.exists()

@@ -1,7 +1,8 @@
 """What a model takes: named input arrays, text (`input_ids`, `attention_mask`, int (B, S)) or image
 (`pixel_values`, float32 (B, C, H, W)).
 
-A module says which by its `input_names` attribute (compress/models/modules.py, compress/models/vision.py); a sample is
+A module says which by its `input_names` attribute (compress/models/modules.py,
+compress/models/vision.py); a sample is
 a dict of those names. Exporters, runtimes, quantizers and bench read the modality from the names
 here rather than asking which model family they hold.
 """

@@ -106,7 +106,8 @@ def _onnx_float_ops(path: Path) -> tuple[int, list[tuple[str, str]]]:
             continue
         float_in = [i for i in node.input if i and dtypes.get(i) in _ONNX_FLOAT]
         float_out = [o for o in node.output if dtypes.get(o) in _ONNX_FLOAT]
-        bad_in = [i for i in float_in if getattr(producer.get(i), "op_type", None) != "DequantizeLinear"]
+        bad_in = [i for i in float_in
+                  if getattr(producer.get(i), "op_type", None) != "DequantizeLinear"]
         bad_out = [o for o in float_out
                    if any(c.op_type != "QuantizeLinear" for c in consumers.get(o, []))
                    or o in {v.name for v in graph.output}]

@@ -54,7 +54,7 @@ class Gate:
 
 @dataclass(frozen=True)
 class Profile:
-    """One edge target. `batch` x `seq_len` is the fixed input shape, or the bench shape if dynamic."""
+    """One edge target. `batch` x `seq_len` is the fixed input shape (bench shape if dynamic)."""
 
     name: str
     description: str
@@ -116,7 +116,8 @@ class Profile:
         if self.format == "pte" and self.integer_only:
             raise ValueError("integer_only: preflight reads onnx and tflite artifacts, not pte")
         if self.format == "onnx" and (self.opset is None or self.opset < MIN_OPSET):
-            raise ValueError(f"opset: expected an integer >= {MIN_OPSET} for onnx, got {self.opset}")
+            raise ValueError(f"opset: expected an integer >= {MIN_OPSET} for onnx, "
+                             f"got {self.opset}")
         if self.format != "onnx" and self.opset is not None:
             raise ValueError(f"opset: applies to onnx profiles only, not {self.format}")
         for name in self.schemes:
@@ -154,7 +155,7 @@ class Profile:
 
     @property
     def runnable_schemes(self) -> tuple[str, ...]:
-        """Schemes this target's device can run (the profile's `schemes`, else all of its format)."""
+        """Schemes this target's device runs (the profile's `schemes`, else all of its format)."""
         return self.schemes or tuple(SCHEMES[self.format])
 
     def scheme_for(self, name: str | None = None) -> Scheme:
@@ -177,7 +178,7 @@ class Profile:
         gate = self.gate(scheme)
         return gate.tolerance, gate.min_agreement
 
-    def gate(self, scheme: str | None = None) -> "Gate":
+    def gate(self, scheme: str | None = None) -> Gate:
         """The parity gate of `scheme` (default: the profile's): the profile's [parity] table
         for fp32, a `[parity.<scheme>]` override if present, else the scheme's defaults."""
         spec = self.scheme_for(scheme)

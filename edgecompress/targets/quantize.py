@@ -19,15 +19,15 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from edgecompress.errors import UserError
-from edgecompress.targets.schemes import Scheme
 from edgecompress.targets.runtime_util import quiet_fd2
+from edgecompress.targets.schemes import Scheme
 
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # node metadata written by torch.onnx's dynamo exporter
 TFLITE_SIGNATURE = "serving_default"
@@ -187,8 +187,10 @@ def _int4_embeddings(src: Path, dst: Path) -> Path:
     import onnx
 
     level = logging.getLogger().level  # the module's import sets the root logger to INFO
-    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
-                                                                 MatMulNBitsQuantizer)
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
     logging.getLogger().setLevel(level)
 
     config = DefaultWeightOnlyQuantConfig(block_size=EMBEDDING_BLOCK, is_symmetric=True,
@@ -233,8 +235,7 @@ class _Reader:
 
 @_quantizer("onnx", "static")
 def _onnx_static(src, dst, scheme, options, fixed_shape) -> dict:
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[options.method]
@@ -351,7 +352,7 @@ def _tflite_aeq(src, dst, scheme, options, fixed_shape) -> dict:
 
 
 def _aeq_calibration(src: Path, scheme: Scheme, options: QuantOptions, fixed_shape):
-    """(tensor ranges, rows) from the full static recipe, so every fallback variant can reuse them."""
+    """(tensor ranges, rows) from the full static recipe, for every fallback variant to reuse."""
     from ai_edge_quantizer import quantizer
 
     cache = None if options.calibration_cache is None else str(options.calibration_cache)

@@ -25,8 +25,7 @@ import numpy as np
 
 from edgecompress.errors import UserError
 from edgecompress.targets.executorch_backend import ExecuTorchBackend
-from edgecompress.targets.inputs import (IMAGE_INPUTS, PAD_ID, TEXT_INPUTS, is_image,
-                                         module_inputs)
+from edgecompress.targets.inputs import IMAGE_INPUTS, PAD_ID, TEXT_INPUTS, is_image, module_inputs
 from edgecompress.targets.runtime_util import package_version
 
 INPUT_NAMES = TEXT_INPUTS  # the text inputs, the default of every module

@@ -7,6 +7,7 @@ import pytest
 from tests.adversarial.conftest import cases
 from tests.adversarial.test_stage_commands import _cmd
 
+
 def _export(*extra, model="@bert", target="x86-cpu", out="@tmp/export"):
     return _cmd("export", model, "--target", target, "--out", out, *extra)
 

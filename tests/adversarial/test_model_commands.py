@@ -1,4 +1,4 @@
-"""Bad inputs to inspect, init-encoder, eval, data and targets: one line, exit 2, nothing written."""
+"""Bad inputs to inspect, init-encoder, eval, data, targets: one line, exit 2, nothing written."""
 
 from __future__ import annotations
 

@@ -5,8 +5,7 @@ from typer.testing import CliRunner
 
 from edgecompress.cli import app
 from edgecompress.errors import UserError
-from edgecompress.reports.compare import (Thresholds, compare_reports, load_report,
-                                          paired_change)
+from edgecompress.reports.compare import Thresholds, compare_reports, load_report, paired_change
 from tests.reports.rundirs import HOST, make_run
 
 TEACHER = {"accuracy": 0.82, "n": 2000}

@@ -46,7 +46,8 @@ def test_levers_say_what_each_model_stage_did_in_pipeline_order(tmp_path):
 
 def test_a_stage_record_with_another_layout_is_a_note_not_a_crash(tmp_path):
     run_dir = _run(tmp_path)
-    (run_dir / "stages" / "distill" / "stage.json").write_text(json.dumps({"config": {"distill": "3 epochs"}}))
+    (run_dir / "stages" / "distill" / "stage.json").write_text(
+        json.dumps({"config": {"distill": "3 epochs"}}))
     notes = []
     levers = run_levers(run_dir, notes)
     assert len(levers) == 3 and not any(line.startswith("distill") for line in levers)

@@ -10,7 +10,7 @@ from edgecompress.cli import app
 from edgecompress.errors import UserError
 from edgecompress.reports import build_report, render_markdown, write_report
 from edgecompress.reports.html import render_html
-from tests.reports.rundirs import add_artifact, files_in, make_run, write_json
+from tests.reports.rundirs import add_artifact, files_in, write_json
 
 NOT_JSON, NOT_UTF8 = b"{\"target\": ", b"\xff\xfe\x00{}"
 

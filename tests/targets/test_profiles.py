@@ -59,7 +59,8 @@ def test_load_profile_accepts_missing_budgets_when_they_are_optional(tmp_path):
 
 BAD = {  # case -> (edit of the x86-cpu file, key the message must name, words it must contain)
     "unknown_top_key": (lambda t: t + '\nflavour = "spicy"\n', "flavour", "unknown key"),
-    "unknown_table_key": (lambda t: t.replace("min_agreement = 1.0", "min_agreement = 1.0\nrtol = 1"),
+    "unknown_table_key": (lambda t: t.replace("min_agreement = 1.0",
+                                              "min_agreement = 1.0\nrtol = 1"),
                           "parity.rtol", "unknown key"),
     "wrong_type": (lambda t: t.replace("threads = 2", 'threads = "2"'), "threads", "integer"),
     "bool_for_int": (lambda t: t.replace("threads = 2", "threads = true"), "threads", "integer"),

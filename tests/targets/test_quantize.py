@@ -7,8 +7,8 @@ import pytest
 
 from edgecompress.errors import ParityError, UserError
 from edgecompress.targets import export, load_profile, load_runner, torch_runner
-from edgecompress.targets.schemes import SCHEMES
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact
+from edgecompress.targets.schemes import SCHEMES
 from tests.models import batch
 
 # format -> a target that runs every scheme of that format (tiny models, 4 parity sentences)
@@ -149,7 +149,8 @@ def test_float_scope_keeps_layer_in_float_when_named(exported, tmp_path):
     quantize_artifact(base.path, tmp_path / "f.onnx", SCHEMES["onnx"]["static-int8"], options)
     model = onnx.load(str(tmp_path / "f.onnx"))
     # layer 1's weight MatMuls keep float weights; layer 0's read int8 ones through DequantizeLinear
-    float_weights = {i.name for i in model.graph.initializer if i.data_type == 1 and len(i.dims) == 2}
+    float_weights = {i.name for i in model.graph.initializer
+                     if i.data_type == 1 and len(i.dims) == 2}
     layer_matmuls = [n for n in model.graph.node if n.op_type == "MatMul"
                      and any(i in float_weights for i in n.input)]
     assert len(layer_matmuls) == 6  # q, k, v, out, ffn_in, ffn_out of layer 1

@@ -86,7 +86,7 @@ class TextDataset:
     drawn_splits: bool = False  # a user file without a `split` column: seeded 80/10/10 drawn here
     split_note: str = ""  # where the splits come from (one file per split), for split_line
     label_mapping: str = ""  # how labels were matched to a model's classes (align_labels)
-    modality: str = "text"  # "image": each split's `texts` are uint8 images (compress/data/images.py)
+    modality: str = "text"  # "image": split `texts` are uint8 images (compress/data/images.py)
 
     def split(self, name: str) -> Split:
         """Return the split called `name`; raises UserError listing the known splits."""

@@ -39,8 +39,11 @@ class EmbeddingDev:
 
     def score(self, student: LoadedModel, max_length: int) -> float:
         """The student's dev score (higher is better); leaves the module in eval mode."""
-        from edgecompress.compress.evaluation.evaluate import (evaluate_similarity, mean_cosine,
-                                                         predict)
+        from edgecompress.compress.evaluation.evaluate import (
+            evaluate_similarity,
+            mean_cosine,
+            predict,
+        )
         from edgecompress.targets import torch_runner
 
         runner = torch_runner(student.module)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -28,10 +28,18 @@ from edgecompress.compress.distill.losses import LossPlan, distill_loss
 from edgecompress.compress.distill.students import hidden_width
 from edgecompress.compress.evaluation.evaluate import predict, token_lengths, tokenize
 from edgecompress.compress.models.loading import LoadedModel
-from edgecompress.compress.training.train import (CHECKPOINT_PROGRESS, BatchOrder, as_tensors,
-                                              autocast,
-                                              freeze_embeddings, load_checkpoint, make_optimizer,
-                                              resolve_precision, save_checkpoint, total_steps)
+from edgecompress.compress.training.train import (
+    CHECKPOINT_PROGRESS,
+    BatchOrder,
+    as_tensors,
+    autocast,
+    freeze_embeddings,
+    load_checkpoint,
+    make_optimizer,
+    resolve_precision,
+    save_checkpoint,
+    total_steps,
+)
 from edgecompress.fsutil import atomic_directory, atomic_write_json
 
 BEST_WEIGHTS = "student.safetensors"

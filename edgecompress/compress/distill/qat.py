@@ -15,8 +15,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
-                                   MovingAveragePerChannelMinMaxObserver)
+from torch.ao.quantization import (
+    FakeQuantize,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+)
 
 INT8_KINDS = ("dynamic", "static")
 

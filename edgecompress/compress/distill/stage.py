@@ -13,32 +13,40 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from edgecompress.compress.identity import content_digest, identity, is_done
 from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.distributed import World
-from edgecompress.compress.distill.embedding import (EmbeddingDev, embed, embedding_texts,
-                                                     heldout_embedding_metrics, similarity_dev,
-                                                     unlabeled_texts)
+from edgecompress.compress.distill.embedding import (
+    EmbeddingDev,
+    embed,
+    embedding_texts,
+    heldout_embedding_metrics,
+    similarity_dev,
+    unlabeled_texts,
+)
 from edgecompress.compress.distill.loop import Run, TrainData, best_dir, distill_train
-from edgecompress.compress.distill.qat import (prepare_qat, qat_config_for,
-                                               strip_fake_quant)
-from edgecompress.compress.distill.students import (build_student, check_compatible,
-                                                    check_spec,
-                                                    describe, make_projections, resolve_plan)
+from edgecompress.compress.distill.qat import prepare_qat, qat_config_for, strip_fake_quant
+from edgecompress.compress.distill.students import (
+    build_student,
+    check_compatible,
+    check_spec,
+    describe,
+    make_projections,
+    resolve_plan,
+)
+from edgecompress.compress.identity import content_digest, identity, is_done
 from edgecompress.compress.models.loading import LoadedModel, load_model, save_model
 from edgecompress.compress.models.modules import check_out_location
 from edgecompress.compress.training.progress import TrainingProgress
 from edgecompress.errors import UserError
-from edgecompress.fsutil import (atomic_directory, atomic_write_json, check_replaceable,
-                                 read_json)
+from edgecompress.fsutil import atomic_directory, atomic_write_json, check_replaceable
 
 MANIFEST = "distill.json"
 

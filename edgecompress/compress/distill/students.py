@@ -22,11 +22,20 @@ from torch import nn
 from edgecompress.compress.distill.config import DistillConfig, LayerMap
 from edgecompress.compress.distill.features import has_attention_probs
 from edgecompress.compress.distill.losses import EMBEDDING_PROJECTION, LossPlan
-from edgecompress.compress.models.loading import ClassifierModule, LoadedModel, MeanPoolingModule
-from edgecompress.compress.models.loading import load_model
+from edgecompress.compress.models.arch import (
+    blocks,
+    family_of,
+    layers,
+    shared_layers,
+    word_embedding,
+)
+from edgecompress.compress.models.loading import (
+    ClassifierModule,
+    LoadedModel,
+    MeanPoolingModule,
+    load_model,
+)
 from edgecompress.compress.prune.surgery import keep_layers
-from edgecompress.compress.models.arch import (blocks, family_of, layers, shared_layers,
-                                             word_embedding)
 from edgecompress.errors import UserError
 
 _TASK_WORDS = {"classification": "classifier", "embedding": "sentence encoder"}

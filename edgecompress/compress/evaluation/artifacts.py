@@ -50,7 +50,8 @@ class Evaluable:
     source: Path
 
 
-def open_evaluable(spec: str | Path, *, threads: int = 1, tokenizer: Path | None = None) -> Evaluable:
+def open_evaluable(spec: str | Path, *, threads: int = 1,
+                   tokenizer: Path | None = None) -> Evaluable:
     """Checkpoint dir / built-in name -> torch runner; artifact file -> its runtime's runner."""
     from edgecompress.targets import load_runner, torch_runner
 

@@ -92,8 +92,8 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: 
 def tokenize(tokenizer, texts, max_length: int, pad_to: int | None = None) -> dict[str, np.ndarray]:
     """int64 input_ids / attention_mask (B, S); padded to the longest or to `pad_to`.
 
-    `tokenizer` may be an image processor (compress/models/vision.py) and `texts` images: then the model's
-    inputs are {"pixel_values": (B, C, H, W) float32} and the lengths do not apply.
+    `tokenizer` may be an image processor (compress/models/vision.py) and `texts` images: then the
+    model's inputs are {"pixel_values": (B, C, H, W) float32} and the lengths do not apply.
     """
     encode = getattr(tokenizer, "encode_examples", None)
     if encode is not None:

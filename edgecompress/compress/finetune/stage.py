@@ -10,9 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecompress.compress.identity import content_digest, identity, is_done
 from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.evaluation.evaluate import evaluate_classification
+from edgecompress.compress.identity import content_digest, identity, is_done
 from edgecompress.compress.models.loading import LoadedModel, load_model
 from edgecompress.compress.models.modules import check_out_location
 from edgecompress.compress.training.progress import TrainingProgress

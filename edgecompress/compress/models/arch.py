@@ -83,7 +83,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 )}
 
 
-VISION_FAMILIES = ("vit", "deit")  # image classifiers (compress/models/vision.py); the rest read tokens
+VISION_FAMILIES = ("vit", "deit")  # image classifiers (compress/models/vision.py); the rest: tokens
 
 
 def family_of(hf: nn.Module) -> Family:

@@ -65,7 +65,8 @@ def _hf_info(loaded: LoadedModel) -> tuple[str, int, int, nn.Module, nn.Module, 
     else:
         layers = [LayerInfo(b.heads, b.head_dim, b.ffn) for b in blocks(loaded)]
         layers = layers * depth if family.shared_layers else layers
-    return type(hf).__name__, config.hidden_size, config.vocab_size, base.embeddings, encoder, layers
+    return (type(hf).__name__, config.hidden_size, config.vocab_size, base.embeddings, encoder,
+            layers)
 
 
 def _plain_info(loaded: LoadedModel):

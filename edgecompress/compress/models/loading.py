@@ -6,21 +6,31 @@ Every loaded model is exposed the same way, so HF and plain models travel throug
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from edgecompress.compress.models.arch import FAMILIES
-from edgecompress.compress.models.modules import (PLAIN_CONFIG,
-                                                ClassifierModule, LoadedModel,
-                                                MeanPoolingModule, check_safetensors,
-                                                check_tokenizer_files, one_line,
-                                                check_out_location, read_config_object,
-                                                resolve_model_path, resolve_tokenizer_source)
+from edgecompress.compress.models.modules import (
+    PLAIN_CONFIG,
+    ClassifierModule,
+    LoadedModel,
+    MeanPoolingModule,
+    check_out_location,
+    check_safetensors,
+    check_tokenizer_files,
+    one_line,
+    read_config_object,
+    resolve_model_path,
+    resolve_tokenizer_source,
+)
 from edgecompress.compress.models.shaped import SHAPES_KEY, load_shaped
-from edgecompress.compress.models.vision import (ImageProcessor, is_image_classifier,
-                                               is_vision_config, load_vision)
+from edgecompress.compress.models.vision import (
+    ImageProcessor,
+    is_image_classifier,
+    is_vision_config,
+    load_vision,
+)
 from edgecompress.errors import UserError
 from edgecompress.fsutil import mark_output
 
@@ -174,7 +184,7 @@ def save_model(loaded: LoadedModel, directory: Path) -> None:
 def create_plain_encoder(out: Path, *, tokenizer_from: str, d_model: int = 256, n_heads: int = 8,
                          ffn: int = 1024, n_layers: int = 4, max_len: int = 256,
                          num_labels: int = 2, seed: int = 0) -> LoadedModel:
-    """A fresh plain encoder whose vocabulary is the tokenizer of `tokenizer_from`, saved to `out`."""
+    """A new plain encoder whose vocabulary is the tokenizer of `tokenizer_from`, saved to `out`."""
     from transformers import AutoTokenizer
 
     from edgecompress.compress.models.encoder import EncoderClassifier, EncoderConfig

@@ -15,10 +15,17 @@ import torch
 from torch import nn
 
 from edgecompress.compress.models.arch import blocks, set_head_count
-from edgecompress.compress.models.modules import (ClassifierModule, LoadedModel, MeanPoolingModule,
-                                                one_line)
-from edgecompress.compress.models.vision import (ImageClassifierModule, ImageProcessor,
-                                               is_vision_config)
+from edgecompress.compress.models.modules import (
+    ClassifierModule,
+    LoadedModel,
+    MeanPoolingModule,
+    one_line,
+)
+from edgecompress.compress.models.vision import (
+    ImageClassifierModule,
+    ImageProcessor,
+    is_vision_config,
+)
 from edgecompress.errors import UserError
 
 SHAPES_KEY = "edgecompress_shapes"
@@ -36,7 +43,8 @@ def _inputs_processor(path: Path, raw: dict):
 def _resize(linear: nn.Linear, out_features: int | None = None,
             in_features: int | None = None) -> None:
     """Give `linear` a new (out, in) shape in place; values come from the checkpoint later."""
-    out_features, in_features = out_features or linear.out_features, in_features or linear.in_features
+    out_features, in_features = (out_features or linear.out_features,
+                                 in_features or linear.in_features)
     linear.weight = nn.Parameter(torch.empty(out_features, in_features))
     if linear.bias is not None:
         linear.bias = nn.Parameter(torch.empty(out_features))
@@ -84,8 +92,12 @@ def _model_names(hf: nn.Module) -> dict[str, str]:
 def load_shaped(path: Path, raw: dict, task: str | None) -> LoadedModel:
     """Build the HF model from `raw` (its config.json), resize it, load its safetensors."""
     from safetensors.torch import load_file
-    from transformers import (AutoConfig, AutoModel, AutoModelForImageClassification,
-                              AutoModelForSequenceClassification)
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForImageClassification,
+        AutoModelForSequenceClassification,
+    )
 
     archs = raw.get("architectures") or []
     vision = is_vision_config(raw)

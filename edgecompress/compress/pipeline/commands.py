@@ -7,18 +7,23 @@ refused unless `force` is given, so earlier runs are never silently lost.
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import numpy as np
 
 from edgecompress.compress.data.dataref import DataRef
-from edgecompress.compress.evaluation.artifacts import (MANIFEST, export_artifact, open_evaluable,
-                                                  precheck_export, prepare_out_dir)
-from edgecompress.compress.evaluation.evaluate import (evaluate_classification, evaluate_similarity,
-                                             predict)
-from edgecompress.compress.identity import (content_digest, identity, is_done, profile_digest,
-                                              stamp)
+from edgecompress.compress.evaluation.artifacts import (
+    MANIFEST,
+    export_artifact,
+    open_evaluable,
+    precheck_export,
+    prepare_out_dir,
+)
+from edgecompress.compress.evaluation.evaluate import (
+    evaluate_similarity,
+    predict,
+)
+from edgecompress.compress.identity import content_digest, identity, is_done, profile_digest, stamp
 from edgecompress.compress.models.loading import load_model
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json
@@ -144,8 +149,11 @@ def export_model(model: str, target: str, out: Path, *, scheme: str | None = Non
     spec = profile.scheme_for(scheme)
     require(profile.format, f"target {profile.name}")  # an optional extra (ExecuTorch)
     if spec.quantized:
-        from edgecompress.compress.quantize.stage import (QuantizeConfig, QuantizeRequest,
-                                                          run_quantize)
+        from edgecompress.compress.quantize.stage import (
+            QuantizeConfig,
+            QuantizeRequest,
+            run_quantize,
+        )
 
         if data is None:
             raise UserError(f"dataset: scheme {spec.name} calibrates on real sentences; name "

@@ -191,9 +191,9 @@ def _at(source: str, text: str) -> UserError:
 def _distill_config(source: str, settings: dict, key: Callable[[str], str] = _key):
     """[distill] (+ [distill.train]) -> DistillStageConfig; messages name the key via `key`.
     Keys [distill.train] leaves out are those of DistillConfig's own training (DISTILL_TRAIN)."""
-    from edgecompress.compress.training.config import FinetuneConfig
     from edgecompress.compress.distill.config import DISTILL_TRAIN, DistillConfig
     from edgecompress.compress.pipeline.stages import DistillStageConfig
+    from edgecompress.compress.training.config import FinetuneConfig
 
     extras = {f.name for f in dataclasses.fields(DistillStageConfig)} - {"distill"}
     values = tuples({k: v for k, v in settings.items() if k not in extras})
@@ -243,8 +243,8 @@ def stage_config(source: str, name: str, settings: dict, key: Callable[[str], st
 
 def _finetune_config(source: str, settings: dict, key: Callable[[str], str] = _key):
     """[finetune] -> FinetuneStageConfig: FinetuneConfig keys plus `seeds`."""
-    from edgecompress.compress.training.config import FinetuneConfig
     from edgecompress.compress.pipeline.stages import FinetuneStageConfig
+    from edgecompress.compress.training.config import FinetuneConfig
 
     values = {k: v for k, v in settings.items() if k != "seeds"}
     train = build(FinetuneConfig, tuples(values), lambda f: key(f"finetune.{f}"), source)
@@ -252,7 +252,7 @@ def _finetune_config(source: str, settings: dict, key: Callable[[str], str] = _k
                  lambda f: key(f"finetune.{f}"), source)
 
 
-def build_stage_config(recipe: "Recipe", name: str, settings: dict):
+def build_stage_config(recipe: Recipe, name: str, settings: dict):
     return stage_config(recipe.source, name, settings)
 
 
@@ -321,7 +321,8 @@ def _quantize(path: Path, data: dict, targets: dict):
                         f"targets ({', '.join(targets)})")
     _check_schemes(path, schemes, targets)
     max_drop = section.get("max_drop")
-    drops = max_drop if isinstance(max_drop, dict) else ({} if max_drop is None else {"*": max_drop})
+    drops = (max_drop if isinstance(max_drop, dict)
+             else ({} if max_drop is None else {"*": max_drop}))
     for target, value in drops.items():
         if target != "*" and target not in targets:
             raise UserError(f"{path}: key 'quantize.max_drop.{target}': not one of the recipe's "
@@ -374,7 +375,8 @@ def parse_recipe(path: Path, data: dict) -> Recipe:
     schemes, max_drop = _quantize(path, data, profiles)
     runs, warmup = _bench(path, data)
     return Recipe(name=data.get("name") or path.stem,
-                  model=resolve_relative(path, _string(path, data, "model")), **_dataset(path, data),
+                  model=resolve_relative(path, _string(path, data, "model")),
+                  **_dataset(path, data),
                   targets=targets, stages=tuple(stages), schemes=schemes, max_drop=max_drop,
                   bench_runs=runs, bench_warmup=warmup, source=str(path),
                   label_map=_label_map(path, data))

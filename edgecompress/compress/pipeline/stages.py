@@ -3,7 +3,8 @@
 Every stage is `(inputs, config, ctx) -> StageOutput`: `inputs` maps names to the paths (or
 built-in names) it reads, `config` is the stage's frozen config, `ctx` says where it runs. The run
 loop (runs.py) decides with one identity and one `is_done` whether to call it (once: a stage
-only makes, it does not ask again), times it and records a `StageResult`. Target stages (export, eval, bench) live in target_stages.py.
+only makes, it does not ask again), times it and records a `StageResult`. Target stages (export,
+eval, bench) live in target_stages.py.
 """
 
 from __future__ import annotations

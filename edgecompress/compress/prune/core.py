@@ -7,15 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecompress.compress.models.loading import LoadedModel
 import edgecompress.compress.prune.schedule as schedule
 from edgecompress.compress.models.arch import blocks, layers
+from edgecompress.compress.models.loading import LoadedModel
 from edgecompress.compress.prune.config import PruneConfig
-from edgecompress.compress.prune.importance import (Samples, gradient_importance,
-                                                    layer_importance, magnitude_importance)
+from edgecompress.compress.prune.importance import (
+    Samples,
+    gradient_importance,
+    layer_importance,
+    magnitude_importance,
+)
 from edgecompress.compress.prune.sparsity import magnitude_sparsity, nm_sparsity
-from edgecompress.compress.prune.surgery import (keep_layers, layer_shapes, remove_heads,
-                                                 remove_neurons)
+from edgecompress.compress.prune.surgery import (
+    keep_layers,
+    layer_shapes,
+    remove_heads,
+    remove_neurons,
+)
 from edgecompress.compress.prune.vocab import corpus_texts, prune_vocabulary
 from edgecompress.errors import UserError
 

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from edgecompress.compress.evaluation.evaluate import tokenize
+from edgecompress.compress.models.arch import Block, blocks, layers, skipping
 from edgecompress.compress.models.loading import LoadedModel
 from edgecompress.compress.training.train import as_tensors
-from edgecompress.compress.models.arch import Block, blocks, layers, skipping
 from edgecompress.errors import UserError
 
 METHODS = ("gradient", "magnitude")

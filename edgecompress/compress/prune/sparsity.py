@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from edgecompress.compress.models.loading import LoadedModel
 from edgecompress.compress.models.arch import blocks
+from edgecompress.compress.models.loading import LoadedModel
 
 EFFECT = "size-only: zeros shrink the compressed (gzip) size; dense runtimes run no faster"
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.compress.identity import content_digest, identity, is_done
 from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.evaluation.evaluate import classification_metrics, split_predictions
-from edgecompress.compress.models.loading import load_model
-from edgecompress.compress.models.loading import LoadedModel, save_model
+from edgecompress.compress.identity import content_digest, identity, is_done
+from edgecompress.compress.models.loading import LoadedModel, load_model, save_model
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.prune.core import count_params, prune_model
 from edgecompress.compress.prune.importance import Samples
@@ -115,7 +114,7 @@ def _check_out(out: Path, force: bool) -> None:
 
 
 def _dataset(request: PruneRequest, loaded: LoadedModel):
-    """The dataset, its labels renumbered to the model's classes by name (compress/data/labels.py)."""
+    """The dataset, labels renumbered to the model's classes by name (compress/data/labels.py)."""
     if request.data is None:
         return None
     if not (request.config.needs_data or request.evaluate):

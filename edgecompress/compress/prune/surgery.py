@@ -17,12 +17,18 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from edgecompress.compress.models.arch import (Block, blocks, family_of, layer_owner, layers,
-                                             set_head_count, shared_layers, word_embedding)
+from edgecompress.compress.models.arch import (
+    blocks,
+    family_of,
+    layer_owner,
+    layers,
+    set_head_count,
+    shared_layers,
+    word_embedding,
+)
 from edgecompress.compress.models.modules import LoadedModel
 from edgecompress.compress.models.shaped import SHAPES_KEY
 from edgecompress.errors import UserError
-
 
 # ---------------------------------------------------------------- weights
 

@@ -18,7 +18,11 @@ from pathlib import Path
 from edgecompress.compress.models.loading import LoadedModel
 from edgecompress.compress.prune.surgery import keep_embedding_rows
 from edgecompress.compress.prune.vocab_tokenizers import (
-    model_vocab, renumbered, required_ids, tokenizer_kind)
+    model_vocab,
+    renumbered,
+    required_ids,
+    tokenizer_kind,
+)
 from edgecompress.errors import UserError
 
 # Files a saved tokenizer may carry next to tokenizer.json whose ids would disagree with it.

@@ -110,7 +110,8 @@ def _costs(steps: list[dict], best: dict) -> list[dict]:
         if len(after["float_layers"]) > len(best["float_layers"]):
             break
         costs.append({"layer": after["float_layers"][-1],
-                      "accuracy_gain_points": round((after["accuracy"] - before["accuracy"]) * 100, 4),
+                      "accuracy_gain_points": round(
+                          (after["accuracy"] - before["accuracy"]) * 100, 4),
                       "latency_ms": round(after["p50_ms"] - before["p50_ms"], 4),
                       "size_bytes": after["size_bytes"] - before["size_bytes"]})
     return costs

@@ -82,9 +82,8 @@ def target_applicability(loaded) -> dict[str, str]:
     from edgecompress.compress.evaluation.artifacts import parity_sample
     from edgecompress.errors import ParityError
     from edgecompress.targets import list_profiles
-    from edgecompress.targets.preflight import check_integer_graph
-
     from edgecompress.targets.extras import needs
+    from edgecompress.targets.preflight import check_integer_graph
 
     verdicts = {}
     for profile in list_profiles():

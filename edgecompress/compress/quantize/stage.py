@@ -16,15 +16,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.compress.evaluation.artifacts import (MANIFEST, artifact_manifest,
-                                                  difference_words, gate_sample, parity_sample,
-                                                  parity_words, precheck_export, prepare_out_dir)
-from edgecompress.compress.identity import (content_digest, identity, is_done, profile_digest,
-                                              stamp)
-from edgecompress.compress.quantize.config import QuantizeConfig
 from edgecompress.compress.data.dataref import DataRef
+from edgecompress.compress.evaluation.artifacts import (
+    MANIFEST,
+    artifact_manifest,
+    difference_words,
+    gate_sample,
+    parity_sample,
+    parity_words,
+    precheck_export,
+    prepare_out_dir,
+)
+from edgecompress.compress.identity import content_digest, identity, is_done, profile_digest, stamp
 from edgecompress.compress.quantize.blame import layer_blame
 from edgecompress.compress.quantize.calibration import Calibration, calibration_set
+from edgecompress.compress.quantize.config import QuantizeConfig
 from edgecompress.compress.quantize.integer import encoder_layers, integer_friendly
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, read_json
@@ -60,9 +66,8 @@ class _Plan:
 def _plan(request: QuantizeRequest) -> _Plan:
     from edgecompress.compress.models.loading import checkpoint_labels
     from edgecompress.targets import load_profile
-    from edgecompress.targets.profiles import CALIBRATION_METHODS
-
     from edgecompress.targets.extras import require
+    from edgecompress.targets.profiles import CALIBRATION_METHODS
 
     config = request.config
     profile = load_profile(config.target)

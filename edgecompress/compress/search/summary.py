@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecompress.compress.search.front import (Budgets, chosen, front, joint_best, nearest,
-                                                target_points)
+from edgecompress.compress.search.front import (
+    Budgets,
+    chosen,
+    front,
+    joint_best,
+    nearest,
+    target_points,
+)
 from edgecompress.compress.search.trial import measure, store_dir, trial_dir
 from edgecompress.fsutil import atomic_write_json, atomic_write_text
 

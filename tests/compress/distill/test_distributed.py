@@ -34,8 +34,9 @@ def _distill(launcher: list[str], teacher: Path, data: Path, out: Path, config: 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "OMP_NUM_THREADS": "1"}
     args = ["distill", "--teacher", str(teacher), "--student", "layers:1", "--dataset",
-            str(data), "--out", str(out), "--batch-size", "7", "--max-steps", "5",  # 7 rows: shards of 4 and 3
-           
+            # 7 rows: shards of 4 and 3
+            str(data), "--out", str(out), "--batch-size", "7", "--max-steps", "5",
+
             "--lr", "1e-3", "--config", str(config), "--json"]
     return subprocess.run([*launcher, str(EDGECOMPRESS), *args], capture_output=True, text=True,
                           env=env, timeout=300)

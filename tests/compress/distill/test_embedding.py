@@ -9,12 +9,12 @@ import torch
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.compress.models.loading import load_model, save_model
-from edgecompress.compress.training.train import FinetuneConfig
 from edgecompress.compress.distill import DistillConfig, Run, TrainData, distill_train
 from edgecompress.compress.distill.embedding import EmbeddingDev, embed
 from edgecompress.compress.distill.losses import LossPlan, embedding_cosine, embedding_mse
 from edgecompress.compress.distill.students import build_student, resolve_plan
+from edgecompress.compress.models.loading import load_model, save_model
+from edgecompress.compress.training.train import FinetuneConfig
 from tests.compress.distill.conftest import TEXTS, sharp_teacher
 from tests.models import save_tiny, tiny_sentence_encoder
 

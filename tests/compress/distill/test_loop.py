@@ -1,9 +1,16 @@
 import pytest
 import torch
 
-from edgecompress.compress.distill import (DistillConfig, Run, TrainData, build_student,
-                                           distill_train, forward_features, resolve_plan,
-                                           soft_kl)
+from edgecompress.compress.distill import (
+    DistillConfig,
+    Run,
+    TrainData,
+    build_student,
+    distill_train,
+    forward_features,
+    resolve_plan,
+    soft_kl,
+)
 from edgecompress.compress.distill.students import make_projections
 from edgecompress.compress.training.train import FinetuneConfig
 from tests.compress.distill.conftest import LABELS, TEXTS, sharp_teacher

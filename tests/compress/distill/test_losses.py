@@ -2,8 +2,13 @@ import copy
 
 import torch
 
-from edgecompress.compress.distill import (attention_kl, forward_features, hidden_mse, label_ce,
-                                           soft_kl)
+from edgecompress.compress.distill import (
+    attention_kl,
+    forward_features,
+    hidden_mse,
+    label_ce,
+    soft_kl,
+)
 from tests.models import batch, tiny_plain
 
 

@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from edgecompress.compress.distill import (DistillConfig, QATConfig, distill_train, prepare_qat,
-                                           qat_config_for, strip_fake_quant)
+from edgecompress.compress.distill import (
+    DistillConfig,
+    QATConfig,
+    distill_train,
+    prepare_qat,
+    qat_config_for,
+    strip_fake_quant,
+)
 from edgecompress.compress.distill.qat import FakeQuantLinear, has_fake_quant
 from edgecompress.compress.training.train import FinetuneConfig
 from edgecompress.targets import export, load_profile, torch_runner

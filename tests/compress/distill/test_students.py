@@ -2,10 +2,15 @@ import dataclasses
 
 import pytest
 
-from edgecompress.compress.distill import (DistillConfig, build_student, check_compatible,
-                                           default_layer_map, resolve_plan)
-from edgecompress.compress.prune import remove_heads
+from edgecompress.compress.distill import (
+    DistillConfig,
+    build_student,
+    check_compatible,
+    default_layer_map,
+    resolve_plan,
+)
 from edgecompress.compress.models.arch import layers
+from edgecompress.compress.prune import remove_heads
 from edgecompress.errors import UserError
 from tests.models import tiny_bert, tiny_plain
 

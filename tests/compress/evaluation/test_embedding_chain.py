@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from edgecompress.compress.models.loading import load_model
-from edgecompress.compress.training.train import FinetuneConfig
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.stage import DistillRequest, run_distill
+from edgecompress.compress.models.loading import load_model
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.prune.stage import PruneRequest, run_prune
 from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
+from edgecompress.compress.training.train import FinetuneConfig
 from edgecompress.targets import load_runner
-from edgecompress.compress.data.dataref import DataRef
 from tests.models import save_tiny, tiny_sentence_encoder
 from tests.targets.conftest import needs_executorch
 
@@ -26,8 +26,9 @@ def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("embedding-chain")
     teacher = save_tiny(tiny_sentence_encoder(), root / "teacher")
     texts = root / "texts.csv"  # unlabelled text: a sentence encoder learns from its teacher
-    texts.write_text("text\n" + "\n".join(f"sentence {i} about a {w} film" for i, w in
-                                           enumerate(["good", "dull", "odd", "warm", "noisy"] * 12)))
+    texts.write_text("text\n" + "\n".join(
+        f"sentence {i} about a {w} film"
+        for i, w in enumerate(["good", "dull", "odd", "warm", "noisy"] * 12)))
     pruned = run_prune(PruneRequest(model=str(teacher), out=root / "pruned",
                                     data=DataRef(str(texts)),
                                     config=PruneConfig(heads=0.25, ffn=0.25,

@@ -1,8 +1,8 @@
 import torch
 from safetensors.torch import load_file
 
-from edgecompress.compress.finetune.stage import FinetuneRequest, run_finetune
 from edgecompress.compress.data.dataref import DataRef
+from edgecompress.compress.finetune.stage import FinetuneRequest, run_finetune
 from edgecompress.compress.training.config import FinetuneConfig
 from tests.models import tokenizer
 

@@ -10,8 +10,12 @@ import torch
 from edgecompress.compress.models.arch import FAMILIES, VISION_FAMILIES, blocks, family_of
 from edgecompress.compress.models.inspection import inspect_model
 from edgecompress.compress.models.loading import load_model, save_model
-from edgecompress.compress.prune.surgery import (keep_layers, layer_shapes, remove_heads,
-                                                 remove_neurons)
+from edgecompress.compress.prune.surgery import (
+    keep_layers,
+    layer_shapes,
+    remove_heads,
+    remove_neurons,
+)
 from edgecompress.errors import UserError
 from tests.compress.prune.conftest import logits
 from tests.models import FAMILY_NAMES, save_tiny, tiny_family

@@ -8,15 +8,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgecompress.compress.models.arch import FAMILIES
-from edgecompress.compress.evaluation.evaluate import tokenize
-from edgecompress.compress.models.loading import load_model, save_model
-from edgecompress.compress.training.train import FinetuneConfig
-from edgecompress.compress.distill import (DistillConfig, Run, TrainData, build_student,
-                                           distill_loss, distill_train, forward_features,
-                                           resolve_plan)
+from edgecompress.compress.distill import (
+    DistillConfig,
+    Run,
+    TrainData,
+    build_student,
+    distill_loss,
+    distill_train,
+    forward_features,
+    resolve_plan,
+)
 from edgecompress.compress.distill.students import depth, make_projections
+from edgecompress.compress.evaluation.evaluate import tokenize
+from edgecompress.compress.models.arch import FAMILIES
+from edgecompress.compress.models.loading import load_model, save_model
 from edgecompress.compress.prune.surgery import layer_shapes, remove_heads, remove_neurons
+from edgecompress.compress.training.train import FinetuneConfig
 from edgecompress.targets.preflight import PreflightError
 from tests.compress.distill.conftest import LABELS, TEXTS
 from tests.compress.prune.conftest import logits
@@ -216,7 +223,8 @@ CHAIN_TARGETS = ("x86-cpu", "arm64-phone", "android-xnnpack")  # one ONNX, one T
 def test_family_goes_through_prune_distill_quantize_export_passing_parity_on_every_format(
         name, sentiment_csv, tmp_path):
     """A tiny random checkpoint (RoBERTa with its own byte-level BPE tokenizer; a scaled-up
-    classifier, as _teacher) pruned (a quarter of heads and FFN neurons), distilled from itself, quantized dynamic int8 and exported
+    classifier, as _teacher) pruned (a quarter of heads and FFN neurons), distilled from itself,
+    quantized dynamic int8 and exported
     for ONNX, TFLite and ExecuTorch: each artifact passes its int8 gate and is evaluated and
     benchmarked with its runtime."""
     import json

@@ -6,9 +6,9 @@ from tests.conftest import write_recipe
 
 
 def test_demo_recipe_covers_every_shipped_target_and_prunes_vocabulary_after_distilling():
-    from edgecompress.compress.pipeline.demo import demo_recipe_path
     from pathlib import Path
 
+    from edgecompress.compress.pipeline.demo import demo_recipe_path
     from edgecompress.compress.pipeline.plan import training_steps
     from edgecompress.targets import list_profiles
     from edgecompress.targets.profiles import OPTIONAL_FORMATS

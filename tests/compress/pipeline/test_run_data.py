@@ -3,6 +3,7 @@ and evaluation matches classes by name."""
 
 import csv
 import json
+
 import pytest
 from rich.console import Console
 

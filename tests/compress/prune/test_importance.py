@@ -3,8 +3,12 @@ from __future__ import annotations
 import torch
 
 from edgecompress.compress.models.arch import blocks
-from edgecompress.compress.prune.importance import (Samples, gradient_importance,
-                                                    layer_importance, magnitude_importance)
+from edgecompress.compress.prune.importance import (
+    Samples,
+    gradient_importance,
+    layer_importance,
+    magnitude_importance,
+)
 from tests.models import SENTENCES
 
 

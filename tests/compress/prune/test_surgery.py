@@ -10,8 +10,13 @@ from edgecompress.compress.models.arch import blocks, word_embedding
 from edgecompress.compress.models.inspection import inspect_model
 from edgecompress.compress.models.loading import load_model, save_model
 from edgecompress.compress.prune.importance import gates
-from edgecompress.compress.prune.surgery import (keep_embedding_rows, keep_layers, layer_shapes,
-                                                 remove_heads, remove_neurons)
+from edgecompress.compress.prune.surgery import (
+    keep_embedding_rows,
+    keep_layers,
+    layer_shapes,
+    remove_heads,
+    remove_neurons,
+)
 from edgecompress.errors import UserError
 from tests.compress.prune.conftest import logits
 from tests.models import batch

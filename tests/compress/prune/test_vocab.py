@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from edgecompress.compress.evaluation.evaluate import tokenize
-from edgecompress.compress.models.loading import save_model
-from edgecompress.compress.models.loading import load_model
+from edgecompress.compress.models.loading import load_model, save_model
 from edgecompress.compress.prune.vocab import corpus_texts, prune_vocabulary
 from edgecompress.errors import UserError
 from tests.compress.prune.conftest import logits

@@ -12,10 +12,14 @@ import pytest
 import torch
 
 from edgecompress.compress.evaluation.evaluate import tokenize
-from edgecompress.compress.models.loading import load_model, save_model
 from edgecompress.compress.models.arch import word_embedding
+from edgecompress.compress.models.loading import load_model, save_model
 from edgecompress.compress.prune.vocab import (
-    corpus_token_ids, prune_vocabulary, pruned_tokenizer, tokenizer_data)
+    corpus_token_ids,
+    prune_vocabulary,
+    pruned_tokenizer,
+    tokenizer_data,
+)
 from edgecompress.compress.prune.vocab_tokenizers import renumbered, required_ids
 from edgecompress.errors import UserError
 from tests.compress.prune.conftest import logits

@@ -10,12 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.models.encoder import EncoderClassifier, EncoderConfig
 from edgecompress.compress.models.loading import LoadedModel
 from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
-from edgecompress.errors import UserError
 from edgecompress.targets import torch_runner
-from edgecompress.compress.data.dataref import DataRef
 from tests.models import save_tiny, tokenizer
 from tests.targets.conftest import needs_executorch
 

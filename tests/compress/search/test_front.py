@@ -1,9 +1,17 @@
 """The search's rules on hand-made trial results: front, choice under budgets, nearest misses,
 the joint best, Optuna constraints; and the [search] table's key paths."""
 
-from edgecompress.compress.search.front import (REFUSED_EXCESS, Budgets, chosen, constraints,
-                                                front, joint_best, nearest, objectives,
-                                                target_points)
+from edgecompress.compress.search.front import (
+    REFUSED_EXCESS,
+    Budgets,
+    chosen,
+    constraints,
+    front,
+    joint_best,
+    nearest,
+    objectives,
+    target_points,
+)
 from edgecompress.compress.search.space import DEFAULT, apply
 
 

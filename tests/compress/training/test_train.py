@@ -1,10 +1,13 @@
+import numpy as np
 import pytest
 import torch
 
-import numpy as np
-
-from edgecompress.compress.training.train import (BatchOrder, FinetuneConfig, resolve_precision,
-                                              train_classifier)
+from edgecompress.compress.training.train import (
+    BatchOrder,
+    FinetuneConfig,
+    resolve_precision,
+    train_classifier,
+)
 from tests.models import tiny_bert
 
 TEXTS = ["a wonderful film", "a dull mess", "brilliant and funny", "boring, far too long",
@@ -109,5 +112,6 @@ def test_frozen_embeddings_stay_as_they_were_while_the_rest_trains(tmp_path):
     after = _weights(loaded)
     frozen = [k for k in before if "word_embeddings" in k]
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
-    moved = [k for k in before if "word_embeddings" not in k and not torch.equal(before[k], after[k])]
+    moved = [k for k in before
+             if "word_embeddings" not in k and not torch.equal(before[k], after[k])]
     assert len(moved) > len(before) // 2

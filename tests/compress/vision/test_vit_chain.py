@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from edgecompress.compress.models.loading import load_model
-from edgecompress.compress.training.train import FinetuneConfig
+from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.stage import DistillRequest, run_distill
+from edgecompress.compress.models.loading import load_model
 from edgecompress.compress.pipeline.commands import evaluate_spec
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.prune.stage import PruneRequest, run_prune
 from edgecompress.compress.quantize.stage import QuantizeConfig, QuantizeRequest, run_quantize
+from edgecompress.compress.training.train import FinetuneConfig
 from edgecompress.targets import bench, load_profile, load_runner, torch_runner
-from edgecompress.compress.data.dataref import DataRef
 from tests.compress.vision.conftest import CLASSES
 from tests.targets.conftest import needs_executorch
 
