@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,16 +11,16 @@ from edgecompress.cli.common import console, err_console, guarded, print_json
 
 @guarded
 def verify(
-    source: Optional[Path] = typer.Argument(None, help="Artifact (.tflite/.onnx or its folder), "
+    source: Path | None = typer.Argument(None, help="Artifact (.tflite/.onnx or its folder), "
                                                        "run directory, or bundle."),
     isa: str = typer.Option("arm64", help="Instruction set to run the artifact's kernels on."),
-    cpu: Optional[list[str]] = typer.Option(None, help="CPU profile (repeatable; default: "
+    cpu: list[str] | None = typer.Option(None, help="CPU profile (repeatable; default: "
                                                        "cortex-a76 and armv9-i8mm)."),
     rows: int = typer.Option(200, help="Real rows of the dataset to compare on (emulation "
                                        "costs ~100-165x native time)."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset name or CSV/JSONL path, where "
+    dataset: str | None = typer.Option(None, help="Dataset name or CSV/JSONL path, where "
                                                      "no run records one."),
-    target: Optional[str] = typer.Option(None, help="Target profile (name or TOML) to check "
+    target: str | None = typer.Option(None, help="Target profile (name or TOML) to check "
                                                     "the artifact as."),
     setup: bool = typer.Option(False, "--setup", help="Build (or rebuild) the emulation "
                                                       "environment in the cache, then stop."),

@@ -22,11 +22,12 @@ def features() -> list:
 
 
 def versions() -> dict:
+    from importlib.metadata import version
+
     import numpy
     import onnxruntime
     import tokenizers
     from ai_edge_litert import interpreter  # noqa: F401  (loads the runtime's library)
-    from importlib.metadata import version
 
     return {"python": platform.python_version(), "numpy": numpy.__version__,
             "tokenizers": tokenizers.__version__, "onnxruntime": onnxruntime.__version__,

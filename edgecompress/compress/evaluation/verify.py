@@ -281,8 +281,9 @@ def compare_logits(host: np.ndarray, emulated: np.ndarray, labels, min_agreement
     same = int(np.sum(host.argmax(axis=1) == emulated.argmax(axis=1)))
     norms = np.linalg.norm(host, axis=1) * np.linalg.norm(emulated, axis=1)
     cosine = np.sum(host * emulated, axis=1) / np.where(norms > 0, norms, 1.0)
-    found = {"agreement": same / len(host), "agreement_ci95": list(wilson_interval(same, len(host))),
-             "disagreements": len(host) - same,
+    n = len(host)
+    found = {"agreement": same / n, "agreement_ci95": list(wilson_interval(same, n)),
+             "disagreements": n - same,
              "max_abs_diff": float(np.max(np.abs(host - emulated))),
              "min_cosine": float(np.min(np.where(norms > 0, cosine, 1.0)))}
     if labels is not None:
