@@ -1,14 +1,16 @@
 """Run arm64 CPU kernels on an x86 host: qemu user-mode emulation of Debian's arm64 python3.11
 with the aarch64 wheels of the runtimes, built once into the cache.
 
-    <cache>/emulation/apt/                 a private apt configuration (arm64 lists, its own
-                                           state and cache): the host's apt is never touched
     <cache>/emulation/arm64-<key>/
         sysroot/                           Debian's .deb files unpacked with `dpkg -x`
         wheels/                            the runtimes' aarch64 wheels (`pip install --target`)
         cpus/<profile>-<n>/                what qemu's `-L` sees for one CPU profile: links to
                                            the sysroot and an arm64 /proc/cpuinfo of n cores
         environment.json                   versions, sha256 of every downloaded file, size, time
+
+While it is built, a private apt configuration (arm64 lists, its own state and archives) lives in
+the build's temporary folder and goes with it: the host's dpkg architectures and apt state never
+change.
 
 `<key>` hashes everything the build reads (packages, wheel pins, platforms), so a changed pin
 builds a new environment beside the old one. What runs under emulation is the bundle's own
@@ -253,7 +255,7 @@ def build_environment(spec: EmulationSpec, qemu: Qemu, progress: Progress = prin
         downloads = tmp / "downloads"
         progress(f"downloading Debian {spec.sysroot['suite']} arm64 python3.11 "
                  f"({len(spec.sysroot['packages'])} packages)")
-        debs = _download_debs(spec, downloads / "debs")
+        debs = _download_debs(spec, downloads)
         for deb in debs:
             _run(["dpkg-deb", "-x", str(deb), str(tmp / "sysroot")], f"unpacking {deb.name}")
         progress(f"downloading aarch64 wheels: {', '.join(spec.wheels['requirements'])}")
@@ -275,10 +277,9 @@ def build_environment(spec: EmulationSpec, qemu: Qemu, progress: Progress = prin
     return Environment(final, record)
 
 
-def _apt_config(spec: EmulationSpec) -> Path:
-    """A private apt configuration for arm64 under <cache>/emulation/apt (lists, state and
-    archives of its own), so the host's dpkg architectures and apt state never change."""
-    root = cache_root() / "emulation" / "apt"
+def _apt_config(spec: EmulationSpec, root: Path) -> Path:
+    """A private apt configuration for arm64 in `root` (lists, state and archives of its own),
+    so the host's dpkg architectures and apt state never change; returns its apt.conf."""
     for sub in ("state/lists/partial", "cache/archives/partial", "etc/apt.conf.d",
                 "etc/preferences.d", "etc/sources.list.d"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -303,11 +304,12 @@ def _apt_config(spec: EmulationSpec) -> Path:
     return root / "apt.conf"
 
 
-def _download_debs(spec: EmulationSpec, dest: Path) -> list[Path]:
+def _download_debs(spec: EmulationSpec, downloads: Path) -> list[Path]:
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise UserError("building the emulation environment needs apt-get and dpkg-deb "
                         "(a Debian or Ubuntu host)")
-    env = {**os.environ, "APT_CONFIG": str(_apt_config(spec))}
+    env = {**os.environ, "APT_CONFIG": str(_apt_config(spec, downloads / "apt"))}
+    dest = downloads / "debs"
     _run(["apt-get", "update", "-qq"], "apt-get update (arm64 lists)", env=env)
     dest.mkdir(parents=True)
     _run(["apt-get", "download", "-qq", *spec.sysroot["packages"]], "apt-get download",

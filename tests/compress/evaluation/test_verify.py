@@ -160,3 +160,18 @@ def test_verify_writes_verify_json_for_each_arm64_target_of_a_run(quantized, dat
     written = json.loads((run / "artifacts" / "arm64-phone" / "verify.json").read_text())
     assert written["profiles"][0]["cpu"] == "cortex-a53" and written["rows"] == 8
     assert not (run / "artifacts" / "x86-cpu" / "verify.json").exists()
+
+
+@needs_qemu
+def test_verify_runs_a_bundles_own_runner_when_given_the_bundle(quantized, data, tmp_path):
+    from edgecompress.targets import load_profile
+    from edgecompress.targets.bundle import make_bundle, verify_bundle
+
+    bundle = tmp_path / "bundle"
+    make_bundle(quantized["arm64-phone"], load_profile("arm64-phone"), bundle)
+    result = runner.invoke(app, ["verify", str(bundle), "--dataset", str(data), "--rows", "8",
+                                 "--cpu", "neoverse-n1", "--json"])
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(result.stdout)["results"]
+    assert record["target"] == "arm64-phone" and record["profiles"][0]["agreement"] == 1.0
+    assert verify_bundle(bundle) == []  # the bundle is left exactly as it was
