@@ -134,3 +134,16 @@ def test_environment_records_versions_and_sha256_of_every_download_when_built(en
     assert any(name.startswith("python3.11-minimal") for name in downloads)
     assert any(name.startswith("ai_edge_litert-2.3.0") for name in downloads)
     assert all(len(d["sha256"]) == 64 and d["bytes"] > 0 for d in downloads.values())
+
+
+def test_profile_verify_isa_is_read_and_checked_when_loaded(tmp_path):
+    from edgecompress.targets import load_profile
+
+    assert load_profile("arm64-phone").verify_isa == "arm64"
+    assert load_profile("rpi5").verify_isa == "arm64"
+    assert load_profile("x86-cpu").verify_isa is None
+    source = load_profile("rpi5").source.read_text()
+    bad = tmp_path / "mips.toml"
+    bad.write_text(source.replace('verify_isa = "arm64"', 'verify_isa = "mips"'))
+    with pytest.raises(UserError, match="verify_isa: expected one of arm64, got 'mips'"):
+        load_profile(bad)
