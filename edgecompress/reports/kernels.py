@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-VERIFY_FILE = "verify.json"
+from edgecompress.rundir import VERIFY_FILE
 
 
 def read_kernels(folder: Path) -> dict | None:

@@ -27,10 +27,10 @@ import numpy as np
 from edgecompress.compress.data.dataref import DataRef
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, cache_root, read_json, sha256_file
+from edgecompress.rundir import ARTIFACTS_DIR, MANIFEST_FILE, RunDir
 from edgecompress.stats import wilson_interval
 
 DEFAULT_ROWS = 200  # ~230 ms a sentence emulated for the demo student: a check, not a benchmark
-VERIFY_FILE = "verify.json"  # written beside a run's artifact: artifacts/<target>/verify.json
 SEED = 0
 NOTE = ("parity under emulation: no latency, no vendor delegates or NPUs, no SME2")
 RUNNABLE = {".onnx", ".tflite"}  # ExecuTorch's Python runtime needs torch, not in the sysroot
@@ -74,22 +74,23 @@ def plan_verify(request: VerifyRequest) -> list[Subject]:
     source = Path(request.source)
     if not source.exists():
         raise UserError(f"not found: {source}")
-    if source.is_dir() and (source / "run.json").is_file():
-        found = sorted(p.parent for p in source.glob("artifacts/*/manifest.json"))
-        subjects = [s for s in (_subject(request, f, run=source, of_run=True) for f in found) if s]
+    if source.is_dir() and RunDir(source).run_file.is_file():
+        run = RunDir(source)
+        found = [run.artifact_dir(t) for t in run.artifact_targets()]
+        subjects = [s for s in (_subject(request, f, run=run, of_run=True) for f in found) if s]
         if not subjects:
             raise UserError(f"run {source} has no {request.isa} target (no artifact whose "
                             f"profile sets verify_isa = \"{request.isa}\")")
         return subjects
     if source.is_file():
         source = source.parent
-    if not (source / "manifest.json").is_file():
-        raise UserError(f"{source} is no artifact, run directory or bundle (no manifest.json)")
-    run = source.parent.parent if source.parent.name == "artifacts" else None
-    return [_subject(request, source, run=run if run and (run / "run.json").is_file() else None)]
+    if not (source / MANIFEST_FILE).is_file():
+        raise UserError(f"{source} is no artifact, run directory or bundle (no {MANIFEST_FILE})")
+    run = RunDir(source.parent.parent) if source.parent.name == ARTIFACTS_DIR else None
+    return [_subject(request, source, run=run if run and run.run_file.is_file() else None)]
 
 
-def _subject(request: VerifyRequest, folder: Path, *, run: Path | None,
+def _subject(request: VerifyRequest, folder: Path, *, run: RunDir | None,
              of_run: bool = False) -> Subject | None:
     from edgecompress.targets import load_profile
 
@@ -113,17 +114,17 @@ def _subject(request: VerifyRequest, folder: Path, *, run: Path | None,
     gate = (profile.gate(manifest.get("scheme")).min_agreement if profile is not None
             else float((manifest.get("parity") or {}).get("min_agreement", 1.0)))
     return Subject(name or folder.name, folder, is_bundle, profile, gate, texts, labels, data,
-                   folder / VERIFY_FILE if run is not None else None)
+                   run.verify_file(folder.name) if run is not None else None)
 
 
 def _manifest(folder: Path) -> dict:
+    path = folder / MANIFEST_FILE
     try:
-        data = read_json(folder / "manifest.json")
+        data = read_json(path)
     except (OSError, ValueError) as err:
-        raise UserError(f"{folder / 'manifest.json'} is unreadable: "
-                        f"{' '.join(str(err).split())[:160]}") from None
+        raise UserError(f"{path} is unreadable: {' '.join(str(err).split())[:160]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("artifact"), str):
-        raise UserError(f"{folder / 'manifest.json'}: expected an object naming its 'artifact'")
+        raise UserError(f"{path}: expected an object naming its 'artifact'")
     return data
 
 
@@ -142,7 +143,7 @@ def _check_runnable(folder: Path, manifest: dict, profile) -> None:
 
 
 def _rows(request: VerifyRequest, manifest: dict, folder: Path,
-          run: Path | None) -> tuple[tuple[str, ...], tuple[int, ...] | None, str]:
+          run: RunDir | None) -> tuple[tuple[str, ...], tuple[int, ...] | None, str]:
     """`request.rows` seeded rows of the dataset's test split (a file without splits: all of
     it), labels matched to the artifact's by name."""
     from edgecompress.compress.data.datasets import sample_texts
@@ -162,11 +163,13 @@ def _rows(request: VerifyRequest, manifest: dict, folder: Path,
     return picked.texts, picked.labels, f"{dataset.name}/{split_name}"
 
 
-def _dataref(request: VerifyRequest, folder: Path, run: Path | None) -> DataRef:
+def _dataref(request: VerifyRequest, folder: Path, run: RunDir | None) -> DataRef:
     if request.dataset:
         return DataRef(request.dataset)
     if run is not None:
-        recorded = read_json(run / "run.json")
+        recorded = run.read_run()
+        if not isinstance(recorded.get("dataset"), str):
+            raise UserError(f"{run.run_file} records no dataset: pass --dataset")
         return DataRef(recorded["dataset"], recorded.get("text_col"), recorded.get("label_col"),
                        tuple((recorded.get("label_map") or {}).items()),
                        recorded.get("split_col"))
@@ -210,7 +213,7 @@ def _verify_one(subject: Subject, env, qemu, pinned, probed, progress) -> dict:
         if not subject.is_bundle:
             bundle = work / "bundle"
             make_bundle(subject.folder, subject.profile, bundle)
-        manifest = read_json(bundle / "manifest.json")
+        manifest = read_json(bundle / MANIFEST_FILE)
         rows = work / "rows.txt"
         rows.write_text("".join(t + "\n" for t in subject.texts), encoding="utf-8")
         args = [str(bundle / "run.py"), "--file", str(rows), "--threads", "1", "--out"]
