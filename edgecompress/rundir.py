@@ -7,7 +7,8 @@
     stages/<step>/checkpoint/     a training step's model
     teacher/eval.json             the fp32 teacher on the eval split (+ predictions.npy)
     artifacts/<target>/           export's folder: artifact, tokenizer, manifest.json,
-                                  eval.json, bench.json — or refused.json when the gate said no
+                                  eval.json, bench.json, verify.json (`verify`) — or
+                                  refused.json when the gate said no
     report.{json,md,csv,html}
 
 compress/ writes these files and reports/ reads them, both through this module, so a name is
@@ -38,6 +39,7 @@ MANIFEST_FILE = "manifest.json"
 EVAL_FILE = "eval.json"
 BENCH_FILE = "bench.json"
 REFUSED_FILE = "refused.json"
+VERIFY_FILE = "verify.json"  # `edgecompress verify`: the artifact on its target's ISA, emulated
 PREDICTIONS_FILE = "predictions.npy"
 REPORT_STEM = "report"
 REPORT_FORMATS = ("json", "md", "csv", "html")
@@ -125,6 +127,9 @@ class RunDir:
 
     def refused_file(self, target: str) -> Path:
         return self.artifact_dir(target) / REFUSED_FILE
+
+    def verify_file(self, target: str) -> Path:
+        return self.artifact_dir(target) / VERIFY_FILE
 
     def report_file(self, fmt: str) -> Path:
         if fmt not in REPORT_FORMATS:

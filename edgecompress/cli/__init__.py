@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from edgecompress.cli import models, run, stages
+from edgecompress.cli import models, run, stages, verify
 from edgecompress.cli.catalog import data_app, targets_app
 from edgecompress.cli.common import configure_process
 from edgecompress.cli.deliver import bundle_app, report_app
@@ -39,6 +39,7 @@ app.command("bench")(models.bench)
 app.command("run")(run.run_command)
 app.command("demo")(run.demo)
 app.command("search")(search_command)
+app.command("verify")(verify.verify)
 app.add_typer(data_app, name="data")
 app.add_typer(targets_app, name="targets")
 app.add_typer(report_app, name="report")

@@ -25,6 +25,7 @@ RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert",), "pte": ("executorch
 # `batch` rows of any length up to seq_len (ExecuTorch plans its memory for the longest)
 SHAPE_POLICIES = ("dynamic", "fixed", "dynamic-seq")
 IO_DTYPES = ("float", "int8")
+VERIFY_ISAS = ("arm64",)  # ISAs targets/isas/ can emulate (edgecompress verify)
 CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("minmax",),
                        "pte": ("minmax",)}
 # Formats whose toolchain is an optional extra: format -> (toolchain, module that must import,
@@ -82,12 +83,15 @@ class Profile:
     # Fixed shapes: the sequence lengths the artifact carries a signature for, ascending, the
     # last = seq_len; a request runs on the shortest that holds it (() = seq_len only)
     buckets: tuple[int, ...] = ()
+    verify_isa: str | None = None  # the ISA `edgecompress verify` runs it on, emulated
 
     def __post_init__(self) -> None:
         # Every message starts with the (TOML) key so the loader can prefix the file name.
         _check_choice("format", self.format, FORMATS)
         _check_choice("runtime", self.runtime, RUNTIMES[self.format])
         _check_choice("io_dtype", self.io_dtype, IO_DTYPES)
+        if self.verify_isa is not None:
+            _check_choice("verify_isa", self.verify_isa, VERIFY_ISAS)
         _check_choice("calibration.method", self.calibration_method,
                       CALIBRATION_METHODS[self.format])
         if self.calibration_samples < 1:
@@ -233,7 +237,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
          "format": ("format", str, True), "runtime": ("runtime", str, True),
          "threads": ("threads", int, True), "scheme": ("scheme", str, True),
          "opset": ("opset", int, False), "schemes": ("schemes", list, False),
-         "io_dtype": ("io_dtype", str, False), "integer_only": ("integer_only", bool, False)},
+         "io_dtype": ("io_dtype", str, False), "integer_only": ("integer_only", bool, False),
+         "verify_isa": ("verify_isa", str, False)},
     "shape": {"policy": ("shape", str, True), "batch": ("batch", int, True),
               "seq_len": ("seq_len", int, True), "buckets": ("buckets", tuple, False)},
     "parity": {"tolerance": ("tolerance", float, True),

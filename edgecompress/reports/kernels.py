@@ -1,0 +1,38 @@
+"""The report's "on its own kernels" column: what `edgecompress verify` found when it ran an
+artifact on its target's ISA under emulation (artifacts/<target>/verify.json, written by
+compress/evaluation/verify.py). A parity check, never a latency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgecompress.rundir import VERIFY_FILE
+
+
+def read_kernels(folder: Path) -> dict | None:
+    """The verify record beside an artifact, or None when there is none or it is unreadable
+    (the report then shows no cell; nothing is invented)."""
+    try:
+        record = json.loads((Path(folder) / VERIFY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    profiles = record.get("profiles") if isinstance(record, dict) else None
+    if not isinstance(profiles, list) or not profiles or not all(
+            isinstance(p, dict) and isinstance(p.get("agreement"), (int, float))
+            for p in profiles):
+        return None
+    return record
+
+
+def kernels_cell(record: dict | None) -> str:
+    """'arm64 cortex-a76 100.0 % / armv9-i8mm 99.5 % agree, acc 81.0 %, 200 rows' (the lowest
+    emulated accuracy), '… FAILS the gate' when agreement fell below it; '—' without a record."""
+    if not record:
+        return "—"
+    agreements = " / ".join(f"{p.get('cpu')} {p['agreement']:.1%}" for p in record["profiles"])
+    accuracies = [p["accuracy"]["accuracy"] for p in record["profiles"]
+                  if isinstance(p.get("accuracy"), dict)]
+    accuracy = f", acc {min(accuracies):.1%}" if accuracies else ""
+    verdict = "" if record.get("passed", True) else ", FAILS the gate"
+    return f"arm64 {agreements} agree{accuracy}, {record.get('rows')} rows{verdict}"
