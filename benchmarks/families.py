@@ -3,7 +3,7 @@ for x86-cpu (ONNX Runtime) and arm64-phone (LiteRT), per family, on the same hos
 
 Tiny random classifiers (hidden 128, 4 layers, 4 heads, FFN 512, the MiniLM WordPiece vocabulary),
 batch 1 x 128 tokens, 1 thread on both runtimes (a 2-core host cannot time 4 threads fairly —
-DESIGN.md). Each artifact goes through the project's exporter (parity gate included) and its
+docs/design). Each artifact goes through the project's exporter (parity gate included) and its
 bench (a child process per artifact). Random weights: the numbers say what the format and scheme
 do to each family's graph, not anything about accuracy.
 

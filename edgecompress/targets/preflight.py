@@ -124,7 +124,7 @@ def _short(name: str, keep: int = 120) -> str:
 # ---------------------------------------------------------------- before converting
 
 # A fill this large (float-min, -inf) in the traced graph is an op an integer-only target cannot
-# run: full-integer calibration gives its output a scale that swamps every real value (DESIGN.md:
+# run: full-integer calibration gives its output a scale that swamps every real value (docs/design:
 # the attention-mask collapse). The op each format lowers it to is what preflight names.
 _FLOAT_MIN_FILL = 1e30
 _LOWERED = {"tflite": {"aten.masked_fill": "SELECT_V2", "aten.where": "SELECT_V2"},

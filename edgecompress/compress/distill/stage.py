@@ -114,7 +114,7 @@ def make_distill(request: DistillRequest, console=None) -> dict:
 
 
 def _make(request: DistillRequest, fingerprint: str, console, began: float) -> dict:
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # measured 3.7x faster steps (DESIGN.md)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # measured 3.7x faster steps (docs/design)
     world = World.from_env()
     try:
         return _distill(request, fingerprint, world, console if world.main else None, began)

@@ -22,7 +22,7 @@ CONFIG_NAME = "encoder_config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 # Additive mask value for padding. Bounded (not -inf, not -1e4) so that full-integer quantization
-# can still represent it: DESIGN.md measured 60.5 % agreement with -1e4 and 99.6 % with -100.
+# can still represent it: docs/design measured 60.5 % agreement with -1e4 and 99.6 % with -100.
 MASK_VALUE = -100.0
 
 

@@ -57,7 +57,7 @@ def layers_to_keep(total: int, fraction: float, scores: Sequence[float] | None =
     """Keep round((1 - fraction) * total) layers (at least one).
 
     With `scores` (loss increase when skipped) the most important stay; without, every other
-    layer from the top (DESIGN.md: MiniLM layers 1, 3, 5 kept 73.8 %, layers 0, 2, 4 only 56.9 %).
+    layer from the top (docs/design: MiniLM layers 1, 3, 5 kept 73.8 %, layers 0, 2, 4 only 56.9 %).
     """
     keep = max(1, round((1 - fraction) * total))
     if scores is not None:

@@ -1,7 +1,7 @@
 """Make a model integer-friendly before full-int8 calibration, and name its Transformer blocks.
 
 transformers 5 builds a boolean attention mask that exports as Where(mask, 0, float-min):
-calibration then gives it a useless scale and padding stops being masked (DESIGN.md). The wrapper
+calibration then gives it a useless scale and padding stops being masked (docs/design). The wrapper
 here passes a bounded -100 additive mask instead, as the plain encoder does.
 """
 

@@ -1,7 +1,7 @@
 """The `quantize` stage: a checkpoint -> one verified, quantized artifact for a target.
 
 Steps: load the model and make it integer-friendly (a bounded -100 additive attention mask built
-by a gather, so full-int8 calibration cannot destroy masking — DESIGN.md); draw calibration
+by a gather, so full-int8 calibration cannot destroy masking — docs/design); draw calibration
 sentences that keep the dataset's sequence-length distribution; optionally run the accuracy-aware
 fallback (`max_drop`, quantize/fallback.py) that keeps the most sensitive layers in float; export
 through the same parity gate as fp32 with the scheme's tolerance; blame each layer (SNR of its

