@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from edgecompress.cli import models, run, stages
+from edgecompress.cli import llm, models, run, stages
 from edgecompress.cli.catalog import data_app, targets_app
 from edgecompress.cli.common import configure_process
 from edgecompress.cli.deliver import bundle_app, report_app
@@ -42,3 +42,4 @@ app.add_typer(data_app, name="data")
 app.add_typer(targets_app, name="targets")
 app.add_typer(report_app, name="report")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(llm.llm_app, name="llm")

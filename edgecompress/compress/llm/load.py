@@ -70,6 +70,17 @@ def check_lm_dir(path: Path) -> dict:
     return config
 
 
+def read_lm_config(path: Path):
+    """The transformers config of checkpoint directory `path` (no weights read)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path), local_files_only=True,
+                                          trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"cannot read {path / 'config.json'}: {one_line(err)}") from None
+
+
 def load_tokenizer(path: Path):
     from transformers import AutoTokenizer
 
@@ -85,10 +96,10 @@ def load_lm(spec: str | Path, cache_dir: Path | None = None, *, tokenizer=None) 
     (a weight the checkpoint lacks is refused, never initialised at random)."""
     path = resolve_lm(spec, cache_dir)
     tokenizer = tokenizer or load_tokenizer(path)
-    return LoadedLM(_load_weights(path), tokenizer, path, str(spec))
+    return LoadedLM(load_weights(path), tokenizer, path, str(spec))
 
 
-def _load_weights(path: Path) -> nn.Module:
+def load_weights(path: Path) -> nn.Module:
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 

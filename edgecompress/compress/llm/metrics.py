@@ -201,11 +201,10 @@ def check_same_tokenizer(tokenizer, reference_tokenizer, names: tuple[str, str])
                         "top-1 compare the same token ids")
 
 
-def evaluate_lm(model, tokenizer, texts, config: EvalConfig, *, reference=None,
+def evaluate_lm(model, tokenizer, windows, config: EvalConfig, *, reference=None,
                 prompts=PROMPTS) -> dict:
-    """Perplexity (KL, top-1 with a reference) on `texts` and greedy continuations of
-    `prompts`, as one JSON-ready dict."""
-    windows = token_windows(tokenizer, texts, config)
+    """Perplexity (KL, top-1 with a reference) over `windows` (token_windows, built before any
+    weight loads) and greedy continuations of `prompts`, as one JSON-ready dict."""
     result = {"config": config.to_json(),
               **summarize(score_windows(model, windows, reference), config)}
     if config.max_new_tokens and prompts:

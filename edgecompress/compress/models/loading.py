@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from edgecompress.compress.llm.families import is_decoder_config
 from edgecompress.compress.models.arch import FAMILIES
 from edgecompress.compress.models.modules import (PLAIN_CONFIG,
                                                 ClassifierModule, LoadedModel,
@@ -60,6 +61,9 @@ def _vision_config(path: Path) -> dict | None:
 def _read_hf_config(path: Path) -> dict:
     config = read_config_object(path / "config.json")
     model_type = config.get("model_type")
+    if is_decoder_config(config):
+        raise UserError(f"{path} is a decoder-only language model ({model_type}); use "
+                        "`edgecompress llm inspect|eval|prune` for it")
     if model_type not in FAMILIES:
         raise UserError(f"unsupported architecture {model_type!r} in {path / 'config.json'} "
                         f"(supported: {', '.join(FAMILIES)})")
