@@ -9,7 +9,6 @@ runs before any weight loads.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -100,7 +99,7 @@ def _print_eval(result: dict) -> None:
 @guarded
 def eval_command(
     model: str = MODEL,
-    reference: Optional[str] = typer.Option(None, help="Model to compare with (KL, top-1, "
+    reference: str | None = typer.Option(None, help="Model to compare with (KL, top-1, "
                                                        "perplexity ratio); same tokenizer."),
     dataset: str = typer.Option("bbc-news", help="Text: registry dataset or .csv/.jsonl."),
     split: str = typer.Option("test", help="Split of the dataset (bbc-news: test is held out)."),
@@ -108,7 +107,7 @@ def eval_command(
     stride: int = typer.Option(256, help="New tokens scored per window after the first."),
     windows: int = typer.Option(32, help="Windows scored (fixed, so runs compare)."),
     max_new_tokens: int = typer.Option(24, help="Greedy tokens per prompt (0: none)."),
-    prompt: Optional[list[str]] = typer.Option(None, help="Prompt to continue (repeatable; "
+    prompt: list[str] | None = typer.Option(None, help="Prompt to continue (repeatable; "
                                                           "default: three fixed prompts)."),
     resamples: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
@@ -117,12 +116,22 @@ def eval_command(
     """Perplexity on held-out text at a fixed context and stride; with --reference, mean KL
     divergence and top-1 agreement of next-token distributions on the same tokens; greedy
     continuations. Intervals: percentile bootstrap over windows."""
-    from edgecompress.compress.llm.load import (LoadedLM, load_weights, load_tokenizer,
-                                                read_lm_config, resolve_lm)
     from edgecompress.compress.llm.families import shape_of
-    from edgecompress.compress.llm.metrics import (PROMPTS, EvalConfig, check_prompts,
-                                                   check_same_tokenizer, evaluate_lm,
-                                                   token_windows)
+    from edgecompress.compress.llm.load import (
+        LoadedLM,
+        load_tokenizer,
+        load_weights,
+        read_lm_config,
+        resolve_lm,
+    )
+    from edgecompress.compress.llm.metrics import (
+        PROMPTS,
+        EvalConfig,
+        check_prompts,
+        check_same_tokenizer,
+        evaluate_lm,
+        token_windows,
+    )
 
     config = _config(EvalConfig, context=context, stride=stride, windows=windows,
                      max_new_tokens=max_new_tokens, resamples=resamples, seed=seed)
@@ -156,7 +165,7 @@ def _context_error(asked: int, context: int):
     return UserError(f"--context {asked} exceeds the model's context of {context} tokens")
 
 
-def _parse_layers(text: Optional[str]) -> Optional[tuple[int, ...]]:
+def _parse_layers(text: str | None) -> tuple[int, ...] | None:
     from edgecompress.errors import UserError
 
     if text is None:
@@ -174,7 +183,7 @@ def prune_command(
     model: str = MODEL,
     out: Path = typer.Option(..., help="Directory for the pruned checkpoint."),
     layers: int = typer.Option(0, help="Decoder layers to drop, chosen by angular distance."),
-    keep_layers: Optional[str] = typer.Option(None, help="Keep exactly these layers, e.g. "
+    keep_layers: str | None = typer.Option(None, help="Keep exactly these layers, e.g. "
                                                          "0,1,2,5 (instead of --layers)."),
     layer_method: str = typer.Option("each", help="each: the layers whose output is closest to "
                                                   "their input (ShortGPT); block: the closest "
@@ -194,8 +203,14 @@ def prune_command(
     calibration text; writes a checkpoint the plain transformers class reloads, plus
     prune_report.json."""
     from edgecompress.compress.llm.families import shape_of
-    from edgecompress.compress.llm.load import (LoadedLM, load_weights, load_tokenizer,
-                                                read_lm_config, resolve_lm, save_lm)
+    from edgecompress.compress.llm.load import (
+        LoadedLM,
+        load_tokenizer,
+        load_weights,
+        read_lm_config,
+        resolve_lm,
+        save_lm,
+    )
     from edgecompress.compress.llm.prune import LMPruneConfig, prune_lm
     from edgecompress.fsutil import atomic_directory, atomic_write_json, check_replaceable
 

@@ -17,8 +17,13 @@ from pathlib import Path
 
 from edgecompress.compress.llm.families import GGUF_ARCHS
 from edgecompress.errors import UserError
-from edgecompress.fsutil import (atomic_directory, atomic_write_json, cache_root, mark_output,
-                                 sha256_file)
+from edgecompress.fsutil import (
+    atomic_directory,
+    atomic_write_json,
+    cache_root,
+    mark_output,
+    sha256_file,
+)
 
 EXTRA_HINT = "pip install 'edgecompress[llm]'"
 _MAGIC = b"GGUF"

@@ -16,8 +16,12 @@ from torch import nn
 from edgecompress.compress.llm.families import Shape, decoder_for, shape_of
 from edgecompress.compress.llm.gguf import convert_gguf
 from edgecompress.compress.llm.sources import MODEL_SOURCES, fetch_model
-from edgecompress.compress.models.modules import (check_safetensors, check_tokenizer_files,
-                                                one_line, read_config_object)
+from edgecompress.compress.models.modules import (
+    check_safetensors,
+    check_tokenizer_files,
+    one_line,
+    read_config_object,
+)
 from edgecompress.errors import UserError
 from edgecompress.fsutil import mark_output
 

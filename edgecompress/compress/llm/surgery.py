@@ -13,8 +13,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecompress.compress.llm.families import (DECODERS, get_path, layer_list, set_layer_list,
-                                                shape_of)
+from edgecompress.compress.llm.families import (
+    DECODERS,
+    get_path,
+    layer_list,
+    set_layer_list,
+    shape_of,
+)
 
 # attributes some attention modules copy from the config at init (Phi-3 keeps its KV count)
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "num_key_value_heads", "num_key_value_groups")

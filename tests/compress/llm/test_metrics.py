@@ -8,9 +8,16 @@ import pytest
 import torch
 
 from edgecompress.compress.config import FieldError
-from edgecompress.compress.llm.metrics import (EvalConfig, check_prompts, check_same_tokenizer,
-                                               continuations, evaluate_lm, score_windows,
-                                               summarize, token_windows)
+from edgecompress.compress.llm.metrics import (
+    EvalConfig,
+    check_prompts,
+    check_same_tokenizer,
+    continuations,
+    evaluate_lm,
+    score_windows,
+    summarize,
+    token_windows,
+)
 from edgecompress.errors import UserError
 from tests.compress.llm.tiny import TEXTS, tiny_lm, tokenizer
 

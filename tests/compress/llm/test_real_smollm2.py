@@ -40,7 +40,7 @@ def test_smollm2_answers_a_factual_prompt_when_decoding_greedily(smollm2):
 
 def test_smollm2_perplexity_on_held_out_bbc_is_plausible_when_measured(smollm2):
     from edgecompress.compress.data.datasets import load_dataset
-    from edgecompress.compress.llm.metrics import EvalConfig, token_windows, evaluate_lm
+    from edgecompress.compress.llm.metrics import EvalConfig, evaluate_lm, token_windows
 
     config = EvalConfig(context=512, stride=256, windows=4, max_new_tokens=0, resamples=200)
     windows = token_windows(smollm2.tokenizer, load_dataset("bbc-news").split("test").texts,
