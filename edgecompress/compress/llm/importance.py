@@ -31,10 +31,12 @@ class Scores:
     ffn: torch.Tensor
 
 
-def _angular(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean over tokens of arccos(cos(a_t, b_t)) / pi; a, b (T, hidden)."""
-    cos = torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1)
-    return (torch.arccos(cos.clamp(-1.0, 1.0)) / torch.pi).mean()
+def _angular(states: torch.Tensor) -> torch.Tensor:
+    """(n, n) mean over tokens of arccos(cos(states[i, t], states[j, t])) / pi; states
+    (n, T, hidden)."""
+    unit = torch.nn.functional.normalize(states.double(), dim=-1)
+    cos = torch.einsum("ith,jth->ijt", unit, unit).clamp(-1.0, 1.0)  # (n, n, T)
+    return (torch.arccos(cos) / torch.pi).mean(-1)
 
 
 def _weight_out_in(module: nn.Module) -> torch.Tensor:
@@ -109,15 +111,12 @@ def score_decoder(model: nn.Module, batches, *, heads: bool) -> Scores:
     try:
         for input_ids in batches:
             model(input_ids=input_ids, use_cache=False)
-            states = recorder.inputs
-            for i in range(n + 1):
-                for j in range(i + 1, n + 1):
-                    hidden[i, j] += _angular(states[i], states[j])
+            hidden += _angular(torch.stack(recorder.inputs))  # (L + 1, L + 1)
             count += 1
     finally:
         recorder.remove()
     if count == 0:
         raise ValueError("no calibration text")
-    hidden = (hidden + hidden.t()) / count
+    hidden = hidden / count
     head_scores = None if recorder.heads is None or not heads else recorder.heads / count
     return Scores(hidden=hidden, heads=head_scores, ffn=recorder.ffn / count)
