@@ -4,9 +4,10 @@ distributions (llama.cpp's `llama-perplexity --kl-divergence` measures the same 
 continuations of a few fixed prompts.
 
 Windows follow the Hugging Face sliding-window recipe: the documents are joined with blank lines
-into one token stream; window k covers stream[k * stride : k * stride + context - 1] behind a BOS
-token (when the tokenizer has one) and scores only the tokens no earlier window scored (all of
-the first window's, the last `stride` of the others), each with the full window before it.
+into one token stream; window k covers stream[k * stride : k * stride + span] (span = context, or
+context - 1 behind a BOS token when the tokenizer adds one itself) and scores only the tokens no
+earlier window scored (all of the first window's, the last `stride` of the others), each with the
+full window before it.
 
 Intervals: percentile bootstrap over windows (each resample draws windows with replacement and
 recomputes the token-weighted statistic; fixed seed). Windows are the unit because a window's
@@ -58,10 +59,17 @@ class EvalConfig:
         return asdict(self)
 
 
+def leading_tokens(tokenizer) -> list[int]:
+    """[BOS] when the tokenizer itself starts every text with it (Llama 3, Gemma), else []
+    (GPT-2, Qwen, SmolLM2, whose BOS is the chat turn marker <|im_start|>)."""
+    bos = tokenizer.bos_token_id
+    return [bos] if bos is not None and tokenizer("a")["input_ids"][:1] == [bos] else []
+
+
 def token_windows(tokenizer, texts, config: EvalConfig) -> list[tuple[torch.Tensor, int]]:
     """[(input_ids (1, L), scored)]: `config.windows` windows over `texts`; the last `scored`
     tokens of each are predicted. Raises UserError when the text is too short for them."""
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    bos = leading_tokens(tokenizer)
     span = config.context - len(bos)  # stream tokens per window
     needed = span + (config.windows - 1) * config.stride
     stream: list[int] = []

@@ -20,6 +20,7 @@ from edgecompress.compress.config import FieldError, check_types
 from edgecompress.compress.llm.families import DECODERS, Shape, shape_of
 from edgecompress.compress.llm.importance import Scores, score_decoder
 from edgecompress.compress.llm.load import parameter_count
+from edgecompress.compress.llm.metrics import leading_tokens
 from edgecompress.compress.llm.surgery import cut_ffn, cut_heads, drop_layers, unit_indices
 
 LAYER_METHODS = ("each", "block")
@@ -132,8 +133,8 @@ def heads_to_keep(config: LMPruneConfig, scores: torch.Tensor, shape: Shape):
 
 
 def calibration_batches(tokenizer, texts, config: LMPruneConfig) -> list[torch.Tensor]:
-    """input_ids (1, <= max_length) per calibration text, BOS first when the tokenizer has one."""
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    """input_ids (1, <= max_length) per calibration text, BOS first when the tokenizer adds it."""
+    bos = leading_tokens(tokenizer)
     batches = []
     for text in texts[:config.samples]:
         ids = bos + tokenizer(text, add_special_tokens=False)["input_ids"]

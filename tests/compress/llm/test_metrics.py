@@ -14,6 +14,7 @@ from edgecompress.compress.llm.metrics import (
     check_same_tokenizer,
     continuations,
     evaluate_lm,
+    leading_tokens,
     score_windows,
     summarize,
     token_windows,
@@ -26,12 +27,20 @@ CONFIG = EvalConfig(context=32, stride=12, windows=5, max_new_tokens=4, resample
 
 def test_token_windows_score_each_stream_token_once_when_windows_overlap():
     windows = token_windows(tokenizer(), TEXTS, CONFIG)
-    assert len(windows) == 5
-    assert all(ids.shape == (1, 32) and ids[0, 0].item() == tokenizer().bos_token_id
-               for ids, _ in windows)
-    assert [scored for _, scored in windows] == [31, 12, 12, 12, 12]
+    assert len(windows) == 5 and all(ids.shape == (1, 32) for ids, _ in windows)
+    assert [scored for _, scored in windows] == [31, 12, 12, 12, 12]  # the first token unscored
     # window k's scored tokens continue the stream where window k-1's ended
     assert torch.equal(windows[1][0][0, -12 - 19:-12], windows[0][0][0, -19:])
+
+
+def test_token_windows_start_with_bos_when_the_tokenizer_adds_it():
+    plain, with_bos = tokenizer(), tokenizer(adds_bos=True)
+    assert leading_tokens(plain) == [] and leading_tokens(with_bos) == [1]
+    windows = token_windows(with_bos, TEXTS, CONFIG)
+    assert all(ids.shape == (1, 32) and ids[0, 0].item() == 1 for ids, _ in windows)
+    assert [scored for _, scored in windows] == [31, 12, 12, 12, 12]  # BOS predicts token 1
+    # the same stream: 31 tokens behind BOS instead of 32
+    assert torch.equal(windows[0][0][0, 1:], token_windows(plain, TEXTS, CONFIG)[0][0][0, :31])
 
 
 def test_token_windows_refuses_text_when_too_short_for_the_windows():

@@ -21,15 +21,19 @@ TEXTS = [
 FAMILIES = ("llama", "qwen2", "qwen3", "gemma3_text", "phi3", "gpt2")
 
 
-@lru_cache(maxsize=1)
-def tokenizer():
-    """Byte-level BPE (vocabulary ~400) with BOS / EOS, trained on TEXTS."""
-    from tokenizers import ByteLevelBPETokenizer
+@lru_cache(maxsize=2)
+def tokenizer(adds_bos: bool = False):
+    """Byte-level BPE (vocabulary ~400) with BOS / EOS, trained on TEXTS; with `adds_bos` it
+    starts every text with <s> itself (as Llama 3's and Gemma's do; GPT-2's and Qwen's don't)."""
+    from tokenizers import ByteLevelBPETokenizer, processors
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(TEXTS, vocab_size=400, min_frequency=1,
                             special_tokens=["<pad>", "<s>", "</s>"])
+    if adds_bos:
+        bpe._tokenizer.post_processor = processors.TemplateProcessing(
+            single="<s> $A", special_tokens=[("<s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>",
                                    eos_token="</s>", pad_token="<pad>")
 
