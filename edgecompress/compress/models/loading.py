@@ -62,8 +62,9 @@ def _read_hf_config(path: Path) -> dict:
     config = read_config_object(path / "config.json")
     model_type = config.get("model_type")
     if is_decoder_config(config):
-        raise UserError(f"{path} is a decoder-only language model ({model_type}); use "
-                        "`edgecompress llm inspect|eval|prune` for it")
+        raise UserError(f"unsupported architecture {model_type!r} in {path / 'config.json'} "
+                        "for this command: a decoder-only language model, which `edgecompress "
+                        "llm inspect|eval|prune` handles")
     if model_type not in FAMILIES:
         raise UserError(f"unsupported architecture {model_type!r} in {path / 'config.json'} "
                         f"(supported: {', '.join(FAMILIES)})")
