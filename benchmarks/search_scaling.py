@@ -31,7 +31,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from edgecompress.compress.search.command import run_search
+from edgecompress.cli.search import run_search
 from edgecompress.compress.search.study import SearchConfig
 from edgecompress.fsutil import atomic_write_json
 from edgecompress.targets import host_info

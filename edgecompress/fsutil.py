@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -137,6 +138,18 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=256)
+def _memo_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(Path(path))
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of one file, memoised on (path, size, mtime) within a process: a file read again
+    unchanged is not hashed again (identities, pinned dataset files)."""
+    stat = Path(path).stat()
+    return _memo_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def read_json(path: Path):

@@ -112,3 +112,14 @@ def test_inside_raises_user_error_when_a_symlink_points_out_of_root(tmp_path):
     (root / "link").symlink_to(tmp_path)
     with pytest.raises(UserError, match="outside"):
         inside(root, "link/secret")
+
+
+def test_file_digest_is_the_sha256_and_follows_the_bytes_when_file_changes(tmp_path):
+    from edgecompress.fsutil import file_digest, sha256_file
+
+    path = tmp_path / "data.csv"
+    path.write_text("text,label\na,pos\n")
+    first = file_digest(path)
+    assert first == sha256_file(path) == file_digest(path)
+    path.write_text("text,label\na,neg\nb,pos\n")  # new size: never the memoised digest
+    assert file_digest(path) == sha256_file(path) != first

@@ -18,16 +18,17 @@ from edgecompress.cli import llm, models, run, stages
 from edgecompress.cli.catalog import data_app, targets_app
 from edgecompress.cli.common import configure_process
 from edgecompress.cli.deliver import bundle_app, report_app
+from edgecompress.cli.flags import OneLineUsageErrors, renamed_options
 from edgecompress.cli.search import search_command
-from edgecompress.cli.vision import init_vit_command
+from edgecompress.cli.vision import INIT_VIT_RENAMES, init_vit_command
 
 app = typer.Typer(help="Prune, quantize, distill and export trained Transformers for edge "
                        "devices — verified, benchmarked, reported.",
                   no_args_is_help=True, pretty_exceptions_enable=False,
-                  callback=configure_process)
+                  callback=configure_process, cls=OneLineUsageErrors)
 app.command("inspect")(models.inspect)
-app.command("init-encoder")(models.init_encoder)
-app.command("init-vit")(init_vit_command)
+app.command("init-encoder", cls=renamed_options(models.INIT_ENCODER_RENAMES))(models.init_encoder)
+app.command("init-vit", cls=renamed_options(INIT_VIT_RENAMES))(init_vit_command)
 app.command("finetune")(stages.finetune)
 app.command("prune")(stages.prune)
 app.command("distill")(stages.distill)

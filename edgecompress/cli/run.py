@@ -3,51 +3,83 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from edgecompress.cli.common import (console, guarded)
+from edgecompress.cli.common import console, guarded
+from edgecompress.cli.output import emit_result, json_mode
+
+JSON_HELP = ("Print one JSON object on stdout (progress goes to stderr): the run directory, "
+             "the report's files and report.json's content; with --dry-run the checks and "
+             "the plan.")
+
+
+def _finished(run_dir: Path, report_md: Path) -> dict:
+    """What a finished run hands a script: where it is and what its report says."""
+    from edgecompress.fsutil import read_json
+
+    files = {kind: str(report_md.with_suffix(f".{kind}")) for kind in ("md", "html", "csv",
+                                                                         "json")}
+    return {"run_dir": str(run_dir), "files": files,
+            "report": read_json(report_md.with_suffix(".json"))}
+
+
+def _print_finished(result: dict) -> None:
+    console.print(f"\nreport: {result['files']['md']} (and .html, .csv, .json beside it)",
+                  markup=False, highlight=False)
+
+
+def _print_lines(lines: list[str]) -> None:
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @guarded
 def run_command(
     recipe: Path = typer.Argument(..., help="Recipe TOML (see recipes/)."),
-    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<recipe>-<time>)."),
+    out: Path | None = typer.Option(None, help="Run directory (default runs/<recipe>-<time>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is cached."),
     force: bool = typer.Option(False, help="Replace a different run at --out."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run a recipe: stages (finetune, prune, distill), export per target, eval, bench, report."""
     import time
 
+    from edgecompress.compress.models.modules import check_out_location
     from edgecompress.compress.pipeline.checks import validate_inputs
     from edgecompress.compress.pipeline.recipe import load_recipe
     from edgecompress.compress.pipeline.runs import plan_lines, run_recipe
 
     plan = load_recipe(recipe)
     out = out or Path("runs") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    from edgecompress.compress.models.modules import check_out_location
-
     check_out_location(out)
-    checked = validate_inputs(plan, fetch=not dry_run)  # before run.json is written
+    with json_mode(as_json):
+        checked = validate_inputs(plan, fetch=not dry_run)  # before run.json is written
+        if dry_run:
+            lines = checked + plan_lines(plan, out)
+        else:
+            result = _finished(out, run_recipe(plan, out, console, force=force))
     if dry_run:
-        for line in checked + plan_lines(plan, out):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        emit_result({"run_dir": str(out), "checks": checked, "plan": lines[len(checked):]},
+                    as_json, lambda _: _print_lines(lines))
         return
-    report_md = run_recipe(plan, out, console, force=force)
-    console.print(f"\nreport: {report_md} (and .html, .csv, .json beside it)")
+    emit_result(result, as_json, _print_finished)
 
 
 @guarded
 def demo(
     out: Path = typer.Option(Path("demo-run"), help="Run directory."),
     force: bool = typer.Option(False, help="Replace a different run at --out."),
-    runs: Optional[int] = typer.Option(None, min=1, help="Timed runs per benchmark."),
+    runs: int | None = typer.Option(None, min=1, help="Timed runs per benchmark."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout "
+                                 "(progress goes to stderr): the run directory, the report's "
+                                 "files and report.json's content."),
 ) -> None:
     """`edgecompress run recipes/demo.toml`: minilm-l6 + rt-polarity on every target."""
     from edgecompress.compress.models.modules import check_out_location
     from edgecompress.compress.pipeline.demo import run_demo
 
     check_out_location(out)
-    report_md = run_demo(out, console, force=force, bench_runs=runs)
-    console.print(f"\nreport: {report_md} (and .html, .csv, .json beside it)")
+    with json_mode(as_json):
+        result = _finished(out, run_demo(out, console, force=force, bench_runs=runs))
+    emit_result(result, as_json, _print_finished)

@@ -1,11 +1,22 @@
 """One answer to "is this already done?": a stage's identity and the record that proves it.
 
-A stage's identity is the sha256 of its name, its resolved config and the *content* of its
-inputs (checkpoint files, dataset file(s), target profile), plus the edgecompress version, so an
-edited CSV, a retrained checkpoint or a changed profile reruns what depends on it. Every cached
-thing — a recipe step's `stages/<step>/stage.json`, or a command's own manifest (finetune.json,
-prune.json, distill.json, the quantize/export manifest.json) — records that identity and the
-input digests it was made from; `is_done` compares them, and `changed_inputs` says why not.
+A stage's identity (`identity`) is the sha256 of its name, its resolved config and the *content*
+of its inputs (checkpoint files, dataset file(s), target profile), plus the edgecompress version,
+so an edited CSV, a retrained checkpoint or a changed profile reruns what depends on it. Every
+cached thing — a recipe step's `stages/<step>/stage.json`, or a command's own manifest
+(finetune.json, prune.json, distill.json, the quantize/export manifest.json) — records that
+identity and the input digests it was made from (`stamp`). `is_done` is the one decision: the
+record is there, carries the identity, and the output(s) it names exist; `changed_inputs` says
+why not. A recipe step is decided once, by the run loop (pipeline/runs.step_state); the stage it
+then calls only makes. A fine-tuned teacher also lives in a cache shared by every run folder
+(`<cache>/teachers/<model>-<identity>`): a new run folder finds it there, by the same `is_done`.
+
+Training *resume* is a different thing and is not decided here: a fine-tune or distillation
+killed half way keeps its progress in a hidden `.<out>.ckpt` folder (weights, optimizer, step)
+with a fingerprint of its training config and identity (training/train.py save_checkpoint /
+load_checkpoint); a rerun with the same fingerprint continues from that step, any other starts
+from step 0. A finished training whose record says it stopped early (distill's `max_minutes`)
+or before its dev evaluation (finetune) is such progress too: not done, continued on rerun.
 """
 
 from __future__ import annotations
@@ -13,30 +24,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
-from edgecompress.fsutil import read_json, sha256_file
+from edgecompress.fsutil import file_digest, read_json
+from edgecompress.rundir import STAGE_FILE
 
 IDENTITY_KEY = "identity"
 INPUTS_KEY = "inputs"
-SKIPPED_FILES = {"stage.json"}  # a record never hashes itself
+SKIPPED_FILES = {STAGE_FILE}  # a record never hashes itself
 
 
 def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-@lru_cache(maxsize=256)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of one file, memoised on (path, size, mtime) within a process."""
-    return sha256_file(Path(path))
-
-
-def file_digest(path: Path) -> str:
-    stat = path.stat()
-    return _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def content_digest(spec: str | Path) -> str:
@@ -86,8 +86,9 @@ def identity(stage: str, config: Mapping, inputs: Mapping[str, str]) -> str:
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()[:20]
 
 
-def is_done(record_path: Path, ident: str) -> dict | None:
-    """The record at `record_path` if it carries `ident` (and names an output that exists)."""
+def is_done(record_path: Path, ident: str, *, outputs: tuple[Path, ...] = ()) -> dict | None:
+    """The record at `record_path` if it carries `ident`, the output it names (its "output"
+    key) exists, and so do `outputs` (files written beside the record); None otherwise."""
     if not record_path.is_file():
         return None
     try:
@@ -96,8 +97,8 @@ def is_done(record_path: Path, ident: str) -> dict | None:
         return None  # a damaged record is not a finished stage
     if not isinstance(record, dict) or record.get(IDENTITY_KEY) != ident:
         return None
-    output = record.get("output")
-    return record if output is None or Path(output).exists() else None
+    named = [Path(record["output"])] if record.get("output") is not None else []
+    return record if all(path.exists() for path in [*named, *outputs]) else None
 
 
 def changed_inputs(record_path: Path, inputs: Mapping[str, str], config: Mapping) -> list[str]:

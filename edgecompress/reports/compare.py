@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.errors import UserError
-from edgecompress.reports.files import read_json
 from edgecompress.reports.host import host_warnings
+from edgecompress.rundir import RunDir, read_object
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,12 @@ def load_report(path: Path) -> dict:
     from edgecompress.reports.report import build_report
 
     if path.is_dir():
-        if not (path / "report.json").exists():
+        if not RunDir(path).report_file("json").exists():
             return build_report(path)
-        path = path / "report.json"
+        path = RunDir(path).report_file("json")
     if not path.exists():
         raise UserError(f"report not found: {path}")
-    data = read_json(path, missing_ok=False)
+    data = read_object(path, missing_ok=False)
     rows = data.get("rows")
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise UserError(f"{path} is not a report.json (no 'rows' list of objects)")

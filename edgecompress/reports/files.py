@@ -1,4 +1,4 @@
-"""Reading the JSON a run directory holds, checked once at the edge.
+"""Checking the JSON a run directory holds (read by edgecompress/rundir.py), once at the edge.
 
 Every problem is a `UserError` whose one-line message names the file (and the key): a report on a
 half-written or hand-edited run says what is wrong instead of printing a traceback.
@@ -7,7 +7,6 @@ half-written or hand-edited run says what is wrong instead of printing a traceba
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from edgecompress.errors import UserError
 
@@ -15,31 +14,6 @@ EVAL_NUMBERS = ("accuracy", "n", "agreement")
 BENCH_NUMBERS = ("p50_ms", "p90_ms", "p99_ms", "p50_real_ms", "size_bytes", "gzip_bytes",
                  "peak_rss_mb", "threads")
 VS_TEACHER_NUMBERS = ("n", "model_only", "reference_only", "disagreements", "p_value")
-
-
-def read_json(path: Path, *, missing_ok: bool = True) -> dict:
-    """The JSON object in `path`; {} when it is missing and `missing_ok`.
-
-    Raises UserError (one line naming the file) when it is missing otherwise, unreadable, not
-    UTF-8, not JSON, or not an object.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if missing_ok:
-            return {}
-        raise UserError(f"{path} not found") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text") from None
-    except OSError as err:
-        raise UserError(f"{path} cannot be read: {err.strerror or err}") from None
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as err:
-        raise UserError(f"{path} is not valid JSON: {' '.join(str(err).split())}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _is_number(value) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecompress.errors import UserError
-from edgecompress.reports.files import check_vs_teacher, read_json
+from edgecompress.reports.files import check_vs_teacher
+from edgecompress.rundir import MANIFEST_FILE, STAGE_FILE, RunDir, read_object
 from edgecompress.stats import format_delta
 
 
@@ -27,14 +28,14 @@ def collect_findings(run_dir: Path, notes: list[str]) -> list[dict]:
     (pruning's accuracy before recovery and speedup gate, distillation's test accuracy, paired
     deltas vs the teacher). Unreadable files are skipped with a line added to `notes`."""
     findings = []
-    for path in sorted(run_dir.glob("**/manifest.json")):
-        manifest = _try(lambda: read_json(path), path, run_dir, notes) or {}
+    for path in sorted(run_dir.glob(f"**/{MANIFEST_FILE}")):
+        manifest = _try(lambda: read_object(path), path, run_dir, notes) or {}
         listed = manifest.get("findings") or []
         for finding in listed if isinstance(listed, list) else []:
             if isinstance(finding, dict) and finding.get("title"):
                 findings.append({"source": str(path.parent.relative_to(run_dir)), **finding})
-    for path in sorted(run_dir.glob("stages/*/stage.json")):
-        findings += _try(lambda: stage_findings(read_json(path), str(path)), path, run_dir,
+    for path in RunDir(run_dir).step_records():
+        findings += _try(lambda: stage_findings(read_object(path), str(path)), path, run_dir,
                          notes) or []
     return findings
 
@@ -50,7 +51,7 @@ def _try(load, path: Path, run_dir: Path, notes: list[str]):
     return None
 
 
-def stage_findings(record: dict, where: str = "stage.json") -> list[dict]:
+def stage_findings(record: dict, where: str = STAGE_FILE) -> list[dict]:
     """Findings of one stages/<name>/stage.json (empty for stages with nothing to flag)."""
     name, metrics = record.get("stage"), record.get("metrics") or {}
     found = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecompress.errors import UserError
-from edgecompress.reports.files import read_json
+from edgecompress.rundir import RunDir, read_object
 
 STAGES = ("finetune", "prune", "distill", "vocab")
 
@@ -17,11 +17,11 @@ def run_levers(run_dir: Path, notes: list[str]) -> list[str]:
     """One line per model-level stage the run went through, in pipeline order."""
     lines = []
     for stage in STAGES:
-        path = run_dir / "stages" / stage / "stage.json"
+        path = RunDir(run_dir).stage_file(stage)
         if not path.is_file():
             continue
         try:
-            record = read_json(path)
+            record = read_object(path)
             line = DESCRIBE[stage](record.get("config") or {}, record)
         except UserError as err:
             notes.append(f"{err}; its lever is left out")
@@ -76,7 +76,7 @@ def _distill(config: dict, record: dict) -> str:
 def _vocab(config: dict, record: dict) -> str:
     line = f"vocabulary: pruned to the tokens of {config.get('vocab_corpus')}"
     manifest = Path(record.get("output") or "") / "prune.json"
-    vocab = read_json(manifest).get("vocabulary") if manifest.is_file() else None
+    vocab = read_object(manifest).get("vocabulary") if manifest.is_file() else None
     if vocab:
         line += (f" ({vocab.get('tokenizer', 'tokenizer')}: {vocab['vocab_before']:,} -> "
                  f"{vocab['vocab_after']:,} tokens)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecompress.errors import UserError
-from edgecompress.reports.files import read_json
+from edgecompress.rundir import read_object
 
 REPORT_FILE = "quantize.json"
 
@@ -20,7 +20,7 @@ def quantization_entries(folders: list[Path], notes: list[str]) -> list[dict]:
     entries = []
     for folder in folders:
         try:
-            data = read_json(folder / REPORT_FILE)
+            data = read_object(folder / REPORT_FILE)
         except UserError as err:
             notes.append(f"{err}; left out")
             continue

@@ -15,19 +15,20 @@ from pathlib import Path
 
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, atomic_write_text
-from edgecompress.reports.files import check_bench, check_eval, check_numbers, read_json
+from edgecompress.reports.files import check_bench, check_eval, check_numbers
 from edgecompress.reports.findings import collect_findings, stage_findings
 from edgecompress.reports.host import describe_host, host_items, host_summary
 from edgecompress.reports.html import render_html
 from edgecompress.reports.levers import run_levers
 from edgecompress.reports.pareto import pareto_front
 from edgecompress.reports.quantization import quantization_entries, quantization_markdown
+from edgecompress.rundir import (BENCH_FILE, EVAL_FILE, MANIFEST_FILE, REPORT_FORMATS, RunDir,
+                                 read_object)
 from edgecompress.stats import format_delta
 
 __all__ = ["artifact_row", "build_report", "device_rows", "import_device_results",
            "render_csv", "render_markdown", "stage_findings", "write_report"]
 
-DEVICE_DIR = "device-results"
 ROW_KEYS = ("target", "format", "scheme", "runtime", "threads", "size_bytes", "p50_ms", "p90_ms",
             "p99_ms", "peak_rss_mb", "accuracy", "ci95", "n", "agreement")
 CSV_KEYS = ("target", "format", "scheme", "measured_on", "runtime", "threads", "size_bytes",
@@ -46,16 +47,17 @@ HOST_NOTE = ("Latency was measured on this host ({host}) with each target's runt
 
 def load_artifact(folder: Path) -> dict:
     """manifest / eval / bench of one artifact folder, checked; UserError naming a bad file."""
-    manifest = read_json(folder / "manifest.json")
+    path, evaluation, bench = folder / MANIFEST_FILE, folder / EVAL_FILE, folder / BENCH_FILE
+    manifest = read_object(path)
     if not isinstance(manifest.get("target"), str) or not manifest["target"]:
-        raise UserError(f"{folder / 'manifest.json'} lacks a 'target'")
+        raise UserError(f"{path} lacks a 'target'")
     budgets = manifest.get("budgets")
     if budgets is not None and not isinstance(budgets, dict):
-        raise UserError(f"{folder / 'manifest.json'}: 'budgets' should be an object")
-    check_numbers(budgets or {}, ("latency_ms",), f"{folder / 'manifest.json'}: budgets")
+        raise UserError(f"{path}: 'budgets' should be an object")
+    check_numbers(budgets or {}, ("latency_ms",), f"{path}: budgets")
     return {"manifest": manifest,
-            "eval": check_eval(read_json(folder / "eval.json"), str(folder / "eval.json")),
-            "bench": check_bench(read_json(folder / "bench.json"), str(folder / "bench.json"))}
+            "eval": check_eval(read_object(evaluation), str(evaluation)),
+            "bench": check_bench(read_object(bench), str(bench))}
 
 
 def artifact_row(folder: Path, files: dict | None = None) -> dict:
@@ -84,7 +86,8 @@ def artifact_row(folder: Path, files: dict | None = None) -> dict:
 
 def _artifacts(run_dir: Path, notes: list[str]) -> list[tuple[Path, dict]]:
     loaded = []
-    for folder in sorted(p.parent for p in run_dir.glob("artifacts/*/manifest.json")):
+    run = RunDir(run_dir)
+    for folder in (run.artifact_dir(target) for target in run.artifact_targets()):
         try:
             loaded.append((folder, load_artifact(folder)))
         except UserError as err:
@@ -96,9 +99,9 @@ def device_rows(run_dir: Path, notes: list[str]) -> list[dict]:
     """Rows from on-device measurements imported with `report --device-results`; unreadable
     ones are left out with a line in `notes`."""
     rows = []
-    for path in sorted(run_dir.glob(f"{DEVICE_DIR}/*.json")):
+    for path in sorted(RunDir(run_dir).device_dir.glob("*.json")):
         try:
-            data = check_bench(check_eval(read_json(path), str(path)), str(path))
+            data = check_bench(check_eval(read_object(path), str(path)), str(path))
             if not isinstance(data.get("target"), str):
                 raise UserError(f"{path} lacks a 'target'")
         except UserError as err:
@@ -113,8 +116,9 @@ def refused_targets(run_dir: Path, notes: list[str]) -> list[dict]:
     """[{target, reason}] of the targets whose artifact a run refused (artifacts/<t>/refused.json,
     written when the parity gate said no); each gets a line in `notes` too."""
     refused = []
-    for path in sorted(run_dir.glob("artifacts/*/refused.json")):
-        data = read_json(path)
+    run = RunDir(run_dir)
+    for path in (run.refused_file(target) for target in run.refused_targets()):
+        data = read_object(path)
         entry = {"target": data.get("target") or path.parent.name,
                  "reason": str(data.get("reason") or "no reason recorded")}
         refused.append(entry)
@@ -124,8 +128,8 @@ def refused_targets(run_dir: Path, notes: list[str]) -> list[dict]:
 
 
 def _teacher(run_dir: Path) -> dict:
-    path = run_dir / "teacher" / "eval.json"
-    return check_eval(read_json(path), str(path))
+    path = RunDir(run_dir).teacher_eval
+    return check_eval(read_object(path), str(path))
 
 
 def build_report(run_dir: Path) -> dict:
@@ -133,7 +137,7 @@ def build_report(run_dir: Path) -> dict:
     files (run.json, teacher/eval.json) cannot be read."""
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
-    run, teacher, notes = read_json(run_dir / "run.json"), _teacher(run_dir), []
+    run, teacher, notes = RunDir(run_dir).read_run(), _teacher(run_dir), []
     artifacts, refused = _artifacts(run_dir, notes), refused_targets(run_dir, notes)
     if not artifacts and not teacher and not notes:
         raise UserError(f"{run_dir} holds no artifacts/*/manifest.json nor teacher/eval.json: "
@@ -258,14 +262,14 @@ def import_device_results(run_dir: Path, results: Path) -> Path:
     """Copy a bundle runner's JSON into the run so every later report keeps its rows."""
     if not results.is_file():
         raise UserError(f"device results not found: {results}")
-    data = read_json(results)
+    data = read_object(results)
     if not data:
         raise UserError(f"{results}: expected a JSON object from a bundle's run.py --bench")
     missing = [key for key in ("target", "p50_ms") if data.get(key) is None]
     if missing:
         raise UserError(f"{results} lacks {', '.join(missing)}: not a bundle runner's results")
     check_bench(check_eval(data, str(results)), str(results))
-    dest = run_dir / DEVICE_DIR / results.name
+    dest = RunDir(run_dir).device_dir / results.name
     atomic_write_json(dest, data)
     return dest
 
@@ -276,7 +280,7 @@ def write_report(run_dir: Path, device_results: Path | None = None) -> list[Path
     if device_results is not None:
         import_device_results(run_dir, device_results)
         report = build_report(run_dir)
-    paths = {name: run_dir / f"report.{name}" for name in ("json", "md", "csv", "html")}
+    paths = {name: RunDir(run_dir).report_file(name) for name in REPORT_FORMATS}
     atomic_write_json(paths["json"], report)
     atomic_write_text(paths["md"], render_markdown(report))
     atomic_write_text(paths["csv"], render_csv(report))

@@ -26,20 +26,22 @@ INSPECT = cases(
 INIT = cases(
     *[(f"init-encoder-{flag}-{value}", lambda w, t, flag=flag, value=value:
        ["init-encoder", t / "enc", f"--{flag}", value], said)
-      for flag, value, said in [("layers", "0", "layers must be >= 1"),
-                                ("heads", "0", "heads must be >= 1"),
-                                ("ffn", "0", "ffn must be >= 1"),
-                                ("d-model", "0", "d_model must be >= 1"),
-                                ("d-model", "-8", "d_model must be >= 1"),
-                                ("d-model", "30", "not divisible"),
-                                ("max-len", "0", "max_len must be positive"),
-                                ("num-labels", "0", "num_labels must be positive")]],
+      for flag, value, said in [("num-layers", "0", "--num-layers must be >= 1"),
+                                ("num-heads", "0", "--num-heads must be >= 1"),
+                                ("ffn-size", "0", "--ffn-size must be >= 1"),
+                                ("hidden-size", "0", "--hidden-size must be >= 1"),
+                                ("hidden-size", "-8", "--hidden-size must be >= 1"),
+                                ("hidden-size", "30", "not divisible"),
+                                ("max-positions", "0", "--max-positions must be positive"),
+                                ("num-labels", "0", "--num-labels must be positive")]],
     ("init-encoder-out-file", lambda w, t: ["init-encoder", w.a_file], "is a file"),
     ("init-encoder-out-under-file", lambda w, t: ["init-encoder", f"{w.a_file}/enc"],
      "lies under a file"),
     ("init-encoder-out-not-empty", lambda w, t: ["init-encoder", w.foreign], "not empty"),
     ("init-encoder-tokenizer-missing", lambda w, t: ["init-encoder", t / "enc", "--tokenizer",
-                                                     t / "nowhere"], "model not found"),
+                                                     t / "nowhere"], "tokenizer not found"),
+    ("init-encoder-tokenizer-a-file", lambda w, t: ["init-encoder", t / "enc", "--tokenizer",
+                                                    w.csv], "got a file"),
     ("init-encoder-tokenizer-without-files", lambda w, t: [
         "init-encoder", t / "enc", "--tokenizer", w.no_tokenizer], "no tokenizer files"),
 )
@@ -92,7 +94,7 @@ EVAL = cases(
      "no tokenizer in"),
     ("eval-artifact-tokenizer-missing", lambda w, t: [
         "eval", w.fake_onnx, "--dataset", w.csv, "--tokenizer", t / "nowhere"],
-     "tokenizer directory not found"),
+     "tokenizer not found"),
     ("eval-artifact-bad-manifest", lambda w, t: ["eval", w.bad_manifest_onnx, "--dataset",
                                                  w.csv], "expected a JSON object"),
     ("eval-embedding-model", _eval("minilm-l6", "csv"), "without a classification head"),

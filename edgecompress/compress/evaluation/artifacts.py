@@ -20,9 +20,10 @@ from edgecompress.compress.models.loading import LoadedModel, check_checkpoint, 
 from edgecompress.compress.models.modules import TOKENIZER_FILES, check_out_location
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
+from edgecompress.rundir import MANIFEST_FILE
 
 ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".pte")
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_FILE  # an artifact folder's record, in a run or on its own
 
 # Parity inputs: real sentences of varied length, so padding is exercised in every export.
 PARITY_SENTENCES = (

@@ -18,7 +18,7 @@ from edgecompress.compress.models.modules import (PLAIN_CONFIG,
                                                 MeanPoolingModule, check_safetensors,
                                                 check_tokenizer_files, one_line,
                                                 check_out_location, read_config_object,
-                                                resolve_model_path)
+                                                resolve_model_path, resolve_tokenizer_source)
 from edgecompress.compress.models.shaped import SHAPES_KEY, load_shaped
 from edgecompress.compress.models.vision import (ImageProcessor, is_image_classifier,
                                                is_vision_config, load_vision)
@@ -193,7 +193,7 @@ def create_plain_encoder(out: Path, *, tokenizer_from: str, d_model: int = 256, 
         EncoderConfig.uniform(1, **shape)  # a bad shape fails before any file is read
     except ValueError as err:
         raise UserError(f"invalid encoder shape: {err}") from None
-    source = resolve_model_path(tokenizer_from)
+    source = resolve_tokenizer_source(tokenizer_from)
     check_tokenizer_files(source)
     tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
     config = EncoderConfig.uniform(len(tokenizer), **shape,

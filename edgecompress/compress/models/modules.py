@@ -57,6 +57,23 @@ def resolve_model_path(spec: str | Path) -> Path:
     return path
 
 
+def resolve_tokenizer_source(spec: str | Path) -> Path:
+    """The directory whose tokenizer (or image processor) a command uses: a built-in model
+    name, a checkpoint directory, or any directory holding one (an exported artifact's folder).
+    Raises UserError when it is neither; whether the files inside are a tokenizer is the
+    reader's check."""
+    if str(spec) in BUILTIN_MODELS:
+        return resolve_model_path(spec)
+    path = Path(spec)
+    if not path.exists():
+        raise UserError(f"tokenizer not found: {path} (not a directory, nor a built-in name: "
+                        f"{', '.join(BUILTIN_MODELS)})")
+    if not path.is_dir():
+        raise UserError(f"tokenizer must be a checkpoint directory or a built-in name, got a "
+                        f"file: {path}")
+    return path
+
+
 # A tokenizer needs its vocabulary; without one, transformers quietly builds a 5-token tokenizer
 # from the special tokens alone, and every sentence becomes [CLS] [UNK] ... [SEP].
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",

@@ -165,9 +165,9 @@ class VitShape:
     ffn: int = 128
 
     def __post_init__(self) -> None:
-        if min(self.image_size, self.channels, self.patch, self.hidden, self.layers, self.heads,
-               self.ffn) < 1:
-            raise ValueError("every size must be >= 1")
+        for name in ("image_size", "channels", "patch", "hidden", "layers", "heads", "ffn"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.image_size % self.patch:
             raise ValueError(f"patch {self.patch} does not divide image size {self.image_size}")
         if self.hidden % self.heads:

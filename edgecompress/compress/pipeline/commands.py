@@ -21,6 +21,7 @@ from edgecompress.compress.identity import (content_digest, identity, is_done, p
 from edgecompress.compress.models.loading import load_model
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json
+from edgecompress.rundir import RunDir
 
 
 def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
@@ -187,9 +188,10 @@ def bundle_run(run_dir: Path, target: str, out: Path, *, force: bool = False) ->
     from edgecompress.targets.bundle import make_bundle
 
     profile = load_profile(target)
-    folder = run_dir / "artifacts" / profile.name
-    if not (folder / MANIFEST).exists():
-        known = sorted(p.parent.name for p in run_dir.glob(f"artifacts/*/{MANIFEST}"))
+    run = RunDir(run_dir)
+    folder = run.artifact_dir(profile.name)
+    if not run.manifest_file(profile.name).exists():
+        known = run.artifact_targets()
         raise UserError(f"{run_dir} has no artifact for target {profile.name} "
                         f"(has: {', '.join(known) or 'none'})")
     return make_bundle(folder, profile, out, force=force)

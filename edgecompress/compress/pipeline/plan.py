@@ -12,6 +12,7 @@ from pathlib import Path
 from edgecompress.compress.pipeline.recipe import Recipe
 from edgecompress.compress.pipeline.target_stages import BenchConfig, EvalConfig
 from edgecompress.errors import UserError
+from edgecompress.rundir import RunDir
 
 STEP_OUTPUT = "@"  # an input written "@prune" is the output of step "prune"
 
@@ -48,13 +49,13 @@ def training_steps(recipe: Recipe, run_dir: Path) -> tuple[list[Step], str, str]
         config = build_stage_config(recipe, name, settings)
         inputs = (("teacher", teacher), ("student", current)) if name == "distill" \
             else (("model", current),)
-        steps.append(Step(name, name, config, inputs, run_dir / "stages" / name))
+        steps.append(Step(name, name, config, inputs, RunDir(run_dir).stage_dir(name)))
         current = _ref(name)
         teacher = current if name == "finetune" else teacher
     if vocab_later:
         config = build_stage_config(recipe, "prune", {"vocab_corpus": prune["vocab_corpus"]})
         steps.append(Step("vocab", "vocab", config, (("model", current),),
-                          run_dir / "stages" / "vocab"))
+                          RunDir(run_dir).stage_dir("vocab")))
         current = _ref("vocab")
     return steps, current, teacher
 
@@ -64,7 +65,7 @@ def target_steps(recipe: Recipe, run_dir: Path, final: str, profile) -> list[Ste
     from edgecompress.compress.quantize.stage import QuantizeConfig
 
     target = str(profile.source) if profile.source else profile.name
-    folder = run_dir / "artifacts" / profile.name
+    folder = RunDir(run_dir).artifact_dir(profile.name)
     export_id, name = f"export-{profile.name}", profile.name
     quantize = QuantizeConfig(target=target, scheme=profile.scheme,
                               max_drop=recipe.max_drop_for(profile.name))
@@ -82,7 +83,7 @@ def plan_steps(recipe: Recipe, run_dir: Path) -> list[Step]:
     """Every step of `recipe` in run order. Raises UserError for a bad target or config."""
     steps, final, teacher = training_steps(recipe, run_dir)
     steps.append(Step("eval-teacher", "eval", EvalConfig(), (("model", teacher),),
-                      run_dir / "teacher"))
+                      RunDir(run_dir).teacher))
     for target in recipe.targets:
         steps += target_steps(recipe, run_dir, final, profile_for(recipe, target))
     return steps

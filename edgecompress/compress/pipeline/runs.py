@@ -1,17 +1,14 @@
-"""`edgecompress run RECIPE`: one loop over the recipe's plan, into a resumable run directory.
+"""`edgecompress run RECIPE`: one loop over the recipe's plan, into a run directory that is a
+store of steps keyed by identity (the layout: edgecompress/rundir.py).
 
-    run.json                      the resolved recipe (what makes this run this run)
-    stages/<step>/stage.json      every step's record: identity, config, input digests, output,
-                                  metrics, seconds, versions
-    stages/<stage>/checkpoint/    a training stage's model (finetune's lives in the teacher cache)
-    teacher/eval.json             the fp32 teacher on the eval split (+ its predictions)
-    artifacts/<target>/           artifact, tokenizer, manifest.json, eval.json, bench.json
-    report.{json,md,csv,html}
-
-A step is skipped when its record carries the identity it would have now (compress/identity.py): same
-stage, config, input *content* and edgecompress version. Every file is written atomically, so a
-run killed at any point (kill -9) resumes where it was. A directory holding a different run is
-refused unless forced; a new run never touches another.
+A step is skipped when its record carries the identity it would have now (compress/identity.py):
+same stage, config, input *content* and edgecompress version. `step_state` is that decision,
+made once per step, for `run` and `run --dry-run` alike; the stage itself then only makes.
+Rerunning an edited recipe into the same folder reuses every step whose identity holds, reruns
+the rest (saying which input or config changed) and removes the steps and targets the recipe no
+longer plans, so the report shows the current recipe only. Every file is written atomically, so
+a run killed at any point (kill -9) resumes where it was. A folder edgecompress did not make
+for a run is refused (or, with `force`, replaced when edgecompress made it).
 """
 
 from __future__ import annotations
@@ -20,40 +17,77 @@ import dataclasses
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.compress.identity import (changed_inputs, content_digest, identity, is_done,
-                                              profile_digest, stamp)
 from edgecompress.compress.data.dataref import DataRef
-from edgecompress.compress.pipeline import target_stages  # noqa: F401  (registers its stages)
+from edgecompress.compress.identity import (
+    changed_inputs,
+    content_digest,
+    identity,
+    is_done,
+    profile_digest,
+    stamp,
+)
+from edgecompress.compress.pipeline import target_stages  # (importing it registers its stages)
 from edgecompress.compress.pipeline.plan import STEP_OUTPUT, Step, plan_steps
 from edgecompress.compress.pipeline.recipe import Recipe
 from edgecompress.compress.pipeline.stages import Context, StageResult, get_stage
 from edgecompress.errors import ParityError, UserError
-from edgecompress.fsutil import atomic_write_json, check_replaceable, mark_output, read_json
+from edgecompress.fsutil import (
+    OUTPUT_MARKER,
+    atomic_write_json,
+    check_replaceable,
+    is_marked_output,
+    mark_output,
+    read_json,
+)
+from edgecompress.rundir import RUN_ENTRIES, STAGE_FILE, RunDir
 
-STAGE_FILE = "stage.json"
+RUN_KIND = "run"  # the kind mark_output records on a run folder
 
 
-def check_run_dir(out: Path, identity_: dict, force: bool) -> None:
-    """Refuse a directory holding another run (unless `force`, which clears it)."""
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+def open_run_dir(out: Path, force: bool) -> None:
+    """Make `out` ready for a run. A folder edgecompress made for a run is reused as a store of
+    steps (with `force`, its run files are removed first: anything else in it is kept); any
+    other non-empty folder is refused, or with `force` replaced when edgecompress made it."""
+    if not out.is_dir() or not any(out.iterdir()):
+        check_replaceable(out, force)  # a file (or a path under one) is refused; missing is fine
         return
-    run_file = out / "run.json"
-    if out.is_dir() and run_file.exists() and _read_or_none(run_file) == identity_:
-        return  # the same run: resume it
+    if _marked_kind(out) == RUN_KIND:
+        if force:
+            for name in RUN_ENTRIES:
+                path = out / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        return
     if not force:
-        raise UserError(f"{out} already holds a different run; pass --force to replace it "
-                        "or choose another --out")
-    check_replaceable(out, force)
+        raise UserError(f"{out} holds something other than an edgecompress run; pass --force "
+                        "to replace it or choose another --out")
+    check_replaceable(out, force)  # only a folder edgecompress marked gets past this
     shutil.rmtree(out)
+
+
+def _marked_kind(out: Path) -> str | None:
+    if not is_marked_output(out):
+        return None
+    return _read_or_none(out / OUTPUT_MARKER).get("kind")
 
 
 def _read_or_none(path: Path):
     try:
         return read_json(path)
-    except (ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
+
+
+def remove_stale_steps(run_dir: Path, steps: list[Step]) -> list[Path]:
+    """Delete the step and artifact folders an older recipe left that this plan does not make
+    (an edgecompress-made run folder only), so reports read the current recipe's steps only."""
+    stale = RunDir(run_dir).stale_entries({s.id for s in steps},
+                                          {s.target for s in steps if s.target})
+    for path in stale:
+        shutil.rmtree(path)
+    return stale
 
 
 def remove_stale_temps(out: Path) -> list[Path]:
@@ -106,6 +140,31 @@ def step_identity(step: Step, inputs: dict, data: DataRef) -> tuple[str, dict]:
     return identity(step.stage, _config_json(step.config), digests), digests
 
 
+@dataclass(frozen=True)
+class StepState:
+    """The one "done?" decision for a step: its identity, input digests, and the record that
+    proves it done (None: to run, `why` says what changed since the recorded run, if any)."""
+
+    ident: str
+    digests: dict
+    record: dict | None
+    why: tuple[str, ...]
+
+    def words(self) -> str:
+        if self.record is not None:
+            return "cached"
+        return "to run" + (f" ({', '.join(self.why)})" if self.why else "")
+
+
+def step_state(step: Step, inputs: dict, data: DataRef, record_path: Path) -> StepState:
+    """Whether `step` (inputs resolved) is done according to the record at `record_path`."""
+    ident, digests = step_identity(step, inputs, data)
+    record = is_done(record_path, ident)
+    why = () if record is not None else tuple(changed_inputs(record_path, digests,
+                                                             _config_json(step.config)))
+    return StepState(ident, digests, record, why)
+
+
 def run_step(step: Step, inputs: dict, recipe: Recipe, run_dir: Path, console, *,
              store: Path | None = None) -> StageResult:
     """Run one step unless its record shows it done with the same identity.
@@ -113,47 +172,67 @@ def run_step(step: Step, inputs: dict, recipe: Recipe, run_dir: Path, console, *
     With a `store` (a search's shared folder), the step writes to `store/<step>-<identity>/`
     instead of the run directory, so any run with the same step, config and input content
     reuses it; a lock keeps two processes from making the same step at once."""
-    ident, digests = step_identity(step, inputs, recipe.data())
     if store is None:
-        return _run_step(step, ident, digests, inputs, recipe, run_dir / "stages" / step.id,
-                         console)
+        return _run_step(step, inputs, recipe, RunDir(run_dir).stage_dir(step.id), console)
     from filelock import FileLock
 
+    ident, _ = step_identity(step, inputs, recipe.data())
     folder = store / f"{step.id}-{ident}"
     store.mkdir(parents=True, exist_ok=True)
     with FileLock(store / f".{step.id}-{ident}.lock"):
-        return _run_step(dataclasses.replace(step, out_dir=folder), ident, digests, inputs,
-                         recipe, folder, console)
+        return _run_step(dataclasses.replace(step, out_dir=folder), inputs, recipe, folder,
+                         console)
 
 
-def _run_step(step: Step, ident: str, digests: dict, inputs: dict, recipe: Recipe,
-              record_dir: Path, console) -> StageResult:
+def _run_step(step: Step, inputs: dict, recipe: Recipe, record_dir: Path,
+              console) -> StageResult:
     record_path = record_dir / STAGE_FILE
-    done = is_done(record_path, ident)
-    if done is not None:
+    state = step_state(step, inputs, recipe.data(), record_path)
+    if state.record is not None:
+        done = state.record
         console.print(f"  {step.id}: cached", markup=False, highlight=False)
         return StageResult(step.id, step.stage, Path(done["output"]), done.get("metrics", {}),
                            done.get("seconds", 0.0), done.get("versions", {}), cached=True)
-    why = changed_inputs(record_path, digests, _config_json(step.config))
-    console.print(f"[bold]{step.id}[/bold]" + (f" (rerun: {', '.join(why)})" if why else ""))
+    console.print(f"[bold]{step.id}[/bold]" + (f" (rerun: {', '.join(state.why)})"
+                                               if state.why else ""))
     began = time.perf_counter()
-    ctx = Context(recipe.data(), step.out_dir, ident, console)
+    ctx = Context(recipe.data(), step.out_dir, state.ident, console)
     made = get_stage(step.stage).run(inputs, step.config, ctx)
     result = StageResult(step.id, step.stage, Path(made.output), made.metrics,
                          round(time.perf_counter() - began, 1), tool_versions())
     record = {"stage": step.stage, "step": step.id, "config": _config_json(step.config),
               "input": {k: str(v) for k, v in inputs.items()}, "output": str(result.output),
               "metrics": result.metrics, "seconds": result.seconds, "versions": result.versions}
-    atomic_write_json(record_path, stamp(record, ident, digests))
+    atomic_write_json(record_path, stamp(record, state.ident, state.digests))
     return result
+
+
+def plan_states(recipe: Recipe, run_dir: Path) -> list[tuple[Step, str]]:
+    """(step, "cached" / "to run (why)") for every step of the plan, as `run` will decide them
+    (a step whose input an earlier step remakes is to run: its input's content is not known yet)."""
+    outputs, states = {}, []
+    for step in plan_steps(recipe, run_dir):
+        inputs = step_inputs(step, outputs)
+        if inputs is None:
+            remade = [ref[1:] for _, ref in step.inputs
+                      if ref.startswith(STEP_OUTPUT) and ref[1:] not in outputs]
+            states.append((step, f"to run (after {', '.join(remade)})"))
+            continue
+        state = step_state(step, inputs, recipe.data(), RunDir(run_dir).stage_file(step.id))
+        if state.record is not None:
+            outputs[step.id] = Path(state.record["output"])
+        states.append((step, state.words()))
+    return states
 
 
 def plan_lines(recipe: Recipe, run_dir: Path) -> list[str]:
     """What `run --dry-run` prints: every step, cached or to run (and why), per target."""
     lines = [f"recipe {recipe.name}: {recipe.model} on {recipe.dataset} -> {run_dir}"]
-    outputs, pending = {}, {}
-    for step in plan_steps(recipe, run_dir):
-        state = _step_state(step, outputs, recipe, run_dir)
+    pending, states = {}, plan_states(recipe, run_dir)
+    steps = [step for step, _ in states]
+    stale = RunDir(run_dir).stale_entries({s.id for s in steps}, {s.target for s in steps})
+    lines += [f"  remove {path.relative_to(run_dir)} (not in this recipe)" for path in stale]
+    for step, state in states:
         if step.target is None:
             lines.append(f"  stage {step.id:<12} {state}")
         else:
@@ -165,31 +244,14 @@ def plan_lines(recipe: Recipe, run_dir: Path) -> list[str]:
     return lines
 
 
-def _step_state(step: Step, outputs: dict, recipe: Recipe, run_dir: Path) -> str:
-    inputs = step_inputs(step, outputs)
-    if inputs is None:
-        return "to run"
-    record_path = run_dir / "stages" / step.id / STAGE_FILE
-    ident, digests = step_identity(step, inputs, recipe.data())
-    done = is_done(record_path, ident)
-    if done is None:
-        why = changed_inputs(record_path, digests, _config_json(step.config))
-        return "to run" + (f" ({', '.join(why)})" if why else "")
-    outputs[step.id] = Path(done["output"])
-    return "cached"
-
-
-REFUSED = "refused.json"
-
-
 def _refuse_target(step: Step, err: ParityError, run_dir: Path, console) -> None:
     """An artifact that misses its gate is not kept; the run goes on with the other targets
     and `artifacts/<target>/refused.json` says why (the report lists it)."""
-    folder = run_dir / "artifacts" / step.target
+    run = RunDir(run_dir)
+    folder = run.artifact_dir(step.target)
     if folder.exists():
         shutil.rmtree(folder)
-    atomic_write_json(folder / REFUSED, {"target": step.target, "step": step.id,
-                                         "reason": str(err), "diffs": err.diffs})
+    run.write_refused(step.target, step.id, str(err), err.diffs)
     console.print(f"  {step.target}: refused by the parity gate — {err}", markup=False,
                   highlight=False)
 
@@ -199,11 +261,14 @@ def run_recipe(recipe: Recipe, run_dir: Path, console, *, force: bool = False) -
     from edgecompress.reports import write_report
 
     steps = plan_steps(recipe, run_dir)  # bad targets and configs fail before anything is written
-    check_run_dir(run_dir, recipe.identity(), force)
+    open_run_dir(run_dir, force)
     run_dir.mkdir(parents=True, exist_ok=True)
-    mark_output(run_dir, "run")  # --force may replace this directory later, and only such
+    mark_output(run_dir, RUN_KIND)  # what lets a later run reuse (or --force replace) it
     remove_stale_temps(run_dir)
-    atomic_write_json(run_dir / "run.json", recipe.identity())
+    for path in remove_stale_steps(run_dir, steps):
+        console.print(f"  {path.relative_to(run_dir)}: removed (not in this recipe)",
+                      markup=False, highlight=False)
+    RunDir(run_dir).write_run(recipe.identity())
     began = time.perf_counter()
     outputs: dict[str, Path] = {}
     refused: set[str] = set()

@@ -2,8 +2,8 @@
 
 Every stage is `(inputs, config, ctx) -> StageOutput`: `inputs` maps names to the paths (or
 built-in names) it reads, `config` is the stage's frozen config, `ctx` says where it runs. The run
-loop (runs.py) decides with one identity and one `is_done` whether to call it, times it and
-records a `StageResult`. Target stages (export, eval, bench) live in target_stages.py.
+loop (runs.py) decides with one identity and one `is_done` whether to call it (once: a stage
+only makes, it does not ask again), times it and records a `StageResult`. Target stages (export, eval, bench) live in target_stages.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from edgecompress.compress.config import FieldError
 from edgecompress.compress.data.dataref import DataRef
 from edgecompress.fsutil import cache_root
+from edgecompress.rundir import CHECKPOINT_DIR
 
 
 @dataclass(frozen=True)
@@ -159,10 +160,11 @@ def finetune_stage(inputs, config, ctx: Context) -> StageOutput:
 
 @stage("prune", reads_data=True)
 def prune_stage(inputs, config, ctx: Context) -> StageOutput:
-    from edgecompress.compress.prune import PruneRequest, run_prune
+    from edgecompress.compress.prune import PruneRequest
+    from edgecompress.compress.prune.stage import make_prune
 
-    out = ctx.stage_dir / "checkpoint"
-    manifest = run_prune(PruneRequest(model=str(inputs["model"]), out=out, config=config,
+    out = ctx.stage_dir / CHECKPOINT_DIR
+    manifest = make_prune(PruneRequest(model=str(inputs["model"]), out=out, config=config,
                                       evaluate=True, force=True, **ctx.data.request_fields()))
     keep = ("params_before", "params_after", "accuracy", "speedup_gate", "removed")
     return StageOutput(out, {k: manifest[k] for k in keep if k in manifest})
@@ -178,19 +180,21 @@ def vocab_stage(inputs, config, ctx: Context) -> StageOutput:
 def distill_stage(inputs, config: DistillStageConfig, ctx: Context) -> StageOutput:
     """Distill the teacher (the fine-tuned model, or the recipe's model) into the previous stage's
     model, or into the student spec the recipe names (`student = "layers:1,3,5"`)."""
-    from edgecompress.compress.distill import DistillRequest, run_distill
+    from edgecompress.compress.distill import DistillRequest
+    from edgecompress.compress.distill.stage import make_distill
 
     student = str(inputs["student"]) if config.student == "pruned" else config.student
     runs, manifests = [], {}
     for k in range(config.seeds):
         train = dataclasses.replace(config.distill.train, seed=config.distill.train.seed + k)
-        out = ctx.stage_dir / ("checkpoint" if config.seeds == 1 else f"checkpoint-seed{train.seed}")
+        out = ctx.stage_dir / (CHECKPOINT_DIR if config.seeds == 1
+                               else f"{CHECKPOINT_DIR}-seed{train.seed}")
         request = DistillRequest(teacher=str(inputs["teacher"]), student=student,
                                  out=out, **ctx.data.request_fields(),
                                  config=dataclasses.replace(config.distill, train=train),
                                  train_size=config.train_size, qat_target=config.qat_target,
                                  qat_scheme=config.qat_scheme, force=True)
-        manifests[train.seed] = manifest = run_distill(request, ctx.console)
+        manifests[train.seed] = manifest = make_distill(request, ctx.console)
         test = (manifest.get("test") or {}).get("student", {}).get("accuracy")
         runs.append({"seed": train.seed, "output": out, "test": test,
                      "dev": manifest.get("best_dev_accuracy")})

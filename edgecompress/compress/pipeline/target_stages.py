@@ -1,10 +1,6 @@
 """The per-target stages of a run — export (quantize + verify), eval, bench — and the fp32
-teacher's evaluation, registered in the same stage table as the training stages.
-
-    artifacts/<target>/            export's folder: artifact, tokenizer, manifest.json
-    artifacts/<target>/eval.json   eval's output (+ predictions.npy beside it)
-    artifacts/<target>/bench.json  bench's output
-    teacher/eval.json              the teacher's eval (+ predictions.npy: the reference)
+teacher's evaluation, registered in the same stage table as the training stages. Where each
+writes (artifacts/<target>/{manifest,eval,bench}.json, teacher/eval.json) is edgecompress/rundir.py.
 """
 
 from __future__ import annotations
@@ -17,9 +13,9 @@ import numpy as np
 
 from edgecompress.compress.pipeline.stages import Context, StageOutput, stage
 from edgecompress.fsutil import atomic_write_bytes, atomic_write_json
+from edgecompress.rundir import BENCH_FILE, EVAL_FILE, MANIFEST_FILE, PREDICTIONS_FILE
 
 EVAL_MAX_LENGTH = 128  # tokens per sentence when evaluating; the fixed-shape targets' seq_len
-PREDICTIONS = "predictions.npy"
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,7 @@ def _save_predictions(path: Path, pred: np.ndarray) -> None:
 
 def reference_predictions(eval_json: Path) -> np.ndarray:
     """The predictions an eval step saved beside its eval.json."""
-    return np.load(eval_json.parent / PREDICTIONS)
+    return np.load(eval_json.parent / PREDICTIONS_FILE)
 
 
 @stage("export", reads_data=True, uses_profile=True)
@@ -72,16 +68,16 @@ def export_stage(inputs, config, ctx: Context) -> StageOutput:
 
     from edgecompress.compress.evaluation.artifacts import export_artifact
     from edgecompress.compress.models.loading import load_model
-    from edgecompress.compress.quantize.stage import QuantizeRequest, run_quantize
+    from edgecompress.compress.quantize.stage import QuantizeRequest, make_quantize
     folder = ctx.stage_dir
     if folder.exists():
-        shutil.rmtree(folder)  # stale: made from another input or config
+        shutil.rmtree(folder)  # the run loop found it not done: made from another input or config
     profile = target_profile(config)
     if profile.scheme == "fp32" and config.max_drop is None:
         manifest = export_artifact(load_model(inputs["model"]), profile, folder,
                                    source=str(inputs["model"]))
     else:
-        manifest = run_quantize(QuantizeRequest(model=str(inputs["model"]), out=folder,
+        manifest = make_quantize(QuantizeRequest(model=str(inputs["model"]), out=folder,
                                                 config=config, force=True,
                                                 **ctx.data.request_fields()))
     parity = manifest["parity"]
@@ -108,8 +104,8 @@ def eval_stage(inputs, config: EvalConfig, ctx: Context) -> StageOutput:
                                      reference_pred=ref_pred).to_json()
     if ref_pred is not None:
         metrics["vs_teacher"] = _paired(truth, pred, ref_pred)
-    out = ctx.stage_dir / "eval.json"
-    _save_predictions(out.parent / PREDICTIONS, pred)
+    out = ctx.stage_dir / EVAL_FILE
+    _save_predictions(out.parent / PREDICTIONS_FILE, pred)
     from edgecompress.targets import host_info
 
     # int8 predictions depend on the CPU's kernels: the eval names the host that produced them
@@ -136,12 +132,12 @@ def bench_stage(inputs, config: BenchConfig, ctx: Context) -> StageOutput:
     from edgecompress.targets import bench
 
     artifact = Path(inputs["model"])
-    manifest = read_json(artifact.parent / "manifest.json")
+    manifest = read_json(artifact.parent / MANIFEST_FILE)
     measured = bench(artifact, target_profile(config), runs=config.runs,
                      warmup=config.warmup, vocab_size=manifest.get("vocab_size"),
                      lengths=None if manifest.get("modality") == "image"
                      else real_lengths(artifact.parent, ctx.data.load()))
-    out = ctx.stage_dir / "bench.json"
+    out = ctx.stage_dir / BENCH_FILE
     atomic_write_json(out, measured)
     return StageOutput(out, {"p50_ms": measured.get("p50_ms"),
                              "p50_real_ms": measured.get("p50_real_ms")})

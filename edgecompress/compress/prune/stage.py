@@ -55,11 +55,21 @@ def run_prune(request: PruneRequest) -> dict:
     Raises UserError for bad input (an existing output without force, a dataset the model
     cannot read, any request the model cannot satisfy).
     """
-    began = time.perf_counter()
     ident = _identity(request)
     done = is_done(request.out / MANIFEST, ident)
     if done is not None:
         return done  # the same model, data and config were pruned into `out`: reuse it
+    return _make(request, ident)
+
+
+def make_prune(request: PruneRequest) -> dict:
+    """`run_prune` without the "already done?" check, for the run loop that made it once for
+    the step (pipeline/runs.step_state)."""
+    return _make(request, _identity(request))
+
+
+def _make(request: PruneRequest, ident: str) -> dict:
+    began = time.perf_counter()
     _check_out(request.out, request.force)
     loaded = load_model(request.model)
     data = _dataset(request, loaded)

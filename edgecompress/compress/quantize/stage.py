@@ -131,14 +131,26 @@ def run_quantize(request: QuantizeRequest) -> dict:
     than asked, `max_drop` on an unlabelled dataset, an occupied `out` without force) and
     ParityError when the final artifact fails the scheme's parity gate.
     """
-    from edgecompress.compress.models.loading import load_model
-
     began = time.perf_counter()
     precheck_export(request.model, request.out, force=request.force)  # before data is read
     plan = _plan(request)
-    done = is_done(request.out / MANIFEST, plan.ident)
-    if done is not None and (request.out / REPORT).exists():
+    done = is_done(request.out / MANIFEST, plan.ident, outputs=(request.out / REPORT,))
+    if done is not None:
         return {**done, **{k: read_json(request.out / REPORT)[k] for k in ("blame", "fallback")}}
+    return _make(request, plan, began)
+
+
+def make_quantize(request: QuantizeRequest) -> dict:
+    """`run_quantize` without the "already done?" check, for the run loop that made it once for
+    the step (pipeline/runs.step_state)."""
+    began = time.perf_counter()
+    precheck_export(request.model, request.out, force=request.force)
+    return _make(request, _plan(request), began)
+
+
+def _make(request: QuantizeRequest, plan: _Plan, began: float) -> dict:
+    from edgecompress.compress.models.loading import load_model
+
     prepare_out_dir(request.out, force=request.force)
     loaded = load_model(request.model)
     # Only full-integer schemes need it: dynamic / weight-only / fp16 keep float activations, and

@@ -12,11 +12,25 @@ have the same edgecompress installed; results come back as JSON.
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 
-from edgecompress.compress.search.trial import run_trial
 from edgecompress.errors import UserError
 
-EXECUTORS = ("local", "ray")
+
+class Executor(StrEnum):
+    """Where trials run (the CLI's --executor choices)."""
+
+    local = "local"  # a process pool on this host
+    ray = "ray"  # Ray tasks, on a local instance or a cluster
+
+
+EXECUTORS = tuple(kind.value for kind in Executor)
+
+
+def _run_trial(spec: dict) -> dict:  # imported per trial, so `Executor` is cheap to import
+    from edgecompress.compress.search.trial import run_trial
+
+    return run_trial(spec)
 
 
 def host_cpus() -> int:
@@ -28,7 +42,7 @@ class LocalExecutor:
     dies (killed, out of memory) breaks the pool: the trials it held fail, and the pool is
     rebuilt so the search goes on."""
 
-    def __init__(self, workers: int, task=run_trial):
+    def __init__(self, workers: int, task=_run_trial):
         self.workers, self._task = workers, task
         self._pool = self._new_pool()
 
@@ -66,7 +80,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise UserError("--executor ray needs Ray: pip install 'edgecompress[ray]'") from None
+            raise UserError("executor 'ray' needs Ray: pip install 'edgecompress[ray]'") from None
         self._ray = ray
         self._started = not ray.is_initialized()
         if self._started:
@@ -75,7 +89,7 @@ class RayExecutor:
         total = max(1, int(ray.cluster_resources().get("CPU", 1)))
         cpus = min(cpus, total)  # a task asking more CPUs than the cluster has never starts
         self.workers = max(1, total // cpus)
-        self._task = ray.remote(num_cpus=cpus, max_retries=0)(run_trial)
+        self._task = ray.remote(num_cpus=cpus, max_retries=0)(_run_trial)
 
     def submit(self, spec: dict):
         return self._task.remote(spec)
@@ -102,8 +116,9 @@ def make_executor(kind: str, cpus: int, *, workers: int | None = None,
     """The executor `kind` (one of EXECUTORS); `cpus` is what one trial uses."""
     if kind not in EXECUTORS:
         raise UserError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")
+    kind = Executor(kind).value
     if kind == "ray":
         return RayExecutor(cpus, address)
     if address:
-        raise UserError("--address is for --executor ray")
+        raise UserError("address is only for executor 'ray'")
     return LocalExecutor(workers or max(1, host_cpus() // min(cpus, host_cpus())))

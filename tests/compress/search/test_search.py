@@ -12,9 +12,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
+from edgecompress.cli.search import run_search
 from edgecompress.compress.pipeline.recipe import load_recipe
 from edgecompress.compress.pipeline.runs import run_recipe
-from edgecompress.compress.search.command import run_search
 from edgecompress.compress.search.front import Budgets
 from edgecompress.compress.search.study import SearchConfig, open_study, prepare
 from edgecompress.fsutil import sha256_file
@@ -178,7 +178,7 @@ def test_a_bad_search_table_is_one_line_naming_the_key_and_writes_nothing(
 
 @pytest.mark.parametrize("args, said", [
     (["--time", "soon"], "--time: expected a duration"),
-    (["--executor", "dask"], "unknown executor 'dask'"),
+    (["--executor", "dask"], "'dask' is not one of 'local', 'ray'"),
     (["--budget-ms", "-1"], "--budget-ms must be positive"),
     (["--address", "auto"], "--address is for --executor ray"),
     (["--target", "moon-base"], "moon-base"),
