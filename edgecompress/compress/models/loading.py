@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from edgecompress.compress.llm.families import is_decoder_config
 from edgecompress.compress.models.arch import FAMILIES
 from edgecompress.compress.models.modules import (
     PLAIN_CONFIG,
@@ -70,6 +71,10 @@ def _vision_config(path: Path) -> dict | None:
 def _read_hf_config(path: Path) -> dict:
     config = read_config_object(path / "config.json")
     model_type = config.get("model_type")
+    if is_decoder_config(config):
+        raise UserError(f"unsupported architecture {model_type!r} in {path / 'config.json'} "
+                        "for this command: a decoder-only language model, which `edgecompress "
+                        "llm inspect|eval|prune` handles")
     if model_type not in FAMILIES:
         raise UserError(f"unsupported architecture {model_type!r} in {path / 'config.json'} "
                         f"(supported: {', '.join(FAMILIES)})")

