@@ -13,12 +13,26 @@ from pathlib import Path
 import typer
 
 from edgecompress.cli.common import console, err_console, guarded, print_json
+from edgecompress.cli.options import FORCE, Given, config_flags, flag, with_flags
+from edgecompress.compress.llm.config import EvalConfig, LMPruneConfig
 
 llm_app = typer.Typer(help="Decoder-only language models: inspect, eval (perplexity, KL, "
                            "top-1), prune (layers, GQA heads, FFN).", no_args_is_help=True)
 
 MODEL = typer.Argument(..., help="Registry name (see `llm list`), .gguf file or checkpoint dir.")
 JSON = typer.Option(False, "--json", help="Print one JSON object.")
+# Request-level options (not config fields): what to read, where to write, how to print.
+DATASET = typer.Option(None, "--dataset", help="Text: registry dataset or .csv/.jsonl path "
+                                               "(default: bbc-news for smollm2-135m and the "
+                                               "checkpoints pruned from it; needed otherwise).")
+REFERENCE = typer.Option(None, "--reference", help="Model to compare with (KL, top-1, "
+                                                   "perplexity ratio); same tokenizer.")
+EVAL_SPLIT = typer.Option("test", "--split", help="Split of the dataset (bbc-news: test is "
+                                                  "held out).")
+CALIBRATION_SPLIT = typer.Option("train", "--split", help="Split of the calibration dataset.")
+PROMPT = typer.Option(None, "--prompt", help="Prompt to continue (repeatable; default: three "
+                                             "fixed prompts).")
+OUT = typer.Option(..., "--out", help="Directory for the pruned checkpoint.")
 
 
 def _texts(dataset: str, split: str) -> tuple[str, ...]:
@@ -31,10 +45,31 @@ def _texts(dataset: str, split: str) -> tuple[str, ...]:
     return data.split(split).texts
 
 
-def _config(cls, **values):
-    from edgecompress.compress.config import build, flag
+def _config(cls, given: Given):
+    """The command's config from the typed flags; a bad value names its flag."""
+    from edgecompress.compress.config import build
 
-    return build(cls, values, flag)
+    return build(cls, given.values, lambda field: given.flags.get(field) or flag(field))
+
+
+def _dataset(model: str, given: str | None) -> str:
+    """--dataset, or the registry model's own (bbc-news for smollm2-135m and checkpoints pruned
+    from it); UserError naming --dataset otherwise — checked before any weight loads."""
+    from edgecompress.compress.llm.sources import MODEL_SOURCES, default_dataset
+    from edgecompress.errors import UserError
+
+    if given is not None:
+        return given
+    dataset = default_dataset(model)
+    if dataset is None:
+        if not Path(model).exists():
+            from edgecompress.compress.llm.load import resolve_lm
+
+            resolve_lm(model)  # a missing model says so before --dataset does
+        raise UserError(f"--dataset is needed: {model} is not a registry model "
+                        f"({', '.join(MODEL_SOURCES)}) nor pruned from one, so it has no "
+                        f"default text")
+    return dataset
 
 
 def _note(message: str) -> None:
@@ -97,21 +132,11 @@ def _print_eval(result: dict) -> None:
 
 @llm_app.command("eval")
 @guarded
+@with_flags(config_flags(EvalConfig))
 def eval_command(
-    model: str = MODEL,
-    reference: str | None = typer.Option(None, help="Model to compare with (KL, top-1, "
-                                                       "perplexity ratio); same tokenizer."),
-    dataset: str = typer.Option("bbc-news", help="Text: registry dataset or .csv/.jsonl."),
-    split: str = typer.Option("test", help="Split of the dataset (bbc-news: test is held out)."),
-    context: int = typer.Option(512, help="Tokens per window, BOS included."),
-    stride: int = typer.Option(256, help="New tokens scored per window after the first."),
-    windows: int = typer.Option(32, help="Windows scored (fixed, so runs compare)."),
-    max_new_tokens: int = typer.Option(24, help="Greedy tokens per prompt (0: none)."),
-    prompt: list[str] | None = typer.Option(None, help="Prompt to continue (repeatable; "
-                                                          "default: three fixed prompts)."),
-    resamples: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
-    as_json: bool = JSON,
+    model: str = MODEL, reference: str | None = REFERENCE, dataset: str | None = DATASET,
+    split: str = EVAL_SPLIT, prompt: list[str] | None = PROMPT, as_json: bool = JSON, *,
+    given: Given,
 ) -> None:
     """Perplexity on held-out text at a fixed context and stride; with --reference, mean KL
     divergence and top-1 agreement of next-token distributions on the same tokens; greedy
@@ -126,16 +151,15 @@ def eval_command(
     )
     from edgecompress.compress.llm.metrics import (
         PROMPTS,
-        EvalConfig,
         check_prompts,
         check_same_tokenizer,
         evaluate_lm,
         token_windows,
     )
 
-    config = _config(EvalConfig, context=context, stride=stride, windows=windows,
-                     max_new_tokens=max_new_tokens, resamples=resamples, seed=seed)
+    config = _config(EvalConfig, given)
     prompts = tuple(prompt) if prompt else PROMPTS
+    dataset = _dataset(model, dataset)
     path = resolve_lm(model)
     tokenizer = load_tokenizer(path)
     shape = shape_of(read_lm_config(path))
@@ -165,39 +189,12 @@ def _context_error(asked: int, context: int):
     return UserError(f"--context {asked} exceeds the model's context of {context} tokens")
 
 
-def _parse_layers(text: str | None) -> tuple[int, ...] | None:
-    from edgecompress.errors import UserError
-
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UserError(f"--keep-layers expects comma-separated layer numbers, got {text!r}") \
-            from None
-
-
 @llm_app.command("prune")
 @guarded
+@with_flags(config_flags(LMPruneConfig))
 def prune_command(
-    model: str = MODEL,
-    out: Path = typer.Option(..., help="Directory for the pruned checkpoint."),
-    layers: int = typer.Option(0, help="Decoder layers to drop, chosen by angular distance."),
-    keep_layers: str | None = typer.Option(None, help="Keep exactly these layers, e.g. "
-                                                         "0,1,2,5 (instead of --layers)."),
-    layer_method: str = typer.Option("each", help="each: the layers whose output is closest to "
-                                                  "their input (ShortGPT); block: the closest "
-                                                  "contiguous block (Gromov et al.)."),
-    kv_heads: int = typer.Option(0, help="KV heads removed per layer, with their query heads."),
-    query_heads: int = typer.Option(0, help="Query heads removed from every KV group."),
-    ffn: int = typer.Option(0, help="FFN neurons removed per layer."),
-    dataset: str = typer.Option("bbc-news", help="Calibration text: dataset name or file."),
-    split: str = typer.Option("train", help="Split of the calibration dataset."),
-    samples: int = typer.Option(32, help="Calibration texts."),
-    max_length: int = typer.Option(256, help="Tokens per calibration text."),
-    seed: int = typer.Option(0),
-    force: bool = typer.Option(False, "--force", help="Replace --out if edgecompress made it."),
-    as_json: bool = JSON,
+    model: str = MODEL, out: Path = OUT, dataset: str | None = DATASET,
+    split: str = CALIBRATION_SPLIT, force: bool = FORCE, as_json: bool = JSON, *, given: Given,
 ) -> None:
     """Remove decoder layers, attention heads (GQA-aware) and FFN neurons, scored on
     calibration text; writes a checkpoint the plain transformers class reloads, plus
@@ -211,19 +208,20 @@ def prune_command(
         resolve_lm,
         save_lm,
     )
-    from edgecompress.compress.llm.prune import LMPruneConfig, prune_lm
+    from edgecompress.compress.llm.prune import prune_lm
+    from edgecompress.compress.llm.sources import source_model
     from edgecompress.fsutil import atomic_directory, atomic_write_json, check_replaceable
 
-    config = _config(LMPruneConfig, layers=layers, keep_layers=_parse_layers(keep_layers),
-                     layer_method=layer_method, kv_heads=kv_heads, query_heads=query_heads,
-                     ffn=ffn, samples=samples, max_length=max_length, seed=seed)
+    config = _config(LMPruneConfig, given)
     check_replaceable(out, force)
+    dataset = _dataset(model, dataset) if config.needs_scores else None
     path = resolve_lm(model)
     _check_cuts(config, shape_of(read_lm_config(path)))
     texts = _texts(dataset, split) if config.needs_scores else ()
     tokenizer = load_tokenizer(path)
     loaded = LoadedLM(load_weights(path), tokenizer, path, model)
-    report = {"model": model, "dataset": dataset, "split": split,
+    report = {"model": model, "source": source_model(model), "dataset": dataset,
+              "split": split if dataset is not None else None,
               **prune_lm(loaded.model, tokenizer, texts, config)}
     with atomic_directory(out) as tmp:
         save_lm(loaded, tmp)
@@ -240,7 +238,7 @@ def prune_command(
 
 
 def _check_cuts(config, shape) -> None:
-    from edgecompress.compress.config import FieldError, flag
+    from edgecompress.compress.config import FieldError
     from edgecompress.errors import UserError
 
     try:

@@ -17,46 +17,17 @@ the same resamples give a paired interval for the perplexity ratio model / refer
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from edgecompress.compress.config import FieldError, check_types
+from edgecompress.compress.llm.config import EvalConfig
 from edgecompress.errors import UserError
 
 PROMPTS = ("The capital of France is",
            "Shares in the company fell sharply after",
            "The new phone has a larger screen and")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """How quality is measured. `context` tokens per window (BOS included), `stride` new tokens
-    scored per later window, `windows` windows in all (the text must hold them)."""
-
-    context: int = 512
-    stride: int = 256
-    windows: int = 32
-    max_new_tokens: int = 24
-    resamples: int = 1000
-    confidence: float = 0.95
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_types(self)
-        for name, low in (("context", 8), ("stride", 1), ("windows", 1), ("max_new_tokens", 0),
-                          ("resamples", 10)):
-            if getattr(self, name) < low:
-                raise FieldError(name, f"must be >= {low}, got {getattr(self, name)}")
-        if self.stride >= self.context:
-            raise FieldError("stride", f"must be below context ({self.context}), got "
-                                       f"{self.stride}")
-        if not 0.0 < self.confidence < 1.0:
-            raise FieldError("confidence", f"must be in (0, 1), got {self.confidence}")
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def leading_tokens(tokenizer) -> list[int]:

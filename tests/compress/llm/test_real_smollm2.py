@@ -57,7 +57,7 @@ def test_smollm2_with_two_layers_dropped_reloads_identically_when_saved(smollm2,
     model = load_weights(smollm2.path)
     texts = load_dataset("bbc-news").split("train").texts
     report = prune_lm(model, smollm2.tokenizer, texts,
-                      LMPruneConfig(layers=2, samples=4, max_length=128))
+                      LMPruneConfig(drop_layers=2, samples=4, max_length=128))
     assert len(report["layers_kept"]) == 28
     save_lm(LoadedLM(model, smollm2.tokenizer, smollm2.path, "pruned"), tmp_path)
     ids = torch.tensor([smollm2.tokenizer("The match ended in a draw")["input_ids"]])

@@ -1,0 +1,133 @@
+"""The llm commands' configs, importable without torch (the CLI derives its flags from these
+fields at `--help` time): `LMPruneConfig`, what structured pruning removes, and `EvalConfig`, how
+quality is measured.
+
+Pruning's sizes are counts of what is removed, named `drop_*` so none reads as `edgecompress
+prune`'s fractions (`layers`, `heads`, `ffn`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from edgecompress.compress.config import FieldError, check_choice, check_types, option
+from edgecompress.compress.prune.config import parse_keep_layers
+
+if TYPE_CHECKING:
+    from edgecompress.compress.llm.families import Shape
+
+
+class LayerMethod(StrEnum):
+    EACH = "each"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class LMPruneConfig:
+    """What is removed, as counts (prune's `layers` / `heads` / `ffn` are fractions; these are
+    named `drop_*` so neither reads as the other), per layer for heads and FFN neurons."""
+
+    drop_layers: int = option(0, help="Count of decoder layers to drop, chosen by angular "
+                                      "distance.")
+    keep_layers: tuple[int, ...] | None = option(
+        None, parse=parse_keep_layers, help="Keep exactly these layers, e.g. 0,1,2,5 (instead "
+                                            "of dropping a count).")
+    layer_method: str = option("each", choices=LayerMethod,
+                               help="each: drop the layers whose output is closest to their "
+                                    "input (ShortGPT); block: the closest contiguous block "
+                                    "(Gromov et al.).")
+    drop_kv_heads: int = option(0, help="Count of KV heads removed per layer, with their query "
+                                        "heads.")
+    drop_query_heads: int = option(0, help="Count of query heads removed from every KV group.")
+    drop_ffn: int = option(0, help="Count of FFN neurons removed per layer.")
+    samples: int = option(32, help="Calibration texts.")
+    max_length: int = option(256, help="Tokens per calibration text.")
+    seed: int = option(0, help="Seed of the calibration sample.")
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        for name in ("drop_layers", "drop_kv_heads", "drop_query_heads", "drop_ffn"):
+            if getattr(self, name) < 0:
+                raise FieldError(name, f"must be >= 0, got {getattr(self, name)}")
+        for name, low in (("samples", 1), ("max_length", 2)):
+            if getattr(self, name) < low:
+                raise FieldError(name, f"must be >= {low}, got {getattr(self, name)}")
+        check_choice("layer_method", self.layer_method, LayerMethod)
+        if self.keep_layers is not None:
+            if self.drop_layers:
+                raise FieldError("keep_layers", "give either drop_layers or keep_layers, not "
+                                                "both")
+            if not self.keep_layers or any(i < 0 for i in self.keep_layers):
+                raise FieldError("keep_layers", f"needs layer numbers >= 0, got "
+                                                f"{self.keep_layers}")
+            if len(set(self.keep_layers)) != len(self.keep_layers):
+                raise FieldError("keep_layers", f"lists a layer twice: {self.keep_layers}")
+        if self.drop_kv_heads and self.drop_query_heads:
+            raise FieldError("drop_query_heads", "give either drop_kv_heads or drop_query_heads, "
+                                                 "not both")
+
+    @property
+    def needs_scores(self) -> bool:
+        return bool(self.drop_layers or self.drop_kv_heads or self.drop_query_heads
+                    or self.drop_ffn)
+
+    def check_model(self, shape: Shape) -> None:
+        """Raise FieldError when the model cannot take these cuts (before any calibration)."""
+        from edgecompress.compress.llm.families import DECODERS
+
+        family = DECODERS[shape.family]
+        if self.keep_layers is not None and max(self.keep_layers) >= shape.layers:
+            raise FieldError("keep_layers", f"the model has layers 0..{shape.layers - 1}, got "
+                                            f"{max(self.keep_layers)}")
+        if self.drop_layers >= shape.layers:
+            raise FieldError("drop_layers", f"must leave a layer of {shape.layers}, got "
+                                            f"{self.drop_layers}")
+        if (self.drop_kv_heads or self.drop_query_heads) and family.head_cut:
+            raise FieldError("drop_kv_heads" if self.drop_kv_heads else "drop_query_heads",
+                             family.head_cut)
+        if self.drop_kv_heads >= shape.kv_heads:
+            raise FieldError("drop_kv_heads", f"must leave a KV head of {shape.kv_heads}, got "
+                                              f"{self.drop_kv_heads}")
+        group = shape.heads // shape.kv_heads
+        if self.drop_query_heads >= group:
+            raise FieldError("drop_query_heads", f"must leave a query head in each group of "
+                                                 f"{group}, got {self.drop_query_heads}")
+        if self.drop_ffn >= shape.ffn:
+            raise FieldError("drop_ffn", f"must leave a neuron of {shape.ffn}, got "
+                                         f"{self.drop_ffn}")
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["keep_layers"] = None if self.keep_layers is None else list(self.keep_layers)
+        return data
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How quality is measured. `context` tokens per window (BOS included), `stride` new tokens
+    scored per later window, `windows` windows in all (the text must hold them)."""
+
+    context: int = option(512, help="Tokens per window, BOS included.")
+    stride: int = option(256, help="New tokens scored per window after the first.")
+    windows: int = option(32, help="Windows scored (fixed, so runs compare).")
+    max_new_tokens: int = option(24, help="Greedy tokens per prompt (0: none).")
+    resamples: int = option(1000, help="Bootstrap resamples for the intervals.")
+    confidence: float = option(0.95, help="Confidence level of the intervals, in (0, 1).")
+    seed: int = option(0, help="Bootstrap seed.")
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        for name, low in (("context", 8), ("stride", 1), ("windows", 1), ("max_new_tokens", 0),
+                          ("resamples", 10)):
+            if getattr(self, name) < low:
+                raise FieldError(name, f"must be >= {low}, got {getattr(self, name)}")
+        if self.stride >= self.context:
+            raise FieldError("stride", f"must be below context ({self.context}), got "
+                                       f"{self.stride}")
+        if not 0.0 < self.confidence < 1.0:
+            raise FieldError("confidence", f"must be in (0, 1), got {self.confidence}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
