@@ -1,4 +1,5 @@
-"""Each option is defined once: the stage commands' flags are their configs' fields."""
+"""Each option is defined once: the stage commands' (and `llm prune` / `llm eval`'s) flags are
+their configs' fields."""
 
 import dataclasses
 import json
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from edgecompress.cli import app
 from edgecompress.cli.options import flag
 from edgecompress.compress.distill.config import DistillConfig
+from edgecompress.compress.llm.config import EvalConfig, LMPruneConfig
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.quantize.config import QuantizeConfig
 from edgecompress.compress.training.config import FinetuneConfig
@@ -31,6 +33,8 @@ REQUEST_FLAGS = {
                 "--dev-similarity", *COLUMNS},
     "quantize": {"--dataset", "--out", "--force", "--json", "--label-map", *COLUMNS},
     "export": {"--dataset", "--out", "--force", "--json", *COLUMNS},
+    "llm prune": {"--out", "--dataset", "--split", "--force", "--json"},
+    "llm eval": {"--reference", "--dataset", "--split", "--prompt", "--json"},
 }
 # command -> [(config class, field path prefix, the instance whose values are the defaults)]
 CONFIGS = {
@@ -40,13 +44,18 @@ CONFIGS = {
                 (FinetuneConfig, "train.", DistillConfig().train)],
     "quantize": [(QuantizeConfig, "", None)],
     "export": [(QuantizeConfig, "", None)],
+    "llm prune": [(LMPruneConfig, "", LMPruneConfig())],
+    "llm eval": [(EvalConfig, "", EvalConfig())],
 }
 EXPORT_FIELDS = {"target", "scheme"}  # export: the target and its scheme, nothing to tune
 
 
 def _options(command: str) -> dict:
-    """{primary flag: click option} of a command, as `--help` shows them."""
-    click_command = typer.main.get_command(app).commands[command]
+    """{primary flag: click option} of a command ("llm prune": a group's), as `--help` shows
+    them."""
+    click_command = typer.main.get_command(app)
+    for name in command.split():
+        click_command = click_command.commands[name]
     return {p.opts[0]: p for p in click_command.params if p.param_type_name == "option"}
 
 
@@ -98,6 +107,26 @@ def test_choices_come_from_the_enum_when_a_field_has_choices(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == ["error: --scope: must be one of global, layer, got 'everywhere'"]
+
+
+def test_llm_prune_counts_are_named_drop_when_prune_uses_the_same_words_for_fractions():
+    llm = _options("llm prune")
+    assert not {"--layers", "--heads", "--ffn", "--kv-heads", "--query-heads"} & set(llm)
+    for name in ("--drop-layers", "--drop-kv-heads", "--drop-query-heads", "--drop-ffn"):
+        assert "count" in llm[name].help.lower(), name
+        assert typing.get_type_hints(LMPruneConfig)[name[2:].replace("-", "_")] is int
+    for name in ("--layers", "--heads", "--ffn"):
+        assert "fraction" in _options("prune")[name].help.lower(), name
+    assert llm["--layer-method"].metavar == "[each|block]"
+
+
+def test_llm_prune_refuses_a_layer_method_in_one_line_when_not_a_choice(tmp_path):
+    result = runner.invoke(app, ["llm", "prune", "m", "--out", str(tmp_path / "o"),
+                                 "--layer-method", "random"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["error: --layer-method: must be one of each, block, got 'random'"]
+    assert not (tmp_path / "o").exists()
 
 
 def test_fields_without_a_flag_before_now_have_one_when_finetune_is_built():
