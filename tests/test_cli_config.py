@@ -5,27 +5,15 @@ import json
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
+from tests.capture import captured
 
 runner = CliRunner()
 
 
-def _captured(monkeypatch, module: str, name: str) -> list:
-    """Replace the library's stage function by one that records its request and stops."""
-    import importlib
-
-    seen = []
-
-    def record(request, *args, **kwargs):
-        seen.append(request)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(importlib.import_module(module), name, record)
-    return seen
-
 
 def test_finetune_flag_wins_over_config_file_when_it_equals_its_default(monkeypatch, tmp_path):
     # the old rule kept only flags that differ from their default: the file's 2 epochs won
-    seen = _captured(monkeypatch, "edgecompress.compress.finetune.stage", "run_finetune")
+    seen = captured(monkeypatch, "edgecompress.compress.finetune.stage", "run_finetune")
     path = tmp_path / "finetune.toml"
     path.write_text("[finetune]\nepochs = 2\nbatch_size = 8\n")
     result = runner.invoke(app, ["finetune", "m", "--dataset", "d", "--out", str(tmp_path / "o"),
@@ -36,7 +24,7 @@ def test_finetune_flag_wins_over_config_file_when_it_equals_its_default(monkeypa
 
 def test_distill_flags_land_in_the_train_table_when_a_config_file_is_given(monkeypatch,
                                                                           tmp_path):
-    seen = _captured(monkeypatch, "edgecompress.compress.distill.stage", "run_distill")
+    seen = captured(monkeypatch, "edgecompress.compress.distill.stage", "run_distill")
     path = tmp_path / "distill.toml"
     path.write_text("[distill]\ntemperature = 4.0\n[distill.train]\nepochs = 2\nseed = 1\n")
     result = runner.invoke(app, ["distill", "--teacher", "t", "--student", "layers:0",
@@ -50,7 +38,7 @@ def test_distill_flags_land_in_the_train_table_when_a_config_file_is_given(monke
 
 def test_distill_train_keys_default_to_distillation_training_when_the_table_omits_them(
         monkeypatch, tmp_path):
-    seen = _captured(monkeypatch, "edgecompress.compress.distill.stage", "run_distill")
+    seen = captured(monkeypatch, "edgecompress.compress.distill.stage", "run_distill")
     result = runner.invoke(app, ["distill", "--teacher", "t", "--student", "layers:0",
                                  "--dataset", "d", "--out", str(tmp_path / "s"), "--lr", "1e-3"])
     assert result.exit_code == 0, result.output
@@ -96,7 +84,7 @@ def test_flag_errors_name_the_flag_when_a_config_file_sets_other_keys(tmp_path):
 
 def test_distill_config_file_keeps_the_dev_similarity_flag_when_both_are_given(monkeypatch,
                                                                                tmp_path):
-    seen = _captured(monkeypatch, "edgecompress.compress.distill.stage", "run_distill")
+    seen = captured(monkeypatch, "edgecompress.compress.distill.stage", "run_distill")
     path = tmp_path / "distill.toml"
     path.write_text("[distill]\nembedding_cosine_weight = 1.0\nqat_target = \"x86-cpu\"\n")
     result = runner.invoke(app, ["distill", "--teacher", "t", "--student", "layers:0",

@@ -9,21 +9,10 @@ from typer.testing import CliRunner
 
 from edgecompress.cli import app
 from edgecompress.compress.config import FieldError, parse_max_drop
+from tests.capture import captured
 
 runner = CliRunner()
 
-
-def _captured(monkeypatch, module: str, name: str) -> list:
-    import importlib
-
-    seen = []
-
-    def record(request, *args, **kwargs):
-        seen.append(request)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(importlib.import_module(module), name, record)
-    return seen
 
 
 def _error_lines(result) -> list[str]:
@@ -38,7 +27,7 @@ def _error_lines(result) -> list[str]:
 def test_stage_exits_2_naming_dataset_when_a_user_model_records_none(command, stage,
                                                                      tiny_bert_dir, tmp_path,
                                                                      monkeypatch):
-    seen = _captured(monkeypatch, f"edgecompress.compress.{stage[0]}", stage[1])
+    seen = captured(monkeypatch, f"edgecompress.compress.{stage[0]}", stage[1])
     out = tmp_path / "out"
     result = runner.invoke(app, [command[0], str(tiny_bert_dir), *command[1:], "--out",
                                  str(out)])
@@ -54,7 +43,7 @@ def test_quantize_uses_the_dataset_the_checkpoint_records_when_none_is_given(tin
     model = tmp_path / "teacher"
     shutil.copytree(tiny_bert_dir, model)
     (model / "finetune.json").write_text(json.dumps({"dataset": "rt-polarity"}))
-    seen = _captured(monkeypatch, "edgecompress.compress.quantize.stage", "run_quantize")
+    seen = captured(monkeypatch, "edgecompress.compress.quantize.stage", "run_quantize")
     result = runner.invoke(app, ["quantize", str(model), "--target", "x86-cpu", "--out",
                                  str(tmp_path / "q")])
     assert result.exit_code == 0, result.output
@@ -69,7 +58,7 @@ def test_prune_uses_the_demo_model_dataset_when_none_is_given(monkeypatch, tmp_p
 
 
 def test_prune_needs_no_dataset_when_it_reads_no_data(tiny_bert_dir, tmp_path, monkeypatch):
-    seen = _captured(monkeypatch, "edgecompress.compress.prune.stage", "run_prune")
+    seen = captured(monkeypatch, "edgecompress.compress.prune.stage", "run_prune")
     result = runner.invoke(app, ["prune", str(tiny_bert_dir), "--out", str(tmp_path / "p"),
                                  "--heads", "0.25", "--importance", "magnitude", "--no-eval"])
     assert result.exit_code == 0, result.output
@@ -86,7 +75,7 @@ def test_max_drop_reads_points_or_a_percentage_when_parsed():
 
 def test_quantize_passes_a_relative_max_drop_when_given_a_percentage(tiny_bert_dir, tmp_path,
                                                                      monkeypatch):
-    seen = _captured(monkeypatch, "edgecompress.compress.quantize.stage", "run_quantize")
+    seen = captured(monkeypatch, "edgecompress.compress.quantize.stage", "run_quantize")
     result = runner.invoke(app, ["quantize", str(tiny_bert_dir), "--target", "npu-int8",
                                  "--dataset", "rt-polarity", "--max-drop", "2%", "--out",
                                  str(tmp_path / "q")])
