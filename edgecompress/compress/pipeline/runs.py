@@ -137,6 +137,8 @@ def step_identity(step: Step, inputs: dict, data: DataRef) -> tuple[str, dict]:
         digests["vocab_corpus"] = content_digest(corpus)
     if stage.uses_profile:
         digests["profile"] = profile_digest(target_stages.target_profile(step.config))
+    if stage.reads is not None:
+        digests.update(stage.reads(step.config))
     return identity(step.stage, _config_json(step.config), digests), digests
 
 
