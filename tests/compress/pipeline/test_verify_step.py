@@ -141,6 +141,11 @@ def test_run_records_a_skip_and_exits_0_when_qemu_is_missing(tiny_bert_dir, sent
         states = {s.id: state for s, state in plan_states(load_recipe(path), out)}
         assert states["verify-arm64-phone"] == "to run (emulation changed)"
         assert states["bench-arm64-phone"] == "cached"
+    path.write_text(path.read_text() + "\n[verify]\nenabled = false\n")
+    run_recipe(load_recipe(path), out, Console(quiet=True))  # turned off: its record goes
+    assert not (out / "artifacts/arm64-phone/verify.json").exists()
+    assert not (out / "stages/verify-arm64-phone").exists()
+    assert "not checked" not in (out / "report.md").read_text()
 
 
 @needs_qemu
