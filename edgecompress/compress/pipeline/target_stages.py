@@ -230,7 +230,7 @@ def verify_stage(inputs, config: VerifyStageConfig, ctx: Context) -> StageOutput
     out = folder / VERIFY_FILE
     say = _printer(ctx.console)
     (subject,) = plan_verify(VerifyRequest(folder, config.isa, config.cpus, config.rows,
-                                                            target=config.target, data=ctx.data))
+                                           target=config.target, data=ctx.data))
     try:
         emulator = open_emulator(config.isa, config.cpus, say)
     except UserError as err:  # the host cannot emulate: the run goes on, the report says why
@@ -248,7 +248,7 @@ def verify_stage(inputs, config: VerifyStageConfig, ctx: Context) -> StageOutput
                           detail=f"on {config.isa} kernels (emulated) {worst['cpu']} agreed on "
                                  f"{worst['agreement']:.1%} of {record['rows']} rows, below "
                                  f"the gate's {subject.min_agreement:.1%}")
-    return StageOutput(out, {"rows": record["rows"], "min_agreement": worst["agreement"],
+    return StageOutput(out, {"rows": record["rows"], "lowest_agreement": worst["agreement"],
                              "cpus": [p["cpu"] for p in record["profiles"]],
                              **({"reused_from": record["reused_from"]}
                                 if "reused_from" in record else {})})
