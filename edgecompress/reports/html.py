@@ -14,6 +14,7 @@ import math
 from html import escape
 
 from edgecompress.reports.host import host_items
+from edgecompress.reports.kernels import kernels_cell
 from edgecompress.reports.quantization import quantization_findings
 from edgecompress.stats import format_delta
 
@@ -203,7 +204,7 @@ COLUMNS = (("target", "l"), ("format", "l"), ("scheme", "l"), ("measured on", "l
            ("size MB", ""), ("p50 ms", ""), ("p90 ms", ""), ("p50 ms, real lengths", ""),
            ("accuracy [95 % CI]", ""),
            ("agreement vs teacher", ""), ("Δ accuracy vs teacher, paired [95 % CI]", ""),
-           ("parity max-diff", ""), ("Pareto", "l"))
+           ("parity max-diff", ""), ("on its own kernels", "l"), ("Pareto", "l"))
 
 
 def _cell(value, spec: str, scale: float = 1.0) -> str:
@@ -223,7 +224,8 @@ def _row_cells(row: dict, on_front: bool) -> list[str]:
             _cell(row.get("p50_real_ms"), ".2f"), accuracy,
             _cell(row.get("agreement"), ".2%"),
             format_delta(row["vs_teacher"]) if row.get("vs_teacher") else "—",
-            _cell(row.get("parity_max_abs_diff"), ".1e"), "★" if on_front else ""]
+            _cell(row.get("parity_max_abs_diff"), ".1e"), kernels_cell(row.get("kernels")),
+            "★" if on_front else ""]
 
 
 def _table(rows: list[dict], front: list[int]) -> str:

@@ -12,11 +12,14 @@ from edgecompress.rundir import VERIFY_FILE
 
 def read_kernels(folder: Path) -> dict | None:
     """The verify record beside an artifact, or None when there is none or it is unreadable
-    (the report then shows no cell; nothing is invented)."""
+    (the report then shows no cell; nothing is invented). A run that could not emulate records
+    {"skipped": reason} instead of profiles."""
     try:
         record = json.loads((Path(folder) / VERIFY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    if isinstance(record, dict) and isinstance(record.get("skipped"), str):
+        return record
     profiles = record.get("profiles") if isinstance(record, dict) else None
     if not isinstance(profiles, list) or not profiles or not all(
             isinstance(p, dict) and isinstance(p.get("agreement"), (int, float))
@@ -27,9 +30,12 @@ def read_kernels(folder: Path) -> dict | None:
 
 def kernels_cell(record: dict | None) -> str:
     """'arm64 cortex-a76 100.0 % / armv9-i8mm 99.5 % agree, acc 81.0 %, 200 rows' (the lowest
-    emulated accuracy), '… FAILS the gate' when agreement fell below it; '—' without a record."""
+    emulated accuracy), '… FAILS the gate' when agreement fell below it, 'not checked: <reason>'
+    when the run could not emulate; '—' without a record."""
     if not record:
         return "—"
+    if record.get("skipped"):
+        return f"not checked: {record['skipped']}"
     agreements = " / ".join(f"{p.get('cpu')} {p['agreement']:.1%}" for p in record["profiles"])
     accuracies = [p["accuracy"]["accuracy"] for p in record["profiles"]
                   if isinstance(p.get("accuracy"), dict)]

@@ -43,7 +43,7 @@ CSV_KEYS = ("target", "format", "scheme", "measured_on", "runtime", "threads", "
             "ci95_low",
             "ci95_high", "n", "agreement", "vs_teacher_delta", "vs_teacher_ci95_low",
             "vs_teacher_ci95_high", "vs_teacher_significant", "parity_max_abs_diff",
-            "pareto_optimal", "artifact")
+            "on_its_own_kernels", "pareto_optimal", "artifact")
 HOST_NOTE = ("Latency was measured on this host ({host}) with each target's runtime, thread count "
              "and input shape — not on the device itself. Use it to compare artifacts, and the "
              "bundle runner on the real device for absolute numbers. p50 / p90 ms: batch 1 at "
@@ -262,6 +262,8 @@ def render_csv(report: dict) -> str:
         d_low, d_high = paired.get("delta_ci95") or (None, None)
         writer.writerow({**row, "ci95_low": low, "ci95_high": high, "pareto_optimal": i in front,
                          "vs_teacher_delta": paired.get("delta"), "vs_teacher_ci95_low": d_low,
+                         "on_its_own_kernels": kernels_cell(row["kernels"])
+                         if row.get("kernels") else None,
                          "vs_teacher_ci95_high": d_high,
                          "vs_teacher_significant": None if d_low is None else
                          (d_low > 0 or d_high < 0)})

@@ -1,8 +1,12 @@
 """The report's "on its own kernels" cell, read from artifacts/<target>/verify.json."""
 
+import csv
+import io
 import json
 
+from edgecompress.reports import write_report
 from edgecompress.reports.kernels import kernels_cell, read_kernels
+from tests.reports.rundirs import add_artifact, make_run
 
 RECORD = {"kind": "verify", "target": "arm64-phone", "rows": 200, "passed": True,
           "profiles": [{"cpu": "cortex-a76", "agreement": 1.0, "accuracy": {"accuracy": 0.812}},
@@ -25,3 +29,28 @@ def test_read_kernels_gives_none_when_the_record_is_missing_or_malformed(tmp_pat
     assert read_kernels(tmp_path) is None
     (tmp_path / "verify.json").write_text('{"profiles": [{"agreement": "high"}]}')
     assert read_kernels(tmp_path) is None and kernels_cell(None) == "—"
+
+
+def test_kernels_cell_says_not_checked_with_the_reason_when_the_run_skipped_it(tmp_path):
+    (tmp_path / "verify.json").write_text(json.dumps(
+        {"kind": "verify", "target": "rpi5", "skipped": "qemu-aarch64 not found"}))
+    assert kernels_cell(read_kernels(tmp_path)) == "not checked: qemu-aarch64 not found"
+
+
+def test_every_report_format_carries_the_kernels_cell_when_an_artifact_was_verified(tmp_path):
+    run = tmp_path / "run"
+    make_run(run)
+    phone = add_artifact(run, "arm64-phone", fmt="tflite")
+    (phone / "verify.json").write_text(json.dumps(RECORD))
+    skipped = add_artifact(run, "rpi5", fmt="tflite")
+    (skipped / "verify.json").write_text(json.dumps({"skipped": "no qemu"}))
+    write_report(run)
+    cell = kernels_cell(RECORD)
+    for name in ("report.md", "report.html", "report.csv"):
+        text = (run / name).read_text()
+        assert cell in text and "not checked: no qemu" in text, name
+    html = (run / "report.html").read_text()
+    assert '<th class="l">on its own kernels</th>' in html
+    rows = {r["target"]: r for r in csv.DictReader(io.StringIO((run / "report.csv").read_text()))}
+    assert rows["arm64-phone"]["on_its_own_kernels"] == cell
+    assert rows["x86-cpu"]["on_its_own_kernels"] == ""  # not verified: an empty cell

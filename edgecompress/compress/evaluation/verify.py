@@ -45,6 +45,7 @@ class VerifyRequest:
     cpus: tuple[str, ...] = ()  # CPU profile names; () = the ISA's default_cpus
     rows: int = DEFAULT_ROWS
     dataset: str | None = None  # where nothing records one
+    data: DataRef | None = None  # a run's dataset with its columns and label map (its stage)
     target: str | None = None  # a profile (name or TOML) when the artifact's is not an ISA target
 
     def __post_init__(self) -> None:
@@ -164,6 +165,8 @@ def _rows(request: VerifyRequest, manifest: dict, folder: Path,
 
 
 def _dataref(request: VerifyRequest, folder: Path, run: RunDir | None) -> DataRef:
+    if request.data is not None:
+        return request.data
     if request.dataset:
         return DataRef(request.dataset)
     if run is not None:
@@ -176,37 +179,112 @@ def _dataref(request: VerifyRequest, folder: Path, run: RunDir | None) -> DataRe
     raise UserError(f"{folder} records no dataset (it is not part of a run): pass --dataset")
 
 
-def verify_artifacts(request: VerifyRequest, progress=print) -> dict:
-    """Check every artifact `request` names on each CPU profile; returns a JSON-ready dict with
-    one result per artifact, each written to its run's artifacts/<target>/verify.json.
+@dataclass(frozen=True)
+class Emulator:
+    """A ready emulation: qemu probed, the environment built, each CPU profile pinned and
+    probed (an SME trap refused) — everything a subject's check needs but its rows."""
 
-    Everything the user can get wrong is refused (UserError) before the emulation environment
-    is built (on first use, into the cache) or any artifact runs.
-    """
+    isa: str
+    qemu: object  # emulation.Qemu
+    env: object  # emulation.Environment
+    pinned: tuple  # (CpuProfile, qemu -cpu argument, note) per profile asked
+    probed: dict  # CPU profile name -> what the emulated process reported
+
+    @property
+    def key(self) -> dict:
+        """What a result depends on besides the artifact and its rows."""
+        return {"environment": self.env.root.name, "qemu": self.qemu.version_text,
+                "cpus": [cpu.name for cpu, _, _ in self.pinned]}
+
+
+def cpu_names(isa: str, cpus: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The CPU profiles `cpus` names (() = the ISA's default pair); UserError for an unknown one."""
     from edgecompress.targets import emulation
 
-    spec = emulation.load_spec(request.isa)
-    cpus = [spec.cpu(name) for name in request.cpus or spec.default_cpus]
-    subjects = plan_verify(request)
+    spec = emulation.load_spec(isa)
+    return tuple(spec.cpu(name).name for name in cpus or spec.default_cpus)
+
+
+def emulation_key(isa: str) -> str:
+    """What an emulated result depends on outside the artifact: the environment's key and the
+    qemu found on PATH (or that none is), so installing or upgrading qemu reruns a check."""
+    from edgecompress.targets import emulation
+
+    spec = emulation.load_spec(isa)
+    try:
+        qemu = f"qemu {emulation.probe_qemu(spec).version_text}"
+    except UserError:
+        qemu = "no qemu"
+    return f"{isa}-{spec.key} {qemu}"
+
+
+def open_emulator(isa: str, cpus: tuple[str, ...], progress=print) -> Emulator:
+    """Probe qemu, open (or build, once, into the cache) the environment and pin every CPU
+    profile; UserError when qemu is missing, the cache is broken or a profile hits the SME
+    trap."""
+    from edgecompress.targets import emulation
+
+    spec = emulation.load_spec(isa)
+    chosen = [spec.cpu(name) for name in cpu_names(isa, cpus)]
     qemu = emulation.probe_qemu(spec)
-    pinned = [(cpu, *emulation.qemu_cpu_for(spec, qemu, cpu)) for cpu in cpus]
+    pinned = tuple((cpu, *emulation.qemu_cpu_for(spec, qemu, cpu)) for cpu in chosen)
     env = emulation.open_environment(spec)
     if env is None:
-        progress(f"building the {request.isa} emulation environment (once, into the cache)")
+        progress(f"building the {isa} emulation environment (once, into the cache)")
         env = emulation.build_environment(spec, qemu, progress)
     probed = {}
     for cpu, qemu_cpu, _ in pinned:  # before any artifact runs: refuse an SME trap
         probed[cpu.name] = emulation.probe(env, qemu, cpu, qemu_cpu)
         emulation.check_no_sme(spec, qemu, cpu, probed[cpu.name])
-    results = [_verify_one(s, env, qemu, pinned, probed, progress) for s in subjects]
-    return {"isa": request.isa, "qemu": qemu.version_text, "environment": env.root.name,
-            "note": NOTE, "results": results, "passed": all(r["passed"] for r in results)}
+    return Emulator(isa, qemu, env, pinned, probed)
 
 
-def _verify_one(subject: Subject, env, qemu, pinned, probed, progress) -> dict:
+def verify_artifacts(request: VerifyRequest, progress=print) -> dict:
+    """Check every artifact `request` names on each CPU profile; returns a JSON-ready dict with
+    one result per artifact, each written to its run's artifacts/<target>/verify.json.
+    Artifacts of identical bytes (a run's arm64-phone and rpi5) run once.
+
+    Everything the user can get wrong is refused (UserError) before the emulation environment
+    is built (on first use, into the cache) or any artifact runs.
+    """
+    cpus = cpu_names(request.isa, request.cpus)
+    subjects = plan_verify(request)
+    emulator = open_emulator(request.isa, cpus, progress)
+    results, done = [], []
+    for subject in subjects:
+        results.append(verify_subject(subject, emulator, progress, reuse=done))
+        done.append(results[-1])
+    return {"isa": request.isa, "qemu": emulator.qemu.version_text,
+            "environment": emulator.env.root.name, "note": NOTE, "results": results,
+            "passed": all(r["passed"] for r in results)}
+
+
+def verify_subject(subject: Subject, emulator: Emulator, progress=print,
+                   reuse: list[dict] = ()) -> dict:
+    """Check one subject on every CPU profile of `emulator`; returns its record (written to
+    `subject.record` when it has one). A record in `reuse` of the same artifact bytes, rows,
+    environment and CPU profiles stands in for running it again, judged by this subject's own
+    gate."""
+    artifact = subject.folder / _manifest(subject.folder)["artifact"]
+    same = {"artifact_sha256": sha256_file(artifact), "data": subject.data,
+            "rows": len(subject.texts), **emulator.key}
+    for earlier in reuse:
+        if all(earlier.get(k) == v for k, v in same.items()) and earlier.get("profiles"):
+            progress(f"{subject.target}: same artifact bytes as {earlier['target']}, "
+                     "its emulated result reused")
+            profiles = [{**p, "passed": p["agreement"] >= subject.min_agreement}
+                        for p in earlier["profiles"]]
+            host = {k: earlier[k] for k in ("host_accuracy",) if k in earlier}
+            return _record(subject, _manifest(subject.folder), profiles, emulator,
+                           {**host, "reused_from": earlier["target"]})
+    return _verify_one(subject, emulator, progress)
+
+
+def _verify_one(subject: Subject, emulator: Emulator, progress) -> dict:
     from edgecompress.targets import emulation
     from edgecompress.targets.bundle import make_bundle
 
+    env, qemu = emulator.env, emulator.qemu
     work = Path(tempfile.mkdtemp(prefix="verify-", dir=_work_root()))
     try:
         bundle = subject.folder
@@ -222,7 +300,7 @@ def _verify_one(subject: Subject, env, qemu, pinned, probed, progress) -> dict:
                                       capture_output=True, text=True), work / "host.json",
                        "this host")
         profiles = []
-        for cpu, qemu_cpu, note in pinned:
+        for cpu, qemu_cpu, note in emulator.pinned:
             progress(f"{subject.target}: {len(subject.texts)} rows emulated on {cpu.name} "
                      f"(-cpu {qemu_cpu})")
             began = time.perf_counter()
@@ -232,22 +310,24 @@ def _verify_one(subject: Subject, env, qemu, pinned, probed, progress) -> dict:
             emulated = _logits(done, out, f"CPU profile {cpu.name}")
             profiles.append({"cpu": cpu.name, "description": cpu.description,
                              "qemu_cpu": qemu_cpu, **({"note": note} if note else {}),
-                             "features": probed[cpu.name]["features"],
+                             "features": emulator.probed[cpu.name]["features"],
                              **compare_logits(host, emulated, subject.labels,
                                               subject.min_agreement),
                              "seconds": round(time.perf_counter() - began, 1)})
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return _record(subject, manifest, host, profiles)
+    extra = {"host_accuracy": _accuracy(host, subject.labels)} if subject.labels else {}
+    return _record(subject, manifest, profiles, emulator, extra)
 
 
-def _record(subject: Subject, manifest: dict, host: np.ndarray, profiles: list[dict]) -> dict:
+def _record(subject: Subject, manifest: dict, profiles: list[dict], emulator: Emulator,
+            extra: dict) -> dict:
     artifact = subject.folder / manifest["artifact"]
     record = {"kind": "verify", "target": subject.target, "artifact": manifest["artifact"],
               "artifact_sha256": sha256_file(artifact), "format": manifest.get("format"),
-              "scheme": manifest.get("scheme"), "data": subject.data, "rows": len(host),
-              "gate": {"min_agreement": subject.min_agreement},
-              **({"host_accuracy": _accuracy(host, subject.labels)} if subject.labels else {}),
+              "scheme": manifest.get("scheme"), "data": subject.data,
+              "rows": len(subject.texts), **emulator.key,
+              "gate": {"min_agreement": subject.min_agreement}, **extra,
               "profiles": profiles, "passed": all(p["passed"] for p in profiles), "note": NOTE}
     if subject.record is not None:
         atomic_write_json(subject.record, record)

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.compress.pipeline.recipe import Recipe
-from edgecompress.compress.pipeline.target_stages import BenchConfig, EvalConfig
+from edgecompress.compress.pipeline.target_stages import (
+    BenchConfig,
+    EvalConfig,
+    VerifyStageConfig,
+)
 from edgecompress.errors import UserError
 from edgecompress.rundir import RunDir
 
@@ -61,7 +65,8 @@ def training_steps(recipe: Recipe, run_dir: Path) -> tuple[list[Step], str, str]
 
 
 def target_steps(recipe: Recipe, run_dir: Path, final: str, profile) -> list[Step]:
-    """export, eval and bench of one target, in that order."""
+    """export, eval, verify (on its own CPU kernels, emulated: when its profile sets verify_isa
+    and the recipe's [verify] is enabled) and bench of one target, in that order."""
     from edgecompress.compress.quantize.stage import QuantizeConfig
 
     target = str(profile.source) if profile.source else profile.name
@@ -69,14 +74,22 @@ def target_steps(recipe: Recipe, run_dir: Path, final: str, profile) -> list[Ste
     export_id, name = f"export-{profile.name}", profile.name
     quantize = QuantizeConfig(target=target, scheme=profile.scheme,
                               max_drop=recipe.max_drop_for(profile.name))
-    return [
+    steps = [
         Step(export_id, "export", quantize, (("model", final),), folder, name),
         Step(f"eval-{name}", "eval", EvalConfig(), (("model", _ref(export_id)),
                                                      ("reference", _ref("eval-teacher"))),
              folder, name),
-        Step(f"bench-{name}", "bench", BenchConfig(target, recipe.bench_runs, recipe.bench_warmup),
-             (("model", _ref(export_id)),), folder, name),
     ]
+    if profile.verify_isa and recipe.verify.enabled:  # before bench: a refused one is not timed
+        from edgecompress.compress.evaluation.verify import cpu_names
+
+        config = VerifyStageConfig(target, profile.scheme, profile.verify_isa, recipe.verify.rows,
+                                   cpu_names(profile.verify_isa, recipe.verify.cpus))
+        steps.append(Step(f"verify-{name}", "verify", config, (("model", _ref(export_id)),),
+                          folder, name))
+    return steps + [Step(f"bench-{name}", "bench",
+                         BenchConfig(target, recipe.bench_runs, recipe.bench_warmup),
+                         (("model", _ref(export_id)),), folder, name)]
 
 
 def plan_steps(recipe: Recipe, run_dir: Path) -> list[Step]:

@@ -17,6 +17,8 @@
                  # train_size, qat_target / qat_scheme (train with a target's fake quantization)
     [quantize]   # optional: schemes = {target = scheme}, max_drop = points | {target = points}
     [bench]      # optional: runs, warmup
+    [verify]     # optional: enabled, rows, cpus — targets whose profile sets verify_isa run on
+                 # that ISA's CPU kernels under emulation after their eval (VerifyConfig)
     [search]     # optional: the space `edgecompress search` explores (search/space.py)
 
 Parsed once, here, into frozen dataclasses; every message names the file and the key. Stage
@@ -38,7 +40,7 @@ from edgecompress.compress.data.dataref import DataRef
 from edgecompress.errors import UserError
 
 TOP_KEYS = {"name", "model", "dataset", "targets", "description", "finetune", "prune",
-            "distill", "quantize", "bench", "label_map", "search"}
+            "distill", "quantize", "bench", "label_map", "search", "verify"}
 STAGE_ORDER = ("finetune", "prune", "distill")  # quantization happens at export, per target
 QUANTIZE_KEYS = {"schemes", "max_drop"}
 BENCH_KEYS = {"runs", "warmup"}
@@ -60,6 +62,13 @@ class Recipe:
     text_col: str | None = None  # columns of a user .csv / .jsonl (None: text, label, split)
     label_col: str | None = None
     split_col: str | None = None
+    verify: object = None  # target_stages.VerifyConfig (None: its defaults)
+
+    def __post_init__(self) -> None:
+        if self.verify is None:
+            from edgecompress.compress.pipeline.target_stages import VerifyConfig
+
+            object.__setattr__(self, "verify", VerifyConfig())
 
     def data(self) -> DataRef:
         """The dataset every stage reads: spec, columns and label map."""
@@ -88,7 +97,9 @@ class Recipe:
                 "schemes": dict(self.schemes), "max_drop": dict(self.max_drop),
                 **({"label_map": dict(self.label_map)} if self.label_map else {}),
                 **{k: v for k, v in (("text_col", self.text_col), ("label_col", self.label_col),
-                                     ("split_col", self.split_col)) if v}}
+                                     ("split_col", self.split_col)) if v},
+                **({"verify": dataclasses.asdict(self.verify)}
+                   if self.verify != type(self.verify)() else {})}
 
 def _err(path: Path, key: str, expected: str) -> UserError:
     return UserError(f"{path}: key '{key}': expected {expected}")
@@ -345,6 +356,24 @@ def _bench(path: Path, data: dict) -> tuple[int, int]:
     return runs, warmup
 
 
+def _verify(path: Path, data: dict, profiles: dict):
+    """The [verify] table as a VerifyConfig; its CPU profiles must exist for every ISA the
+    recipe's targets verify on."""
+    from edgecompress.compress.evaluation.verify import cpu_names
+    from edgecompress.compress.pipeline.target_stages import VerifyConfig
+
+    section = data.get("verify", {})
+    if not isinstance(section, dict):
+        raise _err(path, "verify", "a table")
+    config = build(VerifyConfig, tuples(section), lambda f: _key(f"verify.{f}"), str(path))
+    for isa in sorted({p.verify_isa for p in profiles.values() if p.verify_isa}):
+        try:
+            cpu_names(isa, config.cpus)
+        except UserError as err:
+            raise UserError(f"{path}: {_key('verify.cpus')}: {err}") from None
+    return config
+
+
 def read_recipe_toml(path: Path) -> dict:
     """The recipe file's TOML as a dict; UserError for a missing file or bad TOML."""
     if not path.is_file():
@@ -379,4 +408,4 @@ def parse_recipe(path: Path, data: dict) -> Recipe:
                   **_dataset(path, data),
                   targets=targets, stages=tuple(stages), schemes=schemes, max_drop=max_drop,
                   bench_runs=runs, bench_warmup=warmup, source=str(path),
-                  label_map=_label_map(path, data))
+                  label_map=_label_map(path, data), verify=_verify(path, data, profiles))

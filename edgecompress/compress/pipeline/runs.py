@@ -83,10 +83,14 @@ def _read_or_none(path: Path):
 def remove_stale_steps(run_dir: Path, steps: list[Step]) -> list[Path]:
     """Delete the step and artifact folders an older recipe left that this plan does not make
     (an edgecompress-made run folder only), so reports read the current recipe's steps only."""
-    stale = RunDir(run_dir).stale_entries({s.id for s in steps},
-                                          {s.target for s in steps if s.target})
+    run = RunDir(run_dir)
+    stale = run.stale_entries({s.id for s in steps}, {s.target for s in steps if s.target})
     for path in stale:
         shutil.rmtree(path)
+        if path.parent == run.stages and path.name.startswith("verify-"):
+            # [verify] turned off: the record that step wrote goes with it (one that a later
+            # `edgecompress verify` wrote has no step and stays)
+            run.verify_file(path.name.removeprefix("verify-")).unlink(missing_ok=True)
     return stale
 
 
@@ -137,6 +141,8 @@ def step_identity(step: Step, inputs: dict, data: DataRef) -> tuple[str, dict]:
         digests["vocab_corpus"] = content_digest(corpus)
     if stage.uses_profile:
         digests["profile"] = profile_digest(target_stages.target_profile(step.config))
+    if stage.reads is not None:
+        digests.update(stage.reads(step.config))
     return identity(step.stage, _config_json(step.config), digests), digests
 
 

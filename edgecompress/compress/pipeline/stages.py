@@ -4,7 +4,7 @@ Every stage is `(inputs, config, ctx) -> StageOutput`: `inputs` maps names to th
 built-in names) it reads, `config` is the stage's frozen config, `ctx` says where it runs. The run
 loop (runs.py) decides with one identity and one `is_done` whether to call it (once: a stage
 only makes, it does not ask again), times it and records a `StageResult`. Target stages (export,
-eval, bench) live in target_stages.py.
+eval, bench, verify) live in target_stages.py.
 """
 
 from __future__ import annotations
@@ -58,14 +58,16 @@ class Stage:
     run: Callable[[Mapping, object, Context], StageOutput]
     reads_data: bool  # the dataset's content is part of the stage's identity
     uses_profile: bool = False  # so is the target profile's
+    # config -> {name: digest} of anything else the stage reads (verify: the emulation)
+    reads: Callable[[object], dict[str, str]] | None = None
 
 
 STAGES: dict[str, Stage] = {}
 
 
-def stage(name: str, *, reads_data: bool, uses_profile: bool = False):
+def stage(name: str, *, reads_data: bool, uses_profile: bool = False, reads=None):
     def register(fn):
-        STAGES[name] = Stage(name, fn, reads_data, uses_profile)
+        STAGES[name] = Stage(name, fn, reads_data, uses_profile, reads)
         return fn
     return register
 

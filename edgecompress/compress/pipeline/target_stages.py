@@ -1,6 +1,7 @@
-"""The per-target stages of a run — export (quantize + verify), eval, bench — and the fp32
-teacher's evaluation, registered in the same stage table as the training stages. Where each
-writes (artifacts/<target>/{manifest,eval,bench}.json, teacher/eval.json) is edgecompress/rundir.py.
+"""The per-target stages of a run — export (quantize + verify), eval, bench, and verify on the
+target's own CPU kernels under emulation — and the fp32 teacher's evaluation, registered in the
+same stage table as the training stages. Where each writes
+(artifacts/<target>/{manifest,eval,bench,verify}.json, teacher/eval.json) is edgecompress/rundir.py.
 """
 
 from __future__ import annotations
@@ -11,9 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecompress.compress.config import FieldError, check_types, option
+from edgecompress.compress.evaluation.verify import DEFAULT_ROWS
 from edgecompress.compress.pipeline.stages import Context, StageOutput, stage
+from edgecompress.errors import ParityError
 from edgecompress.fsutil import atomic_write_bytes, atomic_write_json
-from edgecompress.rundir import BENCH_FILE, EVAL_FILE, MANIFEST_FILE, PREDICTIONS_FILE
+from edgecompress.rundir import (
+    BENCH_FILE,
+    EVAL_FILE,
+    MANIFEST_FILE,
+    PREDICTIONS_FILE,
+    VERIFY_FILE,
+)
 
 EVAL_MAX_LENGTH = 128  # tokens per sentence when evaluating; the fixed-shape targets' seq_len
 
@@ -34,6 +44,38 @@ class BenchConfig:
         if self.runs < 1 or self.warmup < 0:
             raise ValueError(f"bench runs must be >= 1 and warmup >= 0, got {self.runs} and "
                              f"{self.warmup}")
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """The recipe's [verify] table: after its eval, each target whose profile sets `verify_isa`
+    runs on that ISA's CPU kernels under qemu emulation (compress/evaluation/verify.py), and
+    an agreement with the host below the target's parity gate refuses the artifact."""
+
+    enabled: bool = option(True, help="Verify targets whose profile sets verify_isa, emulated.")
+    rows: int = option(DEFAULT_ROWS, help="Seeded test rows to run (≈ 230 ms each emulated for "
+                                          "a 3-layer MiniLM, per CPU profile).")
+    cpus: tuple[str, ...] = option((), help="CPU profiles of the ISA (targets/isas/<isa>.toml); "
+                                            "empty: its default pair.")
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        if self.rows < 1:
+            raise FieldError("rows", f"expected a positive integer, got {self.rows}")
+        if not all(isinstance(name, str) and name for name in self.cpus):
+            raise FieldError("cpus", f"expected a list of CPU profile names, got {self.cpus!r}")
+
+
+@dataclass(frozen=True)
+class VerifyStageConfig:
+    """One target's verify step: its profile (and scheme, whose gate judges), the ISA and what
+    the recipe's [verify] table asks, the CPU profiles resolved so they are part of its identity."""
+
+    target: str
+    scheme: str
+    isa: str
+    rows: int
+    cpus: tuple[str, ...]
 
 
 def target_profile(config):
@@ -158,3 +200,77 @@ def real_lengths(tokenizer_dir: Path, dataset) -> list[int] | None:
     encoded = load_tokenizer(tokenizer_dir)([texts[i] for i in order], truncation=True,
                                              max_length=EVAL_MAX_LENGTH)
     return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _emulation_inputs(config: VerifyStageConfig) -> dict:
+    """What a verify step reads besides the artifact and the data: the emulation environment's
+    key and the qemu on PATH (installing qemu later reruns a skipped check)."""
+    from edgecompress.compress.evaluation.verify import emulation_key
+
+    return {"emulation": emulation_key(config.isa)}
+
+
+@stage("verify", reads_data=True, uses_profile=True, reads=_emulation_inputs)
+def verify_stage(inputs, config: VerifyStageConfig, ctx: Context) -> StageOutput:
+    """The artifact on its target's ISA under emulation, against this host, into
+    artifacts/<target>/verify.json. Another target's record of the same artifact bytes in this
+    run is reused (arm64-phone and rpi5 export the same TFLite). An agreement below the gate
+    raises ParityError (the run refuses the target); no qemu, or an emulation environment that
+    cannot be built, records a skip with its reason and does not fail the run."""
+    from edgecompress.compress.evaluation.verify import (
+        NOTE,
+        VerifyRequest,
+        open_emulator,
+        plan_verify,
+        verify_subject,
+    )
+    from edgecompress.errors import UserError
+
+    folder = Path(inputs["model"]).parent
+    out = folder / VERIFY_FILE
+    say = _printer(ctx.console)
+    (subject,) = plan_verify(VerifyRequest(folder, config.isa, config.cpus, config.rows,
+                                           target=config.target, data=ctx.data))
+    try:
+        emulator = open_emulator(config.isa, config.cpus, say)
+    except UserError as err:  # the host cannot emulate: the run goes on, the report says why
+        reason = " ".join(str(err).split())
+        atomic_write_json(out, {"kind": "verify", "target": subject.target, "isa": config.isa,
+                                "skipped": reason, "note": NOTE})
+        say(f"{subject.target}: not verified on {config.isa} — {reason}")
+        return StageOutput(out, {"skipped": reason})
+    record = verify_subject(subject, emulator, say, reuse=_sibling_records(folder))
+    worst = min(record["profiles"], key=lambda p: p["agreement"])
+    if not record["passed"]:
+        raise ParityError(record["artifact"], {p["cpu"]: 1.0 - p["agreement"]
+                                               for p in record["profiles"]},
+                          subject.min_agreement,
+                          detail=f"on {config.isa} kernels (emulated) {worst['cpu']} agreed on "
+                                 f"{worst['agreement']:.1%} of {record['rows']} rows, below "
+                                 f"the gate's {subject.min_agreement:.1%}")
+    return StageOutput(out, {"rows": record["rows"], "lowest_agreement": worst["agreement"],
+                             "cpus": [p["cpu"] for p in record["profiles"]],
+                             **({"reused_from": record["reused_from"]}
+                                if "reused_from" in record else {})})
+
+
+def _sibling_records(folder: Path) -> list[dict]:
+    """The verify records of the run's other targets (unreadable ones left out)."""
+    from edgecompress.fsutil import read_json
+
+    found = []
+    for path in sorted(folder.parent.glob(f"*/{VERIFY_FILE}")):
+        try:
+            record = read_json(path) if path.parent != folder else None
+        except (OSError, ValueError):
+            record = None
+        if isinstance(record, dict):
+            found.append(record)
+    return found
+
+
+def _printer(console):
+    def say(message: str) -> None:
+        if console is not None:
+            console.print(f"  {message}", markup=False, highlight=False)
+    return say

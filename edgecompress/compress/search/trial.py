@@ -65,9 +65,11 @@ class _Walk:
 
 
 def _plan(recipe: Recipe, folder: Path, split: str, student: bool) -> list[Step]:
-    """The recipe's steps with every evaluation on `split` (plus the fp32 student's eval)."""
+    """The recipe's steps with every evaluation on `split` (plus the fp32 student's eval). No
+    verify steps: trials are compared on dev, and the emulated check (minutes a target) belongs
+    to the run of the recipe the search picks."""
     steps = [dataclasses.replace(s, config=EvalConfig(split=split)) if s.stage == "eval" else s
-             for s in plan_steps(recipe, folder)]
+             for s in plan_steps(recipe, folder) if s.stage != "verify"]
     if not student:
         return steps
     final = next((dict(s.inputs)["model"] for s in steps if s.stage == "export"), None)

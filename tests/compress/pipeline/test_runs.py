@@ -147,7 +147,8 @@ def test_dry_run_plan_lists_every_target_as_to_run_when_nothing_exists(finished_
     lines = plan_lines(recipe, tmp_path / "fresh")
     assert len(lines) == 2 + len(TARGETS)  # the recipe line, the teacher eval, the targets
     assert "eval-teacher" in lines[1] and "to run" in lines[1]
-    assert all("to run: export, eval, bench" in line for line in lines[2:])
+    steps = {"x86-cpu": "export, eval, bench", "arm64-phone": "export, eval, verify, bench"}
+    assert all(f"to run: {steps[line.split()[1]]}" in line for line in lines[2:])
 
 
 def test_run_keeps_going_and_records_why_when_one_target_misses_its_gate(tiny_bert_dir,
