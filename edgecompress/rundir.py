@@ -39,7 +39,8 @@ MANIFEST_FILE = "manifest.json"
 EVAL_FILE = "eval.json"
 BENCH_FILE = "bench.json"
 REFUSED_FILE = "refused.json"
-VERIFY_FILE = "verify.json"  # the artifact on its target's ISA, emulated (a run's verify step or `edgecompress verify`)
+# the artifact on its target's ISA, emulated (a run's verify step or `edgecompress verify`)
+VERIFY_FILE = "verify.json"
 PREDICTIONS_FILE = "predictions.npy"
 REPORT_STEM = "report"
 REPORT_FORMATS = ("json", "md", "csv", "html")
