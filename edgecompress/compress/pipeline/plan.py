@@ -64,12 +64,22 @@ def training_steps(recipe: Recipe, run_dir: Path) -> tuple[list[Step], str, str]
     return steps, current, teacher
 
 
+def target_spec(profile) -> str:
+    """How a step's config names its target: a built-in profile by name, so the identity does
+    not depend on where the package is installed (the profile's bytes are an input digest of
+    their own); a user's profile file by its path."""
+    from edgecompress.targets.profiles import PROFILE_DIR
+
+    builtin = profile.source is None or Path(profile.source).parent == PROFILE_DIR
+    return profile.name if builtin else str(profile.source)
+
+
 def target_steps(recipe: Recipe, run_dir: Path, final: str, profile) -> list[Step]:
     """export, eval, verify (on its own CPU kernels, emulated: when its profile sets verify_isa
     and the recipe's [verify] is enabled) and bench of one target, in that order."""
     from edgecompress.compress.quantize.stage import QuantizeConfig
 
-    target = str(profile.source) if profile.source else profile.name
+    target = target_spec(profile)
     folder = RunDir(run_dir).artifact_dir(profile.name)
     export_id, name = f"export-{profile.name}", profile.name
     quantize = QuantizeConfig(target=target, scheme=profile.scheme,

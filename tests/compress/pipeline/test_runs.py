@@ -228,3 +228,23 @@ def test_validate_inputs_refuses_prune_table_when_family_cannot_be_cut(tiny_bert
     vocab_only = load_recipe(write_recipe(tmp_path, model, sentiment_csv,
                                           extra="\n[prune]\nvocab_corpus = \"x.csv\"\n"))
     assert any("family mobilebert" in line for line in validate_inputs(vocab_only))
+
+
+def test_step_configs_name_a_builtin_target_by_name_when_the_package_could_move(
+        tiny_bert_dir, sentiment_csv, tmp_path):
+    # A built-in profile's path depends on where the package is installed: it must not enter a
+    # step's identity (its bytes do, as the "profile" input digest). A user's file keeps its path.
+    from edgecompress.compress.pipeline.plan import plan_steps
+    from edgecompress.targets.profiles import PROFILE_DIR
+
+    own = tmp_path / "my-target.toml"
+    own.write_text((PROFILE_DIR / "x86-cpu.toml").read_text().replace('name = "x86-cpu"',
+                                                                      'name = "my-target"'))
+    path = tmp_path / "two.toml"
+    path.write_text(f'name = "two"\nmodel = "{tiny_bert_dir}"\ndataset = "{sentiment_csv}"\n'
+                    f'targets = ["x86-cpu", "{own}"]\n')
+    recipe = load_recipe(path)
+    targets = {step.id: step.config.target for step in plan_steps(recipe, tmp_path / "run")
+               if step.stage in ("export", "bench")}
+    assert targets["export-x86-cpu"] == targets["bench-x86-cpu"] == "x86-cpu"
+    assert targets["export-my-target"] == str(own)
