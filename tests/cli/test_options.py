@@ -166,7 +166,7 @@ def test_demo_recipe_resolves_to_the_same_configs_when_options_are_generated():
     got = {s.id: json.loads(json.dumps(dataclasses.asdict(s.config), default=str))
            for s in steps if dataclasses.is_dataclass(s.config)}
 
-    def short(value):  # target profile paths: by file name, not by checkout
+    def short(value):  # a path (a user profile, the dataset): by file name, not by checkout
         if isinstance(value, dict):
             return {k: short(v) for k, v in value.items()}
         if isinstance(value, list):
