@@ -5,6 +5,8 @@ Scoring (`importance`), surgery (`surgery`, `vocab`, `sparsity`) and scheduling 
 separate; `prune_model` orders them and `run_prune` is the CLI stage.
 """
 
+from edgecompress.compress.lazy import lazy_exports
+
 _WHERE = {  # public name -> the submodule defining it
     "Importance": "importance", "MANIFEST": "stage", "PruneConfig": "config",
     "PruneOutcome": "core", "PruneRequest": "stage", "Samples": "importance",
@@ -15,18 +17,6 @@ _WHERE = {  # public name -> the submodule defining it
     "speedup_gate": "gate",
 }
 
-__all__ = ["MANIFEST", "Importance", "PruneConfig", "PruneOutcome", "PruneRequest",
-           "Samples", "count_params", "gate_verdict", "gradient_importance",
-           "keep_layers", "layer_importance", "layer_shapes",
-           "magnitude_importance", "prune_model", "prune_vocabulary", "remove_heads",
-           "remove_neurons", "run_prune", "speedup_gate"]
+__all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    """Import a public name's module on first use: the package's configs (config.py) stay
-    importable without torch, so the CLI can derive its flags from them at `--help` time."""
-    import importlib
-
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
