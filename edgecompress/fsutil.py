@@ -241,13 +241,24 @@ def files_bytes(path: Path) -> int:
                                           for part in p.relative_to(path).parts))
 
 
-def write_error(err: OSError) -> str | None:
+# How Rust's std::io::Error ends its message ("... No space left on device (os error 28)"):
+# safetensors and tokenizers report a failed write that way, as their own exception types.
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def write_error(err: BaseException) -> str | None:
     """One line for an OS error a write raised that the user can fix (disk full, read-only,
-    permission denied); None for any other error (a bug, reported as one)."""
-    if err.errno not in WRITE_ERRNOS:
+    permission denied), whether Python's OSError or a Rust library's error carrying its errno;
+    None for any other error (a bug, reported as one)."""
+    if isinstance(err, OSError):
+        code, filename = err.errno, err.filename
+    else:
+        found = _RUST_OS_ERROR.search(str(err))
+        code, filename = (int(found.group(1)) if found else None), None
+    if code not in WRITE_ERRNOS:
         return None
-    where = f" {err.filename}" if err.filename else ""
-    return f"cannot write{where}: {os.strerror(err.errno)}"
+    where = f" {filename}" if filename else ""
+    return f"cannot write{where}: {os.strerror(code)}"
 
 
 LOCK_FILE = ".edgecompress.lock"

@@ -174,6 +174,10 @@ def test_write_error_is_one_line_when_the_disk_is_full_and_none_when_it_is_a_bug
     full = OSError(errno.ENOSPC, "No space left on device", "/x/model.onnx")
     assert write_error(full) == "cannot write /x/model.onnx: No space left on device"
     assert write_error(OSError(errno.EBADF, "Bad file descriptor")) is None
+    rust = RuntimeError("Error while serializing: I/O error: No space left on device (os "
+                        "error 28)")  # how safetensors words it
+    assert write_error(rust) == "cannot write: No space left on device"
+    assert write_error(RuntimeError("shape mismatch (os error 9)")) is None
 
 
 def test_held_lock_refuses_a_second_holder_when_the_first_still_holds_it(tmp_path):
