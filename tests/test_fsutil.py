@@ -155,7 +155,8 @@ def test_check_output_room_refuses_when_the_file_system_has_not_the_room(tmp_pat
     from edgecompress.fsutil import check_output_room
 
     free = shutil.disk_usage(tmp_path).free
-    with pytest.raises(UserError, match="not enough space for .* [MG]B free on its file system, about .* needed"):
+    with pytest.raises(UserError, match="not enough space for .* [MG]B free on its file "
+                                        "system, about .* needed"):
         check_output_room(tmp_path / "out", need_bytes=free * 2)
 
 

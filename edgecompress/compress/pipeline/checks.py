@@ -109,9 +109,10 @@ def _corpus_lines(recipe: Recipe, fetch: bool) -> list[str]:
 
 # Room a run needs in its folder, in multiples of the recipe model's files. Why: each training
 # step ([prune], [distill], and the vocabulary step that follows [distill]: plan.py) writes a
-# checkpoint no larger than the model in fp32; each target writes an artifact no larger than fp32 and, while exporting, its fp32
-# export beside the quantized one (2 per target); the step being written atomically sits beside
-# the copy it replaces (1 more). The fine-tuned teacher goes to the cache, not here.
+# checkpoint no larger than the model in fp32; each target writes an artifact no larger than
+# fp32 and, while exporting, its fp32 export beside the quantized one (2 per target); the step
+# being written atomically sits beside the copy it replaces (1 more). The fine-tuned teacher
+# goes to the cache, not here.
 def run_output_bytes(recipe: Recipe) -> int:
     """Bytes a run of `recipe` may write into its folder (see the rule above)."""
     from edgecompress.compress.models.modules import resolve_model_path
