@@ -32,7 +32,8 @@ def tmpfs(where: Path, *, size: str = "1m", readonly: bool = False,
         pytest.skip("no mount command: the unwritable / full output cases need one")
     _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where))
     try:
-        for name, content in (files or {}).items():
+        for name, content in (files or {}).items():  # relative paths, folders made
+            (where / name).parent.mkdir(parents=True, exist_ok=True)
             (where / name).write_bytes(content)
         if readonly:
             _mount("-o", "remount,ro", str(where))

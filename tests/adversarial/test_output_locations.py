@@ -13,11 +13,21 @@ from tests.adversarial.mounts import tmpfs
 from tests.adversarial.test_stage_commands import _cmd
 from tests.adversarial.worldfiles import _recipe
 
+# A finished run's smallest form (its teacher's eval), for `report` in a read-only folder.
+RUN_FILES = {
+    "run/run.json": b'{"kind": "edgecompress-run", "recipe": "x", "targets": []}',
+    "run/teacher/eval.json": b'{"model": "teacher", "split": "test", "accuracy": 0.5, "ci95": '
+                             b'[0.2, 0.8], "n": 8, "correct": 4, "macro_f1": 0.5, "format": '
+                             b'"torch", "scheme": "fp32"}',
+}
+
 
 @pytest.fixture
 def mounted(tmp_path):
-    """tmp/ro: a read-only tmpfs; tmp/full: a 1 MiB tmpfs (the tiny model's files are 4.6 MB)."""
-    with tmpfs(tmp_path / "ro", readonly=True), tmpfs(tmp_path / "full", size="1m"):
+    """tmp/ro: a read-only tmpfs holding a run; tmp/full: a 1 MiB tmpfs (the tiny model's
+    files are 4.6 MB)."""
+    with tmpfs(tmp_path / "ro", readonly=True, files=RUN_FILES), \
+            tmpfs(tmp_path / "full", size="1m"):
         yield tmp_path
 
 
@@ -54,10 +64,12 @@ def _commands(where: str, *, with_model_only: bool = False):
             ("init-encoder", _cmd("init-encoder", f"@tmp/{where}/enc")),
             ("demo", _cmd("demo", "--out", f"@tmp/{where}/demo")),
         ]
+    if where == "ro":  # a report is written into its (read-only) run folder
+        rows.append(("report", _cmd("report", "@tmp/ro/run")))
     return rows
 
 
-READ_ONLY = cases(*[(f"{name}-read-only", build, "is not writable (Read-only file system)")
+READ_ONLY = cases(*[(f"{name}-read-only", build, "Read-only file system")
                     for name, build in _commands("ro")])
 FULL = cases(*[(f"{name}-no-room", build, "not enough space")
                for name, build in _commands("full", with_model_only=True)])

@@ -128,8 +128,15 @@ def tool_versions() -> dict:
     return {name: version(name) for name in names}
 
 
+# Config fields added after runs were recorded: left out of a step's recorded config while
+# unset, so a folder made before them keeps every step's identity (the demo's prune and vocab
+# steps are not redone for a field they do not use).
+OMITTED_WHEN_UNSET = ("vocab_corpus_text_col",)
+
+
 def _config_json(config) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    data = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    return {k: v for k, v in data.items() if not (k in OMITTED_WHEN_UNSET and v is None)}
 
 
 def step_inputs(step: Step, outputs: dict[str, Path]) -> dict | None:

@@ -94,3 +94,25 @@ def test_output_lines_size_the_run_by_its_steps_and_targets(tiny_bert_dir, senti
     lines = output_lines(recipe, tmp_path / "run", force=False)
     assert lines[0].startswith(f"output {tmp_path / 'run'}: writable, about ")
     assert not (tmp_path / "run").exists()  # checked, not made
+
+
+def test_step_identity_of_a_prune_is_unchanged_when_the_corpus_column_is_unset():
+    from edgecompress.compress.pipeline.runs import _config_json
+    from edgecompress.compress.prune.config import PruneConfig
+
+    assert "vocab_corpus_text_col" not in _config_json(PruneConfig(vocab_corpus="rt-polarity"))
+    assert _config_json(PruneConfig(vocab_corpus="a.csv", vocab_corpus_text_col="body"))[
+        "vocab_corpus_text_col"] == "body"
+
+
+def test_vocab_step_after_distill_reads_the_column_when_the_corpus_is_the_datasets_file(
+        tiny_bert_dir, sentiment_csv, tmp_path):
+    from edgecompress.compress.pipeline.plan import plan_steps
+
+    data = _articles(sentiment_csv, tmp_path / "news.csv")
+    path = _recipe(tmp_path, tiny_bert_dir, data, f'vocab_corpus = "{data}"\nheads = 0.25')
+    path.write_text(path.read_text() + '\n[distill]\nstudent = "pruned"\n')
+    steps = {s.id: s.config for s in plan_steps(load_recipe(path), tmp_path / "run")}
+    assert steps["prune"].vocab_corpus is None and steps["prune"].vocab_corpus_text_col is None
+    assert (steps["vocab"].vocab_corpus, steps["vocab"].vocab_corpus_text_col) == (str(data),
+                                                                                   "article")
