@@ -266,7 +266,8 @@ def write_error(err: BaseException) -> str | None:
     if code not in WRITE_ERRNOS:
         return None
     where = f" {filename}" if filename else ""
-    return f"cannot write{where}: {os.strerror(code)}"
+    verb = "access" if code in (errno.EACCES, errno.EPERM) else "write"  # a read may be denied too
+    return f"cannot {verb}{where}: {os.strerror(code)}"
 
 
 LOCK_FILE = ".edgecompress.lock"

@@ -175,6 +175,8 @@ def test_write_error_is_one_line_when_the_disk_is_full_and_none_when_it_is_a_bug
     full = OSError(errno.ENOSPC, "No space left on device", "/x/model.onnx")
     assert write_error(full) == "cannot write /x/model.onnx: No space left on device"
     assert write_error(OSError(errno.EBADF, "Bad file descriptor")) is None
+    denied = OSError(errno.EACCES, "Permission denied", "/x/a")  # a read or a write
+    assert write_error(denied) == "cannot access /x/a: Permission denied"
     rust = RuntimeError("Error while serializing: I/O error: No space left on device (os "
                         "error 28)")  # how safetensors words it
     assert write_error(rust) == "cannot write: No space left on device"
