@@ -275,10 +275,10 @@ def distill_command(
     from edgecompress.compress.llm.distill import distill_checkpoint
     from edgecompress.compress.llm.load import LoadedLM, load_weights, parameter_count
     from edgecompress.compress.llm.sources import source_model
-    from edgecompress.fsutil import check_replaceable
+    from edgecompress.errors import UserError
 
     config = _config(LMDistillConfig, given)
-    check_replaceable(out, force)
+    stopped = _stopped_distillation(out, force)
     dataset = _dataset(student, dataset)
     pair = _distill_pair(student, teacher, config)
     sequences, held_out = _distill_text(dataset, split, pair["tokenizer"], config)
@@ -287,6 +287,9 @@ def distill_command(
     ident = identity("llm-distill", settings, {
         "student": content_digest(pair["path"]), "teacher": content_digest(pair["teacher_path"]),
         "dataset": content_digest(dataset)})
+    if stopped is not None and stopped.get("identity") != ident:
+        raise UserError(f"{out} holds a stopped distillation of other inputs or settings; pass "
+                        "--force to replace it")
     _note(f"distilling {student} from {pair['teacher']}: {config.steps} steps of "
           f"{config.batch_size} x {config.context} tokens from {len(sequences)} sequences of "
           f"{dataset} {split}")
@@ -313,6 +316,20 @@ def distill_command(
                   f"{report['tokens_seen']:,} tokens, loss {report['first_loss']:.4f} -> "
                   f"{report['final_loss']:.4f} in {report['seconds']:.0f} s{stop}; written to "
                   f"{out}", markup=False)
+
+
+def _stopped_distillation(out: Path, force: bool) -> dict | None:
+    """The record at `out` of a distillation a time budget stopped (its rerun continues it and
+    replaces `out`), or None once `out` may be written (missing, empty, or --force)."""
+    from edgecompress.compress.llm.distill import DISTILL_REPORT
+    from edgecompress.fsutil import check_replaceable, read_json
+
+    if not force and (out / DISTILL_REPORT).is_file():
+        record = read_json(out / DISTILL_REPORT)
+        if isinstance(record, dict) and record.get("stopped"):
+            return record
+    check_replaceable(out, force)
+    return None
 
 
 def _distill_pair(student: str, teacher: str | None, config: LMDistillConfig) -> dict:

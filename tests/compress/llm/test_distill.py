@@ -98,6 +98,14 @@ def test_distill_resumes_to_identical_weights_when_killed_after_a_checkpoint(tmp
     assert all(torch.equal(v, expected[k]) for k, v in fresh.state_dict().items())
 
 
+def test_distill_continues_from_its_checkpoint_when_a_time_budget_stopped_it(tmp_path):
+    teacher, student = _pair()
+    stopped = distill_lm(_run(student, teacher, teacher.tokenizer, tmp_path, max_minutes=1e-9))
+    assert (stopped["stopped"], stopped["steps_done"]) == ("max-minutes", 1)
+    rerun = distill_lm(_run(student, teacher, teacher.tokenizer, tmp_path))  # no budget now
+    assert (rerun["resumed_from"], rerun["steps_done"], rerun["stopped"]) == (1, 12, None)
+
+
 def test_distill_hidden_loss_decreases_when_layers_map_by_prune_record(tmp_path):
     teacher, student = _pair()
     run = LMDistillRun(student, teacher.model,
@@ -185,6 +193,19 @@ def test_llm_distill_writes_a_reloadable_checkpoint_and_record_when_given_a_teac
     saved = load_lm(models / "student").model.state_dict()
     changed = [k for k, v in loaded.model.state_dict().items() if not torch.equal(v, saved[k])]
     assert changed
+
+
+def test_llm_distill_rerun_continues_when_a_time_budget_stopped_it(models, tmp_path):
+    out = tmp_path / "out"
+    first = _distill(models, out, "--max-minutes", "1e-9", "--checkpoint-every", "2")
+    assert first.exit_code == 0, first.output
+    assert "stopped (max-minutes: rerun to continue)" in first.output
+    second = _distill(models, out, "--checkpoint-every", "2", "--json")
+    assert second.exit_code == 0, second.output
+    report = json.loads((out / "distill_report.json").read_text())
+    assert (report["resumed_from"], report["steps_done"], report["stopped"]) == (1, 4, None)
+    other = _distill(models, tmp_path / "out", "--seed", "3")
+    assert "already holds something else" in _one_line_error(other)
 
 
 def test_llm_distill_refuses_a_teacher_with_another_tokenizer_before_training(models, tmp_path):
