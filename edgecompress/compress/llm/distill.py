@@ -173,7 +173,8 @@ def _step(run: LMDistillRun, optimizer, scheduler, step: int) -> dict:
 def distill_lm(run: LMDistillRun, on_step: StepCallback | None = None) -> dict:
     """Train `run.student` in place towards `run.teacher`; resume from `run.ckpt` when its
     fingerprint matches. Returns the training record (JSON-ready): steps, steps_done,
-    resumed_from, tokens_seen, seconds, stopped, first / final loss, history (one row per step:
+    resumed_from, tokens_seen, seconds (training time over every run up to now; this run's
+    alone: seconds_this_run), stopped, first / final loss, history (one row per step:
     loss and its parts, learning rate)."""
     config = run.config
     student = run.student
@@ -184,8 +185,8 @@ def distill_lm(run: LMDistillRun, on_step: StepCallback | None = None) -> dict:
     optimizer, scheduler = make_optimizer(student, config, config.steps)
     fingerprint = config.fingerprint(run.identity, str(tuple(run.sequences.shape)))
     start = load_checkpoint(run.ckpt, student, optimizer, scheduler, fingerprint)
-    history = (json.loads((run.ckpt / CHECKPOINT_PROGRESS).read_text()).get("history", [])
-               if start else [])
+    progress = json.loads((run.ckpt / CHECKPOINT_PROGRESS).read_text()) if start else {}
+    history, before = progress.get("history", []), progress.get("seconds", 0.0)
     began, done, stopped = time.perf_counter(), start, None
     student.train()
     for step in range(start, config.steps):
@@ -198,7 +199,8 @@ def distill_lm(run: LMDistillRun, on_step: StepCallback | None = None) -> dict:
             stopped = "max-minutes"
         if stopped or (done % config.checkpoint_every == 0 and done < config.steps):
             save_checkpoint(run.ckpt, student, optimizer, scheduler, done, fingerprint,
-                            extra={"history": history})
+                            extra={"history": history,
+                                   "seconds": before + time.perf_counter() - began})
         if on_step:
             on_step(done, config.steps, row)
         if stopped:
@@ -208,7 +210,8 @@ def distill_lm(run: LMDistillRun, on_step: StepCallback | None = None) -> dict:
     return {"steps": config.steps, "steps_done": done, "resumed_from": start,
             "tokens_seen": done * tokens, "train_sequences": int(run.sequences.shape[0]),
             "train_tokens": int(run.sequences.numel()),
-            "seconds": round(time.perf_counter() - began, 2), "stopped": stopped,
+            "seconds": round(before + time.perf_counter() - began, 2),
+            "seconds_this_run": round(time.perf_counter() - began, 2), "stopped": stopped,
             "first_loss": history[0]["loss"] if history else None,
             "final_loss": history[-1]["loss"] if history else None, "history": history}
 
