@@ -1,4 +1,4 @@
-"""`edgecompress llm ...`: decoder-only language models — list, inspect, eval, prune.
+"""`edgecompress llm ...`: decoder-only language models — list, inspect, eval, prune, distill.
 
 MODEL is a registry name (`smollm2-135m`), a .gguf file (converted once into a cached
 safetensors checkpoint) or a checkpoint directory. Every check that needs no weights (family,
@@ -14,7 +14,7 @@ import typer
 
 from edgecompress.cli.common import console, err_console, guarded, print_json
 from edgecompress.cli.options import FORCE, Given, config_flags, flag, with_flags
-from edgecompress.compress.llm.config import EvalConfig, LMPruneConfig
+from edgecompress.compress.llm.config import EvalConfig, LMDistillConfig, LMPruneConfig
 
 llm_app = typer.Typer(help="Decoder-only language models: inspect, eval (perplexity, KL, "
                            "top-1), prune (layers, GQA heads, FFN).", no_args_is_help=True)
@@ -245,3 +245,140 @@ def _check_cuts(config, shape) -> None:
         config.check_model(shape)
     except FieldError as err:
         raise UserError(f"{flag(err.field)}: {err.message}") from None
+
+
+STUDENT = typer.Argument(..., help="Student: checkpoint dir (e.g. from `llm prune`), registry "
+                                   "name or .gguf file.")
+DISTILL_OUT = typer.Option(..., "--out", help="Directory for the distilled checkpoint.")
+TEACHER = typer.Option(None, "--teacher", help="Teacher (default: the registry model the "
+                                               "student was pruned from); same tokenizer.")
+TRAIN_SPLIT = typer.Option("train", "--split", help="Training split; the dataset's other splits "
+                                                    "are held out and must share no text with "
+                                                    "it.")
+
+
+@llm_app.command("distill")
+@guarded
+@with_flags(config_flags(LMDistillConfig))
+def distill_command(
+    student: str = STUDENT, out: Path = DISTILL_OUT, teacher: str | None = TEACHER,
+    dataset: str | None = DATASET, split: str = TRAIN_SPLIT, force: bool = FORCE,
+    as_json: bool = JSON, *, given: Given,
+) -> None:
+    """Train a (pruned) student on its teacher's next-token distributions (forward KL over the
+    full vocabulary; optional cross-entropy and hidden-state losses) on training text;
+    resumable (a rerun continues a killed run). Writes a checkpoint the plain transformers
+    class reloads, plus distill_report.json."""
+    import time
+
+    from edgecompress.compress.identity import content_digest, identity
+    from edgecompress.compress.llm.distill import distill_checkpoint
+    from edgecompress.compress.llm.load import LoadedLM, load_weights, parameter_count
+    from edgecompress.compress.llm.sources import source_model
+    from edgecompress.errors import UserError
+
+    config = _config(LMDistillConfig, given)
+    stopped = _stopped_distillation(out, force)
+    dataset = _dataset(student, dataset)
+    pair = _distill_pair(student, teacher, config)
+    sequences, held_out = _distill_text(dataset, split, pair["tokenizer"], config)
+    settings = {"config": {k: v for k, v in config.to_json().items() if k != "max_minutes"},
+                "split": split}
+    ident = identity("llm-distill", settings, {
+        "student": content_digest(pair["path"]), "teacher": content_digest(pair["teacher_path"]),
+        "dataset": content_digest(dataset)})
+    if stopped is not None and stopped.get("identity") != ident:
+        raise UserError(f"{out} holds a stopped distillation of other inputs or settings; pass "
+                        "--force to replace it")
+    _note(f"distilling {student} from {pair['teacher']}: {config.steps} steps of "
+          f"{config.batch_size} x {config.context} tokens from {len(sequences)} sequences of "
+          f"{dataset} {split}")
+    loaded = LoadedLM(load_weights(pair["path"]), pair["tokenizer"], pair["path"], student)
+    teacher_model = load_weights(pair["teacher_path"])
+    began, every = time.perf_counter(), max(1, config.steps // 20)
+
+    def on_step(step: int, steps: int, row: dict) -> None:
+        if step % every == 0 or step == steps:
+            parts = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "lr"))
+            _note(f"step {step}/{steps}: {parts} ({time.perf_counter() - began:.0f} s)")
+
+    record = {"stage": "llm-distill", "student": student, "teacher": pair["teacher"],
+              "source": source_model(student), "dataset": dataset, "split": split,
+              "held_out_splits": held_out, "layers_kept": pair["kept"],
+              "params": parameter_count(loaded.model)}
+    report = distill_checkpoint(loaded, teacher_model, sequences, config, out, identity=ident,
+                                pairs=pair["pairs"], record=record, on_step=on_step)
+    if as_json:
+        print_json(report)
+        return
+    stop = f", stopped ({report['stopped']}: rerun to continue)" if report["stopped"] else ""
+    console.print(f"{student}: {report['steps_done']}/{report['steps']} steps, "
+                  f"{report['tokens_seen']:,} tokens, loss {report['first_loss']:.4f} -> "
+                  f"{report['final_loss']:.4f} in {report['seconds']:.0f} s{stop}; written to "
+                  f"{out}", markup=False)
+
+
+def _stopped_distillation(out: Path, force: bool) -> dict | None:
+    """The record at `out` of a distillation a time budget stopped (its rerun continues it and
+    replaces `out`), or None once `out` may be written (missing, empty, or --force)."""
+    from edgecompress.compress.llm.distill import DISTILL_REPORT
+    from edgecompress.fsutil import check_replaceable, read_json
+
+    if not force and (out / DISTILL_REPORT).is_file():
+        record = read_json(out / DISTILL_REPORT)
+        if isinstance(record, dict) and record.get("stopped"):
+            return record
+    check_replaceable(out, force)
+    return None
+
+
+def _distill_pair(student: str, teacher: str | None, config: LMDistillConfig) -> dict:
+    """Student and teacher checked without weights: the teacher (default: the registry model
+    the student was pruned from), same tokenizer and vocabulary, the context, and the layer map
+    of the hidden-state loss (from the student's prune_report.json)."""
+    import json
+
+    from edgecompress.compress.llm.distill import hidden_pairs
+    from edgecompress.compress.llm.families import shape_of
+    from edgecompress.compress.llm.load import load_tokenizer, read_lm_config, resolve_lm
+    from edgecompress.compress.llm.metrics import check_same_tokenizer
+    from edgecompress.compress.llm.sources import PRUNE_REPORT, source_model
+    from edgecompress.errors import UserError
+
+    path = resolve_lm(student)
+    teacher = teacher or source_model(student)
+    if teacher is None:
+        raise UserError(f"--teacher is needed: {student} is not pruned from a registry model, "
+                        "so it has no default teacher")
+    teacher_path = resolve_lm(teacher)
+    shapes = shape_of(read_lm_config(path)), shape_of(read_lm_config(teacher_path))
+    tokenizer = load_tokenizer(path)
+    check_same_tokenizer(tokenizer, load_tokenizer(teacher_path), (student, teacher))
+    if shapes[0].vocab != shapes[1].vocab:
+        raise UserError(f"the student's output has {shapes[0].vocab} tokens and the teacher's "
+                        f"{shapes[1].vocab}: KL compares the same token ids")
+    if config.context > min(s.context for s in shapes):
+        raise _context_error(config.context, min(s.context for s in shapes))
+    record = path / PRUNE_REPORT
+    kept = (json.loads(record.read_text(encoding="utf-8")).get("layers_kept")
+            if record.is_file() else None)
+    pairs = hidden_pairs(shapes[0].layers, shapes[1].layers, kept) if config.hidden_weight else ()
+    return {"path": path, "teacher": teacher, "teacher_path": teacher_path,
+            "tokenizer": tokenizer, "kept": kept, "pairs": pairs}
+
+
+def _distill_text(dataset: str, split: str, tokenizer, config: LMDistillConfig):
+    """(training sequences, held-out split names): `split` of `dataset`, which must share no
+    text with the dataset's other (non-empty) splits."""
+    from edgecompress.compress.data.datasets import load_dataset
+    from edgecompress.compress.llm.distill import check_disjoint, training_sequences
+    from edgecompress.errors import UserError
+
+    data = load_dataset(dataset)
+    if data.modality != "text":
+        raise UserError(f"dataset {data.name} holds images, not text")
+    texts = data.split(split).texts
+    held_out = [name for name in data.splits if name != split and data.split(name).texts]
+    check_disjoint(texts, [t for name in held_out for t in data.split(name).texts],
+                   (f"{dataset} {split}", f"{dataset} {'/'.join(held_out)}"))
+    return training_sequences(tokenizer, texts, config), held_out

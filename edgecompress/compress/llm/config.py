@@ -1,6 +1,6 @@
 """The llm commands' configs, importable without torch (the CLI derives its flags from these
-fields at `--help` time): `LMPruneConfig`, what structured pruning removes, and `EvalConfig`, how
-quality is measured.
+fields at `--help` time): `LMPruneConfig`, what structured pruning removes, `LMDistillConfig`,
+how a (pruned) student is trained on its teacher, and `EvalConfig`, how quality is measured.
 
 Pruning's sizes are counts of what is removed, named `drop_*` so none reads as `edgecompress
 prune`'s fractions (`layers`, `heads`, `ffn`).
@@ -131,3 +131,71 @@ class EvalConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LMDistillConfig:
+    """How a decoder student learns from its teacher on training text (distill.py): `steps`
+    optimizer steps of `batch_size` sequences of `context` tokens; forward KL(teacher ||
+    student) over the full vocabulary at `temperature` (scaled by T²), optionally next-token
+    cross-entropy and a hidden-state loss on mapped layers. A weight of 0 switches a loss off."""
+
+    steps: int = option(300, help="Optimizer steps.")
+    batch_size: int = option(4, help="Sequences per step.")
+    context: int = option(256, help="Tokens per training sequence (BOS included).")
+    learning_rate: float = option(1e-4, help="AdamW peak learning rate.")
+    warmup_ratio: float = option(0.05, help="Fraction of the steps spent warming up the "
+                                            "learning rate (then linear decay to 0).")
+    weight_decay: float = option(0.0, help="AdamW weight decay (not on norms).")
+    temperature: float = option(1.0, help="Softmax temperature of the logit KL.")
+    kd_weight: float = option(1.0, help="Weight of KL(teacher || student), full vocabulary.")
+    ce_weight: float = option(0.0, help="Weight of next-token cross-entropy on the text.")
+    hidden_weight: float = option(0.0, help="Weight of the hidden-state loss (normalised MSE "
+                                            "of each kept layer's output against the teacher "
+                                            "layer it was; pruned students map by "
+                                            "prune_report.json).")
+    freeze_embeddings: bool = option(True, help="Keep the token embedding (and a tied output "
+                                                "head) as it is.")
+    max_train_tokens: int | None = option(None, help="Train on at most this many tokens of the "
+                                                     "training text (default: all of it).")
+    seed: int = option(0, help="Seed of the sequence order.")
+    checkpoint_every: int = option(50, help="Steps between resumable checkpoints.")
+    max_minutes: float | None = option(None, help="Stop after this much training time (a "
+                                                  "rerun continues).")
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        for name, low in (("steps", 1), ("batch_size", 1), ("context", 2),
+                          ("checkpoint_every", 1)):
+            if getattr(self, name) < low:
+                raise FieldError(name, f"must be >= {low}, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise FieldError("learning_rate", f"must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise FieldError("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        if not self.temperature > 0:
+            raise FieldError("temperature", f"must be > 0, got {self.temperature}")
+        for name in ("weight_decay", "kd_weight", "ce_weight", "hidden_weight"):
+            if getattr(self, name) < 0:
+                raise FieldError(name, f"must be >= 0, got {getattr(self, name)}")
+        if not (self.kd_weight or self.ce_weight or self.hidden_weight):
+            raise FieldError("kd_weight", "every loss weight is 0: nothing to train on")
+        if self.max_train_tokens is not None and self.max_train_tokens < self.context:
+            raise FieldError("max_train_tokens", f"must hold a sequence of {self.context} "
+                                                 f"tokens, got {self.max_train_tokens}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise FieldError("max_minutes", f"must be > 0, got {self.max_minutes}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def fingerprint(self, *extra: str) -> str:
+        """Hash of what decides the training trajectory (+ model / data identity);
+        `max_minutes` stops a run without changing where it goes, so it is left out."""
+        import hashlib
+        import json
+
+        data = self.to_json()
+        data.pop("max_minutes")
+        payload = json.dumps([data, *extra], sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
