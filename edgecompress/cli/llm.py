@@ -257,6 +257,8 @@ REPEATS = typer.Option(3, "--repeats", help="Interleaved rounds; numbers are med
 PROMPT_LENGTHS = typer.Option("128,512", "--prompt-lengths", help="Prompt lengths timed for "
                                                                    "TTFT, comma-separated.")
 NEW_TOKENS = typer.Option(128, "--new-tokens", help="New tokens timed for decode tokens/s.")
+SCHEME = typer.Option(None, "--scheme", help="Weight scheme instead of the target's (e.g. "
+                                             "int4-rtn, int4-k-quant, int4-k-quant-mixed).")
 BENCH_OUT = typer.Option(None, "--out", help="Also write the JSON result to this file.")
 
 
@@ -272,8 +274,8 @@ def _prompt_ids(tokenizer, prompts, context: int, new_tokens: int) -> dict[str, 
 @guarded
 def export_command(
     model: str = MODEL, target: str = TARGET, out: Path = EXPORT_OUT,
-    dataset: str | None = DATASET, split: str = EVAL_SPLIT, prompt: list[str] | None = PROMPT,
-    force: bool = FORCE, as_json: bool = JSON,
+    scheme: str | None = SCHEME, dataset: str | None = DATASET, split: str = EVAL_SPLIT,
+    prompt: list[str] | None = PROMPT, force: bool = FORCE, as_json: bool = JSON,
 ) -> None:
     """Convert a decoder for an LLM target (ONNX Runtime GenAI int4 with KV cache for
     x86-cpu-llm) and keep it only when its gate passes: mean KL and top-1 agreement of the
@@ -292,10 +294,14 @@ def export_command(
         check_replaceable,
         mark_output,
     )
+    from edgecompress.targets.extras import require
     from edgecompress.targets.llm.export_ortgenai import check_builder_input
     from edgecompress.targets.llm.profile import load_llm_profile
 
     profile = load_llm_profile(target)
+    if scheme is not None:
+        profile = profile.with_scheme(scheme)
+    require(profile.format, f"target {profile.name}")
     check_replaceable(out, force)
     dataset = _dataset(model, dataset)
     path = resolve_lm(model)

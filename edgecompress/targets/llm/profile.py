@@ -9,7 +9,7 @@ model's logits differ by whole units while its predictions hold).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgecompress.errors import UserError
@@ -90,6 +90,14 @@ class LLMProfile:
     def gate(self) -> LLMGate:
         return LLMGate(self.kl_max, self.top1_min, self.gate_windows, self.gate_context,
                        self.gate_new_tokens)
+
+    def with_scheme(self, scheme: str) -> LLMProfile:
+        """This target with another of its format's schemes; UserError listing them otherwise."""
+        schemes = LLM_FORMATS[self.format][1]
+        if scheme not in schemes:
+            raise UserError(f"target {self.name} has no scheme {scheme!r} (its format "
+                            f"{self.format} has: {', '.join(schemes)})")
+        return replace(self, scheme=scheme)
 
     def to_json(self) -> dict:
         return {key: (str(value) if isinstance(value, Path) else value)

@@ -3,6 +3,8 @@ generation, checked against the torch model the artifact was built from."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,14 @@ def test_artifact_format_refuses_a_folder_when_it_has_no_genai_config(tmp_path):
         artifact_format(tmp_path)
     with pytest.raises(UserError, match="not found"):
         open_session(tmp_path / "missing", threads=1)
+
+
+def test_open_session_names_the_llm_extra_when_onnxruntime_genai_is_missing(tmp_path,
+                                                                             monkeypatch):
+    (tmp_path / "genai_config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)  # import fails as if absent
+    with pytest.raises(UserError, match=r"pip install 'edgecompress\[llm\]'"):
+        open_session(tmp_path, threads=1)
 
 
 def test_generation_decode_rate_counts_tokens_after_the_first_when_computed():
