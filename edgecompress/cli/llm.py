@@ -325,7 +325,11 @@ def export_command(
         mark_output(tmp, "llm-artifact")
     if as_json:
         print_json(record)
-        return
+    else:
+        _print_export(record, out)
+
+
+def _print_export(record: dict, out: Path) -> None:
     gate = record["gate"]
     console.print(f"{out}: {record['size_mb']:.1f} MB, KL {gate['kl']:.4f} (max {gate['kl_max']:g})"
                   f", top-1 {gate['top1_agreement']:.4f} (min {gate['top1_min']:g}), perplexity "

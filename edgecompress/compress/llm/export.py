@@ -13,8 +13,7 @@ from pathlib import Path
 from edgecompress.compress.llm.gate import gate_lm
 from edgecompress.compress.llm.load import load_weights
 from edgecompress.compress.llm.reference import TorchSession
-from edgecompress.targets.host import host_info
-from edgecompress.targets.llm.bench import artifact_bytes
+from edgecompress.targets.llm.bench import artifact_bytes, llm_host
 from edgecompress.targets.llm.export_ortgenai import build_ortgenai
 from edgecompress.targets.llm.session import open_session
 
@@ -41,4 +40,4 @@ def export_lm(checkpoint: Path, tokenizer, profile, out: Path, *, windows,
             "builder": builder, "size_bytes": size, "size_mb": size / 1e6,
             "within_size_budget": None if profile.size_mb is None
             else size / 1e6 <= profile.size_mb,
-            "gate": gate, "host": host_info(profile.threads)}
+            "gate": gate, "host": llm_host(profile.threads)}

@@ -28,6 +28,20 @@ from edgecompress.targets.llm.session import artifact_format, open_session
 PROMPT_LENGTHS = (128, 512)
 NEW_TOKENS = 128
 WARMUP_TOKENS = (16, 4)  # prompt, new tokens of the untimed warm-up
+LLM_RUNTIME_PACKAGES = ("onnxruntime-genai", "llama-cpp-python")  # beside host.py's runtimes
+
+
+def llm_host(threads: int | None = None) -> dict:
+    """host_info(threads) with the installed LLM runtimes' versions added to its `runtimes`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    host = host_info(threads)
+    for name in LLM_RUNTIME_PACKAGES:
+        try:
+            host["runtimes"][name] = version(name)
+        except PackageNotFoundError:
+            pass  # not installed: absent
+    return host
 
 
 def artifact_bytes(path: Path) -> int:
@@ -70,7 +84,7 @@ def bench_llm(artifacts: list[Path], *, threads: tuple[int, ...], repeats: int =
               new_tokens: int = NEW_TOKENS) -> dict:
     """Bench every artifact at every thread count, `repeats` interleaved rounds of one child each.
 
-    Returns {"host": host_info(), "host_id", "settings", "rows": [one per artifact x threads:
+    Returns {"host": llm_host(), "host_id", "settings", "rows": [one per artifact x threads:
     artifact, format, threads, size_bytes, size_mb, ttft_ms {length: median}, decode_tok_s
     (median), peak_rss_mb (max), runs (every child's numbers)]}. Raises UserError for a missing
     or unknown artifact, bad settings, or a prompt + new tokens beyond an artifact's context
@@ -88,7 +102,7 @@ def bench_llm(artifacts: list[Path], *, threads: tuple[int, ...], repeats: int =
                 [str(artifact), "--threads", str(count), "--new-tokens", str(new_tokens),
                  "--prompt-lengths", ",".join(map(str, prompt_lengths))],
                 module="edgecompress.targets.llm.bench"))
-    host = host_info()
+    host = llm_host()
     return {"host": host, "host_id": host_id(host),
             "settings": {"repeats": repeats, "prompt_lengths": list(prompt_lengths),
                          "new_tokens": new_tokens, "threads": list(threads),

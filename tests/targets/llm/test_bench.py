@@ -26,6 +26,7 @@ def test_bench_reports_ttft_decode_rss_and_size_per_thread_count_when_run(genai_
     result = bench_llm([genai_int4], threads=(1, 2), repeats=2, prompt_lengths=(16, 64),
                        new_tokens=8)
     assert result["host"]["cpu_model"] and result["settings"]["repeats"] == 2
+    assert result["host"]["runtimes"]["onnxruntime-genai"]
     assert [row["threads"] for row in result["rows"]] == [1, 2]
     for row in result["rows"]:
         assert set(row["ttft_ms"]) == {"16", "64"} and all(v > 0 for v in row["ttft_ms"].values())
