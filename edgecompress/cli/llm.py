@@ -1,4 +1,5 @@
-"""`edgecompress llm ...`: decoder-only language models — list, inspect, eval, prune, distill.
+"""`edgecompress llm ...`: decoder-only language models — list, inspect, eval, prune, distill,
+export, bench.
 
 MODEL is a registry name (`smollm2-135m`), a .gguf file (converted once into a cached
 safetensors checkpoint) or a checkpoint directory. Every check that needs no weights (family,
@@ -382,3 +383,154 @@ def _distill_text(dataset: str, split: str, tokenizer, config: LMDistillConfig):
     check_disjoint(texts, [t for name in held_out for t in data.split(name).texts],
                    (f"{dataset} {split}", f"{dataset} {'/'.join(held_out)}"))
     return training_sequences(tokenizer, texts, config), held_out
+
+
+TARGET = typer.Option("x86-cpu-llm", "--target", help="LLM target profile: name or .toml path.")
+EXPORT_OUT = typer.Option(..., "--out", help="Directory for the verified LLM artifact.")
+ARTIFACTS = typer.Argument(..., help="LLM artifacts (ONNX Runtime GenAI folders, ...).")
+THREADS = typer.Option(None, "--threads", help="Thread counts (repeatable; default: 1 and the "
+                                               "target's, from the artifact's export record).")
+REPEATS = typer.Option(3, "--repeats", help="Interleaved rounds; numbers are medians.")
+PROMPT_LENGTHS = typer.Option("128,512", "--prompt-lengths", help="Prompt lengths timed for "
+                                                                   "TTFT, comma-separated.")
+NEW_TOKENS = typer.Option(128, "--new-tokens", help="New tokens timed for decode tokens/s.")
+SCHEME = typer.Option(None, "--scheme", help="Weight scheme instead of the target's (e.g. "
+                                             "int4-rtn, int4-k-quant, int4-k-quant-mixed).")
+BENCH_OUT = typer.Option(None, "--out", help="Also write the JSON result to this file.")
+
+
+def _prompt_ids(tokenizer, prompts, context: int, new_tokens: int) -> dict[str, list[int]]:
+    """{prompt: ids}; UserError (one line) for a prompt longer than the context."""
+    from edgecompress.compress.llm.metrics import check_prompts
+
+    check_prompts(tokenizer, prompts if new_tokens else (), context, new_tokens)
+    return {p: tokenizer(p)["input_ids"] for p in prompts} if new_tokens else {}
+
+
+@llm_app.command("export")
+@guarded
+def export_command(
+    model: str = MODEL, target: str = TARGET, out: Path = EXPORT_OUT,
+    scheme: str | None = SCHEME, dataset: str | None = DATASET, split: str = EVAL_SPLIT,
+    prompt: list[str] | None = PROMPT, force: bool = FORCE, as_json: bool = JSON,
+) -> None:
+    """Convert a decoder for an LLM target (ONNX Runtime GenAI int4 with KV cache for
+    x86-cpu-llm) and keep it only when its gate passes: mean KL and top-1 agreement of the
+    next-token distributions against the torch model on held-out text, greedy tokens of fixed
+    prompts recorded beside them (llm_export.json)."""
+    from edgecompress.compress.llm.export import RECORD, export_lm
+    from edgecompress.compress.llm.families import shape_of
+    from edgecompress.compress.llm.gate import gate_window_config, require_pass
+    from edgecompress.compress.llm.load import load_tokenizer, read_lm_config, resolve_lm
+    from edgecompress.compress.llm.metrics import PROMPTS, token_windows
+    from edgecompress.compress.llm.sources import source_model
+    from edgecompress.errors import UserError
+    from edgecompress.fsutil import (
+        atomic_directory,
+        atomic_write_json,
+        check_replaceable,
+        mark_output,
+    )
+    from edgecompress.targets.extras import require
+    from edgecompress.targets.llm.export_ortgenai import check_builder_input
+    from edgecompress.targets.llm.profile import load_llm_profile
+
+    profile = load_llm_profile(target)
+    if scheme is not None:
+        profile = profile.with_scheme(scheme)
+    require(profile.format, f"target {profile.name}")
+    check_replaceable(out, force)
+    dataset = _dataset(model, dataset)
+    path = resolve_lm(model)
+    check_builder_input(path, profile.name)  # a target that cannot take the model says so now
+    tokenizer = load_tokenizer(path)
+    context = shape_of(read_lm_config(path)).context
+    if profile.gate_context > context:
+        raise UserError(f"target {profile.name} gates on windows of {profile.gate_context} "
+                        f"tokens; the model's context is {context}")
+    prompts = _prompt_ids(tokenizer, tuple(prompt) if prompt else PROMPTS, context,
+                          profile.gate_new_tokens)
+    windows = token_windows(tokenizer, _texts(dataset, split), gate_window_config(profile.gate))
+    _note(f"exporting {model} for {profile.name} ({profile.scheme}); gate on {profile.gate_windows}"
+          f" windows of {profile.gate_context} tokens of {dataset} {split}")
+    with atomic_directory(out) as tmp:
+        record = {"model": model, "source": source_model(model), "dataset": dataset,
+                  "split": split, **export_lm(path, tokenizer, profile, tmp, windows=windows,
+                                              prompts=prompts)}
+        require_pass(record["gate"], str(out))  # a failed gate keeps nothing
+        atomic_write_json(tmp / RECORD, record)
+        mark_output(tmp, "llm-artifact")
+    if as_json:
+        print_json(record)
+    else:
+        _print_export(record, out)
+
+
+def _print_export(record: dict, out: Path) -> None:
+    gate = record["gate"]
+    console.print(f"{out}: {record['size_mb']:.1f} MB, KL {gate['kl']:.4f} (max {gate['kl_max']:g})"
+                  f", top-1 {gate['top1_agreement']:.4f} (min {gate['top1_min']:g}), perplexity "
+                  f"{gate['perplexity']:.2f} vs {gate['reference_perplexity']:.2f}", markup=False)
+    for row in gate.get("greedy", ()):
+        console.print(f"> {row['prompt']}|{row['text']}\n  reference: |{row['reference_text']} "
+                      f"(same first {row['same_prefix']} of {row['new_tokens']} tokens)",
+                      markup=False)
+
+
+def _bench_threads(artifacts: list[Path], given: list[int] | None) -> tuple[int, ...]:
+    """--threads, else 1 and every target thread count the artifacts' export records name."""
+    import json
+
+    from edgecompress.compress.llm.export import RECORD
+
+    if given:
+        return tuple(dict.fromkeys(given))
+    counts = [1]
+    for artifact in artifacts:
+        try:
+            counts.append(int(json.loads((artifact / RECORD).read_text())["target"]["threads"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no record (an artifact from elsewhere): 1 thread only
+    return tuple(sorted(set(counts)))
+
+
+def _lengths(text: str) -> tuple[int, ...]:
+    from edgecompress.errors import UserError
+
+    try:
+        lengths = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise UserError(f"--prompt-lengths: expected comma-separated integers, got {text!r}") \
+            from None
+    return lengths
+
+
+@llm_app.command("bench")
+@guarded
+def bench_command(
+    artifacts: list[Path] = ARTIFACTS, threads: list[int] | None = THREADS,
+    repeats: int = REPEATS, prompt_lengths: str = PROMPT_LENGTHS,
+    new_tokens: int = NEW_TOKENS, out: Path | None = BENCH_OUT, as_json: bool = JSON,
+) -> None:
+    """Time to first token per prompt length, decode tokens/s, peak RSS and size of LLM
+    artifacts: one child process per artifact and thread count, interleaved repeats, medians,
+    the host recorded."""
+    from edgecompress.fsutil import atomic_write_json
+    from edgecompress.targets.llm.bench import bench_llm
+
+    result = bench_llm(list(artifacts), threads=_bench_threads(list(artifacts), threads),
+                       repeats=repeats, prompt_lengths=_lengths(prompt_lengths),
+                       new_tokens=new_tokens)
+    if out is not None:
+        atomic_write_json(out, result)
+    if as_json:
+        print_json(result)
+        return
+    host = result["host"]
+    console.print(f"host: {host['cpu_model']} ({host['cores']} CPUs); medians of {repeats}",
+                  markup=False)
+    for row in result["rows"]:
+        ttft = ", ".join(f"{n}: {ms:.0f} ms" for n, ms in row["ttft_ms"].items())
+        console.print(f"{row['artifact']} [{row['format']}] {row['threads']} thread(s): TTFT "
+                      f"{ttft}; decode {row['decode_tok_s']:.1f} tok/s; peak RSS "
+                      f"{row['peak_rss_mb']:.0f} MB; {row['size_mb']:.1f} MB", markup=False)

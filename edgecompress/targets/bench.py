@@ -62,8 +62,10 @@ def bench(artifact: Path, profile: Profile, *, warmup: int = 10, runs: int = 100
     return result
 
 
-def _run_child(args: list[str]) -> dict:
-    command = [sys.executable, "-c", "from edgecompress.targets.bench import main; main()", *args]
+def _run_child(args: list[str], module: str = "edgecompress.targets.bench") -> dict:
+    """Run `module`'s main(args) in a fresh interpreter; its last JSON line, as a dict. Exit 2
+    (the child's UserError) becomes a UserError, any other failure a RuntimeError."""
+    command = [sys.executable, "-c", f"from {module} import main; main()", *args]
     env = dict(os.environ)
     # The child must import this package even when it is not installed (a source checkout).
     root = str(Path(__file__).resolve().parents[2])

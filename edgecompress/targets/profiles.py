@@ -30,8 +30,14 @@ CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("
                        "pte": ("minmax",)}
 # Formats whose toolchain is an optional extra: format -> (toolchain, module that must import,
 # pip extra); targets/extras.py says how to enable them
-OPTIONAL_FORMATS = {"pte": ("ExecuTorch", "executorch.runtime", "executorch")}
+OPTIONAL_FORMATS = {"pte": ("ExecuTorch", "executorch.runtime", "executorch"),
+                    "onnx-genai": ("ONNX Runtime GenAI", "onnxruntime_genai", "llm")}
 
+
+# What a profile file targets: an encoder (this module's Profile) or a language model
+# (targets/llm/profile.py's LLMProfile, `kind = "llm"` in the file); files without `kind` are
+# encoder targets
+KINDS = ("encoder", "llm")
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17; the dynamo exporter targets >= 18
 
@@ -290,19 +296,21 @@ def _split_parity(data: dict) -> tuple[dict, tuple[tuple, ...]]:
     return {**data, "parity": plain}, tuple(overrides)
 
 
-def _fields_from_toml(data: dict) -> dict:
-    """Flatten the TOML tables into Profile keyword arguments; raises ValueError naming the key."""
-    tables = [t for t in _SCHEMA if t]
+def fields_from_toml(data: dict, schema: dict = _SCHEMA,
+                     required_tables: tuple[str, ...] = _REQUIRED_TABLES) -> dict:
+    """Flatten the TOML tables into keyword arguments of the profile dataclass `schema`
+    describes (table -> key -> (field, type, required)); raises ValueError naming the key."""
+    tables = [t for t in schema if t]
     for key, value in data.items():
         if key in tables and not isinstance(value, dict):
             raise ValueError(f"{key}: expected a table [{key}], got {type(value).__name__}")
-        if key not in _SCHEMA[""] and key not in tables:
-            known = sorted(_SCHEMA[""]) + [f"[{t}]" for t in tables]
+        if key not in schema[""] and key not in tables:
+            known = sorted(schema[""]) + [f"[{t}]" for t in tables]
             raise ValueError(f"{key}: unknown key (expected one of: {', '.join(known)})")
     fields: dict = {}
-    for table, keys in _SCHEMA.items():
+    for table, keys in schema.items():
         section = data if not table else data.get(table, {})
-        if table and table not in data and table in _REQUIRED_TABLES:
+        if table and table not in data and table in required_tables:
             raise ValueError(f"[{table}]: missing table (expected keys {', '.join(keys)})")
         prefix = f"{table}." if table else ""
         if table:
@@ -324,22 +332,41 @@ def _fields_from_toml(data: dict) -> dict:
     return fields
 
 
-def _load_file(path: Path) -> Profile:
+def read_profile_toml(path: Path) -> tuple[str, dict]:
+    """(kind, the file's tables without `kind`) of profile file `path`; UserError when it is
+    unreadable, not TOML or of an unknown kind."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise UserError(f"cannot read target profile {path}: {err.strerror or err}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid TOML: {err}") from None
+    kind = data.pop("kind", "encoder")
+    if kind not in KINDS:
+        raise UserError(f"{path}: kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    return kind, data
+
+
+def _load_file(path: Path) -> Profile:
+    kind, data = read_profile_toml(path)
+    if kind != "encoder":
+        raise UserError(f"target {data.get('name', path.stem)} is a language-model target "
+                        f"(kind = {kind!r}): `edgecompress llm export` takes it")
     try:
         data, overrides = _split_parity(data)
-        return Profile(**_fields_from_toml(data), parity_overrides=overrides, source=path)
+        return Profile(**fields_from_toml(data), parity_overrides=overrides, source=path)
     except ValueError as err:
         raise UserError(f"{path}: {err}") from None
 
 
+def shipped_profiles(kind: str = "encoder") -> dict[str, Path]:
+    """{name: file} of the shipped profiles of `kind`, sorted by name."""
+    return {path.stem: path for path in sorted(PROFILE_DIR.glob("*.toml"))
+            if read_profile_toml(path)[0] == kind}
+
+
 def _shipped() -> dict[str, Path]:
-    return {path.stem: path for path in sorted(PROFILE_DIR.glob("*.toml"))}
+    return shipped_profiles("encoder")
 
 
 def list_profiles() -> list[Profile]:
@@ -360,6 +387,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
             raise UserError(f"target profile not found: {path}")
         return _load_file(path)
     shipped = _shipped()
+    if name_or_path in shipped_profiles("llm"):
+        _load_file(shipped_profiles("llm")[name_or_path])  # says which command takes it
     if name_or_path not in shipped:
         raise UserError(f"unknown target {name_or_path!r} (known: {', '.join(shipped)}; "
                         f"or pass a path to a .toml profile)")

@@ -83,18 +83,36 @@ class WindowScores:
 
 def score_windows(model, windows, reference=None) -> WindowScores:
     """Run `model` (and `reference`, on the same tokens) over `windows`."""
+    def log_probs(module):
+        return None if module is None else \
+            (lambda input_ids, scored: _log_probs(module, input_ids, scored).double().numpy())
+
+    return score_log_probs(log_probs(model), windows, log_probs(reference))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis, in float64 (numpy)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def score_log_probs(log_probs, windows, reference=None) -> WindowScores:
+    """Per-window sums from `log_probs(input_ids (1, L), scored) -> (scored, vocab)` numpy
+    log-probabilities (and `reference`'s, on the same tokens): the one definition of NLL, KL
+    and top-1 that both torch models and runtime sessions are scored with."""
     sums = {key: [] for key in ("tokens", "nll", "ref_nll", "kl", "top1")}
     for input_ids, scored in windows:
-        targets = input_ids[0, -scored:]  # (scored,)
-        logp = _log_probs(model, input_ids, scored)
+        targets = input_ids[0, -scored:].numpy()[:, None]  # (scored, 1)
+        logp = log_probs(input_ids, scored)
         sums["tokens"].append(scored)
-        sums["nll"].append(-logp.gather(1, targets[:, None]).sum().item())
+        sums["nll"].append(-np.take_along_axis(logp, targets, 1).sum())
         if reference is not None:
-            ref = _log_probs(reference, input_ids, scored)
-            sums["ref_nll"].append(-ref.gather(1, targets[:, None]).sum().item())
+            ref = reference(input_ids, scored)
+            sums["ref_nll"].append(-np.take_along_axis(ref, targets, 1).sum())
             # KL(P_ref || P_model) per position, summed over the vocabulary
-            sums["kl"].append((ref.exp() * (ref - logp)).sum(-1).clamp_min(0).sum().item())
-            sums["top1"].append((ref.argmax(-1) == logp.argmax(-1)).sum().item())
+            sums["kl"].append(np.clip((np.exp(ref) * (ref - logp)).sum(-1), 0, None).sum())
+            sums["top1"].append((ref.argmax(-1) == logp.argmax(-1)).sum())
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in sums.items() if v}
     return WindowScores(**arrays)
 

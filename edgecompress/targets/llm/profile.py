@@ -1,0 +1,151 @@
+"""Language-model target profiles: `kind = "llm"` TOML files beside the encoder profiles in
+targets/profiles/, parsed once (with profiles.py's parser) into a frozen, validated LLMProfile.
+
+An LLM target names its format and runtime, the weight scheme and its builder settings, the
+threads it runs with, and its verification gate: mean KL divergence and top-1 agreement of the
+next-token distributions against the torch reference on held-out text (not max |diff|: a 4-bit
+model's logits differ by whole units while its predictions hold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from edgecompress.errors import UserError
+from edgecompress.targets.llm.export_ortgenai import BUILDER_SCHEMES
+from edgecompress.targets.profiles import fields_from_toml, read_profile_toml, shipped_profiles
+
+# format -> (runtime, its schemes)
+LLM_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "onnx-genai": ("onnxruntime-genai", tuple(BUILDER_SCHEMES)),
+}
+BLOCK_SIZES = (16, 32, 64, 128, 256)  # MatMulNBits' blockwise quantization
+ACCURACY_LEVELS = (1, 2, 3, 4)  # activations of MatMulNBits: fp32, fp16, bf16, int8
+
+
+@dataclass(frozen=True)
+class LLMGate:
+    """What an LLM artifact must meet against the torch reference on `windows` windows of
+    `context` held-out tokens: mean KL(reference || artifact) <= kl_max and top-1 agreement >=
+    top1_min; the greedy tokens of the fixed prompts (`new_tokens` each) are recorded."""
+
+    kl_max: float
+    top1_min: float
+    windows: int
+    context: int
+    new_tokens: int
+
+
+@dataclass(frozen=True)
+class LLMProfile:
+    """One language-model target."""
+
+    name: str
+    description: str
+    format: str  # a key of LLM_FORMATS
+    runtime: str
+    threads: int
+    scheme: str  # one of LLM_FORMATS[format]'s schemes
+    kl_max: float
+    top1_min: float
+    gate_windows: int = 8
+    gate_context: int = 256
+    gate_new_tokens: int = 16
+    block_size: int = 32
+    accuracy_level: int = 4
+    size_mb: float | None = None
+    source: Path | None = None
+    kind: str = "llm"
+
+    def __post_init__(self) -> None:
+        if self.format not in LLM_FORMATS:
+            raise ValueError(f"format: expected one of {', '.join(LLM_FORMATS)}, "
+                             f"got {self.format!r}")
+        runtime, schemes = LLM_FORMATS[self.format]
+        if self.runtime != runtime:
+            raise ValueError(f"runtime: expected {runtime!r} for {self.format}, "
+                             f"got {self.runtime!r}")
+        if self.scheme not in schemes:
+            raise ValueError(f"scheme: expected one of {', '.join(schemes)}, got {self.scheme!r}")
+        for key, value, low in (("threads", self.threads, 1),
+                                ("gate.windows", self.gate_windows, 1),
+                                ("gate.context", self.gate_context, 8),
+                                ("gate.new_tokens", self.gate_new_tokens, 0)):
+            if value < low:
+                raise ValueError(f"{key}: expected an integer >= {low}, got {value}")
+        if not self.kl_max > 0:
+            raise ValueError(f"gate.kl_max: expected a number > 0, got {self.kl_max}")
+        if not 0.0 <= self.top1_min <= 1.0:
+            raise ValueError(f"gate.top1_min: expected a fraction in [0, 1], got {self.top1_min}")
+        if self.block_size not in BLOCK_SIZES:
+            raise ValueError(f"block_size: expected one of {BLOCK_SIZES}, got {self.block_size}")
+        if self.accuracy_level not in ACCURACY_LEVELS:
+            raise ValueError(f"accuracy_level: expected one of {ACCURACY_LEVELS}, got "
+                             f"{self.accuracy_level}")
+        if self.size_mb is not None and not self.size_mb > 0:
+            raise ValueError(f"budgets.size_mb: expected a number > 0, got {self.size_mb}")
+
+    @property
+    def gate(self) -> LLMGate:
+        return LLMGate(self.kl_max, self.top1_min, self.gate_windows, self.gate_context,
+                       self.gate_new_tokens)
+
+    def with_scheme(self, scheme: str) -> LLMProfile:
+        """This target with another of its format's schemes; UserError listing them otherwise."""
+        schemes = LLM_FORMATS[self.format][1]
+        if scheme not in schemes:
+            raise UserError(f"target {self.name} has no scheme {scheme!r} (its format "
+                            f"{self.format} has: {', '.join(schemes)})")
+        return replace(self, scheme=scheme)
+
+    def to_json(self) -> dict:
+        return {key: (str(value) if isinstance(value, Path) else value)
+                for key, value in self.__dict__.items()}
+
+
+# The TOML layout (profiles.fields_from_toml): table -> key -> (field, type, required)
+_SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
+    "": {"name": ("name", str, True), "description": ("description", str, True),
+         "format": ("format", str, True), "runtime": ("runtime", str, True),
+         "threads": ("threads", int, True), "scheme": ("scheme", str, True),
+         "block_size": ("block_size", int, False),
+         "accuracy_level": ("accuracy_level", int, False)},
+    "gate": {"kl_max": ("kl_max", float, True), "top1_min": ("top1_min", float, True),
+             "windows": ("gate_windows", int, False), "context": ("gate_context", int, False),
+             "new_tokens": ("gate_new_tokens", int, False)},
+    "budgets": {"size_mb": ("size_mb", float, False)},
+}
+
+
+def _load(path: Path) -> LLMProfile:
+    kind, data = read_profile_toml(path)
+    if kind != "llm":
+        raise UserError(f"target {data.get('name', path.stem)} is not a language-model target "
+                        f"(LLM targets: {', '.join(shipped_profiles('llm'))})")
+    try:
+        return LLMProfile(**fields_from_toml(data, _SCHEMA, ("gate",)), source=path)
+    except ValueError as err:
+        raise UserError(f"{path}: {err}") from None
+
+
+def list_llm_profiles() -> list[LLMProfile]:
+    """Every shipped LLM target profile, sorted by name."""
+    return [_load(path) for path in shipped_profiles("llm").values()]
+
+
+def load_llm_profile(name_or_path: str | Path) -> LLMProfile:
+    """A shipped LLM target by name (`x86-cpu-llm`) or a user's `.toml` file; UserError for an
+    unknown name, an encoder target, or a malformed file (naming the key)."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text:
+        if not Path(text).is_file():
+            raise UserError(f"target profile not found: {text}")
+        return _load(Path(text))
+    llm, encoders = shipped_profiles("llm"), shipped_profiles("encoder")
+    if text in llm:
+        return _load(llm[text])
+    if text in encoders:
+        return _load(encoders[text])  # says it is not a language-model target
+    raise UserError(f"unknown LLM target {text!r} (known: {', '.join(llm)}; or pass a path "
+                    f"to a .toml profile)")
