@@ -26,7 +26,7 @@ MISSING = f"target {TARGET} needs OpenVINO: pip install 'edgecompress[openvino]'
 
 @pytest.fixture(scope="module")
 def int8(exported, tmp_path_factory):
-    """(int8 ExportResult, fp32 ExportResult, LoadedModel): tiny_bert, NNCF int8 from the fp32 IR."""
+    """(int8 ExportResult, fp32 ExportResult, LoadedModel): tiny_bert, NNCF int8 of the fp32 IR."""
     base, loaded, _ = exported(TARGET, "tiny_bert")
     options = QuantOptions(calibration=(batch(loaded),), method="mean-minmax")
     out = tmp_path_factory.mktemp("openvino-int8")
@@ -55,7 +55,8 @@ def test_openvino_nncf_int8_passes_the_int8_gate_smaller_than_fp32_and_says_how(
     assert facts["tool"] == "nncf.quantize (model_type=TRANSFORMER)"
     assert (facts["method"], facts["samples"], facts["inference_precision"]) == \
         ("mean-minmax", 4, "f32")
-    assert result.path.with_suffix(".bin").read_bytes() != base.path.with_suffix(".bin").read_bytes()
+    weights = [r.path.with_suffix(".bin").read_bytes() for r in (result, base)]
+    assert weights[0] != weights[1]
 
 
 @needs_openvino
@@ -133,6 +134,31 @@ def test_cli_export_writes_an_nncf_int8_ir_with_the_hint_in_its_manifest(tiny_be
                                          str(sentiment_csv), "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     assert 0.0 <= json.loads(evaluated.output)["accuracy"] <= 1.0
+
+
+@needs_openvino
+def test_recipe_run_exports_evaluates_and_benches_the_ir_when_targets_list_it(tiny_bert_dir,
+                                                                             sentiment_csv,
+                                                                             tmp_path):
+    from rich.console import Console
+
+    from edgecompress.compress.pipeline.recipe import load_recipe
+    from edgecompress.compress.pipeline.runs import run_recipe
+    from tests.conftest import write_recipe
+
+    recipe = load_recipe(write_recipe(tmp_path, tiny_bert_dir, sentiment_csv,
+                                      targets=(TARGET, "x86-cpu")))
+    run_recipe(recipe, tmp_path / "run", Console(quiet=True))
+    folder = tmp_path / "run" / "artifacts" / TARGET
+    bench = json.loads((folder / "bench.json").read_text())
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    row = next(r for r in report["rows"] if r["target"] == TARGET)
+    assert (folder / "model.xml").is_file() and (folder / "model.bin").is_file()
+    assert bench["runtime"] == "openvino" and bench["real_shape"] == "unpadded"
+    assert bench["runtime_options"]["inference_precision"] == "f32"
+    assert row["size_bytes"] == bench["size_bytes"] == sum(
+        (folder / f).stat().st_size for f in ("model.xml", "model.bin"))
+    assert json.loads((folder / "eval.json").read_text())["agreement"] == 1.0  # fp32 vs torch
 
 
 def test_profile_refuses_an_inference_precision_outside_openvino_or_unknown(tmp_path):
