@@ -239,6 +239,12 @@ class Profile:
         return None if self.shape == "dynamic" else self.seq_len
 
     @property
+    def keeps_float_layers(self) -> bool:
+        """True when the accuracy fallback can keep named layers in float (ONNX and TFLite
+        quantizers take node / tensor names; ExecuTorch's pt2e and NNCF do not get them)."""
+        return self.format in ("onnx", "tflite")
+
+    @property
     def quantizes_in_torch(self) -> bool:
         """True when schemes are applied to the torch graph before export (ExecuTorch's pt2e),
         not to the written file."""

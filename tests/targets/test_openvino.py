@@ -98,6 +98,20 @@ def test_openvino_int8_refuses_float_layers_in_one_line(exported, tmp_path):
 
 
 @needs_openvino
+def test_quantize_refuses_max_drop_before_reading_data_when_target_is_openvino(tiny_bert_dir,
+                                                                             tmp_path):
+    from edgecompress.cli import app
+
+    result = CliRunner().invoke(app, ["quantize", str(tiny_bert_dir), "--target", TARGET,
+                                      "--dataset", "rt-polarity", "--max-drop", "1",
+                                      "--out", str(tmp_path / "q")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: max_drop (the accuracy fallback) is not available for target {TARGET}: "
+        f"openvino artifacts cannot keep layers in float"]
+
+
+@needs_openvino
 def test_eval_and_bench_run_the_ir_through_its_runner_at_real_lengths(int8):
     from edgecompress.compress.evaluation.evaluate import predict
     from edgecompress.targets import bench
