@@ -10,7 +10,7 @@ from edgecompress.targets.profiles import PROFILE_DIR
 from edgecompress.targets.schemes import SCHEMES
 
 SHIPPED = ["android-xnnpack", "arm64-phone", "edgetpu", "npu-a16w8", "npu-int8", "rpi5",
-           "x86-cpu"]
+           "x86-cpu", "x86-openvino"]
 BASE = (PROFILE_DIR / "x86-cpu.toml").read_text()
 
 
