@@ -240,3 +240,14 @@ def test_targets_show_says_how_to_enable_it_when_openvino_is_missing(no_openvino
     shown = CliRunner().invoke(app, ["targets", "show", TARGET, "--json"])
     assert shown.exit_code == 0
     assert json.loads(shown.output)["needs"] == "OpenVINO: pip install 'edgecompress[openvino]'"
+
+
+def test_run_identity_digest_of_an_ir_changes_when_only_its_weights_change(tmp_path):
+    from edgecompress.compress.identity import content_digest
+
+    graph = tmp_path / "model.xml"
+    graph.write_text("<net/>")
+    graph.with_suffix(".bin").write_bytes(b"\1" * 8)
+    before = content_digest(graph)
+    graph.with_suffix(".bin").write_bytes(b"\2" * 8)  # retrained weights, same graph
+    assert content_digest(graph) != before
