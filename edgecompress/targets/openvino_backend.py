@@ -7,9 +7,10 @@ dynamic (batch, seq) inputs (NNCF's OpenVINO-backend path: convert, quantize the
 save), weights kept fp32 in the .bin (`compress_to_fp16=False`; the fp32 scheme is the fp32
 model). Converting our fp32 ONNX instead gave the demo's student the same accuracy (81.40 %) and
 size but ran slower (NNCF int8, 1 thread, CPU time: 6.53 vs 6.28 ms at 128 tokens, 3.27 vs
-2.89 ms over real lengths). nncf-int8: `nncf.quantize(model, Dataset(calibration rows), model_type=TRANSFORMER)`, as
-NNCF's docs recommend for Transformers (SmoothQuant, fast bias correction, no quantizers on the
-attention's softmax path), one calibration row at a time, the run's own calibration sentences.
+2.89 ms over real lengths). nncf-int8: `nncf.quantize(model, Dataset(calibration rows),
+model_type=TRANSFORMER)`, as NNCF's docs recommend for Transformers (SmoothQuant, fast bias
+correction, no quantizers on the attention's softmax path), one calibration row at a time, the
+run's own calibration sentences.
 
 The inference precision hint (the precision of the ops left in float: on AVX512-BF16 CPUs
 OpenVINO defaults to bf16) is the profile's `inference_precision`; it is written into the IR's
