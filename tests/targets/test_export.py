@@ -31,10 +31,11 @@ def test_export_writes_verified_artifact_when_target_and_model_are_supported(exp
     assert (result.format, result.scheme, result.profile) == (profile.format, "fp32", target)
     assert result.input_shape == profile.input_shape  # (1, None) for android-xnnpack
     assert result.input_shape == (profile.fixed_shape or (None, None)) or profile.format == "pte"
-    # one self-contained file: no temp leftovers, no side .onnx.data
-    siblings = [p.name for p in result.path.parent.iterdir()
-                if p.name.startswith(f"{model}-{target}")]
-    assert siblings == [result.path.name]
+    # the artifact's own files only (one, or an IR's .xml + .bin): no temp leftovers, no side
+    # .onnx.data
+    siblings = sorted(p.name for p in result.path.parent.iterdir()
+                      if p.name.startswith(f"{model}-{target}"))
+    assert siblings == sorted(p.name for p in artifact_files(result.path))
     assert not list(result.path.parent.glob(".*partial*"))
     json.dumps(result.to_json())
 
