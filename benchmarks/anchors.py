@@ -396,8 +396,9 @@ def openvino_int8_row(module, rows: list[dict], work: Path, *, name: str = "teac
                       tool: str = "OpenVINO + NNCF", inputs=None, hint: str | None = None) -> Row:
     path = work / f"openvino_nncf_int8_{name}-{hint or 'default'}.xml"
     facts = _openvino_ir(module, rows, path, int8=True, hint=hint)
-    notes = {"calibration": f"{len(rows)} training sentences (seed 0, length-stratified)",
-             **{k: v for k, v in facts.items() if k in ("tool", "tool_version")}}
+    notes = {"calibration": f"{len(rows)} training sentences (seed 0, length-stratified)"}
+    if facts:  # freshly quantized (a reused IR keeps no record); `tool` is the row's own key
+        notes.update(quantizer=facts["tool"], quantizer_version=facts["tool_version"])
     return _openvino_row(tool, "int8 (nncf.quantize, model_type=TRANSFORMER)", path, notes,
                          inputs)
 
