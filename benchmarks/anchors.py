@@ -15,8 +15,13 @@ Optimum -O2 runs) fp32 and + `quantize_dynamic(per_channel=True)`; litert-torch 
 documented dynamic int8 (`quant_recipes.full_dynamic_recipe()`); ExecuTorch + XNNPACK fp32 and
 int8 (XNNPACKQuantizer symmetric per-channel dynamic; both lowered by edgecompress's own
 targets/pte.py, the android-xnnpack target's path), skipped with a one-line reason when
-`executorch` is not installed; the best edgecompress artifact per format of `--run-dir` (by its
-eval.json accuracy, then size) and any `--artifact-dir` (e.g. from `edgecompress quantize`).
+`executorch` is not installed; OpenVINO fp32 and NNCF int8 (`nncf.quantize`,
+`model_type=TRANSFORMER`, 300 length-stratified training sentences) of the teacher, and NNCF int8
+of the run's fp32 student (the x86-openvino target's path, an edgecompress row), all through
+edgecompress's targets/openvino_backend.py with OpenVINO's default inference precision for the CPU
+(recorded per row), skipped with a reason when `openvino` / `nncf` are not installed; the best
+edgecompress artifact per format of `--run-dir` (by its eval.json accuracy, then size) and any
+`--artifact-dir` (e.g. from `edgecompress quantize`).
 
 Latency twice: at batch 1 x seq 128 (`p50_ms`, the headline: the same input for every row) and
 over 200 test sentences at their real length (`p50_real_ms`: most RT sentences are ~27 tokens;
@@ -28,8 +33,8 @@ then runs each on the shortest signature that holds it; the row's `real_shape` s
         [--artifact-dir DIR ...] [--repeats 5] [--runs 50] [--limit N] [--work DIR] \
         [--out benchmarks/results/anchors.json]
 
-Writes JSON and prints a table. ExecuTorch lives in the optional extra `executorch` (or `anchors`:
-`pip install -e '.[executorch]'`).
+Writes JSON and prints a table. ExecuTorch lives in the optional extra `executorch`, OpenVINO and
+NNCF in `openvino` (both in `anchors`: `pip install -e '.[anchors]'`).
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from edgecompress.stats import paired_delta, wilson_interval  # noqa: E402
 SEQ = 128
 THREADS = 1
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "onnx", "onnxruntime", "litert-torch",
-            "ai-edge-litert", "executorch", "torchao", "edgecompress")
+            "ai-edge-litert", "executorch", "torchao", "openvino", "nncf", "edgecompress")
 
 
 # ---------------------------------------------------------------- data and teacher
@@ -314,6 +319,122 @@ def executorch_int8_row(module, sample, work: Path) -> Row:
         facts = _et_lower(module, sample, path, "dynamic-int8")
         notes["int_constants_restored"] = facts["int_constants_restored"]
     return _et_row("dynamic-int8", "dynamic int8 per-channel (XNNPACKQuantizer)", path, notes)
+
+
+# ---------------------------------------------------------------- OpenVINO + NNCF rows
+
+OPENVINO_CALIBRATION = 300  # training sentences NNCF calibrates on (the x86-openvino profile's)
+
+
+def openvino_missing() -> str | None:
+    from edgecompress.targets.extras import enable_hint
+
+    hint = enable_hint("openvino")
+    return f"skipped: openvino / nncf not installed; {hint}" if hint else None
+
+
+def run_student(run_dir: Path | None) -> Path | None:
+    """The fp32 checkpoint a run exported its artifacts from (their manifests' `source`)."""
+    for manifest_path in sorted((run_dir / "artifacts").glob("*/manifest.json")) if run_dir else []:
+        source = Path(json.loads(manifest_path.read_text()).get("source") or "")
+        if (source / "config.json").is_file():
+            return source
+    return None
+
+
+def calibration_rows(tokenizer, n: int = OPENVINO_CALIBRATION) -> list[dict]:
+    """The run's calibration draw: `n` training sentences keeping the length distribution (seed
+    0, at most SEQ tokens; compress/quantize/calibration.py, what every target calibrates on),
+    one-row feeds in `tokenizer`'s ids."""
+    from types import SimpleNamespace
+
+    from edgecompress.compress.quantize.calibration import calibration_set
+
+    data = json.loads(sorted((cache_dir() / "datasets").glob("rt-polarity-*.json"))[-1]
+                      .read_text())
+    train = SimpleNamespace(texts=data["splits"]["train"]["texts"])
+    return calibration_set(train, tokenizer, n, SEQ, seed=0).rows()
+
+
+def _openvino_ir(module, rows: list[dict], path: Path, *, int8: bool,
+                 hint: str | None = None) -> dict:
+    """The x86-openvino target's own path (targets/openvino_backend.py): openvino.convert_model
+    from torch, fp32 IR, then (int8) nncf.quantize(model_type=TRANSFORMER) on `rows`. `hint`:
+    the inference precision written into the IR; None leaves OpenVINO's default for this CPU
+    (bf16 on AVX512-BF16), what a user of the tool gets. Either way the row records it."""
+    import dataclasses
+
+    from edgecompress.targets import load_profile
+    from edgecompress.targets.openvino_backend import convert, quantize_nncf
+
+    profile = dataclasses.replace(load_profile("x86-openvino"), inference_precision=hint)
+    fp32 = path.with_name(path.stem + ".fp32.xml") if int8 else path
+    if not fp32.exists():
+        convert(module, rows[0], profile, fp32)
+    if int8 and not path.exists():
+        return quantize_nncf(fp32, path, rows, ())
+    return {}
+
+
+def _openvino_row(tool: str, scheme: str, path: Path, notes: dict, inputs=None) -> Row:
+    """A row over an IR, run by the package's OpenVINO runner at THREADS threads; size and the
+    precision OpenVINO runs in go to the notes (an IR is .xml + .bin: `score` sizes one file)."""
+    from edgecompress.targets import load_runner
+    from edgecompress.targets.runtime_util import artifact_bytes, artifact_files
+
+    runner = load_runner(path, threads=THREADS)
+    notes = {**notes, **runner.backend.options, "artifact": str(path),
+             "size_mb": artifact_bytes(path) / 1e6,
+             "gzip_mb": sum(gzip_mb(p) for p in artifact_files(path))}
+    return Row(tool, "openvino", scheme, None, runner.run, inputs=inputs, notes=notes)
+
+
+@_time_build
+def openvino_fp32_row(module, rows: list[dict], work: Path) -> Row:
+    path = work / "openvino_fp32.xml"
+    _openvino_ir(module, rows, path, int8=False)
+    return _openvino_row("OpenVINO", "fp32 (openvino.convert_model)", path, {})
+
+
+@_time_build
+def openvino_int8_row(module, rows: list[dict], work: Path, *, name: str = "teacher",
+                      tool: str = "OpenVINO + NNCF", inputs=None, hint: str | None = None) -> Row:
+    path = work / f"openvino_nncf_int8_{name}-{hint or 'default'}.xml"
+    facts = _openvino_ir(module, rows, path, int8=True, hint=hint)
+    notes = {"calibration": f"{len(rows)} training sentences (seed 0, length-stratified)"}
+    if facts:  # freshly quantized (a reused IR keeps no record); `tool` is the row's own key
+        notes.update(quantizer=facts["tool"], quantizer_version=facts["tool_version"])
+    return _openvino_row(tool, "int8 (nncf.quantize, model_type=TRANSFORMER)", path, notes,
+                         inputs)
+
+
+def openvino_rows(module, tokenizer, work: Path, run_dir: Path | None, texts) -> list[Row]:
+    """OpenVINO fp32 and NNCF int8 of the teacher (anchors, OpenVINO's default precision), and
+    NNCF int8 of the run's fp32 student as the x86-openvino target makes it (its precision hint;
+    an edgecompress row) — on the same calibration sentences, each tokenized with its own
+    tokenizer; skipped rows say why."""
+    from edgecompress.targets import load_profile
+
+    missing = openvino_missing()
+    if missing:
+        return [Row("OpenVINO", "openvino", s, skipped=missing) for s in ("fp32", "int8")]
+    rows = calibration_rows(tokenizer)
+    out = [_guard("openvino", "openvino", "fp32", lambda: openvino_fp32_row(module, rows, work)),
+           _guard("openvino", "openvino", "int8", lambda: openvino_int8_row(module, rows, work))]
+    student = run_student(run_dir)
+    if student is None:
+        return out
+    student_module, student_tokenizer, _ = load_teacher(student)
+    build = lambda: openvino_int8_row(  # noqa: E731
+        student_module, calibration_rows(student_tokenizer), work,
+        name=f"student-{fingerprint(student)}",
+        tool="edgecompress student + OpenVINO + NNCF",
+        inputs=tokenize(student_tokenizer, texts),
+        hint=load_profile("x86-openvino").inference_precision)
+    student_row = _guard("openvino", "openvino", "int8 (student)", build)
+    student_row.edgecompress = True  # our pruned, distilled student: not an anchor
+    student_row.notes["source"] = str(student)
+    return out + [student_row]
 
 
 def best_run_artifacts(run_dir: Path) -> list[Path]:
@@ -697,6 +818,7 @@ def main(argv: list[str] | None = None) -> None:
         work.mkdir(parents=True, exist_ok=True)
         ours = (best_run_artifacts(args.run_dir) if args.run_dir else []) + args.artifact_dir
         rows = build_rows(module, config, sample, work, ours, texts)
+        rows += openvino_rows(module, tokenizer, work, args.run_dir, texts)
         lat = latency(rows, sample, args.repeats, args.runs, args.warmup)
         for i, real in real_length_latency(rows, ids, mask, args.repeats).items():
             lat[i].update(real)

@@ -118,7 +118,7 @@ def eval_command(
 
 @guarded
 def bench(
-    artifact: Path = typer.Argument(..., help=".onnx, .tflite or .pte artifact."),
+    artifact: Path = typer.Argument(..., help=".onnx, .tflite, .pte or .xml (OpenVINO IR)."),
     target: str = typer.Option(..., help="Target whose runtime, threads and shape to use."),
     runs: int = typer.Option(100, help="Timed runs."),
     warmup: int = typer.Option(10, help="Untimed runs first."),

@@ -52,7 +52,7 @@ def content_digest(spec: str | Path) -> str:
         return hashlib.sha256(parts.encode()).hexdigest()
     path = Path(spec)
     if path.is_file():
-        return file_digest(path)
+        return _artifact_digest(path)
     if path.is_dir():
         digest = hashlib.sha256()
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
@@ -62,6 +62,17 @@ def content_digest(spec: str | Path) -> str:
             digest.update(f"{rel.as_posix()}:{file_digest(file)}\n".encode())
         return digest.hexdigest()
     return hashlib.sha256(f"builtin:{spec}:{_builtin_version(str(spec))}".encode()).hexdigest()
+
+
+def _artifact_digest(path: Path) -> str:
+    """A file's digest; an OpenVINO IR's .xml covers the .bin beside it (its weights)."""
+    from edgecompress.targets.runtime_util import artifact_files
+
+    sidecars = [f for f in artifact_files(path)[1:] if f.is_file()]
+    if not sidecars:
+        return file_digest(path)
+    parts = "".join(f"{f.suffix}:{file_digest(f)}\n" for f in [path, *sidecars])
+    return hashlib.sha256(parts.encode()).hexdigest()
 
 
 def _builtin_version(name: str) -> str:

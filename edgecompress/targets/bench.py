@@ -25,6 +25,7 @@ from edgecompress.errors import UserError
 from edgecompress.targets.host import host_info
 from edgecompress.targets.inputs import is_image
 from edgecompress.targets.profiles import Profile
+from edgecompress.targets.runtime_util import artifact_bytes, artifact_files
 
 # Token ids are drawn from [1, vocab_size) (never the pad id 0). Without a vocab_size they stay
 # below 1000, inside any vocabulary (a pruned one included); fp32 latency does not depend on them.
@@ -38,7 +39,8 @@ def bench(artifact: Path, profile: Profile, *, warmup: int = 10, runs: int = 100
     """Measure `artifact` with the profile's runtime, threads and batch x seq_len, in a child.
 
     Returns a dict: p50_ms, p90_ms, p99_ms, mean_ms, min_ms, throughput_per_s (samples/s),
-    size_bytes, gzip_bytes, peak_rss_mb (the child's), threads, runtime, runtime_version, batch,
+    size_bytes, gzip_bytes (an OpenVINO IR's .xml and .bin together), peak_rss_mb (the child's),
+    threads, runtime, runtime_version, runtime_options (OpenVINO: inference_precision), batch,
     seq_len, runs, warmup, host (host_info(threads): cpu_model, arch, isa, cores, os, python,
     runtimes, threads), host_description (the one-line text `host` held before), artifact,
     profile. With `lengths` (token counts of real sentences) also p50_real_ms, mean_real_ms,
@@ -47,8 +49,9 @@ def bench(artifact: Path, profile: Profile, *, warmup: int = 10, runs: int = 100
     missing or invalid artifact, RuntimeError if the child fails otherwise.
     """
     artifact = Path(artifact)
-    if not artifact.is_file():
-        raise UserError(f"artifact not found: {artifact}")
+    missing = [p for p in artifact_files(artifact) if not p.is_file()]
+    if missing:  # an OpenVINO IR is two files
+        raise UserError(f"artifact not found: {missing[0]}")
     if warmup < 0 or runs < 1:
         raise ValueError(f"need warmup >= 0 and runs >= 1, got {warmup} and {runs}")
     args = [str(artifact), "--threads", str(profile.threads), "--batch", str(profile.batch),
@@ -57,7 +60,8 @@ def bench(artifact: Path, profile: Profile, *, warmup: int = 10, runs: int = 100
     if lengths:
         args += ["--lengths", ",".join(str(int(n)) for n in lengths)]
     result = _run_child(args)
-    result.update(size_bytes=artifact.stat().st_size, gzip_bytes=gzip_size(artifact),
+    result.update(size_bytes=artifact_bytes(artifact),
+                  gzip_bytes=sum(gzip_size(p) for p in artifact_files(artifact)),
                   profile=profile.name)
     return result
 
@@ -200,7 +204,9 @@ def _timed(runner, feed, *, batch: int, seq_len: int, warmup: int, runs: int, th
             "seq_len": seq_len, "runs": runs, "warmup": warmup, "host": host_info(threads),
             # the threads the runtime reports using (ExecuTorch: None when it cannot be set)
             "runtime_threads": getattr(backend, "threads", threads),
-            "host_description": host_description(), "artifact": str(artifact)}
+            "host_description": host_description(), "artifact": str(artifact),
+            # what else the runtime was told (OpenVINO: the inference precision it runs in)
+            **({"runtime_options": backend.options} if hasattr(backend, "options") else {})}
 
 
 def _real_lengths(runner, lengths: list[int], vocab_size: int) -> dict:

@@ -143,6 +143,9 @@ def make_bundle(artifact_dir: Path, profile, out: Path, *, force: bool = False) 
         raise UserError(f"target {profile.name} runs {profile.suffix} artifacts, "
                         f"{artifact_dir} holds {artifact.name}")
     require(profile.format, f"target {profile.name}")
+    if artifact.suffix not in _IO:
+        raise UserError(f"target {profile.name}: bundles of {profile.format} artifacts are not "
+                        f"available (the bundle runner runs {', '.join(_IO)} files)")
     manifest = _bundle_manifest(source, artifact, _io(artifact), profile)
     with atomic_directory(out) as tmp:
         shutil.copy2(artifact, tmp / artifact.name)

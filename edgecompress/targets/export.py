@@ -1,8 +1,9 @@
 """Export a torch module for a target profile, then verify the artifact against torch — always.
 
-`export` writes one self-contained file (`<name>.onnx`, `<name>.tflite` or `<name>.pte`)
-atomically, runs it in the target's runtime next to torch on the sample inputs, and keeps it only
-if the outputs agree within the profile's tolerance; otherwise the artifact is deleted and
+`export` writes one self-contained file (`<name>.onnx`, `<name>.tflite` or `<name>.pte`) — or an
+OpenVINO IR, `<name>.xml` with its weights in `<name>.bin` — atomically, runs it in the target's
+runtime next to torch on the sample inputs, and keeps it only if the outputs agree within the
+profile's tolerance; otherwise the artifact is deleted and
 `ParityError` is raised. A quantized scheme (the profile's default, or `scheme=`) is applied to
 the fp32 file before that check (targets/quantize.py) — or, for ExecuTorch, to the torch graph
 before lowering (targets/pte.py) — and the check then uses the scheme's tolerance and agreement.
@@ -17,11 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,14 @@ from edgecompress.targets.inputs import fit_sample, is_image, pad_rows, sample_i
 from edgecompress.targets.preflight import check_integer_graph
 from edgecompress.targets.profiles import Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
-from edgecompress.targets.runtime_util import package_version, quiet_exporters
+from edgecompress.targets.runtime_util import (
+    artifact_bytes,
+    copy_artifact,
+    package_version,
+    quiet_exporters,
+    remove_artifact,
+    replace_artifact,
+)
 from edgecompress.targets.runtimes import load_runner, torch_runner
 
 OUTPUT_NAME = "logits"
@@ -44,7 +51,7 @@ class ExportResult:
     """A verified artifact and what was measured when it was made."""
 
     path: Path
-    format: str  # "onnx" | "tflite" | "pte"
+    format: str  # "onnx" | "tflite" | "pte" | "openvino"
     scheme: str
     size_bytes: int
     max_abs_diff: float  # max |artifact - torch| over the verification sample
@@ -65,6 +72,8 @@ class ExportResult:
     cosine: float | None = None  # embedding outputs: the lowest row cosine to torch ...
     min_cosine: float | None = None  # ... and its bound (the scheme's)
     buckets: tuple = ()  # fixed shapes: the sequence lengths with a signature each
+    # how the runtime is told to run it (openvino: {"inference_precision": "f32"}); {} for none
+    runtime_options: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """Plain-JSON form for manifests."""
@@ -127,12 +136,12 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
             measured = _compare(temp, reference, parts, profile, reported=final,
                                 scheme=spec.name, embedding=_is_embedding(module))
         except BaseException:
-            temp.unlink(missing_ok=True)
+            remove_artifact(temp)
             raise
-    os.replace(temp, final)
+    replace_artifact(temp, final)
     return ExportResult(
         path=final, format=profile.format, scheme=spec.name,
-        size_bytes=final.stat().st_size, max_abs_diff=measured.max_abs_diff,
+        size_bytes=artifact_bytes(final), max_abs_diff=measured.max_abs_diff,
         agreement=measured.agreement, input_shape=_input_shape(sample, profile),
         profile=profile.name, exporter=exporter, exporter_version=version, opset=profile.opset,
         seconds=round(time.perf_counter() - start, 3), tolerance=gate.tolerance,
@@ -140,7 +149,15 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
         max_rel_error=gate.max_rel_error, sample_rows=int(reference.shape[0]),
         gated_on=_gated_on(gate, measured.cosine is not None), cosine=measured.cosine,
         min_cosine=gate.min_cosine if measured.cosine is not None else None,
-        buckets=profile.seq_buckets if profile.fixed_shape and not is_image(sample) else ())
+        buckets=profile.seq_buckets if profile.fixed_shape and not is_image(sample) else (),
+        runtime_options=_runtime_options(profile))
+
+
+def _runtime_options(profile: Profile) -> dict:
+    """What the artifact tells its runtime beyond threads: OpenVINO's precision hint."""
+    if profile.format != "openvino":
+        return {}
+    return {"inference_precision": profile.inference_precision or "runtime default"}
 
 
 def _input_shape(sample: dict, profile: Profile) -> tuple:
@@ -157,7 +174,7 @@ def _write(module, sample: dict, profile: Profile, temp: Path, spec, quant, base
     if profile.quantizes_in_torch:  # the scheme is applied to the torch graph before lowering
         return _export_pte(module, sample, profile, temp, spec, quant)
     if base is not None:
-        shutil.copyfile(base.path, temp)
+        copy_artifact(base.path, temp)
         exporter, version = base.exporter, base.exporter_version
     else:
         exporter, version = _EXPORTERS[profile.format](module, sample, profile, temp)
@@ -182,9 +199,9 @@ def _quantize_in_place(path: Path, spec, quant: QuantOptions, profile: Profile) 
     staged = path.with_name(path.stem + ".q" + path.suffix)  # same suffix: tools pick by it
     try:
         info = quantize_artifact(path, staged, spec, quant, profile.fixed_shape)
-        os.replace(staged, path)
+        replace_artifact(staged, path)
     finally:
-        staged.unlink(missing_ok=True)
+        remove_artifact(staged)
     return info
 
 
@@ -390,3 +407,11 @@ def _export_pte(module, sample: dict, profile: Profile, path: Path, spec=None, q
         facts = {"scheme": spec.name, "kind": spec.kind, "per_channel": spec.per_channel,
                  "float_scopes": [], **facts}
     return exporter, version, facts
+
+
+@_exporter("openvino")
+def _export_openvino(module, sample: dict, profile: Profile, path: Path) -> tuple[str, str]:
+    """openvino.convert_model from torch, fp32 IR (targets/openvino_backend.py)."""
+    from edgecompress.targets.openvino_backend import convert
+
+    return convert(module, sample, profile, path)

@@ -1,5 +1,5 @@
-"""Formats whose toolchain is an optional extra (ExecuTorch for `.pte`): whether it is there, and
-the one line that says how to enable it.
+"""Formats whose toolchain is an optional extra (ExecuTorch for `.pte`, OpenVINO + NNCF for `.xml`):
+whether it is there, and the one line that says how to enable it.
 
 `targets list` / `targets show` only look (`enable_hint`, no import); everything that exports,
 runs, benchmarks or bundles such an artifact calls `require` first, so a missing extra is one
@@ -20,13 +20,20 @@ def enable_hint(fmt: str) -> str | None:
     None when it needs none or it is installed. Imports nothing (a cheap look for listings)."""
     if fmt not in OPTIONAL_FORMATS:
         return None
-    _, module, extra = OPTIONAL_FORMATS[fmt]
-    top = module.split(".")[0]
-    try:
-        found = importlib.util.find_spec(top) is not None
-    except (ImportError, ValueError):  # a broken or half-removed install
-        found = False
+    _, modules, extra = OPTIONAL_FORMATS[fmt]
+    found = all(_findable(module) for module in _modules(modules))
     return None if found else f"pip install 'edgecompress[{extra}]'"
+
+
+def _modules(modules: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (modules,) if isinstance(modules, str) else tuple(modules)
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module.split(".")[0]) is not None
+    except (ImportError, ValueError):  # a broken or half-removed install
+        return False
 
 
 def needs(fmt: str) -> str | None:
@@ -43,9 +50,10 @@ def require(fmt: str, who: str) -> None:
     toolchain of `fmt` does not import; nothing for formats that need no extra."""
     if fmt not in OPTIONAL_FORMATS:
         return
-    toolchain, module, extra = OPTIONAL_FORMATS[fmt]
+    toolchain, modules, extra = OPTIONAL_FORMATS[fmt]
     try:
-        importlib.import_module(module)
+        for module in _modules(modules):
+            importlib.import_module(module)
     except Exception as err:  # noqa: BLE001 — a missing or broken install: either way, one line
         why = "" if isinstance(err, ModuleNotFoundError) else \
             f" (import failed: {' '.join(str(err).split())[:120]})"

@@ -23,7 +23,8 @@ INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int
               "neon", "asimd", "asimddp", "i8mm")
 # bf16 arithmetic in hardware (AMX tiles, AVX512-BF16, armv8.6 BF16): where bf16 training pays
 BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
-RUNTIME_PACKAGES = ("onnxruntime", "ai-edge-litert", "executorch")  # executorch: optional
+# executorch, openvino: optional extras
+RUNTIME_PACKAGES = ("onnxruntime", "ai-edge-litert", "executorch", "openvino")
 _MODEL_KEYS = ("model name", "Model", "Hardware")  # x86; Raspberry Pi; older arm kernels
 
 

@@ -19,19 +19,29 @@ from edgecompress.targets.schemes import SCHEMES, Scheme
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
-FORMATS = ("onnx", "tflite", "pte")
-RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert",), "pte": ("executorch",)}
+FORMATS = ("onnx", "tflite", "pte", "openvino")
+RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert",), "pte": ("executorch",),
+            "openvino": ("openvino",)}
+# The file an artifact is named by; an OpenVINO IR is `<name>.xml` (the graph) plus `<name>.bin`
+# (the weights) beside it (runtime_util.artifact_files lists both)
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "pte": ".pte", "openvino": ".xml"}
 # dynamic: any batch and sequence; fixed: exactly batch x seq_len (padded); dynamic-seq: exactly
 # `batch` rows of any length up to seq_len (ExecuTorch plans its memory for the longest)
 SHAPE_POLICIES = ("dynamic", "fixed", "dynamic-seq")
 IO_DTYPES = ("float", "int8")
+INFERENCE_PRECISIONS = ("f32", "bf16")  # OpenVINO CPU plugin's INFERENCE_PRECISION_HINT
 VERIFY_ISAS = ("arm64",)  # ISAs targets/isas/ can emulate (edgecompress verify)
 CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("minmax",),
-                       "pte": ("minmax",)}
+                       "pte": ("minmax",),
+                       # NNCF's defaults: weights min-max per channel, activations the mean over
+                       # samples of each one's min and max
+                       "openvino": ("mean-minmax",)}
 # Formats whose toolchain is an optional extra: format -> (toolchain, module that must import,
 # pip extra); targets/extras.py says how to enable them
 OPTIONAL_FORMATS = {"pte": ("ExecuTorch", "executorch.runtime", "executorch"),
-                    "onnx-genai": ("ONNX Runtime GenAI", "onnxruntime_genai", "llm")}
+                    "onnx-genai": ("ONNX Runtime GenAI", "onnxruntime_genai", "llm"),
+                    # NNCF quantizes, OpenVINO runs: the extra installs both, one is not enough
+                    "openvino": ("OpenVINO", ("openvino", "nncf"), "openvino")}
 
 
 # What a profile file targets: an encoder (this module's Profile) or a language model
@@ -65,8 +75,8 @@ class Profile:
 
     name: str
     description: str
-    format: str  # "onnx" | "tflite" | "pte"
-    runtime: str  # "onnxruntime" | "litert" | "executorch"
+    format: str  # "onnx" | "tflite" | "pte" | "openvino"
+    runtime: str  # "onnxruntime" | "litert" | "executorch" | "openvino"
     threads: int
     scheme: str  # one of SCHEMES[format]
     shape: str  # "dynamic" | "fixed" | "dynamic-seq"
@@ -90,6 +100,9 @@ class Profile:
     # last = seq_len; a request runs on the shortest that holds it (() = seq_len only)
     buckets: tuple[int, ...] = ()
     verify_isa: str | None = None  # the ISA `edgecompress verify` runs it on, emulated
+    # openvino: the precision OpenVINO runs the ops left in float in ("f32" or "bf16"; None: the
+    # CPU's default, bf16 on AVX512-BF16); written into the IR, recorded in manifest and bench
+    inference_precision: str | None = None
 
     def __post_init__(self) -> None:
         # Every message starts with the (TOML) key so the loader can prefix the file name.
@@ -98,6 +111,12 @@ class Profile:
         _check_choice("io_dtype", self.io_dtype, IO_DTYPES)
         if self.verify_isa is not None:
             _check_choice("verify_isa", self.verify_isa, VERIFY_ISAS)
+        if self.inference_precision is not None:
+            if self.format != "openvino":
+                raise ValueError(f"inference_precision: applies to openvino profiles only, "
+                                 f"not {self.format}")
+            _check_choice("inference_precision", self.inference_precision,
+                          INFERENCE_PRECISIONS)
         _check_choice("calibration.method", self.calibration_method,
                       CALIBRATION_METHODS[self.format])
         if self.calibration_samples < 1:
@@ -123,8 +142,9 @@ class Profile:
         if (self.format == "pte") != (self.shape == "dynamic-seq"):
             raise ValueError(f"shape.policy: 'dynamic-seq' is for pte profiles only, and pte "
                              f"profiles use it; got {self.shape!r} for {self.format}")
-        if self.format == "pte" and self.integer_only:
-            raise ValueError("integer_only: preflight reads onnx and tflite artifacts, not pte")
+        if self.format in ("pte", "openvino") and self.integer_only:
+            raise ValueError(f"integer_only: preflight reads onnx and tflite artifacts, "
+                             f"not {self.format}")
         if self.format == "onnx" and (self.opset is None or self.opset < MIN_OPSET):
             raise ValueError(f"opset: expected an integer >= {MIN_OPSET} for onnx, "
                              f"got {self.opset}")
@@ -148,7 +168,7 @@ class Profile:
             return
         if self.format != "tflite":
             raise ValueError(f"shape.buckets: apply to tflite profiles only, not {self.format} "
-                             f"(ONNX artifacts take any sequence length)")
+                             f"(ONNX and OpenVINO artifacts take any sequence length)")
         if list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] < 1 \
                 or self.buckets[-1] != self.seq_len:
             raise ValueError(f"shape.buckets: expected positive lengths in ascending order "
@@ -204,8 +224,8 @@ class Profile:
 
     @property
     def suffix(self) -> str:
-        """File suffix of this target's artifacts: '.onnx', '.tflite' or '.pte'."""
-        return "." + self.format
+        """File suffix of this target's artifacts: '.onnx', '.tflite', '.pte' or '.xml'."""
+        return SUFFIXES[self.format]
 
     @property
     def fixed_shape(self) -> tuple[int, int] | None:
@@ -223,6 +243,12 @@ class Profile:
     def max_seq_len(self) -> int | None:
         """The longest sequence the artifact takes (seq_len), or None when its axes are dynamic."""
         return None if self.shape == "dynamic" else self.seq_len
+
+    @property
+    def keeps_float_layers(self) -> bool:
+        """True when the accuracy fallback can keep named layers in float (ONNX and TFLite
+        quantizers take node / tensor names; ExecuTorch's pt2e and NNCF do not get them)."""
+        return self.format in ("onnx", "tflite")
 
     @property
     def quantizes_in_torch(self) -> bool:
@@ -244,7 +270,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
          "threads": ("threads", int, True), "scheme": ("scheme", str, True),
          "opset": ("opset", int, False), "schemes": ("schemes", list, False),
          "io_dtype": ("io_dtype", str, False), "integer_only": ("integer_only", bool, False),
-         "verify_isa": ("verify_isa", str, False)},
+         "verify_isa": ("verify_isa", str, False),
+         "inference_precision": ("inference_precision", str, False)},
     "shape": {"policy": ("shape", str, True), "batch": ("batch", int, True),
               "seq_len": ("seq_len", int, True), "buckets": ("buckets", tuple, False)},
     "parity": {"tolerance": ("tolerance", float, True),

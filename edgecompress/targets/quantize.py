@@ -26,11 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.errors import UserError
+from edgecompress.targets.profiles import CALIBRATION_METHODS, SUFFIXES
 from edgecompress.targets.runtime_util import quiet_fd2
 from edgecompress.targets.schemes import Scheme
 
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # node metadata written by torch.onnx's dynamo exporter
 TFLITE_SIGNATURE = "serving_default"
+
+
+_METHODS = tuple(dict.fromkeys(m for methods in CALIBRATION_METHODS.values() for m in methods))
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,8 @@ class QuantOptions:
     """
 
     calibration: tuple[dict, ...] = ()
-    method: str = "minmax"  # "minmax" | "entropy" | "percentile" (ONNX); TFLite: "minmax"
+    method: str = "minmax"  # "minmax" | "entropy" | "percentile" (ONNX); TFLite: "minmax";
+    # OpenVINO: "mean-minmax" (NNCF's own ranges)
     float_scopes: tuple[str, ...] = ()
     module: object = field(default=None, compare=False, repr=False)  # for TFLite scope names
     # Calibration ranges saved here on first use and reused: the fallback loop quantizes the same
@@ -51,8 +56,9 @@ class QuantOptions:
     calibration_cache: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in ("minmax", "entropy", "percentile"):
-            raise ValueError(f"method: expected minmax, entropy or percentile, got {self.method!r}")
+        if self.method not in _METHODS:
+            raise ValueError(f"method: expected one of {', '.join(_METHODS)}, "
+                             f"got {self.method!r}")
 
 
 # (format, scheme kind) -> function(src, dst, scheme, options, fixed_shape) -> info dict.
@@ -75,7 +81,8 @@ def quantize_artifact(src: Path, dst: Path, scheme: Scheme, options: QuantOption
     ValueError for a scheme this format has no quantizer for, UserError for a static scheme
     without calibration samples.
     """
-    fmt = Path(src).suffix.lstrip(".")
+    fmt = next((f for f, suffix in SUFFIXES.items() if suffix == Path(src).suffix),
+               Path(src).suffix)
     if (fmt, scheme.kind) not in _QUANTIZERS:
         known = sorted(k for f, k in _QUANTIZERS if f == fmt)
         raise ValueError(f"no {fmt} quantizer for {scheme.kind!r} (known: {', '.join(known)})")
@@ -103,6 +110,17 @@ def calibration_rows(options: QuantOptions, fixed_shape, dtype=np.int64):
         for row in range(len(ids)):
             yield {"input_ids": ids[row:row + 1].astype(dtype),
                    "attention_mask": mask[row:row + 1].astype(dtype)}
+
+
+# --- OpenVINO -----------------------------------------------------------------------------------
+
+@_quantizer("openvino", "static")
+def _openvino_nncf(src, dst, scheme, options, fixed_shape) -> dict:
+    """NNCF post-training int8 (targets/openvino_backend.py) on the calibration rows."""
+    from edgecompress.targets.openvino_backend import quantize_nncf
+
+    rows = list(calibration_rows(options, fixed_shape))
+    return {"method": options.method, **quantize_nncf(src, dst, rows, options.float_scopes)}
 
 
 # --- ONNX ---------------------------------------------------------------------------------------

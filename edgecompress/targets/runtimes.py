@@ -1,5 +1,5 @@
-"""Run a model on its inputs the same way whatever it is: torch, ONNX Runtime, LiteRT or
-ExecuTorch.
+"""Run a model on its inputs the same way whatever it is: torch, ONNX Runtime, LiteRT,
+ExecuTorch or OpenVINO.
 
 Eval and bench only see `Runner.run(*inputs) -> (B, C) float32`, the inputs in the model's order:
 `(input_ids, attention_mask)` int (B, S) for text, `(pixel_values,)` float32 (B, C, H, W) for
@@ -11,8 +11,8 @@ shortest signature that holds its unmasked tokens, so short sentences do not pay
 Bounded artifacts (ExecuTorch .pte: a fixed number of rows, any length up to a bound) are chunked
 by rows and not padded.
 
-Heavy imports (torch, onnxruntime, ai_edge_litert, executorch) happen inside the functions that
-need them, so the bench child process pays only for the runtime it measures.
+Heavy imports (torch, onnxruntime, ai_edge_litert, executorch, openvino) happen inside the
+functions that need them, so the bench child process pays only for the runtime it measures.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ import numpy as np
 from edgecompress.errors import UserError
 from edgecompress.targets.executorch_backend import ExecuTorchBackend
 from edgecompress.targets.inputs import IMAGE_INPUTS, PAD_ID, TEXT_INPUTS, is_image, module_inputs
-from edgecompress.targets.runtime_util import package_version
+from edgecompress.targets.openvino_backend import OpenVINOBackend
+from edgecompress.targets.runtime_util import artifact_files, package_version
 
 INPUT_NAMES = TEXT_INPUTS  # the text inputs, the default of every module
 
 
 class Runner(Protocol):
-    name: str  # "torch" | "onnxruntime" | "litert" | "executorch"
+    name: str  # "torch" | "onnxruntime" | "litert" | "executorch" | "openvino"
     version: str  # the runtime's version, for reports
     input_names: tuple[str, ...]  # TEXT_INPUTS or IMAGE_INPUTS
     fixed_shape: tuple[int, ...] | None  # the first input's shape if fixed; None if dynamic
@@ -337,23 +338,25 @@ class _LiteRtSignature:
 
 
 _BACKENDS = {".onnx": (_OrtBackend, "ONNX"), ".tflite": (_LiteRtBackend, "TFLite"),
-             ".pte": (ExecuTorchBackend, "ExecuTorch")}
+             ".pte": (ExecuTorchBackend, "ExecuTorch"), ".xml": (OpenVINOBackend, "OpenVINO IR")}
 
 
 def load_runner(path: Path, threads: int = 1, *, seq: int | None = None) -> Runner:
-    """A Runner for an exported artifact, chosen by suffix (.onnx, .tflite or .pte).
+    """A Runner for an exported artifact, chosen by suffix (.onnx, .tflite, .pte or .xml, an
+    OpenVINO IR with its .bin beside it).
 
     `seq`: of a TFLite file with one signature per length bucket, use only the one of `seq`
     tokens. Raises UserError if the file is missing, has another suffix, is not a valid model,
-    has no signature of `seq` tokens, or needs a runtime that is not installed (ExecuTorch: an
-    optional extra).
+    has no signature of `seq` tokens, or needs a runtime that is not installed (ExecuTorch,
+    OpenVINO: optional extras).
     """
     path = Path(path)
     if path.suffix not in _BACKENDS:
         raise UserError(f"{path}: unknown artifact type {path.suffix!r} "
                         f"(expected one of: {', '.join(_BACKENDS)})")
-    if not path.is_file():
-        raise UserError(f"artifact not found: {path}")
+    missing = [p for p in artifact_files(path) if not p.is_file()]
+    if missing:
+        raise UserError(f"artifact not found: {missing[0]}")
     backend, kind = _BACKENDS[path.suffix]
     try:
         return BackendRunner(backend(path, threads) if seq is None
@@ -372,7 +375,7 @@ def load_runner(path: Path, threads: int = 1, *, seq: int | None = None) -> Runn
 def _bad_file_errors(suffix: str) -> tuple[type[BaseException], ...]:
     """The exception types a runtime raises for a file it cannot load as a model. ONNX Runtime's
     derive from Exception directly (InvalidProtobuf, InvalidGraph, ...); LiteRT raises
-    ValueError; ExecuTorch RuntimeError."""
+    ValueError; ExecuTorch and OpenVINO RuntimeError."""
     if suffix == ".onnx":
         from onnxruntime.capi import onnxruntime_pybind11_state as state
 

@@ -22,14 +22,15 @@ def artifact_taps(path: Path, module, scopes: list[str], rows: list[dict],
                   fp32: Path | None = None) -> dict[str, list]:
     """scope -> list of (1, S, H) float arrays, one per row of `rows` (one-row int feeds).
 
-    Scopes the artifact has no tensor for are left out (all of them for an ExecuTorch .pte).
+    Scopes the artifact has no tensor for are left out (all of them for an ExecuTorch .pte or an
+    OpenVINO IR).
     `module` is the torch module the artifact was exported from (TFLite scope names need its
     classes); `fp32`, its fp32 ONNX export, names the tapped tensors (quantizers append nodes and
     copy metadata, so the last node of a scope is only reliable in the graph as exported).
     """
     path = Path(path)
-    if path.suffix == ".pte":  # XNNPACK-delegated subgraphs keep no intermediate to read back
-        return {}
+    if path.suffix in (".pte", ".xml"):  # XNNPACK-delegated subgraphs keep no intermediate to
+        return {}  # read back; an OpenVINO IR's nodes are named by the converter, not our scopes
     if path.suffix == ".onnx":
         return _onnx_taps(path, scopes, rows, fp32)
     return _tflite_taps(path, module, scopes, rows)

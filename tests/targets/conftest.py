@@ -13,12 +13,21 @@ from edgecompress.targets.extras import enable_hint
 from tests.models import batch, tiny_bert, tiny_plain
 
 MODELS = {"tiny_bert": tiny_bert, "tiny_plain": tiny_plain}
-# ExecuTorch comes with the `test` extra; a default install skips the android-xnnpack cases.
-needs_executorch = pytest.mark.skipif(enable_hint("pte") is not None,
-                                      reason=f"ExecuTorch not installed: {enable_hint('pte')}")
+
+
+def needs_extra(fmt: str, toolchain: str):
+    """Skip unless the optional extra of `fmt` is installed (the reason says how to install)."""
+    return pytest.mark.skipif(enable_hint(fmt) is not None,
+                              reason=f"{toolchain} not installed: {enable_hint(fmt)}")
+
+
+# ExecuTorch and OpenVINO come with the `test` extra; a default install skips their targets.
+needs_executorch = needs_extra("pte", "ExecuTorch")
+needs_openvino = needs_extra("openvino", "OpenVINO")
+_NEEDS = {"pte": needs_executorch, "openvino": needs_openvino}
 # Targets that can run fp32: these tests check the fp32 export path (quantized schemes are in
 # test_quantize.py; npu-int8 / edgetpu run static int8 only).
-TARGETS = [pytest.param(p.name, marks=needs_executorch) if enable_hint(p.format) else p.name
+TARGETS = [pytest.param(p.name, marks=_NEEDS[p.format]) if p.format in _NEEDS else p.name
            for p in list_profiles() if "fp32" in p.runnable_schemes]
 
 

@@ -10,6 +10,7 @@ from onnx import numpy_helper
 
 from edgecompress.errors import ParityError
 from edgecompress.targets import export, load_profile, load_runner, torch_runner, verify
+from edgecompress.targets.runtime_util import artifact_files
 from tests.models import batch, tiny_plain
 from tests.targets.conftest import MODELS, TARGETS
 
@@ -23,16 +24,18 @@ def test_export_writes_verified_artifact_when_target_and_model_are_supported(exp
     result, _, _ = exported(target, model)
     profile = load_profile(target)
     assert result.path.is_file() and result.path.suffix == profile.suffix
-    assert result.size_bytes == result.path.stat().st_size > 0
+    # every file of the artifact (an OpenVINO IR's .xml and its .bin)
+    assert result.size_bytes == sum(p.stat().st_size for p in artifact_files(result.path)) > 0
     assert result.max_abs_diff <= profile.tolerance
     assert result.agreement >= profile.min_agreement
     assert (result.format, result.scheme, result.profile) == (profile.format, "fp32", target)
     assert result.input_shape == profile.input_shape  # (1, None) for android-xnnpack
     assert result.input_shape == (profile.fixed_shape or (None, None)) or profile.format == "pte"
-    # one self-contained file: no temp leftovers, no side .onnx.data
-    siblings = [p.name for p in result.path.parent.iterdir()
-                if p.name.startswith(f"{model}-{target}")]
-    assert siblings == [result.path.name]
+    # the artifact's own files only (one, or an IR's .xml + .bin): no temp leftovers, no side
+    # .onnx.data
+    siblings = sorted(p.name for p in result.path.parent.iterdir()
+                      if p.name.startswith(f"{model}-{target}"))
+    assert siblings == sorted(p.name for p in artifact_files(result.path))
     assert not list(result.path.parent.glob(".*partial*"))
     json.dumps(result.to_json())
 

@@ -10,7 +10,7 @@ from edgecompress.targets.profiles import PROFILE_DIR
 from edgecompress.targets.schemes import SCHEMES
 
 SHIPPED = ["android-xnnpack", "arm64-phone", "edgetpu", "npu-a16w8", "npu-int8", "rpi5",
-           "x86-cpu"]
+           "x86-cpu", "x86-openvino"]
 BASE = (PROFILE_DIR / "x86-cpu.toml").read_text()
 
 
@@ -26,6 +26,9 @@ def test_profile_loads_consistent_when_shipped(name):
     elif profile.format == "pte":  # one row of up to 128 tokens, memory planned for 128
         assert profile.runtime == "executorch" and profile.fixed_shape is None
         assert (profile.shape, profile.batch, profile.max_seq_len) == ("dynamic-seq", 1, 128)
+    elif profile.format == "openvino":  # an IR keeps dynamic axes; 1 thread, hint recorded
+        assert profile.runtime == "openvino" and profile.fixed_shape is None
+        assert profile.threads == 1 and profile.inference_precision in ("f32", "bf16")
     else:
         assert profile.runtime == "onnxruntime" and profile.opset >= 17
         # dynamic axes, except int8 NPUs whose compilers plan memory for one shape

@@ -22,7 +22,7 @@ from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
 from edgecompress.rundir import MANIFEST_FILE
 
-ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".pte")
+ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".pte", ".xml")  # .xml: an OpenVINO IR (+ its .bin)
 MANIFEST = MANIFEST_FILE  # an artifact folder's record, in a run or on its own
 
 # Parity inputs: real sentences of varied length, so padding is exercised in every export.
@@ -92,8 +92,8 @@ def _check_label_count(path: Path, labels: tuple[str, ...], width: int) -> None:
 
 def _artifact_manifest(path: Path) -> dict:
     if path.suffix not in ARTIFACT_SUFFIXES:
-        raise UserError(f"{path} is not an ONNX, TFLite or ExecuTorch artifact "
-                        f"(expected .onnx, .tflite or .pte)")
+        raise UserError(f"{path} is not an ONNX, TFLite, ExecuTorch or OpenVINO artifact "
+                        f"(expected .onnx, .tflite, .pte or .xml)")
     manifest = path.parent / MANIFEST
     if not manifest.exists():
         return {}
@@ -202,6 +202,7 @@ def artifact_manifest(result, profile, loaded: LoadedModel, *, source: str, bega
         "quantization": result.quantization,
         "input_shape": list(result.input_shape) if result.input_shape else None,
         "buckets": list(result.buckets),
+        **({"runtime_options": result.runtime_options} if result.runtime_options else {}),
         "budgets": {"size_mb": profile.size_mb, "latency_ms": profile.latency_ms,
                     "ram_mb": profile.ram_mb},
         "source": source, "labels": list(loaded.labels), "task": loaded.task,

@@ -166,7 +166,7 @@ def _target_lines(recipe: Recipe) -> list[str]:
     for target in recipe.targets:
         profile = load_profile(target)
         require(profile.format, f"target {profile.name}")  # an optional extra (ExecuTorch)
-        if profile.quantizes_in_torch and recipe.max_drop_for(profile.name) is not None:
+        if not profile.keeps_float_layers and recipe.max_drop_for(profile.name) is not None:
             raise UserError(f"[quantize] max_drop: the accuracy fallback is not available for "
                             f"target {profile.name} ({profile.format}); give max_drop per "
                             f"target, e.g. max_drop = {{ \"x86-cpu\" = 1.0 }}")

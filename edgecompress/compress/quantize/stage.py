@@ -73,9 +73,9 @@ def _plan(request: QuantizeRequest) -> _Plan:
     profile = load_profile(config.target)
     spec = profile.scheme_for(config.scheme)
     require(profile.format, f"target {profile.name}")  # before any data is read
-    if profile.quantizes_in_torch and config.max_drop is not None:
+    if not profile.keeps_float_layers and config.max_drop is not None:
         raise UserError(f"max_drop (the accuracy fallback) is not available for target "
-                        f"{profile.name}: {profile.format} artifacts are quantized in torch")
+                        f"{profile.name}: {profile.format} artifacts cannot keep layers in float")
     method = config.calibration_method or profile.calibration_method
     if method not in CALIBRATION_METHODS[profile.format]:
         raise UserError(f"calibration method {method!r} is not available for {profile.format} "
