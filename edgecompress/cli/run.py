@@ -46,6 +46,7 @@ def run_command(
     """Run a recipe: stages (finetune, prune, distill), export per target, eval, bench, report."""
     import time
 
+    from edgecompress.compress.data.audit import recipe_data_lines
     from edgecompress.compress.models.modules import check_out_location
     from edgecompress.compress.pipeline.checks import validate_inputs
     from edgecompress.compress.pipeline.recipe import load_recipe
@@ -56,6 +57,7 @@ def run_command(
     check_out_location(out)
     with json_mode(as_json):
         checked = validate_inputs(plan, fetch=not dry_run)  # before run.json is written
+        checked += recipe_data_lines(plan, echo=None if dry_run else _print_lines)
         if dry_run:
             lines = checked + plan_lines(plan, out)
         else:
