@@ -184,3 +184,37 @@ REPORT_NOT_A_RUN = cases(
 def test_report_refuses_in_one_line_when_the_folder_is_not_a_finished_run(
         build, said, code, bad_runs, tmp_path, expect_refusal):
     expect_refusal(build(bad_runs, tmp_path), said, code)
+
+
+# -- wording (issue 26): an edited SHA256SUMS is named, not the unchanged file it lists
+
+def _bundle(root, sums_for_labels: str | None = None, labels: bytes = b'["neg", "pos"]') -> str:
+    import hashlib
+    import json
+
+    root.mkdir(parents=True)
+    (root / "labels.json").write_bytes(b'["neg", "pos"]')
+    digest = hashlib.sha256(b'["neg", "pos"]').hexdigest()
+    manifest = json.dumps({"files": {"labels.json": digest}}).encode()
+    (root / "manifest.json").write_bytes(manifest)
+    (root / "SHA256SUMS").write_text(f"{hashlib.sha256(manifest).hexdigest()}  manifest.json\n"
+                                     f"{sums_for_labels or digest}  labels.json\n")
+    (root / "labels.json").write_bytes(labels)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def bundles(world) -> dict[str, str]:
+    root = world.root / "bundles"
+    return {"sums_edited": _bundle(root / "sums-edited", sums_for_labels="1" * 64),
+            "labels_edited": _bundle(root / "labels-edited", labels=b'["neg", "POS"]')}
+
+
+@pytest.mark.parametrize("name, said", [
+    ("sums_edited", "bundle problem: SHA256SUMS: edited: its line for labels.json does not match "
+                    "labels.json, which still matches manifest.json"),
+    ("labels_edited", "bundle problem: labels.json: changed (sha256 differs)"),
+])
+def test_bundle_verify_names_the_file_that_was_edited_when_a_digest_differs(
+        name, said, bundles, expect_refusal):
+    assert expect_refusal(["bundle", "verify", bundles[name]], said, 1) == said
