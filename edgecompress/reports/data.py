@@ -64,7 +64,8 @@ def data_lines(data: dict | None) -> list[str]:
         lines.append("Train/test overlap: not recorded (eval.json predates it).")
     elif duplicates["rows"]:
         lines.append(f"Warning: {duplicates['rows']:,} of {duplicates['n']:,} "
-                     f"{duplicates.get('split', 'test')} rows also appear in the "
+                     f"{duplicates.get('split', 'test')} rows "
+                     f"({duplicates['rows'] / max(duplicates['n'], 1):.1%}) also appear in the "
                      f"{duplicates.get('against', 'train')} split (same text after lower-casing "
                      "and collapsing spaces): on those rows accuracy measures memory.")
     else:
