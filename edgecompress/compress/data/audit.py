@@ -24,17 +24,40 @@ def normalize(text: str) -> str:
 
 def truncation(texts: Sequence[str], tokenizer, max_length: int) -> dict:
     """{"max_length", "rows", "share"} (eval.json's `truncated`): how many of `texts` are longer
-    than `max_length` tokens (special tokens included), i.e. cut before the model sees them.
-    Counts tokens cut at max_length + 1 (token_lengths), so a long article costs no more than a
-    short one and no length warning prints."""
-    from edgecompress.compress.evaluation.evaluate import token_lengths
-
-    rows = 0
-    for start in range(0, len(texts), BATCH):
-        rows += int((token_lengths(tokenizer, texts[start:start + BATCH], max_length + 1)
-                     > max_length).sum())
+    than `max_length` tokens (special tokens included), i.e. cut before the model sees them."""
+    rows = sum(_longer(list(texts[start:start + BATCH]), tokenizer, max_length)
+               for start in range(0, len(texts), BATCH))
     return {"max_length": max_length, "rows": int(rows),
             "share": rows / len(texts) if len(texts) else 0.0}
+
+
+CHARS_PER_TOKEN = 6  # a prefix this many chars per token long holds max_length tokens of prose
+
+
+def _longer(texts: list[str], tokenizer, max_length: int) -> int:
+    """How many `texts` tokenize to more than `max_length` tokens. Each text is first read up to
+    the last space before CHARS_PER_TOKEN * (max_length + 1) characters: the tokenizers here
+    split words at whitespace, so a prefix's tokens are the first tokens of the whole text, and a
+    prefix already over max_length decides it (a 5,000-word article costs a paragraph). Only a
+    text whose prefix is not over is tokenized whole. Counts come from token_lengths, cut at
+    max_length + 1, so no length warning prints."""
+    from edgecompress.compress.evaluation.evaluate import token_lengths
+
+    limit = CHARS_PER_TOKEN * (max_length + 1)
+    heads = [_head(text, limit) for text in texts]
+    over = token_lengths(tokenizer, heads, max_length + 1) > max_length
+    undecided = [text for text, head, cut in zip(texts, heads, over) if not cut and head != text]
+    rest = token_lengths(tokenizer, undecided, max_length + 1) > max_length if undecided else ()
+    return int(over.sum()) + int(sum(rest))
+
+
+def _head(text: str, limit: int) -> str:
+    """`text` up to its last whitespace before `limit` characters (all of it when shorter, or
+    when there is no whitespace to cut at)."""
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit))
+    return text[:cut] if cut > 0 else text
 
 
 def split_truncation(dataset, tokenizer, max_length: int) -> dict[str, dict]:

@@ -123,3 +123,14 @@ def test_finetune_prints_the_overlap_warning_before_training(tiny_bert_dir, over
                                       "--max-steps", "1"])
     assert result.exit_code == 0, result.output
     assert "warning: 2 of 4 test rows (50.0%) also appear in the train split" in result.output
+
+
+@pytest.mark.parametrize("max_length", [8, 16, 128])
+def test_truncation_reading_prefixes_agrees_with_whole_texts_when_texts_are_long_or_odd(
+        max_length):
+    from edgecompress.compress.evaluation.evaluate import token_lengths
+
+    texts = [LONG, "x" * 3000, "猫" * 900, "é " * 700, "a\nb " * 400, "short", "9" * 2000,
+             " ".join(["unbelievably"] * 200), "word " * (max_length - 3)]
+    whole = int((token_lengths(tokenizer(), texts, 100_000) > max_length).sum())
+    assert truncation(texts, tokenizer(), max_length)["rows"] == whole
