@@ -134,3 +134,20 @@ def test_truncation_reading_prefixes_agrees_with_whole_texts_when_texts_are_long
              " ".join(["unbelievably"] * 200), "word " * (max_length - 3)]
     whole = int((token_lengths(tokenizer(), texts, 100_000) > max_length).sum())
     assert truncation(texts, tokenizer(), max_length)["rows"] == whole
+
+
+def test_a_run_prints_the_data_lines_and_its_report_says_the_overlap(tiny_bert_dir,
+                                                                     sentiment_csv, tmp_path):
+    from tests.conftest import write_recipe
+
+    out = tmp_path / "run"
+    recipe = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv, targets=("x86-cpu",))
+    result = CliRunner().invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "train/test overlap: none of the 8 test rows appears in the train split" in \
+        result.output
+    teacher = json.loads((out / "teacher" / "eval.json").read_text())
+    assert teacher["duplicates"] == {"split": "test", "against": "train", "rows": 0, "n": 8}
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["duplicates"]["n"] == 8
+    assert "Train/test overlap: none of the 8 test rows" in (out / "report.md").read_text()
