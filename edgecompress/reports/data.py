@@ -52,8 +52,10 @@ def data_lines(data: dict | None) -> list[str]:
         return []
     lines = []
     for group in data["truncated"]:
-        lines.append(f"Truncation: {group['rows']:,} {group['split']} rows "
-                     f"({group['share']:.1%}) are longer than {group['max_length']} tokens; the "
+        one = group["rows"] == 1
+        lines.append(f"Truncation: {group['rows']:,} {group['split']} row{'' if one else 's'} "
+                     f"({group['share']:.1%}) {'is' if one else 'are'} longer than "
+                     f"{group['max_length']} tokens; the "
                      f"model sees only their first {group['max_length']} tokens "
                      f"({', '.join(group['models'])}).")
     if not data["truncated"]:
