@@ -1,8 +1,12 @@
 """Anchors: the plain tools' own int8/fp32 paths on the same fp32 teacher, measured together.
 
 Every row is built the way that tool's docs recommend, from one fine-tuned HF checkpoint, and
-measured in one process on one host: batch 1 x seq 128, 1 thread everywhere, the same tokenization
-(truncate and pad to 128) for accuracy, latency interleaved across rows (A B C ... A B C ...).
+measured in one process on one host: 1 thread everywhere; accuracy as deployed, through the same
+function as `edgecompress eval` and a run's eval stage (compress/evaluation/evaluate.py
+`evaluate_split`: one sentence at a time at its real length, truncated at 128 tokens, for dynamic
+shapes; a fixed-shape TFLite file at its signature), so an edgecompress artifact's row has the
+accuracy its eval.json has; latency at batch 1 x seq 128, interleaved across rows
+(A B C ... A B C ...).
 
 Rows: torch fp32 (the teacher, reference for deltas and agreement); ONNX fp32 (torch.onnx legacy
 exporter, opset 17); `onnxruntime.quantization.quantize_dynamic` defaults (QInt8 per-tensor);
@@ -130,12 +134,18 @@ class Row:
     format: str
     scheme: str
     path: Path | None = None
-    run: Callable | None = None  # (ids (1, S), mask (1, S)) -> (1, C) float32
+    runner: object | None = None  # edgecompress.targets.Runner: run(ids, mask) -> (B, C)
     inputs: tuple | None = None  # (ids, mask) for this row when its tokenizer differs
     skipped: str | None = None
     notes: dict = field(default_factory=dict)
     build_s: float = 0.0
     edgecompress: bool = False
+    tokenizer: object | None = None  # this row's own (an edgecompress artifact's); None: teacher's
+
+    @property
+    def run(self) -> Callable | None:
+        """(ids (1, S), mask (1, S)) -> (1, C) float32, or None for a skipped row."""
+        return self.runner.run if self.runner is not None else None
 
 
 def _time_build(row_fn):
@@ -150,11 +160,10 @@ def _time_build(row_fn):
     return wrapper
 
 
-def _runner(path: Path) -> Callable:
+def _runner(path: Path):
     from edgecompress.targets import load_runner
 
-    runner = load_runner(path, threads=THREADS)
-    return runner.run
+    return load_runner(path, threads=THREADS)
 
 
 def _guard(tool: str, fmt: str, scheme: str, build: Callable[[], Row]) -> Row:
@@ -169,13 +178,9 @@ def _guard(tool: str, fmt: str, scheme: str, build: Callable[[], Row]) -> Row:
 
 @_time_build
 def torch_row(module) -> Row:
-    import torch
+    from edgecompress.targets import torch_runner
 
-    def run(ids, mask):
-        with torch.inference_mode():
-            return module(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy()
-
-    return Row("torch (teacher)", "torch", "fp32", run=run)
+    return Row("torch (teacher)", "torch", "fp32", runner=torch_runner(module))
 
 
 @_time_build
@@ -289,7 +294,7 @@ def _et_row(scheme: str, label: str, path: Path, notes: dict) -> Row:
     threads = runner.backend.threads
     notes["threads"] = (f"threadpool {threads} thread(s) (_unsafe_reset_threadpool)"
                         if threads else "threadpool not settable; runtime default threads")
-    return Row("ExecuTorch + XNNPACK", "pte", label, path, runner.run, notes=notes)
+    return Row("ExecuTorch + XNNPACK", "pte", label, path, runner, notes=notes)
 
 
 @_time_build
@@ -330,20 +335,21 @@ def best_run_artifacts(run_dir: Path) -> list[Path]:
 @_time_build
 def edgecompress_row(folder: Path, texts: list[str]) -> Row:
     """One edgecompress artifact folder (manifest.json naming the file, its tokenizer beside it:
-    vocabulary pruning remaps ids), tokenized with that tokenizer, truncated and padded the same."""
-    from transformers import AutoTokenizer
+    vocabulary pruning remaps ids), opened the way `edgecompress eval` opens it (its labels
+    checked against the model's outputs); latency inputs tokenized with its tokenizer."""
+    from edgecompress.compress.evaluation.artifacts import open_evaluable
 
     manifest = json.loads((folder / "manifest.json").read_text())
     artifact = folder / manifest["artifact"]
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = open_evaluable(artifact, threads=THREADS)
     eval_path = folder / "eval.json"
     notes = {"target": manifest.get("target"), "target_threads": manifest.get("threads"),
              "source": manifest.get("source")}
     if eval_path.exists():
         notes["run_dir_eval_accuracy"] = json.loads(eval_path.read_text())["accuracy"]
     return Row(f"edgecompress ({manifest.get('target')})", manifest["format"], manifest["scheme"],
-               artifact, _runner(artifact), inputs=tokenize(tokenizer, texts), edgecompress=True,
-               notes=notes)
+               artifact, model.runner, inputs=tokenize(model.tokenizer, texts),
+               edgecompress=True, notes=notes, tokenizer=model.tokenizer)
 
 
 def build_rows(module, config, sample, work: Path, ours: list[Path], texts) -> list[Row]:
@@ -381,9 +387,17 @@ def build_rows(module, config, sample, work: Path, ours: list[Path], texts) -> l
 # ---------------------------------------------------------------- measurement
 
 
-def predict(row: Row, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N, C) logits, one sentence at a time (batch 1, as deployed and as timed)."""
-    return np.concatenate([row.run(ids[i:i + 1], mask[i:i + 1]) for i in range(len(ids))])
+def row_evaluation(row: Row, tokenizer, texts: list[str], labels: np.ndarray,
+                   reference_pred: np.ndarray | None = None):
+    """A row's accuracy on (texts, labels), through edgecompress's one evaluation path
+    (`evaluate_split`, as deployed, truncated at SEQ tokens) with the row's own tokenizer or
+    `tokenizer` (the teacher's). Returns its SplitEvaluation (outputs, pred, record)."""
+    from edgecompress.compress.data.datasets import Split
+    from edgecompress.compress.evaluation.evaluate import evaluate_split
+
+    split = Split(tuple(texts), tuple(int(y) for y in labels))
+    return evaluate_split(row.runner, row.tokenizer or tokenizer, split, (), max_length=SEQ,
+                          reference_pred=reference_pred)
 
 
 def latency(rows: list[Row], sample, repeats: int, runs: int, warmup: int) -> dict[int, dict]:
@@ -512,10 +526,11 @@ def host() -> dict:
 # ---------------------------------------------------------------- results
 
 
-def score(rows: list[Row], lat: dict, ids, mask, labels) -> list[dict]:
-    """Per-row accuracy, paired delta vs the torch teacher (row 0), agreement, sizes, ratios."""
-    teacher_logits = predict(rows[0], ids, mask)
-    teacher_pred = teacher_logits.argmax(1)
+def score(rows: list[Row], lat: dict, tokenizer, texts: list[str], labels) -> list[dict]:
+    """Per-row accuracy (as deployed: row_evaluation), paired delta vs the torch teacher (row 0),
+    agreement, sizes, ratios."""
+    teacher = row_evaluation(rows[0], tokenizer, texts, labels)
+    teacher_logits, teacher_pred = teacher.outputs, teacher.pred
     out = []
     for i, row in enumerate(rows):
         rec = {"tool": row.tool, "format": row.format, "scheme": row.scheme,
@@ -525,14 +540,17 @@ def score(rows: list[Row], lat: dict, ids, mask, labels) -> list[dict]:
             out.append({**rec, "skipped": row.skipped})
             continue
         start = time.perf_counter()
-        logits = teacher_logits if i == 0 else predict(row, *(row.inputs or (ids, mask)))
-        pred = logits.argmax(1)
+        evaluation = teacher if i == 0 else row_evaluation(row, tokenizer, texts, labels)
+        logits, pred = evaluation.outputs, evaluation.pred
         ok = pred == labels
         delta = paired_delta(labels, pred, teacher_pred)
         agree = int(np.sum(pred == teacher_pred))
         rec.update({
-            "n": int(len(labels)), "correct": int(ok.sum()), "accuracy": float(ok.mean()),
+            "n": int(len(labels)), "correct": int(ok.sum()),
+            "accuracy": evaluation.record["accuracy"],
             "accuracy_ci95": list(wilson_interval(int(ok.sum()), len(labels))),
+            "evaluated_as": evaluation.record["evaluated_as"],
+            "truncated": evaluation.record.get("truncated"),
             "delta_vs_teacher_points": round(delta.delta, 3),
             "delta_ci95_points": [round(delta.ci95[0], 3), round(delta.ci95[1], 3)],
             "delta_p_value": delta.p_value,
@@ -682,15 +700,17 @@ def main(argv: list[str] | None = None) -> None:
         lat = latency(rows, sample, args.repeats, args.runs, args.warmup)
         for i, real in real_length_latency(rows, ids, mask, args.repeats).items():
             lat[i].update(real)
-        scored = score(rows, lat, ids, mask, labels)
+        scored = score(rows, lat, tokenizer, texts, labels)
     info["loadavg_end"] = list(os.getloadavg())
     result = {"command": " ".join([sys.executable, *sys.argv]), "teacher": str(args.teacher),
               "run_dir": str(args.run_dir) if args.run_dir else None,
               "edgecompress_artifacts": [str(f) for f in ours], "data": data_file,
               "n": int(len(labels)), "seq_len": SEQ, "batch": 1, "threads": THREADS,
               "repeats": args.repeats, "runs": args.runs, "warmup": args.warmup,
-              "tokenization": f"truncate + pad to {SEQ} (teacher tokenizer; edgecompress rows "
-                              "use their artifact's tokenizer)",
+              "tokenization": f"accuracy as deployed: truncated at {SEQ} tokens, batch 1 at "
+                              "real lengths (fixed-shape files at their signature; each row's "
+                              "evaluated_as); latency inputs padded to 128 (teacher tokenizer; "
+                              "edgecompress rows use their artifact's tokenizer)",
               "attn_implementation": "eager", "host": info,
               "wall_s": round(time.perf_counter() - started, 1), "rows": scored}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """The run directory's layout: every path a run holds and the readers / writers of its JSON.
 
     .edgecompress-output          the ownership marker (fsutil.mark_output): edgecompress made it
+    .edgecompress.lock            held while a run writes here (fsutil.held_lock): its pid, host
     run.json                      the resolved recipe of the run that last wrote this folder
     stages/<step>/stage.json      one step's record: identity, config, input digests, output,
                                   metrics, seconds, versions (compress/identity.py)

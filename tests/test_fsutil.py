@@ -130,3 +130,127 @@ def test_file_digest_is_the_sha256_and_follows_the_bytes_when_file_changes(tmp_p
     assert first == sha256_file(path) == file_digest(path)
     path.write_text("text,label\na,neg\nb,pos\n")  # new size: never the memoised digest
     assert file_digest(path) == sha256_file(path) != first
+
+
+# --- before writing: room, write errors, one writer at a time ---------------------------------
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    from tests.adversarial.mounts import tmpfs
+
+    with tmpfs(tmp_path / "ro", readonly=True) as where:
+        yield where
+
+
+def test_check_output_room_passes_and_leaves_nothing_when_the_folder_is_writable(tmp_path):
+    from edgecompress.fsutil import check_output_room
+
+    check_output_room(tmp_path / "new" / "out", need_bytes=1)
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone, no folder was made
+
+
+def test_check_output_room_refuses_when_the_file_system_has_not_the_room(tmp_path):
+    import shutil
+
+    from edgecompress.fsutil import check_output_room
+
+    free = shutil.disk_usage(tmp_path).free
+    with pytest.raises(UserError, match="not enough space for .* [MG]B free on its file "
+                                        "system, about .* needed"):
+        check_output_room(tmp_path / "out", need_bytes=free * 2)
+
+
+def test_check_output_room_refuses_when_the_folder_is_mounted_read_only(readonly_dir):
+    from edgecompress.fsutil import check_output_room
+
+    with pytest.raises(UserError, match="is not writable .*Read-only file system"):
+        check_output_room(readonly_dir / "out")
+
+
+def test_write_error_is_one_line_when_the_disk_is_full_and_none_when_it_is_a_bug():
+    import errno
+
+    from edgecompress.fsutil import write_error
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/x/model.onnx")
+    assert write_error(full) == "cannot write /x/model.onnx: No space left on device"
+    assert write_error(OSError(errno.EBADF, "Bad file descriptor")) is None
+    denied = OSError(errno.EACCES, "Permission denied", "/x/a")  # a read or a write
+    assert write_error(denied) == "cannot access /x/a: Permission denied"
+    rust = RuntimeError("Error while serializing: I/O error: No space left on device (os "
+                        "error 28)")  # how safetensors words it
+    assert write_error(rust) == "cannot write: No space left on device"
+    assert write_error(RuntimeError("shape mismatch (os error 9)")) is None
+
+
+def test_held_lock_refuses_a_second_holder_when_the_first_still_holds_it(tmp_path):
+    import os
+
+    from edgecompress.fsutil import LOCK_FILE, held_lock
+
+    with held_lock(tmp_path):
+        holder = json.loads((tmp_path / LOCK_FILE).read_text())
+        assert holder["pid"] == os.getpid()
+        with pytest.raises(UserError, match=f"in use by another edgecompress run "
+                                            f"\\(pid {os.getpid()} on "):
+            with held_lock(tmp_path):  # flock is per open file: a second open conflicts
+                pass
+    assert not (tmp_path / LOCK_FILE).exists()
+    with held_lock(tmp_path):  # free again once released
+        pass
+
+
+def test_held_lock_is_taken_over_and_said_so_when_its_process_is_gone(tmp_path):
+    import subprocess
+    import sys
+
+    from edgecompress.fsutil import LOCK_FILE, held_lock
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": dead_pid, "host": "h"}))
+    notes = []
+    with held_lock(tmp_path, on_stale=notes.append):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] != dead_pid
+    assert len(notes) == 1 and f"pid {dead_pid} on h" in notes[0], notes
+    assert "no longer running" in notes[0]
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_held_lock_is_released_when_the_block_fails(tmp_path, error):
+    from edgecompress.fsutil import LOCK_FILE, held_lock
+
+    with pytest.raises(error):
+        with held_lock(tmp_path):
+            raise error()
+    assert not (tmp_path / LOCK_FILE).exists()
+    with held_lock(tmp_path, on_stale=pytest.fail):  # not stale: nothing left behind
+        pass
+
+
+def test_held_lock_outlives_its_holder_only_as_a_stale_file_when_the_holder_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from edgecompress.fsutil import LOCK_FILE, held_lock
+
+    code = ("import sys, time; from pathlib import Path; from edgecompress.fsutil import "
+            "held_lock\nwith held_lock(Path(sys.argv[1])):\n print('held', flush=True); "
+            "time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=f"pid {child.pid} "):
+            with held_lock(tmp_path):
+                pass
+    finally:
+        child.send_signal(signal.SIGKILL)  # kill -9: no cleanup runs, the kernel drops flock
+        child.wait()
+    assert (tmp_path / LOCK_FILE).exists()
+    notes = []
+    with held_lock(tmp_path, on_stale=notes.append):
+        pass
+    assert len(notes) == 1 and f"pid {child.pid}" in notes[0]

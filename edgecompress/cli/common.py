@@ -44,13 +44,29 @@ def configure_process() -> None:
         logging.getLogger(logger).setLevel(logging.ERROR)
 
 
-def guarded(command):
+def guarded(command=None, *, keeps_output: bool = False):
     """Turn errors into one line on stderr: exit 2 for user errors, 1 for parity, and 1 for any
-    other exception, whose traceback goes to a log file the line names (never to the screen)."""
+    other exception, whose traceback goes to a log file the line names (never to the screen).
+
+    A command with an `out` argument has it checked before it starts (check_output: writable,
+    room for what it writes). An OS error that the user can fix (disk full, read-only, no
+    permission) is a user error too: one line, exit 2, and an `out` the command created is
+    removed, so no half-written output stays — unless `keeps_output` (a run folder is a store
+    of finished steps that the next run resumes from).
+    """
+    if command is None:
+        return functools.partial(guarded, keeps_output=keeps_output)
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from edgecompress.fsutil import write_error
+
+        out = kwargs.get("out")
+        out = Path(out) if isinstance(out, (str, Path)) else None
+        made = out is not None and not out.exists()
         try:
+            if out is not None:
+                check_output(out, kwargs)
             return command(*args, **kwargs)
         except UserError as err:
             err_console.print(f"error: {err}", markup=False)
@@ -63,15 +79,61 @@ def guarded(command):
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, _click.ClickException):
             raise  # typer's own exits and usage errors
-        except Exception as err:  # a bug, not a user mistake: one line, the traceback in a log
-            log = write_traceback_log(err)
-            where = f"traceback in {log}" if log else "traceback could not be written"
-            message = " ".join(str(err).split())[:300]
-            err_console.print(f"error: unexpected {type(err).__name__}: {message} ({where})",
-                              markup=False)
-            raise typer.Exit(1) from None
+        except Exception as err:
+            line = write_error(err)  # a write the user can fix (disk full, read-only)
+            if line is None:  # a bug, not a user mistake: one line, the traceback in a log
+                _unexpected(err)
+            if made and not keeps_output:
+                _remove_output(out)
+            err_console.print(f"error: {line}", markup=False)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _unexpected(err: Exception):
+    log = write_traceback_log(err)
+    where = f"traceback in {log}" if log else "traceback could not be written"
+    message = " ".join(str(err).split())[:300]
+    err_console.print(f"error: unexpected {type(err).__name__}: {message} ({where})",
+                      markup=False)
+    raise typer.Exit(1) from None
+
+
+def _remove_output(out: Path) -> None:
+    """Remove what a failed command made at `out` (it was not there before the command)."""
+    import shutil
+
+    try:
+        shutil.rmtree(out) if out.is_dir() else out.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only place kept nothing anyway
+
+
+# The arguments a command reads a model from: its output is sized after them (check_output).
+MODEL_ARGUMENTS = ("model", "teacher")
+# Room an output needs, in multiples of its source model's files. Why 3: a stage writes at most
+# the source's fp32 size (pruning, distillation and quantization only shrink it) and writes
+# atomically, so the new copy sits beside the one it replaces (2x); export also keeps the fp32
+# ONNX / TFLite it quantizes beside the quantized artifact while it checks parity (3x).
+OUTPUT_ROOM_FACTOR = 3
+
+
+def check_output(out: Path, kwargs: dict) -> None:
+    """UserError unless `out` is writable with room for a command's output: OUTPUT_ROOM_FACTOR
+    times the files of the model it reads (nothing known: writable is enough)."""
+    from edgecompress.compress.models.modules import resolve_model_path
+    from edgecompress.fsutil import check_output_room, files_bytes
+
+    source = 0
+    for name in MODEL_ARGUMENTS:
+        value = kwargs.get(name)
+        if isinstance(value, (str, Path)):
+            try:
+                source = max(source, files_bytes(resolve_model_path(value)))
+            except UserError:
+                pass  # the command itself says what is wrong with it
+    check_output_room(out, OUTPUT_ROOM_FACTOR * source)
 
 
 def write_traceback_log(err: BaseException) -> Path | None:

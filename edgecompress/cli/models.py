@@ -92,13 +92,16 @@ def eval_command(
     tokenizer: str | None = typer.Option(None, help=TOKENIZER_HELP + " Default: the "
                                          "model's own (an artifact: its folder)."),
     threads: int = typer.Option(1, help="Runtime threads."),
-    max_length: int = typer.Option(128, help="Tokens per input (longer ones are cut)."),
+    max_length: int = typer.Option(128, help="Tokens per input (longer ones are cut; the "
+                                   "result says how many were)."),
     text_col: str | None = TEXT_COL, label_col: str | None = LABEL_COL,
     split_col: str | None = SPLIT_COL,
     label_map: str | None = typer.Option(None, help=LABEL_MAP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Accuracy with a 95 % Wilson CI, macro-F1, agreement; Spearman/Pearson for similarity."""
+    """Accuracy with a 95 % Wilson CI, macro-F1, per-class recall / precision / F1 and the
+    confusion matrix, agreement; Spearman/Pearson for similarity. The model runs as deployed:
+    one input at a time at its real length, a fixed-shape artifact at its signature."""
     from edgecompress.compress.data.labels import parse_label_map
     from edgecompress.compress.models.modules import resolve_tokenizer_source
     from edgecompress.compress.pipeline.commands import evaluate_spec

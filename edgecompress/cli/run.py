@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgecompress.cli.common import console, guarded
+from edgecompress.cli.common import console, err_console, guarded
 from edgecompress.cli.output import emit_result, json_mode
 
 JSON_HELP = ("Print one JSON object on stdout (progress goes to stderr): the run directory, "
@@ -34,7 +34,7 @@ def _print_lines(lines: list[str]) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-@guarded
+@guarded(keeps_output=True)  # a run folder is a store of finished steps: resumed, not removed
 def run_command(
     recipe: Path = typer.Argument(..., help="Recipe TOML (see recipes/)."),
     out: Path | None = typer.Option(None, help="Run directory (default runs/<recipe>-<time>)."),
@@ -48,7 +48,7 @@ def run_command(
 
     from edgecompress.compress.data.audit import recipe_data_lines
     from edgecompress.compress.models.modules import check_out_location
-    from edgecompress.compress.pipeline.checks import validate_inputs
+    from edgecompress.compress.pipeline.checks import output_lines, validate_inputs
     from edgecompress.compress.pipeline.recipe import load_recipe
     from edgecompress.compress.pipeline.runs import plan_lines, run_recipe
 
@@ -56,12 +56,17 @@ def run_command(
     out = out or Path("runs") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_out_location(out)
     with json_mode(as_json):
-        checked = validate_inputs(plan, fetch=not dry_run)  # before run.json is written
-        checked += recipe_data_lines(plan, echo=None if dry_run else _print_lines)
+        # every check `run` makes before it writes anything (run.json, the marker, the lock),
+        # and the lines --dry-run prints for them
+        checked = validate_inputs(plan, fetch=not dry_run)
+        checked += output_lines(plan, out, force=force)
+        data = recipe_data_lines(plan)  # truncation share per split, train/test duplicates
+        checked += data
         if dry_run:
             lines = checked + plan_lines(plan, out)
         else:
-            result = _finished(out, run_recipe(plan, out, console, force=force))
+            result = _finished(out, run_recipe(plan, out, console, force=force, notes=_note,
+                                               intro=data))
     if dry_run:
         emit_result({"run_dir": str(out), "checks": checked, "plan": lines[len(checked):]},
                     as_json, lambda _: _print_lines(lines))
@@ -69,7 +74,11 @@ def run_command(
     emit_result(result, as_json, _print_finished)
 
 
-@guarded
+def _note(line: str) -> None:
+    err_console.print(line, markup=False, highlight=False)
+
+
+@guarded(keeps_output=True)
 def demo(
     out: Path = typer.Option(Path("demo-run"), help="Run directory."),
     force: bool = typer.Option(False, help="Start over: remove the run folder's own files first "

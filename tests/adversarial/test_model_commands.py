@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 
 from tests.adversarial.conftest import cases
@@ -119,3 +122,44 @@ CATALOG = cases(
 def test_bad_input_is_refused_in_one_line_when_given_to_a_model_command(
         build, said, code, world, tmp_path, expect_refusal):
     expect_refusal(build(world, tmp_path), said, code)
+
+
+@pytest.fixture(scope="module")
+def three_label_artifact(tiny_bert_dir, tmp_path_factory):
+    """A real 2-output ONNX artifact (tiny BERT, fp32) whose manifest names 3 labels."""
+    from edgecompress.compress.pipeline.commands import export_model
+
+    out = tmp_path_factory.mktemp("three-labels") / "x86"
+    manifest = export_model(str(tiny_bert_dir), "x86-cpu", out, scheme="fp32")
+    (out / "manifest.json").write_text(json.dumps({**manifest, "labels": ["a", "b", "c"]}))
+    return out / manifest["artifact"]
+
+
+def _corrupt(*extra):
+    """eval of a copy (inside the case's tmp dir, so it is snapshotted) of the 3-label artifact."""
+    def build(w, t, artifact):
+        shutil.copytree(artifact.parent, t / "artifact")
+        return ["eval", t / "artifact" / artifact.name, "--dataset", w.csv, *extra]
+    return build
+
+
+MANIFEST_VS_MODEL = [
+    pytest.param(_corrupt(), "names 3 labels (a, b, c) but model.onnx has 2 outputs: a corrupt "
+                 "artifact", id="eval-manifest-3-labels-2-outputs"),
+    pytest.param(_corrupt("--label-map", "neg=a,pos=b"), "corrupt artifact",
+                 id="eval-manifest-3-labels-with-the-old-hint"),
+]
+
+
+@pytest.mark.parametrize("build, said", MANIFEST_VS_MODEL)
+def test_artifact_is_refused_as_corrupt_when_its_manifest_names_more_labels_than_outputs(
+        build, said, world, tmp_path, expect_refusal, three_label_artifact):
+    expect_refusal(build(world, tmp_path, three_label_artifact), said)
+
+
+@pytest.mark.parametrize("model", ["bert", "named"])
+def test_label_hint_suggests_no_mapping_when_the_dataset_has_more_classes_than_the_model(
+        model, world, expect_refusal):
+    line = expect_refusal(["eval", world.models[model], "--dataset", world.three],
+                          "the model predicts 2 classes, the dataset has 3")
+    assert "--label-map" not in line

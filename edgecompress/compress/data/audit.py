@@ -4,17 +4,14 @@ their first tokens), per split, and the test rows whose text the training split 
 (accuracy on those measures memory).
 
 `run` and `run --dry-run` print `recipe_data_lines`; the eval step records `duplicates` (and
-`truncated`, the same `truncation` numbers for the evaluated split) in eval.json, which the
-report's Data section reads. Text is compared after `normalize`: Unicode NFKC, case-folded,
-whitespace collapsed — "A  film." and "a film." are the same row.
+`truncated`: the same evaluation.evaluate.truncation, for the evaluated split) in eval.json,
+which the report's Data section reads. Text is compared after `normalize`: Unicode NFKC,
+case-folded, whitespace collapsed — "A  film." and "a film." are the same row.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Sequence
-
-BATCH = 512  # texts per tokenizer call: bounded memory on 5,000-word articles
 
 
 def normalize(text: str) -> str:
@@ -22,50 +19,14 @@ def normalize(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def truncation(texts: Sequence[str], tokenizer, max_length: int) -> dict:
-    """{"max_length", "rows", "share"} (eval.json's `truncated`): how many of `texts` are longer
-    than `max_length` tokens (special tokens included), i.e. cut before the model sees them."""
-    rows = sum(_longer(list(texts[start:start + BATCH]), tokenizer, max_length)
-               for start in range(0, len(texts), BATCH))
-    return {"max_length": max_length, "rows": int(rows),
-            "share": rows / len(texts) if len(texts) else 0.0}
-
-
-CHARS_PER_TOKEN = 6  # a prefix this many chars per token long holds max_length tokens of prose
-
-
-def _longer(texts: list[str], tokenizer, max_length: int) -> int:
-    """How many `texts` tokenize to more than `max_length` tokens. Each text is first read up to
-    the last space before CHARS_PER_TOKEN * (max_length + 1) characters: the tokenizers here
-    split words at whitespace, so a prefix's tokens are the first tokens of the whole text, and a
-    prefix already over max_length decides it (a 5,000-word article costs a paragraph). Only a
-    text whose prefix is not over is tokenized whole. Counts come from token_lengths, cut at
-    max_length + 1, so no length warning prints."""
-    from edgecompress.compress.evaluation.evaluate import token_lengths
-
-    limit = CHARS_PER_TOKEN * (max_length + 1)
-    heads = [_head(text, limit) for text in texts]
-    over = token_lengths(tokenizer, heads, max_length + 1) > max_length
-    undecided = [text for text, head, cut in zip(texts, heads, over) if not cut and head != text]
-    rest = token_lengths(tokenizer, undecided, max_length + 1) > max_length if undecided else ()
-    return int(over.sum()) + int(sum(rest))
-
-
-def _head(text: str, limit: int) -> str:
-    """`text` up to its last whitespace before `limit` characters (all of it when shorter, or
-    when there is no whitespace to cut at)."""
-    if len(text) <= limit:
-        return text
-    cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit))
-    return text[:cut] if cut > 0 else text
-
-
 def split_truncation(dataset, tokenizer, max_length: int) -> dict[str, dict]:
     """`truncation` (plus "n", the split's rows) per non-empty split of a text dataset; {} for
     an image set."""
     if getattr(dataset, "modality", "text") != "text":
         return {}
-    return {name: {**truncation(split.texts, tokenizer, max_length), "n": len(split)}
+    from edgecompress.compress.evaluation.evaluate import truncation
+
+    return {name: {**truncation(tokenizer, split.texts, max_length), "n": len(split)}
             for name, split in dataset.splits.items() if len(split)}
 
 
@@ -123,10 +84,11 @@ def overlap_warning(data, console) -> str | None:
     return line
 
 
-def recipe_data_lines(recipe, *, echo: Callable[[list[str]], None] | None = None) -> list[str]:
+def recipe_data_lines(recipe) -> list[str]:
     """`data_lines` for a recipe (its model's tokenizer, its dataset, cut at its targets' input
-    length); [] when the registry dataset is not fetched yet (a dry run fetches nothing). With
-    `echo`, the lines are also handed to it (a real run prints them before any work)."""
+    length); [] when the registry dataset is not fetched yet (a dry run fetches nothing). `run`
+    checks them with the rest and prints them once its folder is locked; `--dry-run` prints
+    them with its checks."""
     from edgecompress.compress.data.datasets import needs_fetch
     from edgecompress.compress.evaluation.artifacts import load_tokenizer
     from edgecompress.compress.models.modules import resolve_tokenizer_source
@@ -140,7 +102,4 @@ def recipe_data_lines(recipe, *, echo: Callable[[list[str]], None] | None = None
     if dataset.modality == "text":
         tokenizer = load_tokenizer(resolve_tokenizer_source(recipe.model))
     max_length = max(load_profile(target).seq_len for target in recipe.targets)
-    lines = data_lines(dataset, tokenizer, max_length)
-    if echo is not None:
-        echo(lines)
-    return lines
+    return data_lines(dataset, tokenizer, max_length)

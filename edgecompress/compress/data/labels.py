@@ -74,7 +74,11 @@ def align_labels(dataset: TextDataset, model_labels, label_map=()) -> TextDatase
     if generic_labels(model_labels) and not mapping and len(model_labels) == len(renamed):
         return dataclasses.replace(dataset, label_mapping="by position (model labels are "
                                                           "generic)")
+    said = (f"dataset {dataset.name} labels ({', '.join(dataset.labels)}) are not the "
+            f"model's labels ({', '.join(model_labels)})")
+    if len(dataset.labels) > len(model_labels):  # no renaming gives the model more classes
+        raise UserError(f"{said}: the model predicts {len(model_labels)} classes, the dataset "
+                        f"has {len(dataset.labels)}; evaluate it on data with its classes")
     example = ",".join(f"{d}={m}" for d, m in zip(dataset.labels, model_labels))
-    raise UserError(f"dataset {dataset.name} labels ({', '.join(dataset.labels)}) are not the "
-                    f"model's labels ({', '.join(model_labels)}); pass --label-map "
-                    f"dataset=model,... (recipe key label_map), e.g. --label-map {example}")
+    raise UserError(f"{said}; pass --label-map dataset=model,... (recipe key label_map), "
+                    f"e.g. --label-map {example}")

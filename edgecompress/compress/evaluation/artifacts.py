@@ -63,10 +63,31 @@ def open_evaluable(spec: str | Path, *, threads: int = 1,
         tok = _load_inputs(tokenizer or path.parent, manifest)  # before the runtime: cheaper
         runner = load_runner(path, threads=threads)
         labels = tuple(str(name) for name in manifest.get("labels") or ())
-        return Evaluable(runner, tok, labels, manifest.get("task", "classification"), path)
+        task = manifest.get("task", "classification")
+        if task == "classification" and labels:
+            _check_label_count(path, labels, output_width(runner, tok))
+        return Evaluable(runner, tok, labels, task, path)
     loaded = load_model(spec)
     return Evaluable(torch_runner(loaded.module), loaded.tokenizer, loaded.labels, loaded.task,
                      loaded.path)
+
+
+def output_width(runner, tokenizer) -> int:
+    """How many outputs a model has per input (C of its (B, C)): one run on one parity input."""
+    if hasattr(tokenizer, "encode_examples"):
+        sample = tokenizer.encode_examples(_parity_images(tokenizer.shape)[:1])
+    else:
+        sample = tokenize(tokenizer, PARITY_SENTENCES[:1], max_length=16)
+    return int(np.asarray(runner.run(**sample)).shape[-1])
+
+
+def _check_label_count(path: Path, labels: tuple[str, ...], width: int) -> None:
+    """A manifest naming another number of classes than the model has outputs describes some
+    other model: the artifact folder is corrupt, whatever the data. Raises UserError."""
+    if width != len(labels):
+        raise UserError(f"{path.parent / MANIFEST} names {len(labels)} labels "
+                        f"({', '.join(labels)}) but {path.name} has {width} outputs: a corrupt "
+                        f"artifact (export it again)")
 
 
 def _artifact_manifest(path: Path) -> dict:

@@ -1,8 +1,12 @@
 """Checks of a recipe's inputs before a run writes anything: the model's config, its encoder
-family, the targets and the dataset (columns, classes and sizes per split), as `run --dry-run`
-prints them."""
+family, the targets, the dataset (columns, classes and sizes per split), every stage value a
+later step reads (layer numbers, students, the vocabulary corpus and its column) and the output
+folder (writable, room, free of another run), as `run --dry-run` prints them. A run does the
+same checks, then writes."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from edgecompress.compress.pipeline.recipe import Recipe
 from edgecompress.errors import UserError
@@ -26,11 +30,110 @@ def validate_inputs(recipe: Recipe, *, fetch: bool = True) -> list[str]:
                                                     else "")]
         if not fetch and needs_fetch(recipe.dataset):
             return lines + [f"dataset {recipe.dataset}: not fetched yet (the run fetches it)"]
-        lines += _family_lines(recipe) + _target_lines(recipe)
+        lines += _family_lines(recipe) + _target_lines(recipe) + _stage_value_lines(recipe)
+        lines += _corpus_lines(recipe, fetch)
         data = recipe.data().load()
         return lines + _dataset_lines(recipe, data, task, labels)
     except UserError as err:
         raise UserError(f"{where}: {err}") from None
+
+
+def _depth(model: str) -> int | None:
+    """Encoder layers of `model`, from its config (None: not known without loading it)."""
+    from edgecompress.compress.models.arch import FAMILIES
+    from edgecompress.compress.models.modules import (
+        PLAIN_CONFIG,
+        read_config_object,
+        resolve_model_path,
+    )
+
+    path = resolve_model_path(model)
+    if (path / "config.json").is_file():
+        config = read_config_object(path / "config.json")
+        family = FAMILIES.get(config.get("model_type"))
+        value = config.get(family.layer_count) if family else None
+    else:
+        value = len(read_config_object(path / PLAIN_CONFIG).get("heads") or ()) or None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _stage_value_lines(recipe: Recipe) -> list[str]:
+    """Refuse now the stage values that name layers the model lacks ([prune] keep_layers /
+    drop_heads, [distill] student = "layers:..") or a student checkpoint that is not one: the
+    steps that read them run after fine-tuning, minutes or hours in. Every training stage
+    keeps the recipe model's depth until [prune] cuts it, and a "layers:" student is cut from
+    the teacher, so all of them number the recipe model's layers."""
+    from edgecompress.compress.models.loading import checkpoint_labels
+    from edgecompress.compress.pipeline.recipe import build_stage_config
+
+    named = []
+    if recipe.settings("prune") is not None:  # parsed as the step will have it
+        prune = build_stage_config(recipe, "prune", recipe.settings("prune"))
+        named += [("prune.keep_layers", i) for i in prune.keep_layers or ()]
+        named += [("prune.drop_heads", layer) for layer, _ in prune.drop_heads]
+    student = (recipe.settings("distill") or {}).get("student", "pruned")
+    if student.startswith("layers:"):
+        named += [("distill.student", int(i)) for i in student[7:].split(",") if i.strip()]
+    elif student != "pruned" and not student.startswith("fresh:"):
+        try:
+            checkpoint_labels(student)
+        except UserError as err:
+            raise UserError(f"key 'distill.student': {err}") from None
+    depth = _depth(recipe.model) if named else None
+    for key, layer in named:
+        if depth is not None and layer >= depth:
+            raise UserError(f"key '{key}': layer {layer} does not exist: {recipe.model} has "
+                            f"layers 0..{depth - 1}")
+    return []
+
+
+def _corpus_lines(recipe: Recipe, fetch: bool) -> list[str]:
+    """The vocabulary corpus, read as its step will read it (its file, its text column), so a
+    missing file or column is refused now and not after fine-tuning and distillation."""
+    from edgecompress.compress.data.datasets import needs_fetch
+    from edgecompress.compress.prune.vocab import corpus_texts
+
+    prune = recipe.settings("prune") or {}
+    corpus, column = prune.get("vocab_corpus"), prune.get("vocab_corpus_text_col")
+    if not corpus:
+        return []
+    if not fetch and needs_fetch(corpus):
+        return [f"vocabulary corpus {corpus}: not fetched yet (the run fetches it)"]
+    try:
+        texts = corpus_texts(corpus, column)
+    except UserError as err:
+        raise UserError(f"key 'prune.vocab_corpus': {err}") from None
+    return [f"vocabulary corpus {corpus}: {len(texts)} texts"
+            + (f" (column {column!r})" if column else "")]
+
+
+# Room a run needs in its folder, in multiples of the recipe model's files. Why: each training
+# step ([prune], [distill], and the vocabulary step that follows [distill]: plan.py) writes a
+# checkpoint no larger than the model in fp32; each target writes an artifact no larger than
+# fp32 and, while exporting, its fp32 export beside the quantized one (2 per target); the step
+# being written atomically sits beside the copy it replaces (1 more). The fine-tuned teacher
+# goes to the cache, not here.
+def run_output_bytes(recipe: Recipe) -> int:
+    """Bytes a run of `recipe` may write into its folder (see the rule above)."""
+    from edgecompress.compress.models.modules import resolve_model_path
+    from edgecompress.fsutil import files_bytes
+
+    steps = sum(1 for name, _ in recipe.stages if name != "finetune")
+    steps += bool(recipe.settings("distill")) and bool((recipe.settings("prune") or {})
+                                                        .get("vocab_corpus"))
+    return files_bytes(resolve_model_path(recipe.model)) * (steps + 2 * len(recipe.targets) + 1)
+
+
+def output_lines(recipe: Recipe, out: Path, *, force: bool) -> list[str]:
+    """Check the run folder before anything is written: not refused as another tool's folder,
+    writable (probed), room for the run's artifacts (run_output_bytes); returns the line."""
+    from edgecompress.compress.pipeline.runs import check_run_dir
+    from edgecompress.fsutil import check_output_room
+
+    check_run_dir(out, force)
+    need = run_output_bytes(recipe)
+    check_output_room(out, need)
+    return [f"output {out}: writable, about {need / 1e6:.1f} MB needed"]
 
 
 # [prune] keys that cut layers, heads, FFN neurons or weights (everything but the vocabulary)

@@ -19,10 +19,7 @@ from edgecompress.compress.evaluation.artifacts import (
     precheck_export,
     prepare_out_dir,
 )
-from edgecompress.compress.evaluation.evaluate import (
-    evaluate_similarity,
-    predict,
-)
+from edgecompress.compress.evaluation.evaluate import evaluate_similarity, split_predictions
 from edgecompress.compress.identity import content_digest, identity, is_done, profile_digest, stamp
 from edgecompress.compress.models.loading import load_model
 from edgecompress.errors import UserError
@@ -67,16 +64,15 @@ def evaluate_spec(model: str, dataset: str, *, split: str | None = None,
     if chosen.labels is None:
         raise UserError(f"{data.name}/{split}: this split has no labels: accuracy needs a "
                         f"labelled dataset")
-    from edgecompress.compress.evaluation.evaluate import classification_metrics, split_predictions
+    from edgecompress.compress.evaluation.evaluate import evaluate_split
 
-    pred = split_predictions(model_eval.runner, model_eval.tokenizer, chosen,
-                             max_length=max_length)
-    truth = np.asarray(chosen.labels)
-    metrics = classification_metrics(truth, pred, len(data.labels), ref_pred).to_json()
+    evaluation = evaluate_split(model_eval.runner, model_eval.tokenizer, chosen, data.labels,
+                                max_length=max_length, reference_pred=ref_pred)
+    metrics = evaluation.record
     if ref_pred is not None:  # the paired difference on the same sentences (stats.py)
         from edgecompress.stats import paired_delta
 
-        paired = paired_delta(truth, pred, ref_pred).to_json()
+        paired = paired_delta(np.asarray(chosen.labels), evaluation.pred, ref_pred).to_json()
         metrics.update(delta=paired["delta"], delta_ci95=paired["delta_ci95"], paired=paired)
     from edgecompress.targets import host_info
 
@@ -120,8 +116,7 @@ def _reference_predictions(reference: str | None, labels: tuple[str, ...], split
     if not reference:
         return None
     ref_eval = open_evaluable(reference, threads=threads)
-    pred = predict(ref_eval.runner, ref_eval.tokenizer, list(split.texts),
-                   max_length=max_length).argmax(axis=1)
+    pred = split_predictions(ref_eval.runner, ref_eval.tokenizer, split, max_length=max_length)
     ref_labels = ref_eval.labels
     if not labels or not ref_labels or tuple(ref_labels) == tuple(labels):
         return pred

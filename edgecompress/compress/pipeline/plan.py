@@ -19,6 +19,7 @@ from edgecompress.errors import UserError
 from edgecompress.rundir import RunDir
 
 STEP_OUTPUT = "@"  # an input written "@prune" is the output of step "prune"
+VOCAB_KEYS = ("vocab_corpus", "vocab_corpus_text_col")  # [prune] keys of the vocabulary step
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,11 @@ def training_steps(recipe: Recipe, run_dir: Path) -> tuple[list[Step], str, str]
     steps, current, teacher = [], recipe.model, recipe.model
     prune = recipe.settings("prune") or {}
     vocab_later = bool(recipe.settings("distill")) and bool(prune.get("vocab_corpus"))
+    vocab = {k: v for k, v in prune.items() if k in VOCAB_KEYS}  # the corpus and its column
     for name, _ in recipe.stages:
         settings = recipe.settings(name)
         if name == "prune" and vocab_later:
-            settings = {k: v for k, v in settings.items() if k != "vocab_corpus"}
+            settings = {k: v for k, v in settings.items() if k not in VOCAB_KEYS}
         config = build_stage_config(recipe, name, settings)
         inputs = (("teacher", teacher), ("student", current)) if name == "distill" \
             else (("model", current),)
@@ -57,7 +59,7 @@ def training_steps(recipe: Recipe, run_dir: Path) -> tuple[list[Step], str, str]
         current = _ref(name)
         teacher = current if name == "finetune" else teacher
     if vocab_later:
-        config = build_stage_config(recipe, "prune", {"vocab_corpus": prune["vocab_corpus"]})
+        config = build_stage_config(recipe, "prune", vocab)
         steps.append(Step("vocab", "vocab", config, (("model", current),),
                           RunDir(run_dir).stage_dir("vocab")))
         current = _ref("vocab")

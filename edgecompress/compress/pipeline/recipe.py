@@ -179,15 +179,19 @@ def _check_keys(path: Path, section: str, data: dict, known: set[str]) -> None:
 
 
 def _check_student(student) -> None:
-    if not isinstance(student, str) or not (student == "pruned" or ":" in student
-                                            or Path(student).is_dir()):
+    """A student spec that cannot be right whatever the teacher (`fresh:layers=0`, `layers:a`,
+    a word) is refused here, as the distill command refuses it, not when its step runs."""
+    from edgecompress.compress.distill.students import check_spec
+
+    if not isinstance(student, str) or not student.strip():
         raise FieldError("student", f"expected 'pruned', 'layers:1,3,5', 'fresh:...' or a "
                                     f"checkpoint directory, got {student!r}")
-    if student.startswith("layers:"):
-        parts = student[len("layers:"):].split(",")
-        if not all(p.strip().isdigit() for p in parts):
-            raise FieldError("student", f"expected comma-separated layer numbers, got "
-                                        f"{student!r}")
+    if student == "pruned":
+        return
+    try:
+        check_spec(student)
+    except UserError as err:
+        raise FieldError("student", str(err)) from None
 
 
 def _key(path: str) -> str:
@@ -272,6 +276,31 @@ def _resolve_settings(path: Path, name: str, settings: dict) -> dict:
     keys = {"prune": ("vocab_corpus",), "distill": ("student",)}.get(name, ())
     return {k: (resolve_relative(path, v) if k in keys and isinstance(v, str) else v)
             for k, v in settings.items()}
+
+
+def _with_corpus_columns(name: str, settings: str, dataset: dict) -> str:
+    """[prune] settings (canonical JSON) with the dataset's text column for a vocabulary corpus
+    that is the dataset's own file (or one of its split files): the recipe's columns apply
+    wherever it reads that data. An explicit `vocab_corpus_text_col` (a corpus of other
+    columns) is kept; any other corpus reads `text`."""
+    from edgecompress.compress.data.userfiles import split_files
+
+    table = json.loads(settings)
+    corpus, column = table.get("vocab_corpus"), dataset.get("text_col")
+    if name != "prune" or not corpus or not column or "vocab_corpus_text_col" in table:
+        return settings
+    spec = dataset["dataset"]
+    files = set((split_files(spec) or {spec: spec}).values())
+    if not any(_same_file(corpus, file) for file in files):
+        return settings
+    return json.dumps({**table, "vocab_corpus_text_col": column}, sort_keys=True)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).samefile(b)
+    except OSError:  # missing (the data checks say so): compare the names
+        return Path(a).resolve() == Path(b).resolve()
 
 
 def _targets(path: Path, data: dict) -> tuple[tuple[str, ...], dict]:
@@ -403,9 +432,12 @@ def parse_recipe(path: Path, data: dict) -> Recipe:
             stages.append((stage, json.dumps(settings, sort_keys=True)))
     schemes, max_drop = _quantize(path, data, profiles)
     runs, warmup = _bench(path, data)
+    dataset = _dataset(path, data)
+    stages = [(name, _with_corpus_columns(name, settings, dataset))
+              for name, settings in stages]
     return Recipe(name=data.get("name") or path.stem,
                   model=resolve_relative(path, _string(path, data, "model")),
-                  **_dataset(path, data),
+                  **dataset,
                   targets=targets, stages=tuple(stages), schemes=schemes, max_drop=max_drop,
                   bench_runs=runs, bench_warmup=warmup, source=str(path),
                   label_map=_label_map(path, data), verify=_verify(path, data, profiles))

@@ -35,9 +35,11 @@ from edgecompress.compress.pipeline.recipe import Recipe
 from edgecompress.compress.pipeline.stages import Context, StageResult, get_stage
 from edgecompress.errors import ParityError, UserError
 from edgecompress.fsutil import (
+    LOCK_FILE,
     OUTPUT_MARKER,
     atomic_write_json,
     check_replaceable,
+    held_lock,
     is_marked_output,
     mark_output,
     read_json,
@@ -47,24 +49,40 @@ from edgecompress.rundir import RUN_ENTRIES, STAGE_FILE, RunDir
 RUN_KIND = "run"  # the kind mark_output records on a run folder
 
 
-def open_run_dir(out: Path, force: bool) -> None:
-    """Make `out` ready for a run. A folder edgecompress made for a run is reused as a store of
-    steps (with `force`, its run files are removed first: anything else in it is kept); any
-    other non-empty folder is refused, or with `force` replaced when edgecompress made it."""
-    if not out.is_dir() or not any(out.iterdir()):
-        check_replaceable(out, force)  # a file (or a path under one) is refused; missing is fine
+def check_run_dir(out: Path, force: bool) -> None:
+    """Raise UserError unless `out` can take a run (nothing is changed): missing, empty, a
+    folder edgecompress made for a run, or with `force` a folder edgecompress made."""
+    if not _entries(out):
+        if not out.is_dir():  # a file (or a path under one) is refused; missing is fine
+            check_replaceable(out, force)
         return
     if _marked_kind(out) == RUN_KIND:
-        if force:
-            for name in RUN_ENTRIES:
-                path = out / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         return
     if not force:
         raise UserError(f"{out} holds something other than an edgecompress run; pass --force "
                         "to replace it or choose another --out")
     check_replaceable(out, force)  # only a folder edgecompress marked gets past this
-    shutil.rmtree(out)
+
+
+def open_run_dir(out: Path, force: bool) -> None:
+    """Make `out` ready for a run (check_run_dir first). A folder edgecompress made for a run
+    is reused as a store of steps (with `force`, its run files are removed first: anything
+    else in it is kept); another folder edgecompress made is emptied with `force`. The run's
+    lock file (held by this process) stays."""
+    check_run_dir(out, force)
+    if not force or not _entries(out):
+        return
+    doomed = ([out / name for name in RUN_ENTRIES] if _marked_kind(out) == RUN_KIND
+              else _entries(out))
+    for path in doomed:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _entries(out: Path) -> list[Path]:
+    """What `out` holds besides a run's lock file ([] for a missing folder or a file)."""
+    if not out.is_dir():
+        return []
+    return [path for path in out.iterdir() if path.name != LOCK_FILE]
 
 
 def _marked_kind(out: Path) -> str | None:
@@ -110,8 +128,15 @@ def tool_versions() -> dict:
     return {name: version(name) for name in names}
 
 
+# Config fields added after runs were recorded: left out of a step's recorded config while
+# unset, so a folder made before them keeps every step's identity (the demo's prune and vocab
+# steps are not redone for a field they do not use).
+OMITTED_WHEN_UNSET = ("vocab_corpus_text_col",)
+
+
 def _config_json(config) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    data = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    return {k: v for k, v in data.items() if not (k in OMITTED_WHEN_UNSET and v is None)}
 
 
 def step_inputs(step: Step, outputs: dict[str, Path]) -> dict | None:
@@ -262,13 +287,33 @@ def _refuse_target(step: Step, err: ParityError, run_dir: Path, console) -> None
                   highlight=False)
 
 
-def run_recipe(recipe: Recipe, run_dir: Path, console, *, force: bool = False) -> Path:
-    """Run every step of `recipe` into `run_dir`; returns report.md's path."""
+def run_recipe(recipe: Recipe, run_dir: Path, console, *, force: bool = False,
+               notes=None, intro: tuple[str, ...] | list[str] = ()) -> Path:
+    """Run every step of `recipe` into `run_dir`; returns report.md's path.
+
+    Nothing is written until the plan and the folder pass their checks; then the folder is
+    locked for this process (a second run into it is refused; `notes(line)` hears of a lock
+    taken over from a process that is gone: stderr by default) and the `intro` lines (what the
+    checks found about the data: truncation, train/test duplicates) are printed."""
+    steps = plan_steps(recipe, run_dir)  # bad targets and configs fail before anything is written
+    check_run_dir(run_dir, force)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with held_lock(run_dir, on_stale=notes or _to_stderr):
+        for line in intro:  # once the folder is ours: a refused second run prints one line
+            console.print(line, markup=False, highlight=False)
+        return _run_locked(recipe, steps, run_dir, console, force)
+
+
+def _to_stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
+
+
+def _run_locked(recipe: Recipe, steps: list[Step], run_dir: Path, console, force: bool) -> Path:
     from edgecompress.reports import write_report
 
-    steps = plan_steps(recipe, run_dir)  # bad targets and configs fail before anything is written
     open_run_dir(run_dir, force)
-    run_dir.mkdir(parents=True, exist_ok=True)
     mark_output(run_dir, RUN_KIND)  # what lets a later run reuse (or --force replace) it
     remove_stale_temps(run_dir)
     for path in remove_stale_steps(run_dir, steps):

@@ -128,23 +128,31 @@ def export_stage(inputs, config, ctx: Context) -> StageOutput:
                         "parity_agreement": parity["agreement"]})
 
 
-@stage("eval", reads_data=True)
+def _evaluation_method(config: EvalConfig) -> dict:
+    """What an eval step's number depends on besides its inputs: the way it is measured."""
+    from edgecompress.compress.evaluation.evaluate import EVALUATION_METHOD
+
+    return {"method": EVALUATION_METHOD}
+
+
+@stage("eval", reads_data=True, reads=_evaluation_method)
 def eval_stage(inputs, config: EvalConfig, ctx: Context) -> StageOutput:
-    """Accuracy of a checkpoint or artifact on the split, with agreement (and the paired delta)
-    against the reference predictions when `inputs` has a `reference` eval.json."""
+    """Accuracy of a checkpoint or artifact on the split, run as deployed (evaluate_split:
+    the same path as `edgecompress eval`), with agreement (and the paired delta) against the
+    reference predictions when `inputs` has a `reference` eval.json."""
     from edgecompress.compress.evaluation.artifacts import open_evaluable
-    from edgecompress.compress.evaluation.evaluate import classification_metrics, split_predictions
+    from edgecompress.compress.evaluation.evaluate import evaluate_split
 
     model = open_evaluable(inputs["model"], threads=1)
-    split = ctx.data.for_model(model.labels).split(config.split)  # class ids by name
-    pred = split_predictions(model.runner, model.tokenizer, split, max_length=config.max_length)
+    data = ctx.data.for_model(model.labels)  # class ids by name
+    split = data.split(config.split)
     reference = inputs.get("reference")
     ref_pred = reference_predictions(Path(reference)) if reference else None
-    truth = np.asarray(split.labels)
-    metrics = classification_metrics(truth, pred, max(len(model.labels), int(truth.max()) + 1),
-                                     reference_pred=ref_pred).to_json()
+    evaluation = evaluate_split(model.runner, model.tokenizer, split, data.labels,
+                                max_length=config.max_length, reference_pred=ref_pred)
+    pred, metrics = evaluation.pred, evaluation.record
     if ref_pred is not None:
-        metrics["vs_teacher"] = _paired(truth, pred, ref_pred)
+        metrics["vs_teacher"] = _paired(np.asarray(split.labels), pred, ref_pred)
     out = ctx.stage_dir / EVAL_FILE
     _save_predictions(out.parent / PREDICTIONS_FILE, pred)
     from edgecompress.compress.data.audit import duplicates
@@ -157,7 +165,8 @@ def eval_stage(inputs, config: EvalConfig, ctx: Context) -> StageOutput:
     if reference is None:
         record.update(format="torch", scheme="fp32")
     atomic_write_json(out, record)
-    return StageOutput(out, {k: metrics[k] for k in ("accuracy", "ci95", "n") if k in metrics})
+    return StageOutput(out, {k: metrics[k] for k in ("accuracy", "ci95", "n", "evaluated_as")
+                             if k in metrics})
 
 
 def _paired(truth: np.ndarray, pred: np.ndarray, ref_pred: np.ndarray) -> dict:

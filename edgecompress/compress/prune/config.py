@@ -93,6 +93,9 @@ class PruneConfig:
     target_params: int | None = option(None, help="Prune heads+FFN to this many params.")
     target_mb: float | None = option(None, help="Prune heads+FFN to this fp32 MB.")
     vocab_corpus: str | None = option(None, help="Keep the tokens of this dataset/file.")
+    vocab_corpus_text_col: str | None = option(
+        None, help="Text column of a .csv/.jsonl vocabulary corpus (default: text; in a recipe "
+                   "whose dataset is the same file, the dataset's text_col).")
     sparsity: float = option(0.0, help="Unstructured magnitude sparsity (size-only).")
     nm: tuple[int, int] | None = option(None, parse=parse_nm,
                                         help="N:M magnitude sparsity, e.g. 2:4 (size-only).")
@@ -133,6 +136,9 @@ class PruneConfig:
                                       "FFN fractions itself; leave heads and ffn at 0")
         if self.sparsity and self.nm is not None:
             raise FieldError("nm", "give either sparsity or nm, not both")
+        if self.vocab_corpus_text_col is not None and not self.vocab_corpus:
+            raise FieldError("vocab_corpus_text_col", "names a column of vocab_corpus, which is "
+                                                      "not given")
 
     @property
     def budget(self) -> int | None:

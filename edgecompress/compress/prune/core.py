@@ -49,7 +49,8 @@ def prune_model(loaded: LoadedModel, config: PruneConfig,
         raise UserError("this pruning request scores on data: give a dataset of samples")
     report: dict = {"shapes_before": _shapes(loaded)}
     if config.vocab_corpus:
-        loaded, report["vocabulary"] = prune_vocabulary(loaded, corpus_texts(config.vocab_corpus))
+        loaded, report["vocabulary"] = prune_vocabulary(
+            loaded, corpus_texts(config.vocab_corpus, config.vocab_corpus_text_col))
     kept = _prune_layers(loaded, config, samples, report)
     _prune_units(loaded, config, samples, kept, report)
     if config.sparsity:

@@ -30,20 +30,29 @@ _STALE = ("vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "*.model
 _KIND_NAMES = {"WordPiece": "WordPiece", "BPE": "byte-level BPE", "Unigram": "Unigram"}
 
 
-def corpus_texts(spec: str) -> tuple[str, ...]:
-    """Sentences of a .txt file (one a line), or the train split of a dataset name / CSV / JSONL.
+def corpus_texts(spec: str, text_col: str | None = None) -> tuple[str, ...]:
+    """Sentences of a .txt file (one a line), or the train split of a dataset name / CSV / JSONL,
+    read from column `text_col` (None: `text`; a recipe passes its dataset's column when the
+    corpus is its dataset's file).
 
-    Raises UserError when there is no text.
+    Raises UserError when there is no text, or a column is named for a .txt file or a file
+    that lacks it.
     """
     path = Path(spec)
     if path.suffix == ".txt":
+        if text_col is not None:
+            raise UserError(f"vocabulary corpus {path}: a .txt file has no columns (one text a "
+                            f"line), so no text column {text_col!r}")
         if not path.is_file():
             raise UserError(f"vocabulary corpus not found: {path}")
         texts = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
     else:
         from edgecompress.compress.data.datasets import load_dataset
 
-        texts = load_dataset(spec).split("train").texts
+        try:
+            texts = load_dataset(spec, text_col=text_col).split("train").texts
+        except UserError as err:
+            raise UserError(f"vocabulary corpus: {err}") from None
     texts = tuple(t for t in texts if t.strip())
     if not texts:
         raise UserError(f"vocabulary corpus {spec} has no text")

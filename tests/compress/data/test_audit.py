@@ -14,10 +14,10 @@ from edgecompress.compress.data.audit import (
     normalize,
     recipe_data_lines,
     split_truncation,
-    truncation,
 )
 from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.data.datasets import Split, TextDataset
+from edgecompress.compress.evaluation.evaluate import truncation
 from tests.models import tokenizer
 
 LONG = " ".join(["word"] * 300)  # ~300 tokens
@@ -36,10 +36,10 @@ def test_normalize_makes_case_spacing_and_unicode_width_differences_the_same_row
 
 def test_truncation_counts_rows_longer_than_max_length_with_special_tokens_when_cut():
     texts = ["short one", LONG, "word " * 6]  # 8 tokens with [CLS] / [SEP]
-    cut = truncation(texts, tokenizer(), 8)
+    cut = truncation(tokenizer(), texts, 8)
     assert cut == {"max_length": 8, "rows": 1, "share": pytest.approx(1 / 3)}
-    assert truncation(texts, tokenizer(), 7)["rows"] == 2
-    assert truncation([], tokenizer(), 8) == {"max_length": 8, "rows": 0, "share": 0.0}
+    assert truncation(tokenizer(), texts, 7)["rows"] == 2
+    assert truncation(tokenizer(), [], 8) == {"max_length": 8, "rows": 0, "share": 0.0}
 
 
 def test_split_truncation_gives_each_nonempty_split_and_none_for_images():
@@ -83,13 +83,12 @@ def overlap_csv(tmp_path):
     return _csv(tmp_path / "overlap.csv", rows)
 
 
-def test_recipe_data_lines_use_the_targets_input_length_and_echo_when_asked(tiny_bert_dir,
-                                                                             overlap_csv):
+def test_recipe_data_lines_use_the_targets_input_length_when_given_a_recipe(tiny_bert_dir,
+                                                                              overlap_csv):
     recipe = types.SimpleNamespace(model=str(tiny_bert_dir), targets=("x86-cpu",),
                                    data=lambda: DataRef(str(overlap_csv)))
-    echoed = []
-    lines = recipe_data_lines(recipe, echo=echoed.extend)
-    assert lines == echoed and len(lines) == 2
+    lines = recipe_data_lines(recipe)
+    assert len(lines) == 2
     assert "longer than 128 tokens" in lines[0] and "test 1 of 4 (25.0%)" in lines[0]
     assert lines[1].startswith("warning: 2 of 4 test rows (50.0%) also appear in the train")
 
@@ -133,7 +132,7 @@ def test_truncation_reading_prefixes_agrees_with_whole_texts_when_texts_are_long
     texts = [LONG, "x" * 3000, "猫" * 900, "é " * 700, "a\nb " * 400, "short", "9" * 2000,
              " ".join(["unbelievably"] * 200), "word " * (max_length - 3)]
     whole = int((token_lengths(tokenizer(), texts, 100_000) > max_length).sum())
-    assert truncation(texts, tokenizer(), max_length)["rows"] == whole
+    assert truncation(tokenizer(), texts, max_length)["rows"] == whole
 
 
 def test_a_run_prints_the_data_lines_and_its_report_says_the_overlap(tiny_bert_dir,
