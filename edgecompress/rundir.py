@@ -45,10 +45,11 @@ VERIFY_FILE = "verify.json"
 PREDICTIONS_FILE = "predictions.npy"
 REPORT_STEM = "report"
 REPORT_FORMATS = ("json", "md", "csv", "html")
+CLASSES_CSV = "report-classes.csv"  # the report's per-class section as CSV (reports/classes.py)
 DEVICE_DIR = "device-results"  # on-device measurements imported by `report --device-results`
 # what a run writes at the top of its folder; anything else there is not the run's
 RUN_ENTRIES = (RUN_FILE, STAGES_DIR, TEACHER_DIR, ARTIFACTS_DIR, DEVICE_DIR,
-               *(f"{REPORT_STEM}.{fmt}" for fmt in REPORT_FORMATS))
+               *(f"{REPORT_STEM}.{fmt}" for fmt in REPORT_FORMATS), CLASSES_CSV)
 
 
 def read_object(path: Path, *, missing_ok: bool = True) -> dict:

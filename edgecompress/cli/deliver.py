@@ -46,8 +46,9 @@ class _DefaultBuild(TyperGroup):
 
 
 report_app = typer.Typer(cls=_DefaultBuild, no_args_is_help=True,
-                         help="`report RUN_DIR` writes report.json, .md, .csv and .html for a "
-                              "run directory; `report compare OLD NEW` diffs two runs.")
+                         help="`report RUN_DIR` writes report.json, .md, .csv (+ "
+                              "report-classes.csv) and .html for a run directory; `report "
+                              "compare OLD NEW` diffs two runs.")
 
 
 @report_app.command(DEFAULT, hidden=True)
@@ -59,13 +60,17 @@ def report_build(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the files "
                                  "written and report.json's content."),
 ) -> None:
-    """Write report.json, .md, .csv and .html for a run directory."""
+    """Write report.json, .md, .csv, report-classes.csv and .html for a run directory; exit 2
+    with one line naming the file when the folder is not a run or one of its files is corrupt."""
     from edgecompress.fsutil import read_json
     from edgecompress.reports import write_report
+    from edgecompress.rundir import CLASSES_CSV
 
     with json_mode(as_json):
         paths = write_report(run_dir, device_results=device_results)
-    files = {path.suffix.lstrip("."): str(path) for path in paths}
+    # json / md / csv / html as before; the per-class CSV under its own key
+    files = {"classes_csv" if path.name == CLASSES_CSV else path.suffix.lstrip("."): str(path)
+             for path in paths}
     result = {"run_dir": str(run_dir), "files": files, "report": read_json(Path(files["json"]))}
     emit_result(result, as_json, lambda _: console.print(
         f"report written: {', '.join(str(p) for p in paths)}", markup=False, highlight=False))

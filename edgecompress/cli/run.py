@@ -46,6 +46,7 @@ def run_command(
     """Run a recipe: stages (finetune, prune, distill), export per target, eval, bench, report."""
     import time
 
+    from edgecompress.compress.data.audit import recipe_data_lines
     from edgecompress.compress.models.modules import check_out_location
     from edgecompress.compress.pipeline.checks import output_lines, validate_inputs
     from edgecompress.compress.pipeline.recipe import load_recipe
@@ -59,11 +60,13 @@ def run_command(
         # and the lines --dry-run prints for them
         checked = validate_inputs(plan, fetch=not dry_run)
         checked += output_lines(plan, out, force=force)
-        # (the data notes — truncation share, train/test duplicates — join `checked` here)
+        data = recipe_data_lines(plan)  # truncation share per split, train/test duplicates
+        checked += data
         if dry_run:
             lines = checked + plan_lines(plan, out)
         else:
-            result = _finished(out, run_recipe(plan, out, console, force=force, notes=_note))
+            result = _finished(out, run_recipe(plan, out, console, force=force, notes=_note,
+                                               intro=data))
     if dry_run:
         emit_result({"run_dir": str(out), "checks": checked, "plan": lines[len(checked):]},
                     as_json, lambda _: _print_lines(lines))

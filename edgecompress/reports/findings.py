@@ -1,7 +1,7 @@
 """The report's "Findings of earlier stages", from manifests' `findings` and stages/*/stage.json.
 
-A stage record that cannot be read or has an unexpected layout is left out with a note, so one
-odd file does not cost the whole report.
+A stage record that cannot be read or has an unexpected layout stops the report with one line
+naming it (a run writes these files; one that is not what it wrote is not a run's).
 """
 
 from __future__ import annotations
@@ -23,32 +23,34 @@ def _ci(metrics: dict) -> str:
     return "—" if low is None else f"[{low:.1%}, {high:.1%}]"
 
 
-def collect_findings(run_dir: Path, notes: list[str]) -> list[dict]:
+def collect_findings(run_dir: Path) -> list[dict]:
     """What earlier stages found: `findings` lists left in manifests, and the stage records
     (pruning's accuracy before recovery and speedup gate, distillation's test accuracy, paired
-    deltas vs the teacher). Unreadable files are skipped with a line added to `notes`."""
+    deltas vs the teacher). Raises UserError naming a file that cannot be read."""
     findings = []
     for path in sorted(run_dir.glob(f"**/{MANIFEST_FILE}")):
-        manifest = _try(lambda path=path: read_object(path), path, run_dir, notes) or {}
+        manifest = read_object(path)
         listed = manifest.get("findings") or []
         for finding in listed if isinstance(listed, list) else []:
             if isinstance(finding, dict) and finding.get("title"):
                 findings.append({"source": str(path.parent.relative_to(run_dir)), **finding})
     for path in RunDir(run_dir).step_records():
-        findings += _try(lambda path=path: stage_findings(read_object(path), str(path)), path,
-                         run_dir, notes) or []
+        findings += read_layout(lambda path=path: stage_findings(read_object(path), str(path)),
+                                path, run_dir)
     return findings
 
 
-def _try(load, path: Path, run_dir: Path, notes: list[str]):
+def read_layout(load, path: Path, run_dir: Path):
+    """`load()`, with a record whose layout is not the one its stage writes (a KeyError,
+    TypeError... while reading it) turned into one UserError line naming the file."""
     try:
         return load()
-    except UserError as err:
-        notes.append(f"{err}; left out")
+    except UserError:
+        raise
     except (AttributeError, KeyError, TypeError, ValueError) as err:
-        notes.append(f"{path.relative_to(run_dir)} has an unexpected layout "
-                     f"({type(err).__name__}: {err}); left out")
-    return None
+        raise UserError(f"{path.relative_to(run_dir)} has an unexpected layout "
+                        f"({type(err).__name__}: {' '.join(str(err).split())[:120]}): not the "
+                        "record its stage writes") from None
 
 
 def stage_findings(record: dict, where: str = STAGE_FILE) -> list[dict]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from html import escape
 
+from edgecompress.reports.classes import classes_html
+from edgecompress.reports.data import data_lines
 from edgecompress.reports.host import host_items
 from edgecompress.reports.kernels import kernels_cell
 from edgecompress.reports.quantization import quantization_findings
@@ -269,6 +271,14 @@ def _levers(levers: list[str]) -> str:
             "fallback kept in float are under the findings.</p>")
 
 
+def _data(data: dict | None) -> str:
+    lines = data_lines(data)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f'<h2>Data</h2>\n<ul id="data">{items}</ul>'
+
+
 def _notes(notes: list[str]) -> str:
     if not notes:
         return ""
@@ -301,6 +311,8 @@ def render_html(report: dict) -> str:
 {_levers(report.get("levers") or [])}
 <h2>Host</h2>
 {_host(report.get("host"))}
+{_data(report.get("data"))}
+{classes_html(report.get("classes"))}
 {_notes(report.get("notes") or [])}
 <h2>Findings of earlier stages</h2>
 {_findings(report.get("findings", []) + quantization_findings(report.get("quantization") or []))}

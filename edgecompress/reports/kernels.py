@@ -4,27 +4,28 @@ compress/evaluation/verify.py). A parity check, never a latency."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from edgecompress.rundir import VERIFY_FILE
+from edgecompress.errors import UserError
+from edgecompress.rundir import VERIFY_FILE, read_object
 
 
 def read_kernels(folder: Path) -> dict | None:
-    """The verify record beside an artifact, or None when there is none or it is unreadable
-    (the report then shows no cell; nothing is invented). A run that could not emulate records
-    {"skipped": reason} instead of profiles."""
-    try:
-        record = json.loads((Path(folder) / VERIFY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The verify record beside an artifact, or None when there is none (the report then shows
+    no cell; nothing is invented). A run that could not emulate records {"skipped": reason}
+    instead of profiles. Raises UserError naming a verify.json that is not such a record."""
+    path = Path(folder) / VERIFY_FILE
+    record = read_object(path)
+    if not record and not path.exists():
         return None
-    if isinstance(record, dict) and isinstance(record.get("skipped"), str):
+    if isinstance(record.get("skipped"), str):
         return record
-    profiles = record.get("profiles") if isinstance(record, dict) else None
+    profiles = record.get("profiles")
     if not isinstance(profiles, list) or not profiles or not all(
             isinstance(p, dict) and isinstance(p.get("agreement"), (int, float))
-            for p in profiles):
-        return None
+            and not isinstance(p.get("agreement"), bool) for p in profiles):
+        raise UserError(f"{path} has neither 'skipped' nor a list of 'profiles' with numeric "
+                        "'agreement': not a verify record")
     return record
 
 

@@ -1,35 +1,31 @@
 """Which levers made a run's artifacts: what each model-level stage did (layers kept, heads / FFN
 cut, distillation, vocabulary), read from stages/<stage>/stage.json and, for the vocabulary, the
 prune.json of the stage's checkpoint. The per-target levers (scheme, layers kept in float) are the
-report's rows and its quantization section. Reads JSON only; an unreadable record is a note."""
+report's rows and its quantization section. Reads JSON only; an unreadable record stops the
+report with one line naming it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgecompress.errors import UserError
 from edgecompress.rundir import RunDir, read_object
 
 STAGES = ("finetune", "prune", "distill", "vocab")
 
 
-def run_levers(run_dir: Path, notes: list[str]) -> list[str]:
-    """One line per model-level stage the run went through, in pipeline order."""
+def run_levers(run_dir: Path) -> list[str]:
+    """One line per model-level stage the run went through, in pipeline order; UserError naming
+    a record that cannot be read or is not laid out as its stage writes it."""
+    from edgecompress.reports.findings import read_layout
+
     lines = []
     for stage in STAGES:
         path = RunDir(run_dir).stage_file(stage)
         if not path.is_file():
             continue
-        try:
-            record = read_object(path)
-            line = DESCRIBE[stage](record.get("config") or {}, record)
-        except UserError as err:
-            notes.append(f"{err}; its lever is left out")
-            continue
-        except (AttributeError, KeyError, TypeError, ValueError) as err:
-            notes.append(f"{path.relative_to(run_dir)} has an unexpected layout "
-                         f"({type(err).__name__}: {err}); its lever is left out")
-            continue
+        record = read_object(path)
+        line = read_layout(lambda s=stage, r=record: DESCRIBE[s](r.get("config") or {}, r),
+                           path, run_dir)
         if line:
             lines.append(line)
     return lines

@@ -14,17 +14,16 @@ from edgecompress.rundir import read_object
 REPORT_FILE = "quantize.json"
 
 
-def quantization_entries(folders: list[Path], notes: list[str]) -> list[dict]:
+def quantization_entries(folders: list[Path]) -> list[dict]:
     """One entry per artifact folder holding a quantize.json: target, scheme, blame, fallback.
-    An unreadable quantize.json is left out with a line in `notes`."""
+    Raises UserError naming a quantize.json that cannot be read or is empty."""
     entries = []
     for folder in folders:
-        try:
-            data = read_object(folder / REPORT_FILE)
-        except UserError as err:
-            notes.append(f"{err}; left out")
-            continue
+        path = folder / REPORT_FILE
+        data = read_object(path)
         if not data:
+            if path.exists():
+                raise UserError(f"{path} is empty ({{}}): not the quantize stage's record")
             continue
         entries.append({"target": data.get("target"), "scheme": data.get("scheme"),
                         "blame": data.get("blame") or [], "fallback": data.get("fallback"),

@@ -1,10 +1,13 @@
-"""Build `report.json`, `.md`, `.csv` and `.html` for a run directory, from the JSON stages wrote.
+"""Build `report.json`, `.md`, `.csv` (+ `report-classes.csv`) and `.html` for a run directory,
+from the JSON stages wrote.
 
 This package reads files only (no torch, no compress/targets imports): one row per artifact under
 `artifacts/*/` (manifest.json + eval.json + bench.json), plus the fp32 teacher from
-`teacher/eval.json` as the reference row. Run-level files that cannot be read (run.json,
-teacher/eval.json) stop the report with a one-line UserError naming the file; an artifact whose
-files cannot be read is left out, and `notes` (shown in every format) says which and why.
+`teacher/eval.json` as the reference row. A file the report reads that is not what a stage writes
+(not JSON, not an object, `{}`, a half-written eval.json, a manifest without its target) stops
+the report with a one-line UserError naming the file, and nothing is written; so does a folder
+with nothing to report. `notes` (shown in every format) are for legitimate partial runs only: a
+target the parity gate refused, a step that has not run yet, artifacts benchmarked on two hosts.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from pathlib import Path
 
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, atomic_write_text
-from edgecompress.reports.files import check_bench, check_eval, check_numbers
+from edgecompress.reports.classes import (
+    CLASSES_CSV,
+    class_section,
+    classes_markdown,
+    render_classes_csv,
+)
+from edgecompress.reports.data import data_markdown, data_section
+from edgecompress.reports.files import check_bench, check_eval, check_numbers, check_run_eval
 from edgecompress.reports.findings import collect_findings, stage_findings
 from edgecompress.reports.host import describe_host, host_items, host_summary
 from edgecompress.reports.html import render_html
@@ -43,7 +53,8 @@ CSV_KEYS = ("target", "format", "scheme", "measured_on", "runtime", "threads", "
             "ci95_low",
             "ci95_high", "n", "agreement", "vs_teacher_delta", "vs_teacher_ci95_low",
             "vs_teacher_ci95_high", "vs_teacher_significant", "parity_max_abs_diff",
-            "on_its_own_kernels", "pareto_optimal", "artifact")
+            "on_its_own_kernels", "pareto_optimal", "artifact", "macro_f1", "truncated_share",
+            "real_lengths_all_max_length")
 HOST_NOTE = ("Latency was measured on this host ({host}) with each target's runtime, thread count "
              "and input shape — not on the device itself. Use it to compare artifacts, and the "
              "bundle runner on the real device for absolute numbers. p50 / p90 ms: batch 1 at "
@@ -53,18 +64,27 @@ HOST_NOTE = ("Latency was measured on this host ({host}) with each target's runt
 
 
 def load_artifact(folder: Path) -> dict:
-    """manifest / eval / bench of one artifact folder, checked; UserError naming a bad file."""
+    """manifest / eval / bench of one artifact folder, checked; UserError naming a bad file.
+    A missing eval.json or bench.json (the step has not run yet) reads as {}."""
     path, evaluation, bench = folder / MANIFEST_FILE, folder / EVAL_FILE, folder / BENCH_FILE
     manifest = read_object(path)
+    if not manifest:
+        raise UserError(f"{path} is empty ({{}}): not an artifact manifest")
     if not isinstance(manifest.get("target"), str) or not manifest["target"]:
-        raise UserError(f"{path} lacks a 'target'")
+        raise UserError(f"{path} lacks a 'target': not an artifact manifest")
     budgets = manifest.get("budgets")
     if budgets is not None and not isinstance(budgets, dict):
         raise UserError(f"{path}: 'budgets' should be an object")
     check_numbers(budgets or {}, ("latency_ms",), f"{path}: budgets")
-    return {"manifest": manifest,
-            "eval": check_eval(read_object(evaluation), str(evaluation)),
-            "bench": check_bench(read_object(bench), str(bench))}
+    files = {"manifest": manifest, "eval": read_object(evaluation), "bench": read_object(bench)}
+    if evaluation.exists():
+        check_run_eval(files["eval"], str(evaluation))
+    if bench.exists():
+        check_bench(files["bench"], str(bench))
+        if files["bench"].get("p50_ms") is None:
+            raise UserError(f"{bench} lacks 'p50_ms': not a finished benchmark (half-written "
+                            "or edited)")
+    return files
 
 
 def artifact_row(folder: Path, files: dict | None = None) -> dict:
@@ -89,35 +109,42 @@ def artifact_row(folder: Path, files: dict | None = None) -> dict:
         "parity_agreement": parity.get("agreement"),
         "budgets": manifest.get("budgets"), "measured_on": "host",
         "kernels": read_kernels(folder),  # `edgecompress verify` on the target's ISA, emulated
+        "macro_f1": evaluation.get("macro_f1"), "truncated": evaluation.get("truncated"),
+        "real_lengths": bench.get("real_lengths"),
     }
 
 
 def _artifacts(run_dir: Path, notes: list[str]) -> list[tuple[Path, dict]]:
+    """(folder, files) per artifact; a step not run yet (no eval.json / bench.json) is a note."""
     loaded = []
     run = RunDir(run_dir)
-    for folder in (run.artifact_dir(target) for target in run.artifact_targets()):
-        try:
-            loaded.append((folder, load_artifact(folder)))
-        except UserError as err:
-            notes.append(f"{err}; left out")
+    for target in run.artifact_targets():
+        folder = run.artifact_dir(target)
+        loaded.append((folder, load_artifact(folder)))
+        missing = [f"{name} ({what})" for name, what in ((EVAL_FILE, "not evaluated yet"),
+                                                         (BENCH_FILE, "not benchmarked yet"))
+                   if not (folder / name).exists()]
+        if missing:
+            notes.append(f"{target}: no {' and no '.join(missing)}; its cells show —")
     return loaded
 
 
-def device_rows(run_dir: Path, notes: list[str]) -> list[dict]:
-    """Rows from on-device measurements imported with `report --device-results`; unreadable
-    ones are left out with a line in `notes`."""
-    rows = []
-    for path in sorted(RunDir(run_dir).device_dir.glob("*.json")):
-        try:
-            data = check_bench(check_eval(read_object(path), str(path)), str(path))
-            if not isinstance(data.get("target"), str):
-                raise UserError(f"{path} lacks a 'target'")
-        except UserError as err:
-            notes.append(f"{err}; left out")
-            continue
-        rows.append({**{key: None for key in ROW_KEYS}, **{k: data.get(k) for k in ROW_KEYS},
-                     "measured_on": "device", "device": data.get("device")})
-    return rows
+def _device_row(path: Path, data: dict) -> dict:
+    """A device-results JSON as a report row; UserError naming the file when it is not one."""
+    check_bench(check_eval(data, str(path)), str(path))
+    missing = [key for key in ("target", "p50_ms") if data.get(key) is None]
+    if missing or not isinstance(data["target"], str):
+        raise UserError(f"{path} lacks {', '.join(missing) or 'a target name'}: not a bundle "
+                        "runner's results")
+    return {**{key: None for key in ROW_KEYS}, **{k: data.get(k) for k in ROW_KEYS},
+            "measured_on": "device", "device": data.get("device")}
+
+
+def device_rows(run_dir: Path) -> list[dict]:
+    """Rows from on-device measurements imported with `report --device-results`; UserError
+    naming a file that is not a bundle runner's results."""
+    return [_device_row(path, read_object(path))
+            for path in sorted(RunDir(run_dir).device_dir.glob("*.json"))]
 
 
 def refused_targets(run_dir: Path, notes: list[str]) -> list[dict]:
@@ -127,6 +154,8 @@ def refused_targets(run_dir: Path, notes: list[str]) -> list[dict]:
     run = RunDir(run_dir)
     for path in (run.refused_file(target) for target in run.refused_targets()):
         data = read_object(path)
+        if not isinstance(data.get("reason"), str):
+            raise UserError(f"{path} lacks a 'reason': not a refusal record")
         entry = {"target": data.get("target") or path.parent.name,
                  "reason": str(data.get("reason") or "no reason recorded")}
         refused.append(entry)
@@ -137,31 +166,48 @@ def refused_targets(run_dir: Path, notes: list[str]) -> list[dict]:
 
 def _teacher(run_dir: Path) -> dict:
     path = RunDir(run_dir).teacher_eval
-    return check_eval(read_object(path), str(path))
+    return check_run_eval(read_object(path), str(path)) if path.exists() else {}
 
 
-def build_report(run_dir: Path) -> dict:
-    """The report as a dict; raises UserError when `run_dir` holds no run or one of its run-level
-    files (run.json, teacher/eval.json) cannot be read."""
+def _run_record(run_dir: Path, notes: list[str]) -> dict:
+    run = RunDir(run_dir)
+    if not run.run_file.exists():
+        notes.append("run.json is missing: model and dataset unknown")
+        return {}
+    record = run.read_run()
+    if not record:
+        raise UserError(f"{run.run_file} is empty ({{}}): not written by a run")
+    return record
+
+
+def build_report(run_dir: Path, pending_device: list[dict] = ()) -> dict:
+    """The report as a dict (`pending_device`: device rows about to be imported); raises
+    UserError naming the file when one that the report reads is not what a stage writes, and
+    when the folder holds nothing to report (no artifact, no refused target, no device row)."""
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
-    run, teacher, notes = RunDir(run_dir).read_run(), _teacher(run_dir), []
+    notes: list[str] = []
+    run, teacher = _run_record(run_dir, notes), _teacher(run_dir)
     artifacts, refused = _artifacts(run_dir, notes), refused_targets(run_dir, notes)
-    if not artifacts and not teacher and not notes:
-        raise UserError(f"{run_dir} holds no artifacts/*/manifest.json nor teacher/eval.json: "
-                        "not a run directory")
-    if not run:
-        notes.append("run.json is missing or empty: model and dataset unknown")
-    rows = [artifact_row(folder, files) for folder, files in artifacts] + device_rows(run_dir,
-                                                                                      notes)
+    rows = ([artifact_row(folder, files) for folder, files in artifacts] + device_rows(run_dir)
+            + list(pending_device))
+    if not rows and not refused:
+        what = "only teacher/eval.json" if teacher else "no teacher/eval.json either"
+        raise UserError(f"{run_dir}: nothing to report: no artifacts/*/manifest.json and no "
+                        f"refused target ({what}); not a run directory, or no target "
+                        "exported yet")
     host, host_notes = host_summary([(f["manifest"]["target"], f["bench"]) for _, f in artifacts])
-    findings = collect_findings(run_dir, notes)
-    quantization = quantization_entries([folder for folder, _ in artifacts], notes)
-    levers = run_levers(run_dir, notes)
+    evaluated = [(f["manifest"]["target"], f["eval"] and {
+        "format": f["manifest"].get("format"), "scheme": f["manifest"].get("scheme"), **f["eval"]})
+        for _, f in artifacts]
+    findings = collect_findings(run_dir)
+    quantization = quantization_entries([folder for folder, _ in artifacts])
     return {"run": run, "teacher": teacher or None, "rows": rows, "pareto": pareto_front(rows),
-            "findings": findings, "host": host, "levers": levers, "refused": refused,
-            "latency_note": HOST_NOTE.format(host=describe_host(host)),
-            "quantization": quantization, "notes": list(dict.fromkeys(notes + host_notes))}
+            "findings": findings, "host": host, "levers": run_levers(run_dir),
+            "refused": refused, "latency_note": HOST_NOTE.format(host=describe_host(host)),
+            "quantization": quantization, "data": data_section(teacher, evaluated, rows),
+            "classes": class_section(teacher, evaluated),
+            "notes": list(dict.fromkeys(notes + host_notes))}
 
 
 def _fmt(value, spec: str, scale: float = 1.0) -> str:
@@ -217,7 +263,8 @@ def render_markdown(report: dict) -> str:
               for r in report.get("refused") or []] + ([""] if report.get("refused") else [])
     lines += _markdown_levers(report.get("levers") or [])
     lines += ["## Host", ""] + [f"- **{k}**: {v}" for k, v in host_items(report.get("host"))]
-    lines += [""] + _markdown_notes(report.get("notes") or [])
+    lines += [""] + data_markdown(report.get("data")) + classes_markdown(report.get("classes"))
+    lines += _markdown_notes(report.get("notes") or [])
     lines += _markdown_findings(report.get("findings", []))
     lines += quantization_markdown(report.get("quantization") or [])
     return "\n".join(lines)
@@ -256,11 +303,16 @@ def render_csv(report: dict) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_KEYS, extrasaction="ignore")
     writer.writeheader()
     front = set(report.get("pareto", []))
+    at_max = set((report.get("data") or {}).get("real_lengths_at_max") or [])
     for i, row in enumerate(report["rows"]):
         low, high = row.get("ci95") or (None, None)
         paired = row.get("vs_teacher") or {}
         d_low, d_high = paired.get("delta_ci95") or (None, None)
+        truncated = row.get("truncated") or {}
         writer.writerow({**row, "ci95_low": low, "ci95_high": high, "pareto_optimal": i in front,
+                         "truncated_share": truncated.get("share"),
+                         "real_lengths_all_max_length": row.get("real_lengths") and
+                         row["target"] in at_max,
                          "vs_teacher_delta": paired.get("delta"), "vs_teacher_ci95_low": d_low,
                          "on_its_own_kernels": kernels_cell(row["kernels"])
                          if row.get("kernels") else None,
@@ -270,31 +322,38 @@ def render_csv(report: dict) -> str:
     return buffer.getvalue()
 
 
-def import_device_results(run_dir: Path, results: Path) -> Path:
-    """Copy a bundle runner's JSON into the run so every later report keeps its rows."""
+def _device_results(results: Path) -> tuple[Path, dict]:
+    """(where it will be kept, its row) for a bundle runner's JSON, checked; nothing written."""
     if not results.is_file():
         raise UserError(f"device results not found: {results}")
     data = read_object(results)
     if not data:
         raise UserError(f"{results}: expected a JSON object from a bundle's run.py --bench")
-    missing = [key for key in ("target", "p50_ms") if data.get(key) is None]
-    if missing:
-        raise UserError(f"{results} lacks {', '.join(missing)}: not a bundle runner's results")
-    check_bench(check_eval(data, str(results)), str(results))
+    return results, _device_row(results, data)
+
+
+def import_device_results(run_dir: Path, results: Path) -> Path:
+    """Copy a bundle runner's JSON into the run so every later report keeps its rows."""
+    _device_results(results)
     dest = RunDir(run_dir).device_dir / results.name
-    atomic_write_json(dest, data)
+    atomic_write_json(dest, read_object(results))
     return dest
 
 
 def write_report(run_dir: Path, device_results: Path | None = None) -> list[Path]:
-    """Write report.json, .md, .csv and .html into `run_dir`; returns their paths."""
-    report = build_report(run_dir)
+    """Write report.json, .md, .csv, report-classes.csv and .html into `run_dir` (with
+    `device_results`, first copy them into the run); returns their paths. Every check runs
+    before the first write: a refusal leaves the folder as it was."""
+    pending = [] if device_results is None else [_device_results(device_results)[1]]
+    report = build_report(run_dir, pending)
     if device_results is not None:
         import_device_results(run_dir, device_results)
-        report = build_report(run_dir)
-    paths = {name: RunDir(run_dir).report_file(name) for name in REPORT_FORMATS}
+    run = RunDir(run_dir)
+    paths = {name: run.report_file(name) for name in REPORT_FORMATS}
     atomic_write_json(paths["json"], report)
     atomic_write_text(paths["md"], render_markdown(report))
     atomic_write_text(paths["csv"], render_csv(report))
     atomic_write_text(paths["html"], render_html(report))
-    return list(paths.values())
+    classes = run_dir / CLASSES_CSV
+    atomic_write_text(classes, render_classes_csv(report))
+    return [*paths.values(), classes]

@@ -213,7 +213,10 @@ def verify_bundle(bundle: Path) -> list[str]:
     except UnicodeDecodeError:
         return [f"{SUMS}: not UTF-8 text"]
     listed, problems = _parse_sums(bundle, text)
-    return problems + _check_files(bundle, listed) + _check_manifest(bundle, listed)
+    recorded, manifest_problems = _manifest_files(bundle)
+    file_problems, edited = _check_files(bundle, listed, recorded)
+    return (problems + file_problems + manifest_problems
+            + _check_manifest(listed, {k: v for k, v in recorded.items() if k not in edited}))
 
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -255,19 +258,27 @@ def _unsafe_entry(bundle: Path, name: str) -> str | None:
     return None
 
 
-def _check_files(bundle: Path, listed: dict[str, str]) -> list[str]:
-    problems = []
+def _check_files(bundle: Path, listed: dict[str, str],
+                 recorded: dict[str, str]) -> tuple[list[str], set[str]]:
+    """(changed, missing and unlisted files; names whose SHA256SUMS line was edited). A file
+    whose digest differs from its SHA256SUMS line but equals manifest.json's record is intact:
+    the line was edited, and SHA256SUMS is the file named."""
+    problems, edited = [], set()
     for name, digest in sorted(listed.items()):
         path = bundle / name
         if not path.exists():
             problems.append(f"{name}: missing")
         elif not path.is_file():  # a FIFO or device would block or never end
             problems.append(f"{name}: not a regular file")
-        elif sha256_file(path) != digest:
+        elif (actual := sha256_file(path)) != digest and recorded.get(name) == actual:
+            edited.add(name)
+            problems.append(f"{SUMS}: edited: its line for {name} does not match {name}, "
+                            f"which still matches {MANIFEST}")
+        elif actual != digest:
             problems.append(f"{name}: changed (sha256 differs)")
     extra = _present_files(bundle) - set(listed) - {SUMS, OUTPUT_MARKER}
     problems += [f"{name}: not part of the bundle" for name in sorted(extra)]
-    return problems
+    return problems, edited
 
 
 def _present_files(bundle: Path) -> set[str]:
@@ -280,16 +291,21 @@ def _present_files(bundle: Path) -> set[str]:
     return found
 
 
-def _check_manifest(bundle: Path, listed: dict[str, str]) -> list[str]:
-    """manifest.json's `files` table must agree with SHA256SUMS."""
+def _manifest_files(bundle: Path) -> tuple[dict[str, str], list[str]]:
+    """(manifest.json's `files` table as {posix name: sha256}, problems reading it)."""
     try:
         data = json.loads((bundle / MANIFEST).read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
-        return [f"{MANIFEST}: not UTF-8 text"]
+        return {}, [f"{MANIFEST}: not UTF-8 text"]
     except json.JSONDecodeError:
-        return [f"{MANIFEST}: not valid JSON"]
+        return {}, [f"{MANIFEST}: not valid JSON"]
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
-        return [f"{MANIFEST}: expected a JSON object with a 'files' object"]
-    return [f"{name}: {MANIFEST} and {SUMS} disagree" for name, digest in files.items()
-            if not isinstance(name, str) or listed.get(PurePosixPath(name).as_posix()) != digest]
+        return {}, [f"{MANIFEST}: expected a JSON object with a 'files' object"]
+    return {PurePosixPath(str(name)).as_posix(): digest for name, digest in files.items()}, []
+
+
+def _check_manifest(listed: dict[str, str], recorded: dict[str, str]) -> list[str]:
+    """manifest.json's `files` table must agree with SHA256SUMS."""
+    return [f"{name}: {MANIFEST} and {SUMS} disagree" for name, digest in recorded.items()
+            if listed.get(name) != digest]

@@ -118,3 +118,44 @@ def test_bad_dataset_table_is_refused_before_anything_is_written_when_run(
 def test_bad_split_option_is_refused_in_one_line_when_given_to_a_command(
         build, said, code, tables, world, tmp_path, expect_refusal):
     expect_refusal(build(tables, tmp_path, world), said, code)
+
+
+# -- wording (issue 26): a folder named like a data file is said to be a folder, not described
+# as an image set
+
+@pytest.fixture(scope="session")
+def folder_named_csv(world) -> dict[str, str]:
+    d = world.root / "folder-named-csv"
+    (d / "x.csv").mkdir(parents=True)
+    (d / "x.jsonl").mkdir()
+    recipe = _write(d / "recipe.toml", 'name = "bad"', f'model = "{world.models["bert"]}"',
+                    f'dataset = "{d / "x.csv"}"', 'targets = ["x86-cpu"]', "",
+                    "[quantize]", 'schemes = { x86-cpu = "fp32" }')
+    return {"csv": str(d / "x.csv"), "jsonl": str(d / "x.jsonl"), "recipe": recipe,
+            "train": str(world.data["csv"])}
+
+
+FOLDERS = cases(
+    ("eval-folder-named-csv", lambda f, tmp, w: ["eval", w.bert, "--dataset", f["csv"]],
+     "x.csv is a folder, not a CSV file"),
+    ("eval-folder-named-jsonl", lambda f, tmp, w: ["eval", w.bert, "--dataset", f["jsonl"]],
+     "x.jsonl is a folder, not a JSONL file"),
+    ("eval-split-file-folder", lambda f, tmp, w: [
+        "eval", w.bert, "--dataset", f"train={f['train']},test={f['csv']}"],
+     "x.csv is a folder, not a CSV file"),
+    ("finetune-folder-named-csv", lambda f, tmp, w: [
+        "finetune", w.bert, "--dataset", f["csv"], "--out", tmp / "ft", "--max-steps", "1"],
+     "x.csv is a folder, not a CSV file"),
+    ("run-folder-named-csv", lambda f, tmp, w: ["run", f["recipe"], "--out", tmp / "run"],
+     "x.csv is a folder, not a CSV file"),
+    ("dry-run-folder-named-csv", lambda f, tmp, w: ["run", f["recipe"], "--out", tmp / "run",
+                                                    "--dry-run"],
+     "x.csv is a folder, not a CSV file"),
+)
+
+
+@pytest.mark.parametrize("build, said, code", FOLDERS)
+def test_a_folder_named_like_a_data_file_is_refused_as_a_folder(
+        build, said, code, folder_named_csv, world, tmp_path, expect_refusal):
+    line = expect_refusal(build(folder_named_csv, tmp_path, world), said, code)
+    assert "image" not in line

@@ -19,6 +19,10 @@ RUN_FILES = {
     "run/teacher/eval.json": b'{"model": "teacher", "split": "test", "accuracy": 0.5, "ci95": '
                              b'[0.2, 0.8], "n": 8, "correct": 4, "macro_f1": 0.5, "format": '
                              b'"torch", "scheme": "fp32"}',
+    # one artifact, so the report has a row to write (a teacher alone is nothing to report)
+    "run/artifacts/x86-cpu/manifest.json": b'{"target": "x86-cpu", "format": "onnx"}',
+    "run/artifacts/x86-cpu/eval.json": b'{"accuracy": 0.5, "n": 8}',
+    "run/artifacts/x86-cpu/bench.json": b'{"p50_ms": 1.0}',
 }
 
 

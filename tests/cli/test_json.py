@@ -66,7 +66,7 @@ def test_demo_json_is_the_only_stdout_when_the_demo_prints_progress(tiny_run, mo
 def test_report_json_gives_files_and_content_when_built(tiny_run):
     _, run_dir, _, _ = tiny_run
     data, _ = _json(["report", run_dir, "--json"])
-    assert sorted(data["files"]) == ["csv", "html", "json", "md"]
+    assert sorted(data["files"]) == ["classes_csv", "csv", "html", "json", "md"]
     assert data["report"] == json.loads(Path(data["files"]["json"]).read_text())
     again, _ = _json(["report", "build", run_dir, "--json"])  # the explicit form says the same
     assert again["files"] == data["files"]

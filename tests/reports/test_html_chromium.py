@@ -44,3 +44,18 @@ def test_report_html_screenshot_shows_a_coloured_plot(run_dir, tmp_path):
     saturated = (pixels.max(axis=2) - pixels.min(axis=2) > 60).sum()
     assert non_white > 0.01
     assert saturated > 200
+
+
+def test_report_html_dom_has_the_per_class_and_data_sections(run_dir, tmp_path):
+    import json
+
+    from tests.reports.test_report_sections import TEACHER
+
+    path = run_dir / "teacher" / "eval.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **TEACHER,
+                                "truncated": {"max_length": 128, "rows": 5, "share": 0.25}}))
+    write_report(run_dir)
+    dom = _chromium(tmp_path, "--dump-dom", (run_dir / "report.html").as_uri()).stdout
+    assert '<table id="classes">' in dom and "<h2>Per class</h2>" in dom
+    assert '<ul id="data">' in dom and "longer than 128 tokens" in dom
+    assert dom.count('class="point"') == 1  # the plot is unchanged by the new sections

@@ -4,6 +4,9 @@ import csv
 import io
 import json
 
+import pytest
+
+from edgecompress.errors import UserError
 from edgecompress.reports import write_report
 from edgecompress.reports.kernels import kernels_cell, read_kernels
 from tests.reports.rundirs import add_artifact, make_run
@@ -25,10 +28,15 @@ def test_kernels_cell_says_the_gate_failed_when_agreement_fell_below_it(tmp_path
     assert kernels_cell(read_kernels(tmp_path)).endswith("FAILS the gate")
 
 
-def test_read_kernels_gives_none_when_the_record_is_missing_or_malformed(tmp_path):
-    assert read_kernels(tmp_path) is None
-    (tmp_path / "verify.json").write_text('{"profiles": [{"agreement": "high"}]}')
+def test_read_kernels_gives_none_when_the_record_is_missing(tmp_path):
     assert read_kernels(tmp_path) is None and kernels_cell(None) == "—"
+
+
+@pytest.mark.parametrize("content", ['{"profiles": [{"agreement": "high"}]}', "{}", "[]"])
+def test_read_kernels_names_the_file_when_the_record_is_malformed(tmp_path, content):
+    (tmp_path / "verify.json").write_text(content)
+    with pytest.raises(UserError, match="verify.json"):
+        read_kernels(tmp_path)
 
 
 def test_kernels_cell_says_not_checked_with_the_reason_when_the_run_skipped_it(tmp_path):

@@ -2,8 +2,12 @@
 
 import json
 
+import pytest
+
+from edgecompress.errors import UserError
 from edgecompress.reports.levers import run_levers
 from edgecompress.reports.report import build_report, render_markdown
+from tests.reports.rundirs import add_artifact
 
 TRAIN = {"epochs": 3, "batch_size": 32}
 
@@ -34,29 +38,26 @@ def _run(tmp_path):
 
 
 def test_levers_say_what_each_model_stage_did_in_pipeline_order(tmp_path):
-    notes = []
-    assert run_levers(_run(tmp_path), notes) == [
+    assert run_levers(_run(tmp_path)) == [
         "teacher: fine-tuned 1 epoch(s) from minilm-l6 (1 seed(s))",
         "prune: kept layers 1, 3, 5; cut 25% of the attention heads by gradient",
         "distill: student pruned (3 layers, 1,234,567 params) learnt from the teacher for 3 "
         "epoch(s): logit KD (T = 2) 1, label CE 0.5",
         "vocabulary: pruned to the tokens of rt-polarity (WordPiece: 30,522 -> 13,601 tokens)"]
-    assert notes == []
 
 
-def test_a_stage_record_with_another_layout_is_a_note_not_a_crash(tmp_path):
+def test_a_stage_record_with_another_layout_is_one_line_naming_it_not_a_crash(tmp_path):
     run_dir = _run(tmp_path)
     (run_dir / "stages" / "distill" / "stage.json").write_text(
         json.dumps({"config": {"distill": "3 epochs"}}))
-    notes = []
-    levers = run_levers(run_dir, notes)
-    assert len(levers) == 3 and not any(line.startswith("distill") for line in levers)
-    assert len(notes) == 1 and "stages/distill/stage.json has an unexpected layout" in notes[0]
+    with pytest.raises(UserError, match="stages/distill/stage.json has an unexpected layout"):
+        run_levers(run_dir)
 
 
 def test_the_markdown_report_lists_the_levers_when_the_run_has_stages(tmp_path):
     run_dir = _run(tmp_path)
     (run_dir / "teacher").mkdir()
     (run_dir / "teacher" / "eval.json").write_text(json.dumps({"accuracy": 0.8, "n": 10}))
+    add_artifact(run_dir)
     text = render_markdown(build_report(run_dir))
     assert "## How the artifacts were made" in text and "- prune: kept layers 1, 3, 5" in text

@@ -32,8 +32,8 @@ def test_markdown_states_latency_is_host_measured_and_lists_the_row(run_dir):
 
 def test_write_report_writes_json_markdown_csv_and_html(run_dir):
     paths = write_report(run_dir)
-    assert sorted(p.name for p in paths) == ["report.csv", "report.html", "report.json",
-                                             "report.md"]
+    assert sorted(p.name for p in paths) == ["report-classes.csv", "report.csv", "report.html",
+                                             "report.json", "report.md"]
     assert json.loads((run_dir / "report.json").read_text())["rows"][0]["target"] == "x86-cpu"
     (line,) = list(csv.DictReader((run_dir / "report.csv").open()))
     assert line["p50_ms"] == "16.04" and line["ci95_low"] == "0.804"
@@ -52,7 +52,7 @@ def test_report_names_a_target_the_parity_gate_refused_in_every_format(run_dir):
     markdown = (run_dir / "report.md").read_text()
     assert "**edgetpu: refused by the parity gate** (" + reason in markdown
     assert "edgetpu: refused by the parity gate" in (run_dir / "report.html").read_text()
-    assert len(paths) == 4
+    assert len(paths) == 5
 
 
 def test_device_results_become_their_own_rows_marked_device_measured(run_dir, tmp_path):

@@ -361,7 +361,8 @@ def load_dataset(
                             f"{spec!r}")
         path = fetch_dataset(spec, cache_dir)
         return _dataset_from_payload(json.loads(path.read_text(encoding="utf-8")))
-    if spec in IMAGE_SOURCES or (Path(spec).is_dir() and split_files(spec) is None):
+    folder = Path(spec).is_dir() and Path(spec).suffix not in (".csv", ".jsonl")
+    if spec in IMAGE_SOURCES or (folder and split_files(spec) is None):
         if (text_col, label_col, split_col) != (None, None, None):
             raise UserError(f"text_col/label_col/split_col apply to .csv/.jsonl files, not to "
                             f"the image set {spec!r}")

@@ -180,6 +180,8 @@ def _columns(path: Path, text_col: str | None, label_col: str | None):
     """(rows, columns, texts, label values or None, label column) of a checked user file."""
     if path.suffix not in (".csv", ".jsonl"):
         raise UserError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .jsonl")
+    if path.is_dir():  # named like a data file, but not one (nor an image set, by its name)
+        raise UserError(f"{path} is a folder, not a {path.suffix[1:].upper()} file")
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     rows, columns = read_rows(path)

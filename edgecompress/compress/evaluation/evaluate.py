@@ -171,13 +171,43 @@ def _takes_images(runner) -> bool:
 
 def truncation(tokenizer, texts, max_length: int) -> dict | None:
     """eval.json's `truncated`: how many of `texts` are longer than `max_length` tokens (special
-    tokens included) and so lose their end; None for images (an image processor)."""
+    tokens included) and so lose their end; None for images (an image processor). Also what
+    `run --dry-run` says per split (compress/data/audit.py)."""
     if hasattr(tokenizer, "encode_examples"):
         return None
     texts = list(texts)
-    rows = int(np.sum(token_lengths(tokenizer, texts, max_length + 1) > max_length))
+    rows = sum(_longer(texts[start:start + TRUNCATION_BATCH], tokenizer, max_length)
+               for start in range(0, len(texts), TRUNCATION_BATCH))
     return {"max_length": int(max_length), "rows": rows,
             "share": rows / len(texts) if texts else 0.0}
+
+
+TRUNCATION_BATCH = 512  # texts per tokenizer call: bounded memory on 5,000-word articles
+CHARS_PER_TOKEN = 6  # a prefix this many chars per token long holds max_length tokens of prose
+
+
+def _longer(texts: list[str], tokenizer, max_length: int) -> int:
+    """How many `texts` tokenize to more than `max_length` tokens. Each text is first read up to
+    the last whitespace before CHARS_PER_TOKEN * (max_length + 1) characters: the tokenizers here
+    split words at whitespace, so a prefix's tokens are the first tokens of the whole text, and a
+    prefix already over max_length decides it (a 5,000-word article costs a paragraph). Only a
+    text whose prefix is not over is tokenized whole. Lengths are cut at max_length + 1, so no
+    length warning prints."""
+    limit = CHARS_PER_TOKEN * (max_length + 1)
+    heads = [_head(text, limit) for text in texts]
+    over = token_lengths(tokenizer, heads, max_length + 1) > max_length
+    undecided = [text for text, head, cut in zip(texts, heads, over) if not cut and head != text]
+    rest = token_lengths(tokenizer, undecided, max_length + 1) > max_length if undecided else ()
+    return int(over.sum()) + int(sum(rest))
+
+
+def _head(text: str, limit: int) -> str:
+    """`text` up to its last whitespace before `limit` characters (all of it when shorter, or
+    when there is no whitespace to cut at)."""
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit))
+    return text[:cut] if cut > 0 else text
 
 
 def predict(runner, tokenizer, texts, *, batch_size: int = 64,

@@ -154,8 +154,51 @@ def _load_hf(path: Path, *, task: str | None, num_labels: int | None,
         else:
             module, labels = MeanPoolingModule(AutoModel.from_pretrained(str(path), **common)), ()
     except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: weight shape mismatch
-        raise UserError(f"cannot load {path}: {one_line(err)}") from None
+        raise UserError(f"cannot load {path}: {_load_error(err, path, task)}") from None
     return LoadedModel(module.eval(), tokenizer, "hf", task, path, labels)
+
+
+def _load_error(err: Exception, path: Path, task: str) -> str:
+    """Our own words for transformers' load errors: its weight-shape and conversion errors end
+    "look at the above report", a report logged at a level this package silences."""
+    if "above report" not in str(err):
+        return one_line(err)
+    if "CONVERSION" in str(err):
+        return "transformers could not convert its weights to the architecture config.json names"
+    try:
+        found = _shape_mismatches(path, task)
+    except (OSError, ValueError, KeyError, RuntimeError):  # a config transformers cannot build
+        found = []
+    if not found:
+        return "its weights do not have the shapes config.json gives"
+    name, in_file, expected = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return (f"weights do not match config.json: {name} is {list(in_file)} in the .safetensors "
+            f"file but config.json makes it {list(expected)}{more}; config.json was edited or "
+            "belongs to another model")
+
+
+def _shape_mismatches(path: Path, task: str) -> list[tuple[str, tuple, tuple]]:
+    """(tensor, shape in the weights, shape config.json gives) of every tensor that differs;
+    reads the safetensors headers and builds the model on the meta device (no weights)."""
+    import json
+
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    in_file = {}
+    for file in sorted(path.glob("*.safetensors")):
+        with open(file, "rb") as handle:
+            header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+        in_file.update({k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"})
+    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    with torch.device("meta"):
+        model = (AutoModelForSequenceClassification if task == "classification"
+                 else AutoModel).from_config(config)
+    prefix = f"{model.base_model_prefix}."
+    expected = {k.removeprefix(prefix): tuple(v.shape) for k, v in model.state_dict().items()}
+    return [(key, shape, expected[key.removeprefix(prefix)]) for key, shape in in_file.items()
+            if key.removeprefix(prefix) in expected
+            and expected[key.removeprefix(prefix)] != shape]
 
 
 def _load_plain(path: Path) -> LoadedModel:

@@ -288,16 +288,19 @@ def _refuse_target(step: Step, err: ParityError, run_dir: Path, console) -> None
 
 
 def run_recipe(recipe: Recipe, run_dir: Path, console, *, force: bool = False,
-               notes=None) -> Path:
+               notes=None, intro: tuple[str, ...] | list[str] = ()) -> Path:
     """Run every step of `recipe` into `run_dir`; returns report.md's path.
 
     Nothing is written until the plan and the folder pass their checks; then the folder is
     locked for this process (a second run into it is refused; `notes(line)` hears of a lock
-    taken over from a process that is gone: stderr by default)."""
+    taken over from a process that is gone: stderr by default) and the `intro` lines (what the
+    checks found about the data: truncation, train/test duplicates) are printed."""
     steps = plan_steps(recipe, run_dir)  # bad targets and configs fail before anything is written
     check_run_dir(run_dir, force)
     run_dir.mkdir(parents=True, exist_ok=True)
     with held_lock(run_dir, on_stale=notes or _to_stderr):
+        for line in intro:  # once the folder is ours: a refused second run prints one line
+            console.print(line, markup=False, highlight=False)
         return _run_locked(recipe, steps, run_dir, console, force)
 
 

@@ -155,11 +155,13 @@ def eval_stage(inputs, config: EvalConfig, ctx: Context) -> StageOutput:
         metrics["vs_teacher"] = _paired(np.asarray(split.labels), pred, ref_pred)
     out = ctx.stage_dir / EVAL_FILE
     _save_predictions(out.parent / PREDICTIONS_FILE, pred)
+    from edgecompress.compress.data.audit import duplicates
     from edgecompress.targets import host_info
 
     # int8 predictions depend on the CPU's kernels: the eval names the host that produced them
     record = {"model": str(inputs["model"]), "split": config.split, **metrics,
               "host": host_info(threads=1)}
+    record["duplicates"] = duplicates(ctx.data.load(), config.split)  # rows also in train
     if reference is None:
         record.update(format="torch", scheme="fp32")
     atomic_write_json(out, record)

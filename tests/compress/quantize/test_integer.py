@@ -5,6 +5,7 @@ import numpy as np
 from edgecompress.compress.quantize.integer import IntegerFriendlyClassifier, encoder_layers
 from edgecompress.targets import torch_runner
 from tests.models import batch, tiny_bert
+from tests.targets.conftest import needs_executorch
 
 
 def test_integer_friendly_wrapper_matches_hf_when_rows_are_padded():
@@ -35,6 +36,7 @@ def test_integer_friendly_keeps_the_model_when_the_wrapper_would_change_its_logi
     assert isinstance(kept, ClassifierModule) and kept is deberta.module
 
 
+@needs_executorch  # every built-in target says "yes" only where its optional extra is installed
 def test_target_applicability_names_the_blocking_op_when_a_family_cannot_go_integer_only():
     from edgecompress.compress.quantize.integer import target_applicability
     from tests.models import tiny_family
