@@ -31,13 +31,8 @@ class LMSession(Protocol):
         """Greedy continuation of `ids`."""
 
 
-def _open_gguf(path: Path, *, threads: int) -> LMSession:
-    from edgecompress.targets.llm.llamacpp import open_gguf
-
-    return open_gguf(path, threads=threads)
-
-
-OPENERS: dict[str, Callable[..., LMSession]] = {"gguf": _open_gguf}
+# format -> "module:function" opening it, imported on use (the runtime modules import this one)
+OPENERS: dict[str, str] = {"gguf": "edgecompress.targets.llm.llamacpp:open_gguf"}
 
 
 def artifact_format(path: Path) -> str:
@@ -48,4 +43,8 @@ def open_session(path: Path, *, threads: int) -> LMSession:
     fmt = artifact_format(path)
     if fmt not in OPENERS:
         raise UserError(f"{path}: not an LLM artifact this package runs ({', '.join(OPENERS)})")
-    return OPENERS[fmt](Path(path), threads=threads)
+    import importlib
+
+    module, _, name = OPENERS[fmt].partition(":")
+    opener: Callable[..., LMSession] = getattr(importlib.import_module(module), name)
+    return opener(Path(path), threads=threads)
