@@ -50,11 +50,13 @@ from types import SimpleNamespace
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from edgecompress.compress.llm.config import EvalConfig  # noqa: E402
 from edgecompress.compress.llm.metrics import (  # noqa: E402
     PROMPTS,
+    WindowScores,
     score_windows,
     summarize,
     token_windows,
@@ -168,28 +170,61 @@ def speed(sessions: dict[str, object], prompt: list[int], new_tokens: int, threa
     return out
 
 
-def greedy_agreement(session, reference, tokenizer, new_tokens: int) -> list[dict]:
-    """Greedy continuation of each fixed prompt on `session` against torch's (no stop token):
-    how many leading new tokens both produce alike."""
-    rows = []
+class LastWindow:
+    """The reference as score_windows' `reference`, run once per window for every row: it keeps
+    the logits of the last window it was asked for."""
+
+    def __init__(self, model):
+        self.model, self.key, self.out = model, None, None
+
+    def __call__(self, input_ids, use_cache=False):
+        key = tuple(input_ids[0].tolist())
+        if key != self.key:
+            self.key, self.out = key, self.model(input_ids=input_ids, use_cache=False)
+        return self.out
+
+
+def quality(sessions: list, reference, windows, config: EvalConfig) -> list[dict]:
+    """Per session: perplexity, KL and top-1 against the reference (metrics.score_windows and
+    summarize), windows outer and sessions inner so the reference runs once per window."""
+    keys = ("perplexity", "perplexity_ci", "kl", "kl_ci", "top1_agreement", "top1_agreement_ci",
+            "perplexity_ratio", "perplexity_ratio_ci", "reference_perplexity",
+            "reference_perplexity_ci")
+    cached = LastWindow(reference)
+    parts: list[list[WindowScores]] = [[] for _ in sessions]
+    for window in windows:
+        for part, session in zip(parts, sessions):
+            part.append(score_windows(SessionModel(session), [window], cached))
+    results = []
+    for part in parts:
+        joined = WindowScores(**{name: np.concatenate([getattr(p, name) for p in part])
+                                 for name in ("tokens", "nll", "ref_nll", "kl", "top1")})
+        summary = summarize(joined, config)
+        results.append({k: summary[k] for k in keys})
+    return results
+
+
+def reference_greedy(reference, tokenizer, new_tokens: int) -> list[list[int]]:
+    """Torch's greedy continuation of each fixed prompt (no stop token)."""
+    out = []
     for prompt in PROMPTS:
         ids = tokenizer(prompt)["input_ids"]
-        got = session.generate(ids, new_tokens).tokens
         with torch.no_grad():
-            out = reference.generate(torch.tensor([ids]), max_new_tokens=new_tokens,
-                                     min_new_tokens=new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.eos_token_id)
-        want = out[0, len(ids):].tolist()
-        same = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), len(want))
-        rows.append({"prompt": prompt, "same_prefix": same, "new_tokens": new_tokens})
+            tokens = reference.generate(torch.tensor([ids]), max_new_tokens=new_tokens,
+                                        min_new_tokens=new_tokens, do_sample=False,
+                                        pad_token_id=tokenizer.eos_token_id)
+        out.append(tokens[0, len(ids):].tolist())
+    return out
+
+
+def greedy_agreement(session, tokenizer, want: list[list[int]]) -> list[dict]:
+    """How many leading greedy tokens `session` produces as torch did, per fixed prompt."""
+    rows = []
+    for prompt, expected in zip(PROMPTS, want):
+        got = session.generate(tokenizer(prompt)["input_ids"], len(expected)).tokens
+        same = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), len(expected))
+        rows.append({"prompt": prompt, "same_prefix": same, "new_tokens": len(expected)})
     return rows
-
-
-def quality(row_session, reference, windows, config: EvalConfig) -> dict:
-    keys = ("perplexity", "perplexity_ci", "kl", "kl_ci", "top1_agreement", "top1_agreement_ci",
-            "perplexity_ratio", "perplexity_ratio_ci")
-    result = summarize(score_windows(SessionModel(row_session), windows, reference), config)
-    return {k: result[k] for k in keys}
 
 
 def measure(args) -> dict:
@@ -213,27 +248,29 @@ def measure(args) -> dict:
           f"{SPLIT}; speed: {args.prompt_tokens}-token prompt + {args.new_tokens} new tokens, "
           f"threads {sorted({1, args.threads})}, {args.repeats} repeats", file=sys.stderr)
 
-    ref_scores = summarize(score_windows(reference.model, windows), config)
-    results = [{"tool": "torch", "format": "safetensors", "scheme": "fp32", "edgecompress": False,
-                "artifact": "reference checkpoint", "size_mb": size_mb(reference.path / "model"
-                                                                         ".safetensors"),
-                "decode_tok_s": None, "ttft_ms": None, "kl": 0.0, "top1_agreement": 1.0,
-                "perplexity": ref_scores["perplexity"],
-                "perplexity_ci": ref_scores["perplexity_ci"],
-                "made_by": "transformers: the shipped Q4_1 GGUF dequantized to fp32"}]
-    for row in rows:
-        tick = time.perf_counter()
-        session = open_session(row.path, threads=args.threads)
-        measured = quality(session, reference.model, windows, config)
-        greedy = greedy_agreement(session, reference.model, reference.tokenizer, 24)
-        session.close()
+    results: list[dict] = []
+    tick = time.perf_counter()
+    sessions = [open_session(row.path, threads=args.threads) for row in rows]
+    measured = quality(sessions, reference.model, windows, config)
+    want = reference_greedy(reference.model, reference.tokenizer, args.greedy_tokens)
+    for row, session, scores in zip(rows, sessions, measured):
         results.append({"tool": row.tool, "format": row.format or session.format,
-                        "scheme": row.scheme,
-                        "edgecompress": row.edgecompress, "artifact": row.path.name,
-                        "size_mb": size_mb(row.path), **measured, "greedy": greedy,
+                        "scheme": row.scheme, "edgecompress": row.edgecompress,
+                        "artifact": row.path.name, "size_mb": size_mb(row.path), **scores,
+                        "greedy": greedy_agreement(session, reference.tokenizer, want),
                         "made_by": row.made_by})
-        print(f"  quality {row.tool} {row.scheme}: {time.perf_counter() - tick:.0f} s",
-              file=sys.stderr)
+        session.close()
+    print(f"  quality: {time.perf_counter() - tick:.0f} s", file=sys.stderr)
+    ref = {k: results[0].pop(k) for k in ("reference_perplexity", "reference_perplexity_ci")}
+    for row in results[1:]:
+        del row["reference_perplexity"], row["reference_perplexity_ci"]
+    results.insert(0, {
+        "tool": "torch", "format": "safetensors", "scheme": "fp32", "edgecompress": False,
+        "artifact": "reference checkpoint",
+        "size_mb": size_mb(reference.path / "model.safetensors"), "decode_tok_s": None,
+        "ttft_ms": None, "kl": 0.0, "top1_agreement": 1.0,
+        "perplexity": ref["reference_perplexity"], "perplexity_ci": ref["reference_perplexity_ci"],
+        "made_by": "transformers: the shipped Q4_1 GGUF dequantized to fp32"})
     timed = speed({str(i): r.path for i, r in enumerate(rows)}, prompt, args.new_tokens,
                   sorted({1, args.threads}), args.repeats)
     for i, result in enumerate(results[1:]):
@@ -284,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="held-out windows scored (EvalConfig's context and stride)")
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--greedy-tokens", type=int, default=24,
+                        help="greedy tokens per fixed prompt compared with torch's")
     parser.add_argument("--threads", type=int, default=2, help="the target's threads "
                         "(the llamacpp profile's); 1 thread is always measured too")
     parser.add_argument("--repeats", type=int, default=3)

@@ -209,3 +209,26 @@ def test_llamacpp_profile_is_one_line_error_when_the_gate_is_malformed(tmp_path)
     bad.write_text(PROFILE.read_text().replace("min_top1 = 0.80", "min_top1 = 1.5"))
     with pytest.raises(UserError, match="bad.toml: gate: expected max_kl > 0 and min_top1"):
         load_gguf_profile(bad)
+
+
+def test_open_session_runs_a_gguf_on_llama_cpp_when_the_file_is_gguf(tiny, tmp_path):
+    needs_llama_cpp()
+    from edgecompress.targets.llm.session import open_session
+
+    checkpoint, _, vocab = tiny
+    session = open_session(export_gguf(checkpoint, tmp_path, "f32", vocab_from=vocab),
+                           threads=1)
+    assert session.format == "gguf"
+    assert session.logits(IDS[:3]).shape == (3, 400)
+    with pytest.raises(UserError, match="not an LLM artifact"):
+        open_session(checkpoint / "config.json", threads=1)
+
+
+def test_llama_cpp_session_refuses_when_the_sequence_exceeds_the_context(tiny, tmp_path):
+    needs_llama_cpp()
+    from edgecompress.targets.llm.llamacpp import open_gguf
+
+    checkpoint, _, vocab = tiny
+    session = open_gguf(export_gguf(checkpoint, tmp_path, "f32", vocab_from=vocab), threads=1)
+    with pytest.raises(UserError, match="260 tokens exceed the model.s context of 256"):
+        session.generate(IDS[:10], 250)
