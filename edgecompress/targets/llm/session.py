@@ -81,6 +81,8 @@ def _is_genai_folder(path: Path) -> bool:
 # format -> its opener; a new runtime is one entry (and its module)
 OPENERS: dict[str, Opener] = {
     "onnx-genai": Opener(_is_genai_folder, "edgecompress.targets.llm.ortgenai:OrtGenAISession"),
+    "gguf": Opener(lambda path: path.is_file() and path.suffix == ".gguf",
+                   "edgecompress.targets.llm.llamacpp:open_gguf"),
 }
 
 
