@@ -118,8 +118,10 @@ def exact_rows(manifest: dict) -> bool:
 
 
 def logits(session, tokenizer, manifest: dict, texts: list[str]) -> np.ndarray:
-    """(len(texts), num_labels); fixed-shape artifacts run one padded row at a time."""
-    step = manifest["batch"] if exact_rows(manifest) else 32
+    """(len(texts), num_labels), as deployed: a fixed-shape artifact runs its own batch of
+    padded rows, a dynamic one each text alone at its real length (dynamic int8 quantizes a
+    batch's activations together, so batching would change its answers)."""
+    step = manifest["batch"] if exact_rows(manifest) else 1
     outputs = []
     for start in range(0, len(texts), step):
         encoded = tokenizer.encode_batch(texts[start:start + step])

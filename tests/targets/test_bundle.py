@@ -72,11 +72,11 @@ def test_make_bundle_refuses_an_existing_out_dir(built):
 
 
 def _pipeline_logits(artifact_dir: Path) -> np.ndarray:
-    from edgecompress.compress.evaluation.evaluate import predict
+    from edgecompress.compress.evaluation.evaluate import predict_as_deployed
 
     manifest = json.loads((artifact_dir / "manifest.json").read_text())
     model = open_evaluable(artifact_dir / manifest["artifact"])
-    return predict(model.runner, model.tokenizer, SENTENCES)
+    return predict_as_deployed(model.runner, model.tokenizer, SENTENCES)
 
 
 def test_run_py_predicts_like_the_pipeline_in_this_environment(built):
