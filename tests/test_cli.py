@@ -211,7 +211,7 @@ def test_eval_exits_2_when_artifact_has_an_unknown_suffix(tmp_path, sentiment_cs
     fake = tmp_path / "model.bin"
     fake.write_bytes(b"\x00\x01")
     result = runner.invoke(app, ["eval", str(fake), "--dataset", str(sentiment_csv)])
-    assert "not an ONNX, TFLite or ExecuTorch artifact" in _one_line_error(result)
+    assert "not an ONNX, TFLite, ExecuTorch or OpenVINO artifact" in _one_line_error(result)
 
 
 def test_report_exits_2_when_directory_is_not_a_run(tmp_path):

@@ -117,13 +117,11 @@ def finetune(
     as_json: bool = AS_JSON, config: Path | None = CONFIG, *, given: Given,
 ) -> None:
     """Fine-tune an encoder with a classification head; resumes after interruption."""
-    from edgecompress.compress.data.audit import overlap_warning
     from edgecompress.compress.finetune.stage import FinetuneRequest, run_finetune
 
     train = _stage_config("finetune", given, config).train
     request = FinetuneRequest(model=model, data=data_ref(dataset, text_col, label_col, split_col),
                               out=out, config=train, force=force)
-    overlap_warning(request.data, console)  # test rows the training split holds, before training
     manifest = run_finetune(request, console)
     dev = manifest["dev"]
     emit(manifest, as_json, lambda m: [

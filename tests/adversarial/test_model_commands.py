@@ -90,9 +90,9 @@ EVAL = cases(
     ("eval-reference-missing", _eval("bert", "csv", "--reference", "/nowhere/model"),
      "model not found"),
     ("eval-reference-not-artifact", _eval("bert", "csv", "--reference", "{csv}"),
-     "not an ONNX, TFLite or ExecuTorch artifact"),
+     "not an ONNX, TFLite, ExecuTorch or OpenVINO artifact"),
     ("eval-artifact-suffix", lambda w, t: ["eval", w.bin_artifact, "--dataset", w.csv],
-     "not an ONNX, TFLite or ExecuTorch artifact"),
+     "not an ONNX, TFLite, ExecuTorch or OpenVINO artifact"),
     ("eval-artifact-no-tokenizer", lambda w, t: ["eval", w.fake_onnx, "--dataset", w.csv],
      "no tokenizer in"),
     ("eval-artifact-tokenizer-missing", lambda w, t: [

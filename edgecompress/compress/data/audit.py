@@ -73,10 +73,10 @@ def data_lines(dataset, tokenizer, max_length: int) -> list[str]:
     return [line for line in lines if line]
 
 
-def overlap_warning(data, console) -> str | None:
-    """Print (and return) the train/test overlap warning for a DataRef when the test split
+def overlap_warning(dataset, console) -> str | None:
+    """Print (and return) the train/test overlap warning for a loaded dataset when its test split
     repeats training rows; nothing when it does not or cannot be known."""
-    found = duplicates(data.load())
+    found = duplicates(dataset)
     if not found or not found["rows"]:
         return None
     line = duplicates_line(found)

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgecompress.compress.data.audit import overlap_warning
 from edgecompress.compress.data.dataref import DataRef
 from edgecompress.compress.evaluation.evaluate import evaluate_classification
 from edgecompress.compress.identity import content_digest, identity, is_done
@@ -90,6 +91,8 @@ def run_finetune(request: FinetuneRequest, console=None) -> dict:
         check_replaceable(out, request.force)
         if console is not None and dataset.drawn_splits:
             console.print(dataset.split_line(), markup=False, highlight=False)
+        if console is not None:  # test rows the training split holds, said before training
+            overlap_warning(dataset, console)
         with TrainingProgress(console, "fine-tune") as on_step:
             manifest = finetune(loaded, list(train.texts), list(train.labels), config, out,
                                 identity=ident, on_step=on_step)
