@@ -266,14 +266,21 @@ def quantize_gguf(src: Path, out: Path, scheme: str, *, threads: int = 2) -> Pat
         raise UserError(f"unknown GGUF scheme {scheme!r}; known: {', '.join(SCHEMES)}")
     _require("llama_cpp", f"GGUF {scheme}")
     import ctypes
+    import logging
 
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_{SCHEMES[scheme]}")
     params.nthread = threads
-    code = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(),
-                                          ctypes.byref(params))
+    # llama.cpp logs every tensor it quantizes through llama-cpp-python's logger; errors only
+    log = logging.getLogger("llama-cpp-python")
+    level, _ = log.level, log.setLevel(logging.ERROR)
+    try:
+        code = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(),
+                                              ctypes.byref(params))
+    finally:
+        log.setLevel(level)
     if code != 0:
         raise RuntimeError(f"llama_model_quantize({src.name} -> {scheme}) returned {code}")
     return out
