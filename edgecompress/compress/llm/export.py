@@ -57,7 +57,7 @@ def _check_gguf(checkpoint: Path, profile, vocab_from: Path | None) -> None:
 def _build_gguf(checkpoint: Path, out: Path, profile, vocab_from: Path | None):
     from importlib.metadata import version
 
-    from edgecompress.targets.llm.gguf_export import FLOAT_SCHEMES, export_gguf
+    from edgecompress.targets.llm.gguf_export import FLOAT_SCHEMES, export_gguf, tensor_types
 
     path = export_gguf(checkpoint, out, profile.scheme, vocab_from=vocab_from,
                        threads=profile.threads)
@@ -65,7 +65,7 @@ def _build_gguf(checkpoint: Path, out: Path, profile, vocab_from: Path | None):
         f"llama_model_quantize (llama-cpp-python {version('llama-cpp-python')})"
     return {"tool": "edgecompress.targets.llm.gguf_export", "gguf": version("gguf"),
             "scheme": profile.scheme, "quantizer": quantizer,
-            "tokenizer_from": Path(vocab_from).name}, path
+            "tokenizer_from": Path(vocab_from).name, "tensor_types": tensor_types(path)}, path
 
 
 # format (LLMProfile.format) -> its converter; a new format is one entry

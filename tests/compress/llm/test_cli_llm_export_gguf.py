@@ -95,12 +95,14 @@ def test_llm_export_refuses_a_scheme_llama_cpp_lacks_in_one_line_when_asked(tmp_
     assert not (tmp_path / "out").exists()
 
 
-def test_llm_export_keeps_no_gguf_when_the_gate_fails(tmp_path, tiny_dirs, test_csv, vocab):
+def test_llm_export_keeps_no_gguf_when_the_gate_fails(tmp_path, tiny_dirs, test_csv, vocab,
+                                                      capfd):
     result = _export(tiny_dirs["llama"], tmp_path / "out", "--target",
                      _profile(tmp_path, "q4_0", 1e-9, 1.0), "--dataset", test_csv,
                      "--vocab-from", vocab)
     assert result.exit_code == 1 and "parity check failed" in result.output, result.output
     assert "mean KL" in result.output and not (tmp_path / "out").exists()
+    assert "llama_model_quantize" not in capfd.readouterr().err  # the quantizer's log is kept
 
 
 def test_llm_export_writes_a_gated_gguf_that_bench_times_when_the_gate_passes(
@@ -114,6 +116,7 @@ def test_llm_export_writes_a_gated_gguf_that_bench_times_when_the_gate_passes(
     assert record["gate"]["passed"] and record["gate"]["runtime"] == "gguf"
     assert record["gate"]["kl"] < 1e-3 and record["builder"]["tokenizer_from"] == "vocab.gguf"
     assert record["size_bytes"] == (out / "model-f32.gguf").stat().st_size
+    assert set(record["builder"]["tensor_types"]) == {"F32"}
     assert [row["same_prefix"] for row in record["gate"]["greedy"]] == [4, 4, 4]
     result = runner.invoke(app, ["llm", "bench", str(out / "model-f32.gguf"), "--repeats", "1",
                                  "--prompt-lengths", "8", "--new-tokens", "4", "--json"])
