@@ -54,13 +54,29 @@ def data_fetch(name: str = typer.Argument(..., help="Registered dataset name."),
 # --- targets ----------------------------------------------------------------------------------
 
 def _profile_json(profile) -> dict:
-    """A loaded profile as JSON, with its source file and `needs` (an optional extra and how to
-    install it, or None)."""
+    """A loaded profile as JSON, with its `kind` ("encoder" or "llm"), its source file and
+    `needs` (an optional extra and how to install it, or None)."""
     from dataclasses import asdict
 
     from edgecompress.targets.extras import needs
 
-    return {**asdict(profile), "source": str(profile.source), "needs": needs(profile.format)}
+    return {"kind": getattr(profile, "kind", "encoder"), **asdict(profile),
+            "source": str(profile.source), "needs": needs(profile.format)}
+
+
+def _load_target(name: str):
+    """A target profile of either kind by name or .toml path: an LLMProfile for `kind = "llm"`
+    files, else the encoder Profile (whose loader names an unknown target)."""
+    from pathlib import Path
+
+    from edgecompress.targets import load_profile
+    from edgecompress.targets.llm.profile import load_llm_profile
+    from edgecompress.targets.profiles import read_profile_toml, shipped_profiles
+
+    path = shipped_profiles("llm").get(name)
+    if path is None and name.endswith(".toml") and Path(name).is_file():
+        path = Path(name) if read_profile_toml(Path(name))[0] == "llm" else None
+    return load_llm_profile(path) if path is not None else load_profile(name)
 
 
 @targets_app.command("list")
@@ -68,14 +84,17 @@ def _profile_json(profile) -> dict:
 def targets_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one "
                                               "object per profile (as targets show --json).")
                  ) -> None:
-    """List the shipped edge target profiles (and how to enable those needing an extra)."""
+    """List the shipped edge target profiles: encoder targets, then language-model targets
+    (`llm export`), and how to enable those needing an extra."""
     from edgecompress.targets import list_profiles
+    from edgecompress.targets.llm.profile import list_llm_profiles
 
-    profiles = list_profiles()
+    profiles, llm = list_profiles(), list_llm_profiles()
     if as_json:
-        print_json([_profile_json(p) for p in profiles])
+        print_json([_profile_json(p) for p in (*profiles, *llm)])
     else:
         _print_profiles(profiles)
+        _print_llm_profiles(llm)
 
 
 def _print_profiles(profiles) -> None:
@@ -95,15 +114,31 @@ def _print_profiles(profiles) -> None:
     console.print(table)
 
 
+def _print_llm_profiles(profiles) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from edgecompress.targets.extras import enable_hint
+
+    hints = {p.name: enable_hint(p.format) for p in profiles}
+    columns = ["name", "format", "runtime", "scheme", "threads", "gate", "description"]
+    table = Table(*columns, *(["enable with"] if any(hints.values()) else []),
+                  title="Language-model targets (edgecompress llm export --target NAME)")
+    for p in profiles:
+        gate = f"KL <= {p.gate.kl_max:g}, top-1 >= {p.gate.top1_min:g}"
+        row = [p.name, p.format, p.runtime, p.scheme, str(p.threads), gate, p.description]
+        table.add_row(*row, *([escape(hints[p.name] or "")] if any(hints.values()) else []))
+    console.print(table)
+
+
 @targets_app.command("show")
 @guarded
 def targets_show(name: str = typer.Argument(..., help="Target name or path to a profile .toml."),
                  as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")
                  ) -> None:
-    """Show one target profile (`needs`: an optional extra and how to install it, if any)."""
-    from edgecompress.targets import load_profile
-
-    emit_result(_profile_json(load_profile(name)), as_json, _print_profile)
+    """Show one target profile, encoder or language-model (`needs`: an optional extra and how
+    to install it, if any)."""
+    emit_result(_profile_json(_load_target(name)), as_json, _print_profile)
 
 
 def _print_profile(profile: dict) -> None:

@@ -387,7 +387,8 @@ def _distill_text(dataset: str, split: str, tokenizer, config: LMDistillConfig):
 
 TARGET = typer.Option("x86-cpu-llm", "--target", help="LLM target profile: name or .toml path.")
 EXPORT_OUT = typer.Option(..., "--out", help="Directory for the verified LLM artifact.")
-ARTIFACTS = typer.Argument(..., help="LLM artifacts (ONNX Runtime GenAI folders, ...).")
+ARTIFACTS = typer.Argument(..., help="LLM artifacts (ONNX Runtime GenAI folders, .gguf "
+                                          "files).")
 THREADS = typer.Option(None, "--threads", help="Thread counts (repeatable; default: 1 and the "
                                                "target's, from the artifact's export record).")
 REPEATS = typer.Option(3, "--repeats", help="Interleaved rounds; numbers are medians.")
@@ -395,7 +396,11 @@ PROMPT_LENGTHS = typer.Option("128,512", "--prompt-lengths", help="Prompt length
                                                                    "TTFT, comma-separated.")
 NEW_TOKENS = typer.Option(128, "--new-tokens", help="New tokens timed for decode tokens/s.")
 SCHEME = typer.Option(None, "--scheme", help="Weight scheme instead of the target's (e.g. "
-                                             "int4-rtn, int4-k-quant, int4-k-quant-mixed).")
+                                             "int4-rtn, int4-k-quant, int4-k-quant-mixed; "
+                                             "llamacpp: q4_k_m, q8_0, f32, ...).")
+VOCAB_FROM = typer.Option(None, "--vocab-from", help="GGUF targets: the GGUF whose tokenizer is "
+                                                     "copied (same vocabulary; default: the "
+                                                     "registry model's own GGUF).")
 BENCH_OUT = typer.Option(None, "--out", help="Also write the JSON result to this file.")
 
 
@@ -411,14 +416,15 @@ def _prompt_ids(tokenizer, prompts, context: int, new_tokens: int) -> dict[str, 
 @guarded
 def export_command(
     model: str = MODEL, target: str = TARGET, out: Path = EXPORT_OUT,
-    scheme: str | None = SCHEME, dataset: str | None = DATASET, split: str = EVAL_SPLIT,
-    prompt: list[str] | None = PROMPT, force: bool = FORCE, as_json: bool = JSON,
+    scheme: str | None = SCHEME, vocab_from: Path | None = VOCAB_FROM,
+    dataset: str | None = DATASET, split: str = EVAL_SPLIT, prompt: list[str] | None = PROMPT,
+    force: bool = FORCE, as_json: bool = JSON,
 ) -> None:
     """Convert a decoder for an LLM target (ONNX Runtime GenAI int4 with KV cache for
-    x86-cpu-llm) and keep it only when its gate passes: mean KL and top-1 agreement of the
-    next-token distributions against the torch model on held-out text, greedy tokens of fixed
-    prompts recorded beside them (llm_export.json)."""
-    from edgecompress.compress.llm.export import RECORD, export_lm
+    x86-cpu-llm, a GGUF for llama.cpp for llamacpp) and keep it only when its gate passes: mean
+    KL and top-1 agreement of the next-token distributions against the torch model on held-out
+    text, greedy tokens of fixed prompts recorded beside them (llm_export.json)."""
+    from edgecompress.compress.llm.export import RECORD, check_target, export_lm
     from edgecompress.compress.llm.families import shape_of
     from edgecompress.compress.llm.gate import gate_window_config, require_pass
     from edgecompress.compress.llm.load import load_tokenizer, read_lm_config, resolve_lm
@@ -432,7 +438,6 @@ def export_command(
         mark_output,
     )
     from edgecompress.targets.extras import require
-    from edgecompress.targets.llm.export_ortgenai import check_builder_input
     from edgecompress.targets.llm.profile import load_llm_profile
 
     profile = load_llm_profile(target)
@@ -442,7 +447,8 @@ def export_command(
     check_replaceable(out, force)
     dataset = _dataset(model, dataset)
     path = resolve_lm(model)
-    check_builder_input(path, profile.name)  # a target that cannot take the model says so now
+    vocab_from = _vocab_from(model, profile, vocab_from)
+    check_target(path, profile, vocab_from=vocab_from)  # what the target cannot take, now
     tokenizer = load_tokenizer(path)
     context = shape_of(read_lm_config(path)).context
     if profile.gate_context > context:
@@ -456,7 +462,7 @@ def export_command(
     with atomic_directory(out) as tmp:
         record = {"model": model, "source": source_model(model), "dataset": dataset,
                   "split": split, **export_lm(path, tokenizer, profile, tmp, windows=windows,
-                                              prompts=prompts)}
+                                              prompts=prompts, vocab_from=vocab_from)}
         require_pass(record["gate"], str(out))  # a failed gate keeps nothing
         atomic_write_json(tmp / RECORD, record)
         mark_output(tmp, "llm-artifact")
@@ -466,10 +472,32 @@ def export_command(
         _print_export(record, out)
 
 
+def _vocab_from(model: str, profile, given: Path | None) -> Path | None:
+    """The tokenizer GGUF of a GGUF target: --vocab-from, else the model's own or its registry
+    source's GGUF; UserError naming --vocab-from when there is none (or it is given for another
+    format)."""
+    from edgecompress.compress.llm.export import tokenizer_gguf
+    from edgecompress.errors import UserError
+
+    if profile.format != "gguf":
+        if given is not None:
+            raise UserError(f"--vocab-from is for GGUF targets; {profile.name} writes "
+                            f"{profile.format}")
+        return None
+    found = given or tokenizer_gguf(model)
+    if found is None:
+        raise UserError(f"--vocab-from FILE.gguf is needed: target {profile.name} copies the "
+                        f"tokenizer from a GGUF of the same vocabulary, and {model} is not a "
+                        "registry model nor pruned from one")
+    return found
+
+
 def _print_export(record: dict, out: Path) -> None:
     gate = record["gate"]
-    console.print(f"{out}: {record['size_mb']:.1f} MB, KL {gate['kl']:.4f} (max {gate['kl_max']:g})"
-                  f", top-1 {gate['top1_agreement']:.4f} (min {gate['top1_min']:g}), perplexity "
+    where = out if record.get("artifact", ".") == "." else out / record["artifact"]
+    console.print(f"{where}: {record['size_mb']:.1f} MB, KL {gate['kl']:.4f} (max "
+                  f"{gate['kl_max']:g}), top-1 {gate['top1_agreement']:.4f} (min "
+                  f"{gate['top1_min']:g}), perplexity "
                   f"{gate['perplexity']:.2f} vs {gate['reference_perplexity']:.2f}", markup=False)
     for row in gate.get("greedy", ()):
         console.print(f"> {row['prompt']}|{row['text']}\n  reference: |{row['reference_text']} "
@@ -487,8 +515,9 @@ def _bench_threads(artifacts: list[Path], given: list[int] | None) -> tuple[int,
         return tuple(dict.fromkeys(given))
     counts = [1]
     for artifact in artifacts:
+        record = artifact / RECORD if artifact.is_dir() else artifact.parent / RECORD
         try:
-            counts.append(int(json.loads((artifact / RECORD).read_text())["target"]["threads"]))
+            counts.append(int(json.loads(record.read_text())["target"]["threads"]))
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no record (an artifact from elsewhere): 1 thread only
     return tuple(sorted(set(counts)))

@@ -40,6 +40,8 @@ CALIBRATION_METHODS = {"onnx": ("minmax", "entropy", "percentile"), "tflite": ("
 # pip extra); targets/extras.py says how to enable them
 OPTIONAL_FORMATS = {"pte": ("ExecuTorch", "executorch.runtime", "executorch"),
                     "onnx-genai": ("ONNX Runtime GenAI", "onnxruntime_genai", "llm"),
+                    # gguf writes the file, llama.cpp quantizes and runs it
+                    "gguf": ("llama.cpp", ("llama_cpp", "gguf"), "llm"),
                     # NNCF quantizes, OpenVINO runs: the extra installs both, one is not enough
                     "openvino": ("OpenVINO", ("openvino", "nncf"), "openvino")}
 

@@ -1,42 +1,120 @@
-"""Export a decoder to an LLM target and verify it: the target's converter writes the artifact,
-its session is gated against the torch reference (gate.py), and the record says what was built,
-how and how close it came.
+"""Export a decoder to an LLM target and verify it: the target format's converter writes the
+artifact (CONVERTERS: ONNX Runtime GenAI's model builder, or edgecompress's GGUF writer +
+llama.cpp's quantizer), its session is gated against the torch reference (gate.py), and the
+record says what was built, how and how close it came.
 
-Every check that needs no weights (target kind, architecture the converter takes, context,
-prompt lengths, the held-out windows) runs before this: `edgecompress llm export` does them.
+Every check that needs no weights (target kind, what the converter takes, context, prompt
+lengths, the held-out windows) runs before this: `edgecompress llm export` does them, the
+converter's own through `check_target`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.compress.llm.gate import gate_lm
 from edgecompress.compress.llm.load import load_weights
 from edgecompress.compress.llm.reference import TorchSession
 from edgecompress.targets.llm.bench import artifact_bytes, llm_host
-from edgecompress.targets.llm.export_ortgenai import build_ortgenai
 from edgecompress.targets.llm.session import open_session
 
 RECORD = "llm_export.json"  # the record beside the artifact's files
 
 
-def export_lm(checkpoint: Path, tokenizer, profile, out: Path, *, windows,
-              prompts: dict[str, list[int]]) -> dict:
-    """Convert `checkpoint` for LLM target `profile` into folder `out`, then gate it against the
-    fp32 torch model on `windows` (metrics.token_windows) and the greedy `prompts` ({text: ids}).
+@dataclass(frozen=True)
+class Converter:
+    """One LLM format's converter: `check(checkpoint, profile, vocab_from)` raises UserError for
+    what it cannot take (config and file headers only); `build(checkpoint, out, profile,
+    vocab_from)` writes into folder `out` and returns (its settings, the artifact's path)."""
 
-    Returns the record (target, builder settings, size, gate, host); the caller writes it and
-    calls gate.require_pass. Raises UserError / RuntimeError from the converter.
-    """
+    check: Callable[..., None]
+    build: Callable[..., tuple[dict, Path]]
+
+
+def _check_onnx_genai(checkpoint: Path, profile, vocab_from: Path | None) -> None:
+    from edgecompress.targets.llm.export_ortgenai import check_builder_input
+
+    check_builder_input(checkpoint, profile.name)
+
+
+def _build_onnx_genai(checkpoint: Path, out: Path, profile, vocab_from: Path | None):
+    from edgecompress.targets.llm.export_ortgenai import build_ortgenai
+
     builder = build_ortgenai(checkpoint, out, scheme=profile.scheme,
                              block_size=profile.block_size,
                              accuracy_level=profile.accuracy_level, target=profile.name)
-    session = open_session(out, threads=profile.threads)
+    return builder, out  # the folder is the artifact
+
+
+def _check_gguf(checkpoint: Path, profile, vocab_from: Path | None) -> None:
+    from edgecompress.targets.llm.gguf_export import check_export
+
+    check_export(checkpoint, vocab_from)
+
+
+def _build_gguf(checkpoint: Path, out: Path, profile, vocab_from: Path | None):
+    from importlib.metadata import version
+
+    from edgecompress.targets.llm.gguf_export import FLOAT_SCHEMES, export_gguf, tensor_types
+
+    path = export_gguf(checkpoint, out, profile.scheme, vocab_from=vocab_from,
+                       threads=profile.threads)
+    quantizer = None if profile.scheme in FLOAT_SCHEMES else \
+        f"llama_model_quantize (llama-cpp-python {version('llama-cpp-python')})"
+    return {"tool": "edgecompress.targets.llm.gguf_export", "gguf": version("gguf"),
+            "scheme": profile.scheme, "quantizer": quantizer,
+            "tokenizer_from": Path(vocab_from).name, "tensor_types": tensor_types(path)}, path
+
+
+# format (LLMProfile.format) -> its converter; a new format is one entry
+CONVERTERS: dict[str, Converter] = {
+    "onnx-genai": Converter(_check_onnx_genai, _build_onnx_genai),
+    "gguf": Converter(_check_gguf, _build_gguf),
+}
+
+
+def check_target(checkpoint: Path, profile, *, vocab_from: Path | None = None) -> None:
+    """UserError (one line) when target `profile`'s converter cannot take `checkpoint`: its
+    architecture, shapes, or (GGUF) the tokenizer GGUF `vocab_from`. Reads no weights."""
+    CONVERTERS[profile.format].check(Path(checkpoint), profile, vocab_from)
+
+
+def tokenizer_gguf(model: str) -> Path | None:
+    """The GGUF whose tokenizer a GGUF export of `model` copies: `model` itself when it is a
+    .gguf file, else the GGUF of the registry model it is or was pruned / distilled from
+    (sources.py; fetched and sha256-checked, cached), else None (a user's own checkpoint)."""
+    from edgecompress.compress.llm.sources import fetch_model, source_model
+
+    if Path(model).suffix == ".gguf" and Path(model).is_file():
+        return Path(model)
+    source = source_model(model)
+    return fetch_model(source) if source is not None else None
+
+
+def export_lm(checkpoint: Path, tokenizer, profile, out: Path, *, windows,
+              prompts: dict[str, list[int]], vocab_from: Path | None = None) -> dict:
+    """Convert `checkpoint` for LLM target `profile` into folder `out`, then gate it against the
+    fp32 torch model on `windows` (metrics.token_windows) and the greedy `prompts` ({text: ids}).
+    `vocab_from`: the tokenizer GGUF of a GGUF target (tokenizer_gguf).
+
+    Returns the record (target, builder settings, the artifact's name inside `out`, size, gate,
+    host); the caller writes it and calls gate.require_pass. Raises UserError / RuntimeError
+    from the converter.
+    """
+    builder, artifact = CONVERTERS[profile.format].build(Path(checkpoint), Path(out), profile,
+                                                         vocab_from)
+    session = open_session(artifact, threads=profile.threads)
     reference = TorchSession(load_weights(checkpoint))
-    gate = gate_lm(session, reference, windows, profile.gate, prompts=prompts,
-                   decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
-    size = artifact_bytes(out)
+    try:
+        gate = gate_lm(session, reference, windows, profile.gate, prompts=prompts,
+                       decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+    finally:
+        getattr(session, "close", lambda: None)()
+    size = artifact_bytes(artifact)
     return {"checkpoint": str(checkpoint), "target": profile.to_json(), "format": profile.format,
+            "artifact": "." if artifact == Path(out) else artifact.name,
             "builder": builder, "size_bytes": size, "size_mb": size / 1e6,
             "within_size_budget": None if profile.size_mb is None
             else size / 1e6 <= profile.size_mb,

@@ -22,8 +22,10 @@ could not load one, so they are refused at preflight.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,11 +274,41 @@ def quantize_gguf(src: Path, out: Path, scheme: str, *, threads: int = 2) -> Pat
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_{SCHEMES[scheme]}")
     params.nthread = threads
-    code = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(),
-                                          ctypes.byref(params))
+    with _native_stderr_to(Path(out).with_suffix(".log")) as log:
+        code = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(),
+                                              ctypes.byref(params))
     if code != 0:
-        raise RuntimeError(f"llama_model_quantize({src.name} -> {scheme}) returned {code}")
+        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+        raise RuntimeError(f"llama_model_quantize({src.name} -> {scheme}) returned {code}: "
+                           f"{tail}")
     return out
+
+
+@contextlib.contextmanager
+def _native_stderr_to(path: Path):
+    """File descriptor 2 into `path` for the block: llama.cpp's quantizer writes a line per
+    tensor (and per fallback type) there, from C; kept for its error, not shown."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield path
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def tensor_types(path: Path) -> dict[str, int]:
+    """{ggml type name: tensor count} of GGUF `path` (what the quantizer chose: llama.cpp falls
+    back from a k-quant where a row is not a multiple of 256)."""
+    from collections import Counter
+
+    from gguf import GGUFReader
+
+    return dict(Counter(t.tensor_type.name for t in GGUFReader(path).tensors))
 
 
 def export_gguf(model_dir: Path, out_dir: Path, scheme: str, *, vocab_from: Path | None,

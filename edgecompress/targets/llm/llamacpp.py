@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -115,76 +114,3 @@ class LlamaCppSession:
 
 def open_gguf(path: Path, *, threads: int, exact: bool = False) -> LlamaCppSession:
     return LlamaCppSession(path, threads=threads, exact=exact)
-
-
-PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "llm" / "llamacpp.toml"
-
-
-@dataclass(frozen=True)
-class GGUFProfile:
-    """The llamacpp target (targets/profiles/llm/llamacpp.toml): what `export_gguf` writes and
-    the KL / top-1 gate its artifact must pass against the torch checkpoint."""
-
-    name: str
-    description: str
-    threads: int
-    scheme: str
-    schemes: tuple[str, ...]
-    gates: tuple[tuple[str, float, float], ...]  # (scheme or "" = default, max_kl, min_top1)
-    prompt_tokens: tuple[int, ...] = (128, 512)
-    new_tokens: int = 128
-
-    def __post_init__(self) -> None:
-        from edgecompress.targets.llm.gguf_export import SCHEMES
-
-        for name in (*self.schemes, self.scheme):
-            if name not in SCHEMES:
-                raise ValueError(f"scheme: unknown GGUF scheme {name!r} (known: "
-                                 f"{', '.join(SCHEMES)})")
-        if self.scheme not in self.schemes:
-            raise ValueError(f"scheme: {self.scheme!r} is not among schemes")
-        if self.threads < 1 or self.new_tokens < 1 or not self.prompt_tokens \
-                or min(self.prompt_tokens) < 1:
-            raise ValueError("threads, new_tokens and prompt_tokens must be positive")
-        if not any(name == "" for name, _, _ in self.gates):
-            raise ValueError("gate: needs max_kl and min_top1")
-        for name, max_kl, min_top1 in self.gates:
-            if not max_kl > 0 or not 0.0 <= min_top1 <= 1.0:
-                raise ValueError(f"gate{'.' + name if name else ''}: expected max_kl > 0 and "
-                                 f"min_top1 in [0, 1], got {max_kl} and {min_top1}")
-
-    def gate(self, scheme: str | None = None) -> tuple[float, float]:
-        """(max_kl, min_top1) for `scheme` (the profile's when None)."""
-        table = {name: (kl, top1) for name, kl, top1 in self.gates}
-        return table.get(scheme or self.scheme, table[""])
-
-    def check(self, scheme: str, kl: float, top1: float) -> str | None:
-        """None when (kl, top1) pass the gate of `scheme`, else the one-line reason."""
-        max_kl, min_top1 = self.gate(scheme)
-        if kl > max_kl or top1 < min_top1:
-            return (f"GGUF {scheme}: KL {kl:.4g} (max {max_kl:g}), top-1 agreement {top1:.3f} "
-                    f"(min {min_top1:g})")
-        return None
-
-
-def load_gguf_profile(path: Path = PROFILE) -> GGUFProfile:
-    """The llamacpp profile; UserError (one line, naming the file) when it is malformed."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        gate = dict(data.get("gate", {}))
-        gates = [("", gate.pop("max_kl"), gate.pop("min_top1"))]
-        gates += [(name, sub["max_kl"], sub["min_top1"]) for name, sub in gate.items()]
-        bench = data.get("bench", {})
-        if data.get("format") != "gguf":
-            raise ValueError(f"format: expected 'gguf', got {data.get('format')!r}")
-        return GGUFProfile(
-            name=data["name"], description=data["description"], threads=data["threads"],
-            scheme=data["scheme"], schemes=tuple(data["schemes"]), gates=tuple(gates),
-            prompt_tokens=tuple(bench.get("prompt_tokens", (128, 512))),
-            new_tokens=bench.get("new_tokens", 128))
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError,
-            AttributeError) as err:
-        what = f"missing key {err}" if isinstance(err, KeyError) else str(err)
-        raise UserError(f"{path}: {what}") from None

@@ -1,10 +1,13 @@
 """Language-model target profiles: `kind = "llm"` TOML files beside the encoder profiles in
-targets/profiles/, parsed once (with profiles.py's parser) into a frozen, validated LLMProfile.
+targets/profiles/ (x86-cpu-llm: ONNX Runtime GenAI; llamacpp: GGUF), parsed once (with
+profiles.py's parser) into a frozen, validated LLMProfile — the one profile type of every LLM
+target, whatever its format.
 
 An LLM target names its format and runtime, the weight scheme and its builder settings, the
 threads it runs with, and its verification gate: mean KL divergence and top-1 agreement of the
 next-token distributions against the torch reference on held-out text (not max |diff|: a 4-bit
-model's logits differ by whole units while its predictions hold).
+model's logits differ by whole units while its predictions hold). A `[gate.<scheme>]` table
+sets other thresholds for one scheme (an f32 GGUF must be the checkpoint itself).
 """
 
 from __future__ import annotations
@@ -14,14 +17,19 @@ from pathlib import Path
 
 from edgecompress.errors import UserError
 from edgecompress.targets.llm.export_ortgenai import BUILDER_SCHEMES
+from edgecompress.targets.llm.gguf_export import SCHEMES as GGUF_SCHEMES
 from edgecompress.targets.profiles import fields_from_toml, read_profile_toml, shipped_profiles
 
 # format -> (runtime, its schemes)
 LLM_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     "onnx-genai": ("onnxruntime-genai", tuple(BUILDER_SCHEMES)),
+    "gguf": ("llama.cpp", tuple(GGUF_SCHEMES)),
 }
-BLOCK_SIZES = (16, 32, 64, 128, 256)  # MatMulNBits' blockwise quantization
-ACCURACY_LEVELS = (1, 2, 3, 4)  # activations of MatMulNBits: fp32, fp16, bf16, int8
+# ONNX Runtime GenAI's builder settings (MatMulNBits): blockwise quantization's block, and the
+# activations' precision (fp32, fp16, bf16, int8); the defaults are the builder's CPU ones
+BLOCK_SIZES = (16, 32, 64, 128, 256)
+ACCURACY_LEVELS = (1, 2, 3, 4)
+BUILDER_DEFAULTS = {"block_size": 32, "accuracy_level": 4}
 
 
 @dataclass(frozen=True)
@@ -52,8 +60,10 @@ class LLMProfile:
     gate_windows: int = 8
     gate_context: int = 256
     gate_new_tokens: int = 16
-    block_size: int = 32
-    accuracy_level: int = 4
+    # (scheme, kl_max, top1_min): the `[gate.<scheme>]` tables, thresholds of that scheme
+    gate_overrides: tuple[tuple[str, float, float], ...] = ()
+    block_size: int | None = None  # onnx-genai only (None there: BUILDER_DEFAULTS)
+    accuracy_level: int | None = None  # onnx-genai only
     size_mb: float | None = None
     source: Path | None = None
     kind: str = "llm"
@@ -74,21 +84,45 @@ class LLMProfile:
                                 ("gate.new_tokens", self.gate_new_tokens, 0)):
             if value < low:
                 raise ValueError(f"{key}: expected an integer >= {low}, got {value}")
-        if not self.kl_max > 0:
-            raise ValueError(f"gate.kl_max: expected a number > 0, got {self.kl_max}")
-        if not 0.0 <= self.top1_min <= 1.0:
-            raise ValueError(f"gate.top1_min: expected a fraction in [0, 1], got {self.top1_min}")
+        for where, kl_max, top1_min in (("", self.kl_max, self.top1_min), *self.gate_overrides):
+            if where and where not in schemes:
+                raise ValueError(f"gate.{where}: not a scheme of {self.format} (expected one "
+                                 f"of {', '.join(schemes)})")
+            prefix = f"gate.{where}." if where else "gate."
+            if not kl_max > 0:
+                raise ValueError(f"{prefix}kl_max: expected a number > 0, got {kl_max}")
+            if not 0.0 <= top1_min <= 1.0:
+                raise ValueError(f"{prefix}top1_min: expected a fraction in [0, 1], got "
+                                 f"{top1_min}")
+        self._check_builder_settings()
+        if self.size_mb is not None and not self.size_mb > 0:
+            raise ValueError(f"budgets.size_mb: expected a number > 0, got {self.size_mb}")
+
+    def _check_builder_settings(self) -> None:
+        """block_size / accuracy_level: ONNX Runtime GenAI's, defaulted there, refused
+        elsewhere."""
+        if self.format != "onnx-genai":
+            for key in BUILDER_DEFAULTS:
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: an ONNX Runtime GenAI setting, not one of "
+                                     f"{self.format}")
+            return
+        for key, value in BUILDER_DEFAULTS.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)  # frozen: the builder's default, once
         if self.block_size not in BLOCK_SIZES:
             raise ValueError(f"block_size: expected one of {BLOCK_SIZES}, got {self.block_size}")
         if self.accuracy_level not in ACCURACY_LEVELS:
             raise ValueError(f"accuracy_level: expected one of {ACCURACY_LEVELS}, got "
                              f"{self.accuracy_level}")
-        if self.size_mb is not None and not self.size_mb > 0:
-            raise ValueError(f"budgets.size_mb: expected a number > 0, got {self.size_mb}")
 
     @property
     def gate(self) -> LLMGate:
-        return LLMGate(self.kl_max, self.top1_min, self.gate_windows, self.gate_context,
+        """The gate of this profile's scheme (its `[gate.<scheme>]` thresholds when it has
+        them)."""
+        kl_max, top1_min = next(((kl, top1) for where, kl, top1 in self.gate_overrides
+                                 if where == self.scheme), (self.kl_max, self.top1_min))
+        return LLMGate(kl_max, top1_min, self.gate_windows, self.gate_context,
                        self.gate_new_tokens)
 
     def with_scheme(self, scheme: str) -> LLMProfile:
@@ -118,13 +152,34 @@ _SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
 }
 
 
+def _split_gate(data: dict) -> tuple[dict, tuple[tuple[str, float, float], ...]]:
+    """Pull the `[gate.<scheme>]` sub-tables out of `data`: (data without them, overrides)."""
+    gate = data.get("gate")
+    if not isinstance(gate, dict):
+        return data, ()
+    overrides = []
+    for scheme, table in gate.items():
+        if not isinstance(table, dict):
+            continue
+        try:
+            values = fields_from_toml(table, {"": {k: _SCHEMA["gate"][k] for k in
+                                                   ("kl_max", "top1_min")}}, ())
+        except ValueError as err:
+            raise ValueError(f"gate.{scheme}.{err}") from None
+        overrides.append((scheme, values["kl_max"], values["top1_min"]))
+    plain = {k: v for k, v in gate.items() if not isinstance(v, dict)}
+    return {**data, "gate": plain}, tuple(overrides)
+
+
 def _load(path: Path) -> LLMProfile:
     kind, data = read_profile_toml(path)
     if kind != "llm":
         raise UserError(f"target {data.get('name', path.stem)} is not a language-model target "
                         f"(LLM targets: {', '.join(shipped_profiles('llm'))})")
     try:
-        return LLMProfile(**fields_from_toml(data, _SCHEMA, ("gate",)), source=path)
+        data, overrides = _split_gate(data)
+        return LLMProfile(**fields_from_toml(data, _SCHEMA, ("gate",)),
+                          gate_overrides=overrides, source=path)
     except ValueError as err:
         raise UserError(f"{path}: {err}") from None
 

@@ -192,25 +192,6 @@ def test_export_gguf_refuses_an_unknown_scheme_when_asked(tiny, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_llamacpp_profile_gates_q4_k_m_and_f32_apart_when_loaded():
-    from edgecompress.targets.llm.llamacpp import load_gguf_profile
-
-    profile = load_gguf_profile()
-    assert (profile.name, profile.scheme, profile.threads) == ("llamacpp", "q4_k_m", 2)
-    assert profile.gate("f32")[0] < profile.gate()[0]
-    assert profile.check("q4_k_m", kl=profile.gate()[0] / 2, top1=1.0) is None
-    assert "KL 9 (max" in profile.check("q4_k_m", kl=9.0, top1=1.0)
-
-
-def test_llamacpp_profile_is_one_line_error_when_the_gate_is_malformed(tmp_path):
-    from edgecompress.targets.llm.llamacpp import PROFILE, load_gguf_profile
-
-    bad = tmp_path / "bad.toml"
-    bad.write_text(PROFILE.read_text().replace("min_top1 = 0.80", "min_top1 = 1.5"))
-    with pytest.raises(UserError, match="bad.toml: gate: expected max_kl > 0 and min_top1"):
-        load_gguf_profile(bad)
-
-
 def test_open_session_runs_a_gguf_on_llama_cpp_when_the_file_is_gguf(tiny, tmp_path):
     needs_llama_cpp()
     from edgecompress.targets.llm.session import open_session

@@ -1,10 +1,15 @@
-"""LLM target profiles (`kind = "llm"`): parsed with the encoder profiles' parser, kept apart
-from the encoder targets, every mistake one line naming the key."""
+"""LLM target profiles (`kind = "llm"`, one LLMProfile type for ONNX Runtime GenAI and GGUF):
+parsed with the encoder profiles' parser, kept apart from the encoder targets in the library and
+listed in their own table by `targets list`, every mistake one line naming the key."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from typer.testing import CliRunner
+
+from edgecompress.cli import app
 from edgecompress.errors import UserError
 from edgecompress.targets.llm.profile import list_llm_profiles, load_llm_profile
 from edgecompress.targets.profiles import list_profiles, load_profile
@@ -27,7 +32,7 @@ def test_x86_cpu_llm_loads_with_its_gate_when_named():
     assert (profile.format, profile.threads) == ("onnx-genai", 2)
     assert profile.scheme.startswith("int4")
     assert profile.gate.kl_max > 0 and 0 < profile.gate.top1_min <= 1
-    assert [p.name for p in list_llm_profiles()] == ["x86-cpu-llm"]
+    assert [p.name for p in list_llm_profiles()] == ["llamacpp", "x86-cpu-llm"]
 
 
 def test_encoder_listing_leaves_llm_targets_out_when_listed():
@@ -52,6 +57,64 @@ def test_user_llm_profile_loads_with_defaults_when_only_required_keys_given(tmp_
     path.write_text(GOOD)
     profile = load_llm_profile(path)
     assert (profile.block_size, profile.accuracy_level, profile.gate_windows) == (32, 4, 8)
+
+
+def test_llamacpp_gates_each_scheme_by_its_own_table_when_the_scheme_changes():
+    profile = load_llm_profile("llamacpp")
+    assert (profile.format, profile.runtime, profile.scheme) == ("gguf", "llama.cpp", "q4_k_m")
+    assert profile.block_size is None and profile.accuracy_level is None
+    f32 = profile.with_scheme("f32").gate
+    assert f32.kl_max < profile.gate.kl_max and f32.top1_min > profile.gate.top1_min
+    assert profile.with_scheme("q8_0").gate == profile.gate  # no table: the [gate] default
+    with pytest.raises(UserError, match="has no scheme 'int4-rtn'.*q4_k_m"):
+        profile.with_scheme("int4-rtn")
+
+
+GGUF = GOOD.replace('format = "onnx-genai"', 'format = "gguf"').replace(
+    'runtime = "onnxruntime-genai"', 'runtime = "llama.cpp"').replace(
+    'scheme = "int4-rtn"', 'scheme = "q8_0"')
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("[gate]", "block_size = 32\n[gate]"), "block_size: an ONNX Runtime GenAI setting"),
+    (("top1_min = 0.9\n", "top1_min = 0.9\n[gate.q3]\nkl_max = 1\ntop1_min = 0.5\n"),
+     "gate.q3: not a scheme of gguf"),
+    (("top1_min = 0.9\n", "top1_min = 0.9\n[gate.f32]\nkl_max = 1\n"),
+     r"gate\.f32\.top1_min: missing"),
+    (("top1_min = 0.9\n", "top1_min = 0.9\n[gate.f32]\nkl_max = 0\ntop1_min = 1\n"),
+     r"gate\.f32\.kl_max: expected a number > 0"),
+    (('runtime = "llama.cpp"', 'runtime = "ollama"'), "runtime: expected 'llama.cpp'"),
+])
+def test_user_gguf_profile_is_refused_naming_the_key_when_malformed(tmp_path, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(GGUF.replace(*edit))
+    assert load_llm_profile(_write(tmp_path / "good.toml", GGUF)).scheme == "q8_0"
+    with pytest.raises(UserError, match=message):
+        load_llm_profile(path)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_targets_list_shows_llm_targets_in_their_own_table_when_listed():
+    listed = CliRunner().invoke(app, ["targets", "list"])
+    assert listed.exit_code == 0, listed.output
+    encoders, _, llm = listed.output.partition("Language-model targets")
+    assert "x86-cpu " in encoders and "rpi5" in encoders and "llamacpp" not in encoders
+    assert "llamacpp" in llm and "x86-cpu-llm" in llm and "KL <= 0.15" in llm
+    as_json = json.loads(CliRunner().invoke(app, ["targets", "list", "--json"]).output)
+    kinds = {p["name"]: p["kind"] for p in as_json}
+    assert kinds["x86-cpu"] == "encoder" and kinds["llamacpp"] == kinds["x86-cpu-llm"] == "llm"
+
+
+def test_targets_show_gives_an_llm_target_as_the_list_does_when_named():
+    shown = CliRunner().invoke(app, ["targets", "show", "llamacpp", "--json"])
+    assert shown.exit_code == 0, shown.output
+    listed = json.loads(CliRunner().invoke(app, ["targets", "list", "--json"]).output)
+    assert json.loads(shown.output) == next(p for p in listed if p["name"] == "llamacpp")
+    assert json.loads(shown.output)["gate_overrides"][0][0] == "f32"
 
 
 @pytest.mark.parametrize(("edit", "message"), [
