@@ -443,7 +443,6 @@ def export_command(
     profile = load_llm_profile(target)
     if scheme is not None:
         profile = profile.with_scheme(scheme)
-    require(profile.format, f"target {profile.name}")
     check_replaceable(out, force)
     dataset = _dataset(model, dataset)
     path = resolve_lm(model)
@@ -456,6 +455,7 @@ def export_command(
                         f"tokens; the model's context is {context}")
     prompts = _prompt_ids(tokenizer, tuple(prompt) if prompt else PROMPTS, context,
                           profile.gate_new_tokens)
+    require(profile.format, f"target {profile.name}")  # after what installing it cannot fix
     windows = token_windows(tokenizer, _texts(dataset, split), gate_window_config(profile.gate))
     _note(f"exporting {model} for {profile.name} ({profile.scheme}); gate on {profile.gate_windows}"
           f" windows of {profile.gate_context} tokens of {dataset} {split}")

@@ -49,8 +49,10 @@ def _build_onnx_genai(checkpoint: Path, out: Path, profile, vocab_from: Path | N
 
 
 def _check_gguf(checkpoint: Path, profile, vocab_from: Path | None) -> None:
+    from edgecompress.targets.extras import require
     from edgecompress.targets.llm.gguf_export import check_export
 
+    require("gguf", f"target {profile.name}")  # the check reads the tokenizer GGUF
     check_export(checkpoint, vocab_from)
 
 
