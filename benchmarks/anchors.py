@@ -376,7 +376,8 @@ def _openvino_ir(module, rows: list[dict], path: Path, *, int8: bool,
     return {}
 
 
-def _openvino_row(tool: str, scheme: str, path: Path, notes: dict, inputs=None) -> Row:
+def _openvino_row(tool: str, scheme: str, path: Path, notes: dict, inputs=None,
+                  tokenizer=None) -> Row:
     """A row over an IR, run by the package's OpenVINO runner at THREADS threads; size and the
     precision OpenVINO runs in go to the notes (an IR is .xml + .bin: `score` sizes one file)."""
     from edgecompress.targets import load_runner
@@ -386,7 +387,8 @@ def _openvino_row(tool: str, scheme: str, path: Path, notes: dict, inputs=None) 
     notes = {**notes, **runner.backend.options, "artifact": str(path),
              "size_mb": artifact_bytes(path) / 1e6,
              "gzip_mb": sum(gzip_mb(p) for p in artifact_files(path))}
-    return Row(tool, "openvino", scheme, None, runner.run, inputs=inputs, notes=notes)
+    return Row(tool, "openvino", scheme, None, runner, inputs=inputs, notes=notes,
+               tokenizer=tokenizer)
 
 
 @_time_build
@@ -398,14 +400,15 @@ def openvino_fp32_row(module, rows: list[dict], work: Path) -> Row:
 
 @_time_build
 def openvino_int8_row(module, rows: list[dict], work: Path, *, name: str = "teacher",
-                      tool: str = "OpenVINO + NNCF", inputs=None, hint: str | None = None) -> Row:
+                      tool: str = "OpenVINO + NNCF", inputs=None, hint: str | None = None,
+                      tokenizer=None) -> Row:
     path = work / f"openvino_nncf_int8_{name}-{hint or 'default'}.xml"
     facts = _openvino_ir(module, rows, path, int8=True, hint=hint)
     notes = {"calibration": f"{len(rows)} training sentences (seed 0, length-stratified)"}
     if facts:  # freshly quantized (a reused IR keeps no record); `tool` is the row's own key
         notes.update(quantizer=facts["tool"], quantizer_version=facts["tool_version"])
     return _openvino_row(tool, "int8 (nncf.quantize, model_type=TRANSFORMER)", path, notes,
-                         inputs)
+                         inputs, tokenizer)
 
 
 def openvino_rows(module, tokenizer, work: Path, run_dir: Path | None, texts) -> list[Row]:
@@ -429,7 +432,7 @@ def openvino_rows(module, tokenizer, work: Path, run_dir: Path | None, texts) ->
         student_module, calibration_rows(student_tokenizer), work,
         name=f"student-{fingerprint(student)}",
         tool="edgecompress student + OpenVINO + NNCF",
-        inputs=tokenize(student_tokenizer, texts),
+        inputs=tokenize(student_tokenizer, texts), tokenizer=student_tokenizer,
         hint=load_profile("x86-openvino").inference_precision)
     student_row = _guard("openvino", "openvino", "int8 (student)", build)
     student_row.edgecompress = True  # our pruned, distilled student: not an anchor
