@@ -781,6 +781,19 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def without_local_paths(text: str, args) -> str:
+    """The JSON with this machine's folders named by role (TEACHER, RUN, WORK, CACHE, the
+    interpreter as python): committed results carry no absolute path of the host."""
+    from edgecompress.fsutil import cache_root
+
+    roles = [(args.teacher, "TEACHER"), (args.run_dir, "RUN"), (args.work, "WORK"),
+             (cache_root(), "CACHE"), (Path(sys.executable), "python")]
+    for path, role in sorted(((p, r) for p, r in roles if p), key=lambda pr: -len(str(pr[0]))):
+        text = text.replace(json.dumps(str(Path(path).resolve()))[1:-1], role)
+        text = text.replace(json.dumps(str(path))[1:-1], role)
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", type=Path, required=True, help="fine-tuned HF checkpoint dir")
@@ -840,7 +853,7 @@ def main(argv: list[str] | None = None) -> None:
               "wall_s": round(time.perf_counter() - started, 1), "rows": scored}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
+    tmp_out.write_text(without_local_paths(json.dumps(result, indent=2), args) + "\n")
     tmp_out.replace(args.out)
     print_table(result)
     print(markdown_table(result))
