@@ -4,48 +4,29 @@ benchmarked from disk."""
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
+from tests.compress.llm.export_helpers import write_profile, write_text_csv
 from tests.compress.llm.test_cli_llm import _one_line_error
 from tests.compress.llm.tiny import TEXTS
 from tests.targets.llm.tiny_genai import needs_genai, tiny_llama_dir
 
 runner = CliRunner()
-PROFILE = """kind = "llm"
-name = "tiny-llm"
-description = "test"
-format = "onnx-genai"
-runtime = "onnxruntime-genai"
-threads = 1
-scheme = "{scheme}"
-[gate]
-kl_max = {kl_max}
-top1_min = {top1_min}
-windows = 3
-context = 32
-new_tokens = 4
-"""
 
 
 @pytest.fixture(scope="module")
 def test_csv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "text.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "split"])
-        writer.writerows([f"{text} ({i})", "test"] for i, text in enumerate(TEXTS))
-    return path
+    return write_text_csv(tmp_path_factory.mktemp("text"))
 
 
 def _profile(tmp_path, scheme="fp32", kl_max=0.01, top1_min=0.99):
-    path = tmp_path / f"{scheme}.toml"
-    path.write_text(PROFILE.format(scheme=scheme, kl_max=kl_max, top1_min=top1_min))
-    return str(path)
+    return write_profile(tmp_path, name="tiny-llm", format="onnx-genai",
+                         runtime="onnxruntime-genai", scheme=scheme, kl_max=kl_max,
+                         top1_min=top1_min)
 
 
 def test_llm_export_refuses_an_encoder_target_in_one_line_when_named(tmp_path, tiny_dirs):

@@ -5,7 +5,6 @@ passing GGUF is recorded beside its file and `llm bench` times it from disk."""
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
@@ -13,40 +12,21 @@ from typer.testing import CliRunner
 
 from edgecompress.cli import app
 from tests.compress.llm.test_cli_llm import _one_line_error
-from tests.compress.llm.tiny import TEXTS
 
 pytest.importorskip("gguf", reason="GGUF export needs the gguf package: pip install "
                                    "'edgecompress[llm]'")
 pytest.importorskip("llama_cpp", reason="GGUF export and its gate need llama-cpp-python: pip "
                                         "install 'edgecompress[llm]'")
 
+from tests.compress.llm.export_helpers import write_profile, write_text_csv  # noqa: E402
 from tests.targets.llm.test_llamacpp import write_vocab_gguf  # noqa: E402
 
 runner = CliRunner()
-PROFILE = """kind = "llm"
-name = "tiny-gguf"
-description = "test"
-format = "gguf"
-runtime = "llama.cpp"
-threads = 1
-scheme = "{scheme}"
-[gate]
-kl_max = {kl_max}
-top1_min = {top1_min}
-windows = 3
-context = 32
-new_tokens = 4
-"""
 
 
 @pytest.fixture(scope="module")
 def test_csv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "text.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "split"])
-        writer.writerows([f"{text} ({i})", "test"] for i, text in enumerate(TEXTS))
-    return path
+    return write_text_csv(tmp_path_factory.mktemp("text"))
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +35,8 @@ def vocab(tiny_dirs, tmp_path_factory):
 
 
 def _profile(tmp_path, scheme="f32", kl_max=1e-3, top1_min=0.9):
-    path = tmp_path / f"{scheme}.toml"
-    path.write_text(PROFILE.format(scheme=scheme, kl_max=kl_max, top1_min=top1_min))
-    return str(path)
+    return write_profile(tmp_path, name="tiny-gguf", format="gguf", runtime="llama.cpp",
+                         scheme=scheme, kl_max=kl_max, top1_min=top1_min)
 
 
 def _export(model, out, *extra):
