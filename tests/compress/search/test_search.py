@@ -88,6 +88,7 @@ def _rows_by_params(summary: dict) -> dict:
             for t in summary["trials"]}
 
 
+@pytest.mark.slow  # a Ray cluster in process: ~60 s, the default run's heaviest test
 def test_ray_executor_runs_the_same_trials_as_the_local_one(local_search, tmp_path):
     pytest.importorskip("ray")
     recipe, _, local = local_search
@@ -136,6 +137,7 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tiny_bert_dir
 runner = CliRunner()
 
 
+@pytest.mark.slow  # ~30 s; the default run keeps tests/cli/test_json.py's exit-1-on-no-trial case
 def test_a_budget_no_trial_meets_exits_1_and_names_the_nearest_trials(tiny_bert_dir,
                                                                       sentiment_csv, tmp_path):
     recipe = write_search_recipe(tmp_path, tiny_bert_dir, sentiment_csv)
