@@ -17,6 +17,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,17 @@ def _run_child(args: list[str], module: str = "edgecompress.targets.bench") -> d
     if not lines:
         raise RuntimeError(f"bench child printed no result: {proc.stdout[-300:]!r}")
     return json.loads(lines[-1])
+
+
+def reply_to_parent(measure: Callable[[], dict]) -> None:
+    """The child side of `_run_child`: print `measure()`'s result as one JSON line; a UserError
+    becomes one "error: ..." line on stderr and exit 2."""
+    try:
+        result = measure()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(result), flush=True)
 
 
 def gzip_size(path: Path, level: int = 6) -> int:
@@ -249,14 +261,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--lengths", type=lambda text: [int(n) for n in text.split(",")])
     args = parser.parse_args(argv)
-    try:
-        result = measure(args.artifact, threads=args.threads, batch=args.batch,
-                         seq_len=args.seq_len, warmup=args.warmup, runs=args.runs,
-                         vocab_size=args.vocab_size, lengths=args.lengths)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(json.dumps(result), flush=True)
+    reply_to_parent(lambda: measure(
+        args.artifact, threads=args.threads, batch=args.batch, seq_len=args.seq_len,
+        warmup=args.warmup, runs=args.runs, vocab_size=args.vocab_size, lengths=args.lengths))
 
 
 if __name__ == "__main__":

@@ -13,15 +13,13 @@ of them, and each number is the median over repeats. Peak RSS is the child's own
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from edgecompress.errors import UserError
-from edgecompress.targets.bench import _run_child, peak_rss_mb
+from edgecompress.targets.bench import _run_child, peak_rss_mb, reply_to_parent
 from edgecompress.targets.host import host_id, host_info
 from edgecompress.targets.llm.session import artifact_format, open_session
 
@@ -132,13 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompt-lengths", default=",".join(map(str, PROMPT_LENGTHS)),
                         type=lambda text: tuple(int(n) for n in text.split(",")))
     args = parser.parse_args(argv)
-    try:
-        result = measure(args.artifact, threads=args.threads, new_tokens=args.new_tokens,
-                         prompt_lengths=args.prompt_lengths)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(json.dumps(result), flush=True)
+    reply_to_parent(lambda: measure(args.artifact, threads=args.threads,
+                                    new_tokens=args.new_tokens,
+                                    prompt_lengths=args.prompt_lengths))
 
 
 if __name__ == "__main__":
