@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.errors import UserError
-from edgecompress.targets.llm.session import Generation
+from edgecompress.targets.llm.session import Generation, check_context
 
 EXTRA_HINT = "pip install 'edgecompress[llm]'"
 _MIN_CTX = 512
@@ -71,9 +71,7 @@ class LlamaCppSession:
         return llama
 
     def _check_length(self, length: int) -> None:
-        if length > self.context_train:
-            raise UserError(f"{length} tokens exceed the model's context of "
-                            f"{self.context_train}")
+        check_context(length, self.context_train, self.path)
 
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         ids = [int(i) for i in ids]

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgecompress.errors import UserError
 from edgecompress.targets.extras import require
-from edgecompress.targets.llm.session import GENAI_CONFIG, Generation
+from edgecompress.targets.llm.session import GENAI_CONFIG, Generation, check_context
 
 
 def read_genai_config(path: Path) -> dict:
@@ -56,9 +56,7 @@ class OrtGenAISession:
         return self._og.Generator(self._model, params)
 
     def _check_length(self, total: int) -> None:
-        if total > self.context:
-            raise UserError(f"{total} tokens exceed the model's context of {self.context} "
-                            f"({self.path})")
+        check_context(total, self.context, self.path)
 
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """(len(ids), vocab) float32 logits, one prefill of the whole sequence."""

@@ -71,6 +71,13 @@ class Opener:
         return getattr(importlib.import_module(module), name)(path, threads=threads)
 
 
+def check_context(tokens: int, context: int, path: Path) -> None:
+    """UserError (one line) when a sequence of `tokens` exceeds the artifact's `context`: every
+    session checks before it runs."""
+    if tokens > context:
+        raise UserError(f"{tokens} tokens exceed the model's context of {context} ({path})")
+
+
 GENAI_CONFIG = "genai_config.json"
 
 
