@@ -304,15 +304,22 @@ def _type_name(expected: type) -> str:
             list: "a list of strings", tuple: "a list of integers"}[expected]
 
 
+def split_scheme_tables(data: dict, table: str) -> tuple[dict, dict[str, dict]]:
+    """Pull the per-scheme sub-tables `[<table>.<scheme>]` out of `data`: (data without them,
+    {scheme: sub-table}). The plain keys of `[<table>]` stay where they are."""
+    section = data.get(table)
+    if not isinstance(section, dict):
+        return data, {}
+    tables = {k: v for k, v in section.items() if isinstance(v, dict)}
+    plain = {k: v for k, v in section.items() if not isinstance(v, dict)}
+    return {**data, table: plain}, tables
+
+
 def _split_parity(data: dict) -> tuple[dict, tuple[tuple, ...]]:
     """Pull `[parity.<scheme>]` sub-tables out of `data`; returns (data without them, overrides)."""
-    parity = data.get("parity")
-    if not isinstance(parity, dict):
-        return data, ()
+    data, tables = split_scheme_tables(data, "parity")
     overrides = []
-    for scheme, table in parity.items():
-        if not isinstance(table, dict):
-            continue
+    for scheme, table in tables.items():
         keys = {"tolerance", "min_agreement"}
         extra = set(table) - keys - {"max_rel_error"}
         if not keys <= set(table) or extra or not all(_type_ok(v, float) for v in table.values()):
@@ -321,8 +328,7 @@ def _split_parity(data: dict) -> tuple[dict, tuple[tuple, ...]]:
         rel = table.get("max_rel_error")
         overrides.append((scheme, float(table["tolerance"]), float(table["min_agreement"]),
                           None if rel is None else float(rel)))
-    plain = {k: v for k, v in parity.items() if not isinstance(v, dict)}
-    return {**data, "parity": plain}, tuple(overrides)
+    return data, tuple(overrides)
 
 
 def fields_from_toml(data: dict, schema: dict = _SCHEMA,

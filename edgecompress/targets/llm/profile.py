@@ -18,7 +18,12 @@ from pathlib import Path
 from edgecompress.errors import UserError
 from edgecompress.targets.llm.export_ortgenai import BUILDER_SCHEMES
 from edgecompress.targets.llm.gguf_export import SCHEMES as GGUF_SCHEMES
-from edgecompress.targets.profiles import fields_from_toml, read_profile_toml, shipped_profiles
+from edgecompress.targets.profiles import (
+    fields_from_toml,
+    read_profile_toml,
+    shipped_profiles,
+    split_scheme_tables,
+)
 
 # format -> (runtime, its schemes)
 LLM_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -154,21 +159,16 @@ _SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
 
 def _split_gate(data: dict) -> tuple[dict, tuple[tuple[str, float, float], ...]]:
     """Pull the `[gate.<scheme>]` sub-tables out of `data`: (data without them, overrides)."""
-    gate = data.get("gate")
-    if not isinstance(gate, dict):
-        return data, ()
+    data, tables = split_scheme_tables(data, "gate")
     overrides = []
-    for scheme, table in gate.items():
-        if not isinstance(table, dict):
-            continue
+    for scheme, table in tables.items():
         try:
             values = fields_from_toml(table, {"": {k: _SCHEMA["gate"][k] for k in
                                                    ("kl_max", "top1_min")}}, ())
         except ValueError as err:
             raise ValueError(f"gate.{scheme}.{err}") from None
         overrides.append((scheme, values["kl_max"], values["top1_min"]))
-    plain = {k: v for k, v in gate.items() if not isinstance(v, dict)}
-    return {**data, "gate": plain}, tuple(overrides)
+    return data, tuple(overrides)
 
 
 def _load(path: Path) -> LLMProfile:
