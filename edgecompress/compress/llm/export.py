@@ -17,6 +17,7 @@ from pathlib import Path
 from edgecompress.compress.llm.gate import gate_lm
 from edgecompress.compress.llm.load import load_weights
 from edgecompress.compress.llm.reference import TorchSession
+from edgecompress.targets.llm import export_litert
 from edgecompress.targets.llm.bench import artifact_bytes, llm_host
 from edgecompress.targets.llm.session import open_session
 
@@ -74,6 +75,7 @@ def _build_gguf(checkpoint: Path, out: Path, profile, vocab_from: Path | None):
 CONVERTERS: dict[str, Converter] = {
     "onnx-genai": Converter(_check_onnx_genai, _build_onnx_genai),
     "gguf": Converter(_check_gguf, _build_gguf),
+    "tflite": Converter(export_litert.check_target, export_litert.build_target),
 }
 
 
