@@ -160,7 +160,9 @@ def eval_command(
 
     config = _config(EvalConfig, given)
     prompts = tuple(prompt) if prompt else PROMPTS
-    if _artifact_format(model) is not None:
+    from edgecompress.compress.llm.export import exported_format
+
+    if exported_format(model) is not None:
         result = _eval_artifact(Path(model), reference, dataset, split, prompts, config)
         if as_json:
             print_json(result)
@@ -191,65 +193,26 @@ def eval_command(
         _print_eval(result)
 
 
-def _artifact_format(model: str) -> str | None:
-    """The format of `model` when it is an exported LLM artifact other than a GGUF (a .gguf is
-    evaluated as the checkpoint transformers converts it to); None otherwise."""
-    from edgecompress.targets.llm.session import OPENERS
-
-    path = Path(model)
-    return next((name for name, opener in OPENERS.items()
-                 if name != "gguf" and path.exists() and opener.recognises(path)), None)
-
-
 def _eval_artifact(artifact: Path, reference: str | None, dataset: str | None, split: str,
                    prompts: tuple[str, ...], config: EvalConfig) -> dict:
-    """`llm eval` of an exported artifact through its session against the torch reference
-    (--reference, else the model its llm_export.json names): the gate's scoring, no
-    thresholds."""
-    import json
-
-    from edgecompress.compress.llm.export import RECORD
+    """`llm eval` of an exported artifact against its torch reference (export.py)."""
+    from edgecompress.compress.llm.export import artifact_reference, evaluate_artifact
     from edgecompress.compress.llm.families import shape_of
-    from edgecompress.compress.llm.gate import evaluate_session
-    from edgecompress.compress.llm.load import (
-        load_tokenizer,
-        load_weights,
-        read_lm_config,
-        resolve_lm,
-    )
+    from edgecompress.compress.llm.load import load_tokenizer, read_lm_config, resolve_lm
     from edgecompress.compress.llm.metrics import token_windows
-    from edgecompress.compress.llm.reference import TorchSession
-    from edgecompress.errors import UserError
-    from edgecompress.targets.llm.session import open_session
 
-    if reference is None:
-        record = (artifact if artifact.is_dir() else artifact.parent) / RECORD
-        try:
-            reference = json.loads(record.read_text(encoding="utf-8"))["model"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise UserError(f"--reference is needed to evaluate {artifact} (the model it was "
-                            f"exported from: its tokenizer and the torch reference; no "
-                            f"{RECORD} beside it names one)") from None
+    reference = artifact_reference(artifact, reference)
     dataset = _dataset(reference, dataset)
     path = resolve_lm(reference)
-    tokenizer = load_tokenizer(path)
-    context = shape_of(read_lm_config(path)).context
+    tokenizer, context = load_tokenizer(path), shape_of(read_lm_config(path)).context
     if config.context > context:
         raise _context_error(config.context, context)
-    prompt_ids = _prompt_ids(tokenizer, prompts, context, config.max_new_tokens)
     windows = token_windows(tokenizer, _texts(dataset, split), config)
-    session = open_session(artifact, threads=1)
-    _note(f"scoring {artifact} ({session.format}) against {reference} on {config.windows} "
-          f"windows of {config.context} tokens of {dataset} {split}")
-    try:
-        result = evaluate_session(session, TorchSession(load_weights(path)), windows, config,
-                                  prompts=prompt_ids,
-                                  decode=lambda ids: tokenizer.decode(ids,
-                                                                      skip_special_tokens=True))
-    finally:
-        getattr(session, "close", lambda: None)()
+    _note(f"scoring {artifact} against {reference} on {config.windows} windows of "
+          f"{config.context} tokens of {dataset} {split}")
     return {"model": str(artifact), "reference": reference, "dataset": dataset, "split": split,
-            **result}
+            **evaluate_artifact(artifact, path, tokenizer, windows, config, prompts,
+                                context=context)}
 
 
 def _context_error(asked: int, context: int):
