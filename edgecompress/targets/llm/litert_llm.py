@@ -154,6 +154,10 @@ class LiteRTSession:
             tokens.append(self._pick(logits))
         return Generation(tokens, first - start, time.perf_counter() - first)
 
+    def close(self) -> None:
+        """Drop the interpreter (its arena and the mapped model)."""
+        self._decode = self._prefill = self._interpreter = None
+
 
 def open_tflite(path: Path, *, threads: int) -> LiteRTSession:
     return LiteRTSession(path, threads=threads)
