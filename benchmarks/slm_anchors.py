@@ -14,7 +14,9 @@ Rows (each `tool`, `format`, `scheme`, `edgecompress`, `size_mb`, `decode_tok_s`
   - litert-torch dynamic int8: the reference checkpoint through litert-torch's generative API as
     its smollm example converts it (re-authored decoder, `convert_to_tflite`, dynamic_int8, external
     KV cache; targets/llm/export_litert.py with the arm64-phone-llm profile's cache and prefill
-    lengths), run on ai-edge-litert's interpreter (targets/llm/litert_llm.py).
+    lengths), run on ai-edge-litert's interpreter (targets/llm/litert_llm.py). Its row and the
+    edgecompress row of the pruned + distilled SmolLM2 on arm64-phone-llm, measured apart (4
+    windows, `llm eval` / `llm bench`), are in results/slm_anchors_litert.json (`--rows-from`).
   - hooks: `--artifact SCHEME=PATH` measures any artifact `open_session` runs (an edgecompress
     GGUF of a pruned / distilled checkpoint, and the ONNX Runtime GenAI folder once its session
     is registered) as an edgecompress row; `--rows-from FILE.json` appends rows measured
