@@ -11,6 +11,12 @@ Rows (each `tool`, `format`, `scheme`, `edgecompress`, `size_mb`, `decode_tok_s`
     only that file would (`llama-quantize --allow-requantize`).
   - edgecompress GGUF f32: edgecompress's export of the reference checkpoint (targets/llm/
     gguf_export.py) — the conversion check: its KL to torch must be ~0.
+  - litert-torch dynamic int8: the reference checkpoint through litert-torch's generative API as
+    its smollm example converts it (re-authored decoder, `convert_to_tflite`, dynamic_int8, external
+    KV cache; targets/llm/export_litert.py with the arm64-phone-llm profile's cache and prefill
+    lengths), run on ai-edge-litert's interpreter (targets/llm/litert_llm.py). Its row and the
+    edgecompress row of the pruned + distilled SmolLM2 on arm64-phone-llm, measured apart (4
+    windows, `llm eval` / `llm bench`), are in results/slm_anchors_litert.json (`--rows-from`).
   - hooks: `--artifact SCHEME=PATH` measures any artifact `open_session` runs (an edgecompress
     GGUF of a pruned / distilled checkpoint, and the ONNX Runtime GenAI folder once its session
     is registered) as an edgecompress row; `--rows-from FILE.json` appends rows measured
@@ -115,6 +121,21 @@ def requantize(src: Path, out: Path, scheme: str, threads: int) -> Path:
     return out
 
 
+def litert_anchor(reference_dir: Path, out: Path) -> Path:
+    """litert-torch's dynamic-int8 .tflite of the reference (converted once, ~20 min on a loaded
+    2-core host), with the arm64-phone-llm profile's KV cache and prefill lengths."""
+    from edgecompress.targets.llm.export_litert import convert_litert
+    from edgecompress.targets.llm.profile import load_llm_profile
+
+    done = sorted(out.glob("*.tflite"))
+    if done:
+        return done[0]
+    profile = load_llm_profile("arm64-phone-llm")
+    return convert_litert(reference_dir, out, scheme="dynamic-int8",
+                          kv_cache_size=profile.kv_cache_size,
+                          prefill_lengths=profile.prefill_lengths, target=profile.name)[1]
+
+
 def build_rows(args, reference_dir: Path, shipped: Path) -> list[Row]:
     from edgecompress.targets.llm.gguf_export import export_gguf
 
@@ -133,6 +154,9 @@ def build_rows(args, reference_dir: Path, shipped: Path) -> list[Row]:
         export_gguf(reference_dir, f32.parent, "f32", vocab_from=shipped)
     rows.append(Row("edgecompress", "gguf", "f32", True, f32,
                     "edgecompress GGUF export of the reference checkpoint"))
+    rows.append(Row("litert-torch", "tflite", "dynamic-int8", False,
+                    litert_anchor(reference_dir, work / "litert-dynamic-int8"),
+                    "litert-torch generative API (smollm decoder), dynamic_int8, KV cache 1280"))
     for spec in args.artifact:
         scheme, _, path = spec.partition("=")
         if not path:

@@ -160,6 +160,15 @@ def eval_command(
 
     config = _config(EvalConfig, given)
     prompts = tuple(prompt) if prompt else PROMPTS
+    from edgecompress.compress.llm.export import exported_format
+
+    if exported_format(model) is not None:
+        result = _eval_artifact(Path(model), reference, dataset, split, prompts, config)
+        if as_json:
+            print_json(result)
+        else:
+            _print_eval(result)
+        return
     dataset = _dataset(model, dataset)
     path = resolve_lm(model)
     tokenizer = load_tokenizer(path)
@@ -182,6 +191,28 @@ def eval_command(
         print_json(result)
     else:
         _print_eval(result)
+
+
+def _eval_artifact(artifact: Path, reference: str | None, dataset: str | None, split: str,
+                   prompts: tuple[str, ...], config: EvalConfig) -> dict:
+    """`llm eval` of an exported artifact against its torch reference (export.py)."""
+    from edgecompress.compress.llm.export import artifact_reference, evaluate_artifact
+    from edgecompress.compress.llm.families import shape_of
+    from edgecompress.compress.llm.load import load_tokenizer, read_lm_config, resolve_lm
+    from edgecompress.compress.llm.metrics import token_windows
+
+    reference = artifact_reference(artifact, reference)
+    dataset = _dataset(reference, dataset)
+    path = resolve_lm(reference)
+    tokenizer, context = load_tokenizer(path), shape_of(read_lm_config(path)).context
+    if config.context > context:
+        raise _context_error(config.context, context)
+    windows = token_windows(tokenizer, _texts(dataset, split), config)
+    _note(f"scoring {artifact} against {reference} on {config.windows} windows of "
+          f"{config.context} tokens of {dataset} {split}")
+    return {"model": str(artifact), "reference": reference, "dataset": dataset, "split": split,
+            **evaluate_artifact(artifact, path, tokenizer, windows, config, prompts,
+                                context=context)}
 
 
 def _context_error(asked: int, context: int):

@@ -10,6 +10,7 @@ converter's own through `check_target`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 from edgecompress.compress.llm.gate import gate_lm
 from edgecompress.compress.llm.load import load_weights
 from edgecompress.compress.llm.reference import TorchSession
+from edgecompress.errors import UserError
+from edgecompress.targets.llm import export_litert
 from edgecompress.targets.llm.bench import artifact_bytes, llm_host
 from edgecompress.targets.llm.session import open_session
 
@@ -74,6 +77,7 @@ def _build_gguf(checkpoint: Path, out: Path, profile, vocab_from: Path | None):
 CONVERTERS: dict[str, Converter] = {
     "onnx-genai": Converter(_check_onnx_genai, _build_onnx_genai),
     "gguf": Converter(_check_gguf, _build_gguf),
+    "tflite": Converter(export_litert.check_target, export_litert.build_target),
 }
 
 
@@ -121,3 +125,47 @@ def export_lm(checkpoint: Path, tokenizer, profile, out: Path, *, windows,
             "within_size_budget": None if profile.size_mb is None
             else size / 1e6 <= profile.size_mb,
             "gate": gate, "host": llm_host(profile.threads)}
+
+
+def exported_format(model: str) -> str | None:
+    """The format of `model` when it names an exported LLM artifact other than a GGUF (a .gguf
+    is evaluated as the checkpoint transformers converts it to); None otherwise."""
+    from edgecompress.targets.llm.session import OPENERS
+
+    path = Path(model)
+    return next((name for name, opener in OPENERS.items()
+                 if name != "gguf" and path.exists() and opener.recognises(path)), None)
+
+
+def artifact_reference(artifact: Path, reference: str | None) -> str:
+    """The model `artifact` is compared with: `reference`, else the model its RECORD names;
+    UserError when neither says."""
+    if reference is not None:
+        return reference
+    record = (artifact if artifact.is_dir() else artifact.parent) / RECORD
+    try:
+        return json.loads(record.read_text(encoding="utf-8"))["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"--reference is needed to evaluate {artifact} (the model it was "
+                        f"exported from: its tokenizer and the torch reference; no {RECORD} "
+                        "beside it names one)") from None
+
+
+def evaluate_artifact(artifact: Path, checkpoint: Path, tokenizer, windows, config,
+                      prompts: tuple[str, ...], *, context: int) -> dict:
+    """`llm eval` of exported `artifact` (1 thread) against the fp32 torch model of
+    `checkpoint` (`context` tokens) on `windows` and greedy `prompts`: gate.evaluate_session's
+    dict. UserError for a prompt beyond the context (the artifact's own limit: its session)."""
+    from edgecompress.compress.llm.gate import evaluate_session
+    from edgecompress.compress.llm.metrics import check_prompts
+
+    check_prompts(tokenizer, prompts if config.max_new_tokens else (), context,
+                  config.max_new_tokens)
+    session = open_session(artifact, threads=1)
+    try:
+        return evaluate_session(
+            session, TorchSession(load_weights(checkpoint)), windows, config,
+            prompts={p: tokenizer(p)["input_ids"] for p in prompts},
+            decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+    finally:
+        getattr(session, "close", lambda: None)()

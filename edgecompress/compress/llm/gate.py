@@ -63,6 +63,20 @@ def gate_lm(session, reference, windows, gate, *, prompts: dict[str, list[int]],
     return record
 
 
+def evaluate_session(session, reference, windows, config: EvalConfig, *,
+                     prompts: dict[str, list[int]], decode) -> dict:
+    """`llm eval` of an exported artifact: `session` against the torch `reference` session on
+    `windows` (metrics.token_windows of `config`) and the greedy `prompts` ({text: ids}), the
+    keys metrics.evaluate_lm gives a checkpoint with a reference (continuations: compare_greedy's
+    rows)."""
+    result = {"config": config.to_json(), "runtime": session.format,
+              **summarize(score_sessions(session, reference, windows), config)}
+    if config.max_new_tokens and prompts:
+        result["continuations"] = compare_greedy(session, reference, prompts,
+                                                 config.max_new_tokens, decode)
+    return result
+
+
 def gate_window_config(gate) -> EvalConfig:
     """The windows the gate scores: `gate.windows` of `gate.context` tokens at half-context
     stride (metrics.token_windows takes it)."""

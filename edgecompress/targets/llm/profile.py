@@ -1,7 +1,7 @@
 """Language-model target profiles: `kind = "llm"` TOML files beside the encoder profiles in
-targets/profiles/ (x86-cpu-llm: ONNX Runtime GenAI; llamacpp: GGUF), parsed once (with
-profiles.py's parser) into a frozen, validated LLMProfile — the one profile type of every LLM
-target, whatever its format.
+targets/profiles/ (x86-cpu-llm: ONNX Runtime GenAI; llamacpp: GGUF; arm64-phone-llm: LiteRT),
+parsed once (with profiles.py's parser) into a frozen, validated LLMProfile — the one profile
+type of every LLM target, whatever its format.
 
 An LLM target names its format and runtime, the weight scheme and its builder settings, the
 threads it runs with, and its verification gate: mean KL divergence and top-1 agreement of the
@@ -16,6 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgecompress.errors import UserError
+from edgecompress.targets.llm.export_litert import (
+    DEFAULT_KV_CACHE,
+    DEFAULT_PREFILL_LENGTHS,
+    LITERT_SCHEMES,
+)
 from edgecompress.targets.llm.export_ortgenai import BUILDER_SCHEMES
 from edgecompress.targets.llm.gguf_export import SCHEMES as GGUF_SCHEMES
 from edgecompress.targets.profiles import (
@@ -29,6 +34,7 @@ from edgecompress.targets.profiles import (
 LLM_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     "onnx-genai": ("onnxruntime-genai", tuple(BUILDER_SCHEMES)),
     "gguf": ("llama.cpp", tuple(GGUF_SCHEMES)),
+    "tflite": ("litert", tuple(LITERT_SCHEMES)),
 }
 # ONNX Runtime GenAI's builder settings (MatMulNBits): blockwise quantization's block, and the
 # activations' precision (fp32, fp16, bf16, int8); the defaults are the builder's CPU ones
@@ -69,6 +75,10 @@ class LLMProfile:
     gate_overrides: tuple[tuple[str, float, float], ...] = ()
     block_size: int | None = None  # onnx-genai only (None there: BUILDER_DEFAULTS)
     accuracy_level: int | None = None  # onnx-genai only
+    # tflite only (None there: litert-torch's converter defaults): the KV cache's length, which
+    # is the artifact's context, and one prefill signature per length
+    kv_cache_size: int | None = None
+    prefill_lengths: tuple[int, ...] | None = None
     size_mb: float | None = None
     source: Path | None = None
     kind: str = "llm"
@@ -100,6 +110,7 @@ class LLMProfile:
                 raise ValueError(f"{prefix}top1_min: expected a fraction in [0, 1], got "
                                  f"{top1_min}")
         self._check_builder_settings()
+        self._check_litert_settings()
         if self.size_mb is not None and not self.size_mb > 0:
             raise ValueError(f"budgets.size_mb: expected a number > 0, got {self.size_mb}")
 
@@ -120,6 +131,27 @@ class LLMProfile:
         if self.accuracy_level not in ACCURACY_LEVELS:
             raise ValueError(f"accuracy_level: expected one of {ACCURACY_LEVELS}, got "
                              f"{self.accuracy_level}")
+
+    def _check_litert_settings(self) -> None:
+        """kv_cache_size / prefill_lengths: LiteRT's, defaulted there, refused elsewhere."""
+        if self.format != "tflite":
+            for key in ("kv_cache_size", "prefill_lengths"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: a LiteRT setting, not one of {self.format}")
+            return
+        if self.kv_cache_size is None:
+            object.__setattr__(self, "kv_cache_size", DEFAULT_KV_CACHE)  # frozen: once
+        if self.prefill_lengths is None:
+            object.__setattr__(self, "prefill_lengths", DEFAULT_PREFILL_LENGTHS)
+        lengths = tuple(self.prefill_lengths)
+        if not (lengths and all(isinstance(n, int) and n >= 1 for n in lengths)
+                and list(lengths) == sorted(set(lengths))):
+            raise ValueError(f"prefill_lengths: expected increasing integers >= 1, got "
+                             f"{list(lengths)}")
+        if self.kv_cache_size < max(lengths) or self.kv_cache_size < self.gate_context:
+            raise ValueError(f"kv_cache_size: expected at least the longest prefill "
+                             f"({max(lengths)}) and gate.context ({self.gate_context}), got "
+                             f"{self.kv_cache_size}")
 
     @property
     def gate(self) -> LLMGate:
@@ -149,7 +181,9 @@ _SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
          "format": ("format", str, True), "runtime": ("runtime", str, True),
          "threads": ("threads", int, True), "scheme": ("scheme", str, True),
          "block_size": ("block_size", int, False),
-         "accuracy_level": ("accuracy_level", int, False)},
+         "accuracy_level": ("accuracy_level", int, False),
+         "kv_cache_size": ("kv_cache_size", int, False),
+         "prefill_lengths": ("prefill_lengths", tuple, False)},
     "gate": {"kl_max": ("kl_max", float, True), "top1_min": ("top1_min", float, True),
              "windows": ("gate_windows", int, False), "context": ("gate_context", int, False),
              "new_tokens": ("gate_new_tokens", int, False)},
