@@ -2,7 +2,7 @@
 family, the targets, the dataset (columns, classes and sizes per split), every stage value a
 later step reads (layer numbers, students, the vocabulary corpus and its column) and the output
 folder (writable, room, free of another run), as `run --dry-run` prints them. A run does the
-same checks, then writes."""
+same checks, then writes. A decoder LM's recipe has its own (`llm_checks`)."""
 
 from __future__ import annotations
 
@@ -202,3 +202,62 @@ def _dataset_lines(recipe: Recipe, data, task: str, labels: tuple[str, ...]) -> 
     if data.label_mapping:
         lines.append(f"labels matched to the model {data.label_mapping}")
     return lines
+
+
+def llm_checks(recipe, out: Path, *, force: bool) -> list[str]:
+    """Every check an LLM run makes before it writes anything; returns the lines `--dry-run`
+    prints. The model is resolved (a registry model is fetched and converted once), its
+    tokenizer and shape read, the cuts, contexts and targets checked against it (each
+    target's converter preflight), the dataset's train and test splits read, the output
+    folder probed. UserError names the recipe and the problem."""
+    from edgecompress.compress.config import FieldError
+    from edgecompress.compress.llm.export import check_target
+    from edgecompress.compress.llm.families import shape_of
+    from edgecompress.compress.llm.load import read_lm_config, resolve_lm
+    from edgecompress.compress.llm.sources import dataset_texts
+    from edgecompress.compress.pipeline.llm_plan import (
+        EVAL_SPLIT,
+        TRAIN_SPLIT,
+        llm_profile,
+        stage_config,
+        tokenizer_file,
+    )
+    from edgecompress.compress.pipeline.runs import check_run_dir
+    from edgecompress.fsutil import check_output_room, files_bytes
+
+    where = recipe.source or recipe.name
+    try:
+        path = resolve_lm(recipe.model)
+        shape = shape_of(read_lm_config(path))
+        lines = [f"model {recipe.model}: {shape.family}, {shape.layers} layers, "
+                 f"{shape.heads}/{shape.kv_heads} heads, vocab {shape.vocab}"]
+        contexts = [("eval.context", recipe.llm.eval.context)]
+        for name, _ in recipe.stages:
+            config = stage_config(recipe, name)
+            if name == "prune":
+                try:
+                    config.check_model(shape)
+                except FieldError as err:
+                    raise UserError(f"key 'prune.{err.field}': {err.message}") from None
+            else:
+                contexts.append(("distill.context", config.context))
+        for key, context in contexts:
+            if context > shape.context:
+                raise UserError(f"key '{key}': {context} exceeds the model's context of "
+                                f"{shape.context} tokens")
+        for target in recipe.targets:
+            profile = llm_profile(recipe, target)
+            check_target(path, profile, vocab_from=tokenizer_file(recipe, profile))
+            lines.append(f"target {profile.name}: {profile.format} {profile.scheme}, "
+                         f"{profile.threads} threads")
+        for split in ((TRAIN_SPLIT,) if recipe.stages else ()) + (EVAL_SPLIT,):
+            count = len(dataset_texts(recipe.dataset, split))
+            if not count:
+                raise UserError(f"dataset {recipe.dataset} has no {split} texts")
+            lines.append(f"dataset {recipe.dataset} {split}: {count} texts")
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+    check_run_dir(out, force)
+    need = files_bytes(path) * (len(recipe.stages) + 2 * len(recipe.targets) + 1)
+    check_output_room(out, need)
+    return lines + [f"output {out}: writable, about {need / 1e6:.1f} MB needed"]
