@@ -211,6 +211,7 @@ def llm_checks(recipe, out: Path, *, force: bool) -> list[str]:
     target's converter preflight), the dataset's train and test splits read, the output
     folder probed. UserError names the recipe and the problem."""
     from edgecompress.compress.config import FieldError
+    from edgecompress.compress.llm.distill import check_disjoint
     from edgecompress.compress.llm.export import check_target
     from edgecompress.compress.llm.families import shape_of
     from edgecompress.compress.llm.load import read_lm_config, resolve_lm
@@ -248,13 +249,21 @@ def llm_checks(recipe, out: Path, *, force: bool) -> list[str]:
         for target in recipe.targets:
             profile = llm_profile(recipe, target)
             check_target(path, profile, vocab_from=tokenizer_file(recipe, profile))
+            if profile.gate_context > shape.context:
+                raise UserError(f"target {profile.name} gates on windows of "
+                                f"{profile.gate_context} tokens; the model's context is "
+                                f"{shape.context}")
             lines.append(f"target {profile.name}: {profile.format} {profile.scheme}, "
                          f"{profile.threads} threads")
-        for split in ((TRAIN_SPLIT,) if recipe.stages else ()) + (EVAL_SPLIT,):
-            count = len(dataset_texts(recipe.dataset, split))
-            if not count:
+        texts = {split: dataset_texts(recipe.dataset, split)
+                 for split in ((TRAIN_SPLIT,) if recipe.stages else ()) + (EVAL_SPLIT,)}
+        for split, found in texts.items():
+            if not found:
                 raise UserError(f"dataset {recipe.dataset} has no {split} texts")
-            lines.append(f"dataset {recipe.dataset} {split}: {count} texts")
+            lines.append(f"dataset {recipe.dataset} {split}: {len(found)} texts")
+        if TRAIN_SPLIT in texts:  # what distill and prune read shares nothing with what is scored
+            check_disjoint(texts[TRAIN_SPLIT], texts[EVAL_SPLIT],
+                           (f"{recipe.dataset} {TRAIN_SPLIT}", f"{recipe.dataset} {EVAL_SPLIT}"))
     except UserError as err:
         raise UserError(f"{where}: {err}") from None
     check_run_dir(out, force)

@@ -210,3 +210,20 @@ def test_shipped_slm_recipe_reads_as_an_llm_recipe_with_the_committed_anchors_wh
     assert anchors["rows"] and anchors["host"]["cpu_model"]
     assert recipe.llm.eval.windows <= anchors["eval"]["windows"]
     assert recipe.llm.eval.context == anchors["eval"]["context"]
+
+
+def test_llm_recipe_refuses_train_text_that_is_also_held_out_in_one_line_when_checked(
+        tmp_path, tiny_dirs):
+    import csv
+
+    from tests.compress.llm.tiny import TEXTS
+
+    data = tmp_path / "leak.csv"
+    with data.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "split"])
+        writer.writerows([text, split] for text in TEXTS[:5] for split in ("train", "test"))
+    result = _run(_recipe(tmp_path, tiny_dirs["llama"], data), tmp_path / "out")
+    assert "texts of" in _one_line_error(result) and "train on text the evaluation never sees" \
+        in result.output
+    assert not (tmp_path / "out").exists()
