@@ -27,8 +27,8 @@ from edgecompress.rundir import (
 HEADLINE_THREADS = 1  # the front's speed: decode tokens/s at 1 thread (the anchors' headline)
 CSV_KEYS = ("name", "source", "tool", "format", "scheme", "size_mb", "kl", "kl_ci_low",
             "kl_ci_high", "top1_agreement", "perplexity", "decode_tok_s",
-            "decode_tok_s_target_threads", "target_threads", "ttft_128_ms", "ttft_512_ms",
-            "peak_rss_mb", "on_front", "host")
+            "decode_tok_s_target_threads", "target_threads", "ttft_ms", "peak_rss_mb",
+            "on_front", "host")
 
 
 def is_llm_run(run_dir: Path) -> bool:
@@ -186,23 +186,29 @@ def _fmt(value, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _cells(row: dict, on_front: bool) -> list[str]:
+def _lengths(report: dict) -> list[str]:
+    """The prompt lengths the run timed TTFT for (its [bench] prompt_lengths), as strings."""
+    return [str(n) for n in ((report.get("run") or {}).get("bench") or {})
+            .get("prompt_lengths", ())]
+
+
+def _cells(row: dict, on_front: bool, lengths: list[str]) -> list[str]:
     low, high = row.get("kl_ci") or (None, None)
     kl = _fmt(row.get("kl"), ".4f") + ("" if low is None else f" [{low:.4f}, {high:.4f}]")
-    own = row.get("decode_tok_s_target_threads")
+    own, threads = row.get("decode_tok_s_target_threads"), row.get("target_threads")
     return [row["name"] + (" (anchor)" if row["anchor"] else ""), str(row["format"]),
             str(row["scheme"]), _fmt(row.get("size_mb"), ".1f"), kl,
             _fmt(row.get("top1_agreement"), ".3f"), _fmt(row.get("perplexity"), ".2f"),
             _fmt(row.get("decode_tok_s"), ".1f"),
-            "—" if own is None else f"{own:.1f} ({row['target_threads']} threads)",
-            _fmt((row.get("ttft_ms") or {}).get("128"), ".0f"),
-            _fmt((row.get("ttft_ms") or {}).get("512"), ".0f"),
+            "—" if own is None else f"{own:.1f} ({threads} thread{'s' if threads != 1 else ''})",
+            *(_fmt((row.get("ttft_ms") or {}).get(n), ".0f") for n in lengths),
             _fmt(row.get("peak_rss_mb"), ".0f"), "★" if on_front else ""]
 
 
-HEADERS = ("row", "format", "scheme", "MB", "KL to reference [95 % CI]", "top-1",
-           "perplexity", "decode tok/s, 1 thread", "decode tok/s, target threads",
-           "TTFT 128 ms", "TTFT 512 ms", "peak RSS MB", "front")
+def _headers(lengths: list[str]) -> list[str]:
+    return ["row", "format", "scheme", "MB", "KL to reference [95 % CI]", "top-1", "perplexity",
+            "decode tok/s, 1 thread", "decode tok/s, target threads",
+            *(f"TTFT {n}-token prompt, ms" for n in lengths), "peak RSS MB", "front"]
 
 
 def _intro(report: dict) -> list[str]:
@@ -221,9 +227,11 @@ def _intro(report: dict) -> list[str]:
 
 def render_llm_markdown(report: dict) -> str:
     lines = ["# edgecompress report: language model", ""] + _intro(report) + [""]
-    lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lengths = _lengths(report)
+    headers = _headers(lengths)
+    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     front = set(report["front"])
-    lines += ["| " + " | ".join(_cells(row, i in front)) + " |"
+    lines += ["| " + " | ".join(_cells(row, i in front, lengths)) + " |"
               for i, row in enumerate(report["rows"])]
     lines += ["", "> ★ = on the front: no other row has lower KL, higher decode tok/s at 1 "
               "thread and fewer MB all at once. Rows marked (anchor) come from "
@@ -257,20 +265,20 @@ def render_llm_csv(report: dict) -> str:
     front = set(report["front"])
     for i, row in enumerate(report["rows"]):
         low, high = row.get("kl_ci") or (None, None)
-        ttft = row.get("ttft_ms") or {}
+        ttft = ";".join(f"{n}={ms:.1f}" for n, ms in (row.get("ttft_ms") or {}).items())
         writer.writerow({**row, "kl_ci_low": low, "kl_ci_high": high, "on_front": i in front,
-                         "ttft_128_ms": ttft.get("128"), "ttft_512_ms": ttft.get("512"),
-                         "host": describe_host(row.get("host"))})
+                         "ttft_ms": ttft, "host": describe_host(row.get("host"))})
     return buffer.getvalue()
 
 
 def render_llm_html(report: dict) -> str:
     """A self-contained page: the same table, notes and continuations as the Markdown."""
     esc = html.escape
-    front = set(report["front"])
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
+    front, lengths = set(report["front"]), _lengths(report)
+    head = "".join(f"<th>{esc(h)}</th>" for h in _headers(lengths))
     body = "".join("<tr" + (' class="anchor"' if row["anchor"] else "") + ">"
-                   + "".join(f"<td>{esc(c)}</td>" for c in _cells(row, i in front)) + "</tr>"
+                   + "".join(f"<td>{esc(c)}</td>" for c in _cells(row, i in front, lengths))
+                   + "</tr>"
                    for i, row in enumerate(report["rows"]))
     notes = "".join(f"<li>{esc(n)}</li>" for n in report.get("notes") or [])
     levers = "".join(f"<li>{esc(n)}</li>" for n in report.get("levers") or [])

@@ -167,7 +167,7 @@ def test_llm_run_report_puts_the_artifact_and_the_anchors_on_one_front_when_fini
     ours = rows["tiny-gguf"]
     assert not ours["anchor"] and rows["llama.cpp q4_k_m"]["anchor"]
     assert ours["kl"] is not None and ours["decode_tok_s"] > 0 and ours["size_mb"] > 0
-    assert ours["perplexity"] > 1 and ours["ttft_ms"].keys() == {"8", "16"}
+    assert ours["perplexity"] > 1 and ours["ttft_ms"].keys() == {"8", "16"}  # its [bench] prompt_lengths
     front = {report["rows"][i]["name"] for i in report["front"]}
     assert front == {"tiny-gguf", "llama.cpp q4_k_m"}  # neither dominates the other
     assert any("anchors measured on a different host (Some Other CPU" in n
