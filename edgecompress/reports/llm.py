@@ -57,7 +57,8 @@ def _artifact_row(run: RunDir, target: str, notes: list[str]) -> dict:
             "target_threads": manifest.get("threads"),
             "decode_tok_s_target_threads": own.get("decode_tok_s"),
             "ttft_ms": one.get("ttft_ms") or {}, "peak_rss_mb": one.get("peak_rss_mb"),
-            "host": bench.get("host"), "gate": manifest.get("gate"),
+            "host": bench.get("host"), "load_average": bench.get("load_average"),
+            "gate": manifest.get("gate"),
             "continuations": evaluation.get("continuations") or []}
 
 
@@ -115,9 +116,11 @@ def _anchor_notes(anchors: dict, rows: list[dict], run: dict) -> list[str]:
         notes.append(f"anchors measured on {where}; this run has no benchmark yet to compare "
                      "hosts")
     elif same_host(host, own):
+        ours = next((r.get("load_average") for r in rows if r.get("load_average")), None)
         notes.append(f"anchors measured on the same CPU kind as this run ({where}), at another "
-                     f"time (load average then: {anchors.get('load_average')}): their speed "
-                     "compares, within the noise of a shared host")
+                     f"time: their speed compares only as far as the load did (1-minute load "
+                     f"average, anchors: {_load(anchors.get('load_average'))}; this run's "
+                     f"bench: {_load(ours)})")
     else:
         notes.append(f"anchors measured on a different host ({where}) than this run "
                      f"({describe_host(own)}): their decode tok/s and TTFT do not compare with "
@@ -133,6 +136,14 @@ def _anchor_notes(anchors: dict, rows: list[dict], run: dict) -> list[str]:
         notes.append(f"anchors scored with eval {theirs}; this run with {ours}: different "
                      "windows, KL compares only roughly")
     return notes
+
+
+def _load(load) -> str:
+    """'13.3 at the start, 3.6 at the end' from {"start": [1, 5, 15 min], "end": [...]}."""
+    if not isinstance(load, dict) or not load.get("start"):
+        return "not recorded"
+    ends = [(when, load.get(when)) for when in ("start", "end") if load.get(when)]
+    return ", ".join(f"{values[0]:.1f} at the {when}" for when, values in ends)
 
 
 def _levers(run: RunDir) -> list[str]:
@@ -248,10 +259,15 @@ def render_llm_markdown(report: dict) -> str:
     greedy = [(r["name"], c) for r in report["rows"] for c in r.get("continuations") or ()]
     if greedy:
         lines += ["## Greedy continuations", ""]
-        lines += [f"- **{name}**: {c['prompt']}|{c['text']} (reference: |{c['reference_text']}; "
-                  f"same first {c['same_prefix']} of {c['new_tokens']} tokens)"
-                  for name, c in greedy]
+        lines += [f"- **{name}**: {c['prompt']}|{_line(c['text'])} (reference: "
+                  f"|{_line(c['reference_text'])}; same first {c['same_prefix']} of "
+                  f"{c['new_tokens']} tokens)" for name, c in greedy]
     return "\n".join(lines) + "\n"
+
+
+def _line(text: str) -> str:
+    """Generated text on one line (a new line shown as ⏎), so a list item stays one item."""
+    return text.replace("\n", "⏎")
 
 
 def _own_host(report: dict):

@@ -170,12 +170,16 @@ def llm_eval_stage(inputs, config, ctx: Context) -> StageOutput:
 def llm_bench_stage(inputs, config, ctx: Context) -> StageOutput:
     """`llm bench` of one artifact at 1 thread and the target's: TTFT per prompt length, decode
     tokens/s, peak RSS and size, one child process per run, medians, the host recorded."""
+    import os
+
     from edgecompress.fsutil import atomic_write_json
     from edgecompress.targets.llm.bench import bench_llm
 
+    start = os.getloadavg()  # a shared host's load says how far its timings can be trusted
     result = bench_llm([Path(inputs["model"])], threads=config.threads,
                        repeats=config.bench.repeats, prompt_lengths=config.bench.prompt_lengths,
                        new_tokens=config.bench.new_tokens)
+    result["load_average"] = {"start": list(start), "end": list(os.getloadavg())}
     path = ctx.stage_dir / BENCH_FILE
     atomic_write_json(path, result)
     return StageOutput(path, {str(row["threads"]): round(row["decode_tok_s"], 2)

@@ -167,13 +167,15 @@ def test_llm_run_report_puts_the_artifact_and_the_anchors_on_one_front_when_fini
     ours = rows["tiny-gguf"]
     assert not ours["anchor"] and rows["llama.cpp q4_k_m"]["anchor"]
     assert ours["kl"] is not None and ours["decode_tok_s"] > 0 and ours["size_mb"] > 0
-    assert ours["perplexity"] > 1 and ours["ttft_ms"].keys() == {"8", "16"}  # its [bench] prompt_lengths
+    assert ours["perplexity"] > 1 and ours["ttft_ms"].keys() == {"8", "16"}  # [bench]
     front = {report["rows"][i]["name"] for i in report["front"]}
     assert front == {"tiny-gguf", "llama.cpp q4_k_m"}  # neither dominates the other
     assert any("anchors measured on a different host (Some Other CPU" in n
                for n in report["notes"])
     markdown = (out / "report.md").read_text()
     assert "| llama.cpp q4_k_m (anchor) |" in markdown and "| tiny-gguf |" in markdown
+    bench = json.loads((out / "artifacts" / "tiny-gguf" / "bench.json").read_text())
+    assert len(bench["load_average"]["start"]) == 3  # a shared host's load, beside its timings
 
 
 def test_llm_run_refuses_the_target_whose_gate_fails_and_reports_it_when_finished(
