@@ -44,6 +44,8 @@ REFUSED_FILE = "refused.json"
 VERIFY_FILE = "verify.json"
 PREDICTIONS_FILE = "predictions.npy"
 REPORT_STEM = "report"
+LLM_RUN_KIND = "edgecompress-llm-run"  # run.json's kind for a decoder LM's recipe: its report
+                                       # is reports/llm.py's
 REPORT_FORMATS = ("json", "md", "csv", "html")
 CLASSES_CSV = "report-classes.csv"  # the report's per-class section as CSV (reports/classes.py)
 DEVICE_DIR = "device-results"  # on-device measurements imported by `report --device-results`

@@ -15,7 +15,12 @@ import typer
 
 from edgecompress.cli.common import console, err_console, guarded, print_json
 from edgecompress.cli.options import FORCE, Given, config_flags, flag, with_flags
-from edgecompress.compress.llm.config import EvalConfig, LMDistillConfig, LMPruneConfig
+from edgecompress.compress.llm.config import (
+    EvalConfig,
+    LMBenchConfig,
+    LMDistillConfig,
+    LMPruneConfig,
+)
 
 llm_app = typer.Typer(help="Decoder-only language models: inspect, eval (perplexity, KL, "
                            "top-1), prune (layers, GQA heads, FFN).", no_args_is_help=True)
@@ -37,13 +42,9 @@ OUT = typer.Option(..., "--out", help="Directory for the pruned checkpoint.")
 
 
 def _texts(dataset: str, split: str) -> tuple[str, ...]:
-    from edgecompress.compress.data.datasets import load_dataset
-    from edgecompress.errors import UserError
+    from edgecompress.compress.llm.sources import dataset_texts
 
-    data = load_dataset(dataset)
-    if data.modality != "text":
-        raise UserError(f"dataset {data.name} holds images, not text")
-    return data.split(split).texts
+    return dataset_texts(dataset, split)
 
 
 def _config(cls, given: Given):
@@ -232,17 +233,9 @@ def prune_command(
     calibration text; writes a checkpoint the plain transformers class reloads, plus
     prune_report.json."""
     from edgecompress.compress.llm.families import shape_of
-    from edgecompress.compress.llm.load import (
-        LoadedLM,
-        load_tokenizer,
-        load_weights,
-        read_lm_config,
-        resolve_lm,
-        save_lm,
-    )
-    from edgecompress.compress.llm.prune import prune_lm
-    from edgecompress.compress.llm.sources import source_model
-    from edgecompress.fsutil import atomic_directory, atomic_write_json, check_replaceable
+    from edgecompress.compress.llm.load import read_lm_config, resolve_lm
+    from edgecompress.compress.llm.prune import prune_checkpoint
+    from edgecompress.fsutil import check_replaceable
 
     config = _config(LMPruneConfig, given)
     check_replaceable(out, force)
@@ -250,14 +243,7 @@ def prune_command(
     path = resolve_lm(model)
     _check_cuts(config, shape_of(read_lm_config(path)))
     texts = _texts(dataset, split) if config.needs_scores else ()
-    tokenizer = load_tokenizer(path)
-    loaded = LoadedLM(load_weights(path), tokenizer, path, model)
-    report = {"model": model, "source": source_model(model), "dataset": dataset,
-              "split": split if dataset is not None else None,
-              **prune_lm(loaded.model, tokenizer, texts, config)}
-    with atomic_directory(out) as tmp:
-        save_lm(loaded, tmp)
-        atomic_write_json(tmp / "prune_report.json", report)
+    report = prune_checkpoint(model, texts, config, out, dataset=dataset, split=split)
     if as_json:
         print_json(report)
         return
@@ -304,7 +290,7 @@ def distill_command(
     import time
 
     from edgecompress.compress.identity import content_digest, identity
-    from edgecompress.compress.llm.distill import distill_checkpoint
+    from edgecompress.compress.llm.distill import distill_checkpoint, distill_text
     from edgecompress.compress.llm.load import LoadedLM, load_weights, parameter_count
     from edgecompress.compress.llm.sources import source_model
     from edgecompress.errors import UserError
@@ -313,7 +299,7 @@ def distill_command(
     stopped = _stopped_distillation(out, force)
     dataset = _dataset(student, dataset)
     pair = _distill_pair(student, teacher, config)
-    sequences, held_out = _distill_text(dataset, split, pair["tokenizer"], config)
+    sequences, held_out = distill_text(dataset, split, pair["tokenizer"], config)
     settings = {"config": {k: v for k, v in config.to_json().items() if k != "max_minutes"},
                 "split": split}
     ident = identity("llm-distill", settings, {
@@ -365,55 +351,20 @@ def _stopped_distillation(out: Path, force: bool) -> dict | None:
 
 
 def _distill_pair(student: str, teacher: str | None, config: LMDistillConfig) -> dict:
-    """Student and teacher checked without weights: the teacher (default: the registry model
-    the student was pruned from), same tokenizer and vocabulary, the context, and the layer map
-    of the hidden-state loss (from the student's prune_report.json)."""
-    import json
-
-    from edgecompress.compress.llm.distill import hidden_pairs
-    from edgecompress.compress.llm.families import shape_of
-    from edgecompress.compress.llm.load import load_tokenizer, read_lm_config, resolve_lm
-    from edgecompress.compress.llm.metrics import check_same_tokenizer
-    from edgecompress.compress.llm.sources import PRUNE_REPORT, source_model
+    """distill.distill_pair with the teacher defaulting to the registry model the student was
+    pruned from, and --context checked against both models."""
+    from edgecompress.compress.llm.distill import distill_pair
+    from edgecompress.compress.llm.sources import source_model
     from edgecompress.errors import UserError
 
-    path = resolve_lm(student)
     teacher = teacher or source_model(student)
     if teacher is None:
         raise UserError(f"--teacher is needed: {student} is not pruned from a registry model, "
                         "so it has no default teacher")
-    teacher_path = resolve_lm(teacher)
-    shapes = shape_of(read_lm_config(path)), shape_of(read_lm_config(teacher_path))
-    tokenizer = load_tokenizer(path)
-    check_same_tokenizer(tokenizer, load_tokenizer(teacher_path), (student, teacher))
-    if shapes[0].vocab != shapes[1].vocab:
-        raise UserError(f"the student's output has {shapes[0].vocab} tokens and the teacher's "
-                        f"{shapes[1].vocab}: KL compares the same token ids")
-    if config.context > min(s.context for s in shapes):
-        raise _context_error(config.context, min(s.context for s in shapes))
-    record = path / PRUNE_REPORT
-    kept = (json.loads(record.read_text(encoding="utf-8")).get("layers_kept")
-            if record.is_file() else None)
-    pairs = hidden_pairs(shapes[0].layers, shapes[1].layers, kept) if config.hidden_weight else ()
-    return {"path": path, "teacher": teacher, "teacher_path": teacher_path,
-            "tokenizer": tokenizer, "kept": kept, "pairs": pairs}
-
-
-def _distill_text(dataset: str, split: str, tokenizer, config: LMDistillConfig):
-    """(training sequences, held-out split names): `split` of `dataset`, which must share no
-    text with the dataset's other (non-empty) splits."""
-    from edgecompress.compress.data.datasets import load_dataset
-    from edgecompress.compress.llm.distill import check_disjoint, training_sequences
-    from edgecompress.errors import UserError
-
-    data = load_dataset(dataset)
-    if data.modality != "text":
-        raise UserError(f"dataset {data.name} holds images, not text")
-    texts = data.split(split).texts
-    held_out = [name for name in data.splits if name != split and data.split(name).texts]
-    check_disjoint(texts, [t for name in held_out for t in data.split(name).texts],
-                   (f"{dataset} {split}", f"{dataset} {'/'.join(held_out)}"))
-    return training_sequences(tokenizer, texts, config), held_out
+    pair = distill_pair(student, teacher, config)
+    if config.context > pair["context"]:
+        raise _context_error(config.context, pair["context"])
+    return pair
 
 
 TARGET = typer.Option("x86-cpu-llm", "--target", help="LLM target profile: name or .toml path.")
@@ -422,10 +373,6 @@ ARTIFACTS = typer.Argument(..., help="LLM artifacts (ONNX Runtime GenAI folders,
                                           "files).")
 THREADS = typer.Option(None, "--threads", help="Thread counts (repeatable; default: 1 and the "
                                                "target's, from the artifact's export record).")
-REPEATS = typer.Option(3, "--repeats", help="Interleaved rounds; numbers are medians.")
-PROMPT_LENGTHS = typer.Option("128,512", "--prompt-lengths", help="Prompt lengths timed for "
-                                                                   "TTFT, comma-separated.")
-NEW_TOKENS = typer.Option(128, "--new-tokens", help="New tokens timed for decode tokens/s.")
 SCHEME = typer.Option(None, "--scheme", help="Weight scheme instead of the target's (e.g. "
                                              "int4-rtn, int4-k-quant, int4-k-quant-mixed; "
                                              "llamacpp: q4_k_m, q8_0, f32, ...).")
@@ -554,23 +501,12 @@ def _bench_threads(artifacts: list[Path], given: list[int] | None) -> tuple[int,
     return tuple(sorted(set(counts)))
 
 
-def _lengths(text: str) -> tuple[int, ...]:
-    from edgecompress.errors import UserError
-
-    try:
-        lengths = tuple(int(n) for n in text.split(","))
-    except ValueError:
-        raise UserError(f"--prompt-lengths: expected comma-separated integers, got {text!r}") \
-            from None
-    return lengths
-
-
 @llm_app.command("bench")
 @guarded
+@with_flags(config_flags(LMBenchConfig))
 def bench_command(
     artifacts: list[Path] = ARTIFACTS, threads: list[int] | None = THREADS,
-    repeats: int = REPEATS, prompt_lengths: str = PROMPT_LENGTHS,
-    new_tokens: int = NEW_TOKENS, out: Path | None = BENCH_OUT, as_json: bool = JSON,
+    out: Path | None = BENCH_OUT, as_json: bool = JSON, *, given: Given,
 ) -> None:
     """Time to first token per prompt length, decode tokens/s, peak RSS and size of LLM
     artifacts: one child process per artifact and thread count, interleaved repeats, medians,
@@ -578,16 +514,17 @@ def bench_command(
     from edgecompress.fsutil import atomic_write_json
     from edgecompress.targets.llm.bench import bench_llm
 
+    config = _config(LMBenchConfig, given)
     result = bench_llm(list(artifacts), threads=_bench_threads(list(artifacts), threads),
-                       repeats=repeats, prompt_lengths=_lengths(prompt_lengths),
-                       new_tokens=new_tokens)
+                       repeats=config.repeats, prompt_lengths=config.prompt_lengths,
+                       new_tokens=config.new_tokens)
     if out is not None:
         atomic_write_json(out, result)
     if as_json:
         print_json(result)
         return
     host = result["host"]
-    console.print(f"host: {host['cpu_model']} ({host['cores']} CPUs); medians of {repeats}",
+    console.print(f"host: {host['cpu_model']} ({host['cores']} CPUs); medians of {config.repeats}",
                   markup=False)
     for row in result["rows"]:
         ttft = ", ".join(f"{n}: {ms:.0f} ms" for n, ms in row["ttft_ms"].items())

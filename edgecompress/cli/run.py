@@ -58,10 +58,15 @@ def run_command(
     with json_mode(as_json):
         # every check `run` makes before it writes anything (run.json, the marker, the lock),
         # and the lines --dry-run prints for them
-        checked = validate_inputs(plan, fetch=not dry_run)
-        checked += output_lines(plan, out, force=force)
-        data = recipe_data_lines(plan)  # truncation share per split, train/test duplicates
-        checked += data
+        if plan.llm is not None:  # a decoder LM: its own checks (compress/pipeline/llm_plan.py)
+            from edgecompress.compress.pipeline.checks import llm_checks
+
+            checked, data = llm_checks(plan, out, force=force), []
+        else:
+            checked = validate_inputs(plan, fetch=not dry_run)
+            checked += output_lines(plan, out, force=force)
+            data = recipe_data_lines(plan)  # truncation share per split, train/test duplicates
+            checked += data
         if dry_run:
             lines = checked + plan_lines(plan, out)
         else:

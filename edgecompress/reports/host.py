@@ -16,6 +16,11 @@ def _identity(host) -> tuple | str:
     return host
 
 
+def same_host(a, b) -> bool:
+    """True when two hosts are the same machine for latency purposes (CPU model and int8 ISA)."""
+    return _identity(a) == _identity(b)
+
+
 def describe_host(host) -> str:
     """One phrase for a host dict, an older plain-string host, or None."""
     if isinstance(host, str):

@@ -344,6 +344,10 @@ def write_report(run_dir: Path, device_results: Path | None = None) -> list[Path
     """Write report.json, .md, .csv, report-classes.csv and .html into `run_dir` (with
     `device_results`, first copy them into the run); returns their paths. Every check runs
     before the first write: a refusal leaves the folder as it was."""
+    from edgecompress.reports.llm import is_llm_run
+
+    if is_llm_run(run_dir) and device_results is None:
+        return _write_llm_report(run_dir)
     pending = [] if device_results is None else [_device_results(device_results)[1]]
     report = build_report(run_dir, pending)
     if device_results is not None:
@@ -357,3 +361,22 @@ def write_report(run_dir: Path, device_results: Path | None = None) -> list[Path
     classes = run_dir / CLASSES_CSV
     atomic_write_text(classes, render_classes_csv(report))
     return [*paths.values(), classes]
+
+
+def _write_llm_report(run_dir: Path) -> list[Path]:
+    """report.{json,md,csv,html} of an LLM run (reports/llm.py), each checked before written."""
+    from edgecompress.reports.llm import (
+        build_llm_report,
+        render_llm_csv,
+        render_llm_html,
+        render_llm_markdown,
+    )
+
+    report = build_llm_report(run_dir)
+    run = RunDir(run_dir)
+    paths = {name: run.report_file(name) for name in REPORT_FORMATS}
+    atomic_write_json(paths["json"], report)
+    atomic_write_text(paths["md"], render_llm_markdown(report))
+    atomic_write_text(paths["csv"], render_llm_csv(report))
+    atomic_write_text(paths["html"], render_llm_html(report))
+    return list(paths.values())

@@ -199,3 +199,32 @@ class LMDistillConfig:
         data.pop("max_minutes")
         payload = json.dumps([data, *extra], sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def parse_lengths(text: str) -> tuple[int, ...]:
+    """"128,512" -> (128, 512); raises ValueError."""
+    return tuple(int(n) for n in text.split(","))
+
+
+@dataclass(frozen=True)
+class LMBenchConfig:
+    """How LLM artifacts are timed (targets/llm/bench.py): time to first token per prompt
+    length, decode tokens/s over `new_tokens`, medians of `repeats` interleaved rounds."""
+
+    repeats: int = option(3, help="Interleaved rounds; numbers are medians.")
+    prompt_lengths: tuple[int, ...] = option((128, 512), parse=parse_lengths,
+                                             help="Prompt lengths timed for TTFT, "
+                                                  "comma-separated.")
+    new_tokens: int = option(128, help="New tokens timed for decode tokens/s.")
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        if self.repeats < 1:
+            raise FieldError("repeats", f"must be >= 1, got {self.repeats}")
+        if self.new_tokens < 2:
+            raise FieldError("new_tokens", f"must be >= 2, got {self.new_tokens}")
+        if not self.prompt_lengths or min(self.prompt_lengths) < 1:
+            raise FieldError("prompt_lengths", f"needs lengths >= 1, got {self.prompt_lengths}")
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "prompt_lengths": list(self.prompt_lengths)}

@@ -246,3 +246,43 @@ def distill_checkpoint(student: LoadedLM, teacher: nn.Module, sequences: torch.T
 
         shutil.rmtree(ckpt, ignore_errors=True)
     return report
+
+
+def distill_text(dataset: str, split: str, tokenizer, config: LMDistillConfig):
+    """(training sequences, held-out split names): `split` of `dataset`, which must share no
+    text with the dataset's other (non-empty) splits."""
+    from edgecompress.compress.data.datasets import load_dataset
+    from edgecompress.compress.llm.sources import dataset_texts
+
+    data = load_dataset(dataset)
+    texts = dataset_texts(dataset, split)
+    held_out = [name for name in data.splits if name != split and data.split(name).texts]
+    check_disjoint(texts, [t for name in held_out for t in data.split(name).texts],
+                   (f"{dataset} {split}", f"{dataset} {'/'.join(held_out)}"))
+    return training_sequences(tokenizer, texts, config), held_out
+
+
+def distill_pair(student: str, teacher: str, config: LMDistillConfig) -> dict:
+    """Student and teacher checked without weights: same tokenizer and vocabulary, and the
+    layer map of the hidden-state loss (from the student's prune_report.json). Returns their
+    paths, the tokenizer, the layers kept, the pairs and `context`, the shorter of the two
+    models' contexts (the caller checks config.context against it)."""
+    from edgecompress.compress.llm.families import shape_of
+    from edgecompress.compress.llm.load import load_tokenizer, read_lm_config, resolve_lm
+    from edgecompress.compress.llm.metrics import check_same_tokenizer
+    from edgecompress.compress.llm.sources import PRUNE_REPORT
+
+    path, teacher_path = resolve_lm(student), resolve_lm(teacher)
+    shapes = shape_of(read_lm_config(path)), shape_of(read_lm_config(teacher_path))
+    tokenizer = load_tokenizer(path)
+    check_same_tokenizer(tokenizer, load_tokenizer(teacher_path), (student, teacher))
+    if shapes[0].vocab != shapes[1].vocab:
+        raise UserError(f"the student's output has {shapes[0].vocab} tokens and the teacher's "
+                        f"{shapes[1].vocab}: KL compares the same token ids")
+    record = path / PRUNE_REPORT
+    kept = (json.loads(record.read_text(encoding="utf-8")).get("layers_kept")
+            if record.is_file() else None)
+    pairs = hidden_pairs(shapes[0].layers, shapes[1].layers, kept) if config.hidden_weight else ()
+    return {"path": path, "teacher": teacher, "teacher_path": teacher_path,
+            "tokenizer": tokenizer, "kept": kept, "pairs": pairs,
+            "context": min(s.context for s in shapes)}

@@ -106,3 +106,31 @@ def prune_lm(model, tokenizer, texts, config: LMPruneConfig) -> dict:
     report.update(layers_kept=keep_layers, after=shape_of(model.config).to_json(),
                   params_after=parameter_count(model))
     return report
+
+
+def prune_checkpoint(model: str, texts, config: LMPruneConfig, out, *,
+                     dataset: str | None = None, split: str | None = None) -> dict:
+    """Load decoder `model` (registry name, .gguf or checkpoint dir), prune it on calibration
+    `texts` and write it to folder `out` atomically: a checkpoint the plain transformers class
+    reloads plus prune_report.json, whose `source` names the registry model it came from.
+    Returns that report. Raises UserError for a model that cannot be loaded."""
+    from edgecompress.compress.llm.load import (
+        LoadedLM,
+        load_tokenizer,
+        load_weights,
+        resolve_lm,
+        save_lm,
+    )
+    from edgecompress.compress.llm.sources import PRUNE_REPORT, source_model
+    from edgecompress.fsutil import atomic_directory, atomic_write_json
+
+    path = resolve_lm(model)
+    tokenizer = load_tokenizer(path)
+    loaded = LoadedLM(load_weights(path), tokenizer, path, model)
+    report = {"model": model, "source": source_model(model), "dataset": dataset,
+              "split": split if dataset is not None else None,
+              **prune_lm(loaded.model, tokenizer, texts, config)}
+    with atomic_directory(out) as tmp:
+        save_lm(loaded, tmp)
+        atomic_write_json(tmp / PRUNE_REPORT, report)
+    return report

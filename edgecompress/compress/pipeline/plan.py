@@ -106,6 +106,8 @@ def target_steps(recipe: Recipe, run_dir: Path, final: str, profile) -> list[Ste
 
 def plan_steps(recipe: Recipe, run_dir: Path) -> list[Step]:
     """Every step of `recipe` in run order. Raises UserError for a bad target or config."""
+    if recipe.llm is not None:
+        return llm_plan_steps(recipe, run_dir)
     steps, final, teacher = training_steps(recipe, run_dir)
     steps.append(Step("eval-teacher", "eval", EvalConfig(), (("model", teacher),),
                       RunDir(run_dir).teacher))
@@ -126,3 +128,42 @@ def profile_for(recipe: Recipe, target: str):
         return dataclasses.replace(profile, scheme=scheme)
     except ValueError as err:
         raise UserError(f"{recipe.source}: quantize.schemes.{profile.name}: {err}") from None
+
+
+def llm_plan_steps(recipe, run_dir: Path) -> list:
+    """Every step of an LLM recipe in run order: prune, distill (the recipe's model teaches),
+    then per target export, eval and bench."""
+    from edgecompress.compress.pipeline.llm_plan import (
+        LLMBenchStepConfig,
+        LLMEvalConfig,
+        LLMExportConfig,
+        llm_profile,
+        stage_config,
+        tokenizer_file,
+    )
+
+    run, steps, current = RunDir(run_dir), [], recipe.model
+    for name, _ in recipe.stages:
+        inputs = (("teacher", recipe.model), ("student", current)) if name == "distill" \
+            else (("model", current),)
+        steps.append(Step(name, f"llm-{name}", stage_config(recipe, name), inputs,
+                          run.stage_dir(name)))
+        current = _ref(name)
+    for target in recipe.targets:
+        profile = llm_profile(recipe, target)
+        spec, folder, export_id = target_spec(profile), run.artifact_dir(profile.name), \
+            f"export-{profile.name}"
+        threads = tuple(sorted({1, profile.threads}))
+        tokenizer = tokenizer_file(recipe, profile)
+        vocab = (("vocab_from", tokenizer),) if tokenizer else ()
+        steps += [
+            Step(export_id, "llm-export", LLMExportConfig(spec, profile.scheme),
+                 (("model", current),) + vocab, folder, profile.name),
+            Step(f"eval-{profile.name}", "llm-eval", LLMEvalConfig(recipe.llm.eval),
+                 (("model", _ref(export_id)), ("reference", recipe.model)), folder,
+                 profile.name),
+            Step(f"bench-{profile.name}", "llm-bench",
+                 LLMBenchStepConfig(spec, recipe.llm.bench, threads),
+                 (("model", _ref(export_id)),), folder, profile.name),
+        ]
+    return steps

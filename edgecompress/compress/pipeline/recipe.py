@@ -63,6 +63,7 @@ class Recipe:
     label_col: str | None = None
     split_col: str | None = None
     verify: object = None  # target_stages.VerifyConfig (None: its defaults)
+    llm: object = None  # llm_plan.LLMSettings: the model is a decoder LM (llm_plan.py)
 
     def __post_init__(self) -> None:
         if self.verify is None:
@@ -91,6 +92,10 @@ class Recipe:
 
     def identity(self) -> dict:
         """What makes two runs the same run (the source path does not)."""
+        if self.llm is not None:
+            from edgecompress.compress.pipeline.llm_plan import run_identity
+
+            return run_identity(self)
         return {"kind": "edgecompress-run", "recipe": self.name, "model": self.model,
                 "dataset": self.dataset, "targets": list(self.targets),
                 "stages": [[name, json.loads(s)] for name, s in self.stages],
@@ -421,6 +426,12 @@ def load_recipe(path: Path) -> Recipe:
 def parse_recipe(path: Path, data: dict) -> Recipe:
     """A recipe from its TOML table (paths relative to `path`); a [search] table is the search
     command's and does not change the run."""
+    from edgecompress.compress.pipeline.llm_plan import is_llm_model, llm_recipe_fields
+
+    if isinstance(data.get("model"), str) and data["model"].strip() \
+            and is_llm_model(resolve_relative(path, data["model"])):
+        # a decoder LM: its own keys and plan (llm_plan.py)
+        return Recipe(**llm_recipe_fields(path, data, resolve_relative, _check_keys))
     _check_keys(path, "recipe", data, TOP_KEYS)
     targets, profiles = _targets(path, data)
     stages = []

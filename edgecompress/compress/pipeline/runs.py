@@ -29,7 +29,10 @@ from edgecompress.compress.identity import (
     profile_digest,
     stamp,
 )
-from edgecompress.compress.pipeline import target_stages  # (importing it registers its stages)
+from edgecompress.compress.pipeline import (
+    llm_stages,  # noqa: F401 (registers the LLM stages)
+    target_stages,  # (importing it registers its stages)
+)
 from edgecompress.compress.pipeline.plan import STEP_OUTPUT, Step, plan_steps
 from edgecompress.compress.pipeline.recipe import Recipe
 from edgecompress.compress.pipeline.stages import Context, StageResult, get_stage
