@@ -450,6 +450,7 @@ def export_command(
     check_target(path, profile, vocab_from=vocab_from)  # what the target cannot take, now
     tokenizer = load_tokenizer(path)
     context = shape_of(read_lm_config(path)).context
+    context = min(context, profile.max_context or context)  # a static cache is the context
     if profile.gate_context > context:
         raise UserError(f"target {profile.name} gates on windows of {profile.gate_context} "
                         f"tokens; the model's context is {context}")

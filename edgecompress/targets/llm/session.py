@@ -90,6 +90,8 @@ OPENERS: dict[str, Opener] = {
     "onnx-genai": Opener(_is_genai_folder, "edgecompress.targets.llm.ortgenai:OrtGenAISession"),
     "gguf": Opener(lambda path: path.is_file() and path.suffix == ".gguf",
                    "edgecompress.targets.llm.llamacpp:open_gguf"),
+    "pte": Opener(lambda path: path.is_file() and path.suffix == ".pte",
+                  "edgecompress.targets.llm.executorch_llm:ExecuTorchLMSession"),
 }
 
 
