@@ -63,6 +63,19 @@ def gate_lm(session, reference, windows, gate, *, prompts: dict[str, list[int]],
     return record
 
 
+def evaluate_session(session, reference, windows, config: EvalConfig, *,
+                     prompts: dict[str, list[int]], decode) -> dict:
+    """`llm eval` of an exported artifact: summarize()'s keys for `session` against `reference`
+    (two LMSessions) on `windows`, and `continuations` (compare_greedy's rows, config's
+    max_new_tokens each) — the numbers the gate judges, at the eval's windows."""
+    result = {"config": config.to_json(),
+              **summarize(score_sessions(session, reference, windows), config)}
+    if config.max_new_tokens and prompts:
+        result["continuations"] = compare_greedy(session, reference, prompts,
+                                                 config.max_new_tokens, decode)
+    return result
+
+
 def gate_window_config(gate) -> EvalConfig:
     """The windows the gate scores: `gate.windows` of `gate.context` tokens at half-context
     stride (metrics.token_windows takes it)."""

@@ -63,7 +63,7 @@ def test_llm_export_refuses_a_prompt_in_one_line_when_longer_than_the_static_cac
     result = runner.invoke(app, ["llm", "export", str(tiny_llama_dir()), "--target",
                                  _profile(tmp_path), "--out", str(tmp_path / "out"),
                                  "--dataset", str(write_text_csv(tmp_path)), "--prompt",
-                                 " ".join(TEXTS[:4])])
+                                 " ".join(TEXTS)])
     assert f"exceeds the model's context of {CACHE}" in _one_line_error(result)
     assert not (tmp_path / "out").exists()
 
@@ -117,3 +117,24 @@ def test_llm_bench_times_the_pte_when_given_it(exported):
     rows = json.loads(result.output)["rows"]
     assert [(row["format"], row["threads"]) for row in rows] == [("pte", 1)]
     assert rows[0]["decode_tok_s"] > 0 and set(rows[0]["ttft_ms"]) == {"8", "16"}
+
+
+@needs_executorch
+def test_llm_eval_of_the_pte_gives_its_gate_numbers_when_at_the_gate_windows(exported,
+                                                                             tmp_path):
+    out, record = exported
+    result = runner.invoke(app, ["llm", "eval", str(out / "model.pte"), "--dataset",
+                                 str(write_text_csv(tmp_path)), "--context", "32", "--stride",
+                                 "16", "--windows", "3", "--max-new-tokens", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    evaluated, gate = json.loads(result.output), record["gate"]
+    assert evaluated["runtime"] == "pte" and evaluated["tokens"] == gate["tokens"]
+    assert evaluated["kl"] == pytest.approx(gate["kl"], rel=1e-6)
+    assert [row["text"] for row in evaluated["continuations"]] == \
+        [row["text"] for row in gate["greedy"]]
+
+
+def test_llm_eval_asks_for_a_reference_in_one_line_when_a_pte_has_no_record(tmp_path):
+    (tmp_path / "model.pte").write_bytes(b"\0" * 16)
+    result = runner.invoke(app, ["llm", "eval", str(tmp_path / "model.pte")])
+    assert "pass --reference" in _one_line_error(result)
