@@ -141,7 +141,9 @@ def eval_command(
 ) -> None:
     """Perplexity on held-out text at a fixed context and stride; with --reference, mean KL
     divergence and top-1 agreement of next-token distributions on the same tokens; greedy
-    continuations. Intervals: percentile bootstrap over windows."""
+    continuations. Intervals: percentile bootstrap over windows. MODEL may be an exported
+    artifact (a .pte, an ONNX Runtime GenAI folder): run in its runtime against the model it was
+    exported from (or --reference)."""
     from edgecompress.compress.llm.families import shape_of
     from edgecompress.compress.llm.load import (
         LoadedLM,
@@ -446,7 +448,7 @@ def _distill_text(dataset: str, split: str, tokenizer, config: LMDistillConfig):
 TARGET = typer.Option("x86-cpu-llm", "--target", help="LLM target profile: name or .toml path.")
 EXPORT_OUT = typer.Option(..., "--out", help="Directory for the verified LLM artifact.")
 ARTIFACTS = typer.Argument(..., help="LLM artifacts (ONNX Runtime GenAI folders, .gguf "
-                                          "files).")
+                                          "files, .pte files).")
 THREADS = typer.Option(None, "--threads", help="Thread counts (repeatable; default: 1 and the "
                                                "target's, from the artifact's export record).")
 REPEATS = typer.Option(3, "--repeats", help="Interleaved rounds; numbers are medians.")
@@ -479,7 +481,8 @@ def export_command(
     force: bool = FORCE, as_json: bool = JSON,
 ) -> None:
     """Convert a decoder for an LLM target (ONNX Runtime GenAI int4 with KV cache for
-    x86-cpu-llm, a GGUF for llama.cpp for llamacpp) and keep it only when its gate passes: mean
+    x86-cpu-llm, a GGUF for llama.cpp for llamacpp, an ExecuTorch 8da4w .pte for
+    android-xnnpack-llm) and keep it only when its gate passes: mean
     KL and top-1 agreement of the next-token distributions against the torch model on held-out
     text, greedy tokens of fixed prompts recorded beside them (llm_export.json)."""
     from edgecompress.compress.llm.export import RECORD, check_target, export_lm
