@@ -48,8 +48,10 @@ GROUP_SIZES = (32, 64, 128, 256)  # optimum-executorch's qlinear_group_size defa
 QPARAMS_ALGORITHM = "hqq_scale_only"  # optimum-executorch's DEFAULT_QPARAMS_ALGORITHM
 # config.json `architectures[0]` values with one full-attention layer type (a static cache of
 # plain layers) that edgecompress also loads. Gemma 3 mixes sliding-window layers (a hybrid
-# cache, whose windows transformers' exportable module replaces by full layers), GPT-2 has no
-# rotary positions the custom SDPA's start position feeds: neither is taken.
+# cache, whose windows transformers' exportable module replaces by full layers) and GPT-2 is
+# outside optimum-executorch's decoder recipes: neither is taken. Llama is what this path was
+# run on (tiny random and SmolLM2); the others share its attention code, and the gate keeps
+# nothing that comes out wrong.
 EXPORT_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
                         "Qwen3ForCausalLM", "Phi3ForCausalLM")
 EXPORT_TIMEOUT_S = 3600

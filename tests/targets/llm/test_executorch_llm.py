@@ -65,3 +65,14 @@ def test_pte_session_and_export_name_the_executorch_extra_when_it_is_missing(
     with pytest.raises(UserError, match=r"pip install 'edgecompress\[executorch\]'"):
         build_pte(tiny_dirs_config[1], tmp_path / "out", scheme="8da4w", max_context=128)
     assert not (tmp_path / "out").exists()
+
+
+def test_targets_list_shows_android_xnnpack_llm_among_the_llm_targets_when_listed():
+    from typer.testing import CliRunner
+
+    from edgecompress.cli import app
+
+    listed = CliRunner().invoke(app, ["targets", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    row = next(p for p in json.loads(listed.output) if p["name"] == "android-xnnpack-llm")
+    assert (row["kind"], row["format"], row["max_context"]) == ("llm", "pte", 1024)
