@@ -141,9 +141,9 @@ def eval_command(
 ) -> None:
     """Perplexity on held-out text at a fixed context and stride; with --reference, mean KL
     divergence and top-1 agreement of next-token distributions on the same tokens; greedy
-    continuations. Intervals: percentile bootstrap over windows. MODEL may be an exported
-    artifact (a .pte, an ONNX Runtime GenAI folder): run in its runtime against the model it was
-    exported from (or --reference)."""
+    continuations. Intervals: percentile bootstrap over windows. An exported artifact (.pte,
+    ONNX Runtime GenAI folder) runs in its runtime against the model it came from."""
+    from edgecompress.compress.llm.export import session_artifact
     from edgecompress.compress.llm.families import shape_of
     from edgecompress.compress.llm.load import (
         LoadedLM,
@@ -162,14 +162,9 @@ def eval_command(
 
     config = _config(EvalConfig, given)
     prompts = tuple(prompt) if prompt else PROMPTS
-    artifact = _session_artifact(model)
-    if artifact is not None:  # an exported artifact, run in its runtime
+    if (artifact := session_artifact(model)) is not None:  # exported: run in its runtime
         result = _eval_artifact(artifact, reference, dataset, split, prompts, config)
-        if as_json:
-            print_json(result)
-        else:
-            _print_eval(result)
-        return
+        return print_json(result) if as_json else _print_eval(result)
     dataset = _dataset(model, dataset)
     path = resolve_lm(model)
     tokenizer = load_tokenizer(path)
@@ -194,40 +189,19 @@ def eval_command(
         _print_eval(result)
 
 
-def _session_artifact(model: str) -> Path | None:
-    """MODEL as an exported artifact only a runtime session runs (a .pte, an ONNX Runtime GenAI
-    folder); None for what loads in torch (a checkpoint, a registry name, a .gguf)."""
-    from edgecompress.targets.llm.session import OPENERS
-
-    path = Path(model)
-    if not path.exists() or path.suffix == ".gguf":
-        return None
-    return path if any(opener.recognises(path) for name, opener in OPENERS.items()
-                       if name != "gguf") else None
-
-
 def _eval_artifact(path: Path, reference: str | None, dataset: str | None, split: str,
                    prompts: tuple[str, ...], config: EvalConfig) -> dict:
     """`llm eval` of an exported artifact in its runtime against the torch model it was
     exported from (its llm_export.json's, or --reference): tokenizer and KL reference."""
-    import json
-
-    from edgecompress.compress.llm.export import RECORD
+    from edgecompress.compress.llm.export import exported_from
     from edgecompress.compress.llm.gate import evaluate_session
     from edgecompress.compress.llm.load import load_tokenizer, load_weights, resolve_lm
     from edgecompress.compress.llm.metrics import token_windows
     from edgecompress.compress.llm.reference import TorchSession
-    from edgecompress.errors import UserError
     from edgecompress.targets.llm.session import open_session
 
-    record_path = path / RECORD if path.is_dir() else path.parent / RECORD
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    source = reference or record.get("checkpoint")
-    if source is None:
-        raise UserError(f"{path}: an exported artifact is evaluated against the model it was "
-                        f"exported from: pass --reference (no {RECORD} beside it)")
-    ref_path = resolve_lm(source)
-    tokenizer = load_tokenizer(ref_path)
+    source, record = exported_from(path, reference)
+    tokenizer = load_tokenizer(ref_path := resolve_lm(source))
     dataset = _dataset(reference or record.get("model", source), dataset)
     session = open_session(path, threads=int(record.get("target", {}).get("threads", 1)))
     context = getattr(session, "context", config.context)
@@ -235,8 +209,7 @@ def _eval_artifact(path: Path, reference: str | None, dataset: str | None, split
         raise _context_error(config.context, context)
     prompt_ids = _prompt_ids(tokenizer, prompts, context, config.max_new_tokens)
     windows = token_windows(tokenizer, _texts(dataset, split), config)
-    _note(f"scoring {config.windows} windows of {config.context} tokens of {dataset} {split} "
-          f"in {session.format} against {source}")
+    _note(f"scoring {config.windows} x {config.context} tokens of {dataset} in {session.format}")
     result = evaluate_session(session, TorchSession(load_weights(ref_path)), windows, config,
                               prompts=prompt_ids,
                               decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))

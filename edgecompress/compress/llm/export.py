@@ -109,6 +109,34 @@ def tokenizer_gguf(model: str) -> Path | None:
     return fetch_model(source) if source is not None else None
 
 
+def session_artifact(model: str) -> Path | None:
+    """`model` as an exported artifact only a runtime session runs (a .pte, an ONNX Runtime
+    GenAI folder); None for what loads in torch (a checkpoint, a registry name, a .gguf)."""
+    from edgecompress.targets.llm.session import OPENERS
+
+    path = Path(model)
+    if not path.exists() or path.suffix == ".gguf":
+        return None
+    return path if any(opener.recognises(path) for name, opener in OPENERS.items()
+                       if name != "gguf") else None
+
+
+def exported_from(artifact: Path, reference: str | None) -> tuple[str, dict]:
+    """(the model `artifact` is scored against: `reference`, else the checkpoint its
+    llm_export.json names; that record, or {} without one). UserError when there is neither."""
+    import json
+
+    from edgecompress.errors import UserError
+
+    path = artifact / RECORD if artifact.is_dir() else artifact.parent / RECORD
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    source = reference or record.get("checkpoint")
+    if source is None:
+        raise UserError(f"{artifact}: an exported artifact is evaluated against the model it "
+                        f"was exported from: pass --reference (no {RECORD} beside it)")
+    return source, record
+
+
 def export_lm(checkpoint: Path, tokenizer, profile, out: Path, *, windows,
               prompts: dict[str, list[int]], vocab_from: Path | None = None) -> dict:
     """Convert `checkpoint` for LLM target `profile` into folder `out`, then gate it against the
