@@ -100,8 +100,13 @@ def build_pte(checkpoint: Path, out: Path, *, scheme: str, group_size: int = 32,
     require("pte", "exporting an LLM to ExecuTorch")
     Path(out).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run(export_command(checkpoint, out, scheme, group_size, max_context),
-                          capture_output=True, text=True, env=env, timeout=EXPORT_TIMEOUT_S)
+    try:
+        proc = subprocess.run(export_command(checkpoint, out, scheme, group_size, max_context),
+                              capture_output=True, text=True, env=env, timeout=EXPORT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:  # the child is killed by now
+        raise RuntimeError(f"the ExecuTorch export did not finish in {EXPORT_TIMEOUT_S} s "
+                           "(SmolLM2-135M took more than 8 CPU minutes on a loaded 2-core host, "
+                           "most of it lowering)") from None
     path = Path(out) / PTE_NAME
     if proc.returncode != 0 or not path.is_file():
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
