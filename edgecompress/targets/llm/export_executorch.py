@@ -105,8 +105,8 @@ def build_pte(checkpoint: Path, out: Path, *, scheme: str, group_size: int = 32,
                               capture_output=True, text=True, env=env, timeout=EXPORT_TIMEOUT_S)
     except subprocess.TimeoutExpired:  # the child is killed by now
         raise RuntimeError(f"the ExecuTorch export did not finish in {EXPORT_TIMEOUT_S} s "
-                           "(SmolLM2-135M took more than 8 CPU minutes on a loaded 2-core host, "
-                           "most of it lowering)") from None
+                           "(SmolLM2-135M took more than 8 CPU minutes on a loaded 2-core "
+                           "host)") from None
     path = Path(out) / PTE_NAME
     if proc.returncode != 0 or not path.is_file():
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
