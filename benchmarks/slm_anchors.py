@@ -17,6 +17,10 @@ Rows (each `tool`, `format`, `scheme`, `edgecompress`, `size_mb`, `decode_tok_s`
     lengths), run on ai-edge-litert's interpreter (targets/llm/litert_llm.py). Its row and the
     edgecompress row of the pruned + distilled SmolLM2 on arm64-phone-llm, measured apart (4
     windows, `llm eval` / `llm bench`), are in results/slm_anchors_litert.json (`--rows-from`).
+  - ExecuTorch 8da4w: the reference exported as optimum-executorch's xnnpack recipe configures
+    SmolLM2 (`--qlinear 8da4w --qembedding 8w --use_custom_sdpa`; group 32, static KV cache of
+    1024), with the android-xnnpack-llm target's glue (targets/llm/export_executorch.py) since
+    optimum-executorch itself pins an older transformers; run by executorch.runtime + XNNPACK.
   - hooks: `--artifact SCHEME=PATH` measures any artifact `open_session` runs (an edgecompress
     GGUF of a pruned / distilled checkpoint, and the ONNX Runtime GenAI folder once its session
     is registered) as an edgecompress row; `--rows-from FILE.json` appends rows measured
@@ -37,11 +41,13 @@ this (all rows in one process, a prompt cut from the held-out text); its quality
 depend on it.
 
     nice -n 10 python benchmarks/slm_anchors.py [--windows 16] [--repeats 3] \
-        [--artifact q4_k_m-pruned=DIR/model-q4_k_m.gguf] [--rows-from rows.json] \
+        [--artifact q4_k_m-pruned=DIR/model-q4_k_m.gguf] [--rows-from rows.json] [--only pte] \
         [--work DIR] [--out benchmarks/results/slm_anchors.json]
 
-Needs the `llm` extra (transformers, gguf, llama-cpp-python). Writes JSON (no absolute paths) and
-prints a table.
+`--only FORMAT[,FORMAT]` measures the rows of those formats alone (and the reference).
+
+Needs the `llm` extra (transformers, gguf, llama-cpp-python) and `executorch`. Writes JSON (no
+absolute paths) and prints a table.
 """
 
 from __future__ import annotations
@@ -137,7 +143,9 @@ def litert_anchor(reference_dir: Path, out: Path) -> Path:
 
 
 def build_rows(args, reference_dir: Path, shipped: Path) -> list[Row]:
+    from edgecompress.targets.llm.export_executorch import build_pte
     from edgecompress.targets.llm.gguf_export import export_gguf
+    from edgecompress.targets.llm.session import artifact_format
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -157,11 +165,21 @@ def build_rows(args, reference_dir: Path, shipped: Path) -> list[Row]:
     rows.append(Row("litert-torch", "tflite", "dynamic-int8", False,
                     litert_anchor(reference_dir, work / "litert-dynamic-int8"),
                     "litert-torch generative API (smollm decoder), dynamic_int8, KV cache 1280"))
+    pte = work / "executorch" / "model.pte"
+    if not pte.is_file():  # the android-xnnpack-llm target's settings
+        build_pte(reference_dir, pte.parent, scheme="8da4w", group_size=32, max_context=1024,
+                  target="slm_anchors")
+    rows.append(Row("executorch", "pte", "8da4w", False, pte,
+                    "ExecuTorch XNNPACK: 8da4w (group 32) + 8-bit embeddings, custom SDPA, "
+                    "static KV cache of 1024, configured as optimum-executorch's xnnpack "
+                    "recipe (edgecompress's glue: targets/llm/export_executorch.py)"))
     for spec in args.artifact:
         scheme, _, path = spec.partition("=")
         if not path:
             raise SystemExit(f"--artifact expects SCHEME=PATH, got {spec!r}")
         rows.append(Row("edgecompress", "", scheme, True, Path(path), "--artifact"))
+    if args.only:  # the rows of these formats only (the reference is always measured)
+        rows = [row for row in rows if (row.format or artifact_format(row.path)) in args.only]
     return rows
 
 
@@ -337,6 +355,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="an edgecompress artifact to add as a row (repeatable)")
     parser.add_argument("--rows-from", action="append", default=[], metavar="JSON",
                         help="append the `rows` of a JSON measured elsewhere (repeatable)")
+    parser.add_argument("--only", type=lambda text: tuple(text.split(",")), default=(),
+                        metavar="FORMAT[,FORMAT]", help="measure only the rows of these formats "
+                        "(gguf, pte, onnx-genai)")
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "edgecompress" /
                                               "slm_anchors"),
                         help="where the requantized GGUFs and the f32 export are kept")

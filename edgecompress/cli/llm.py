@@ -142,7 +142,8 @@ def eval_command(
 ) -> None:
     """Perplexity on held-out text at a fixed context and stride; with --reference, mean KL
     divergence and top-1 agreement of next-token distributions on the same tokens; greedy
-    continuations. Intervals: percentile bootstrap over windows."""
+    continuations. Intervals: percentile bootstrap over windows. An exported artifact (.pte,
+    .tflite, ONNX Runtime GenAI folder) runs in its runtime against the model it came from."""
     from edgecompress.compress.llm.families import shape_of
     from edgecompress.compress.llm.load import (
         LoadedLM,
@@ -370,7 +371,7 @@ def _distill_pair(student: str, teacher: str | None, config: LMDistillConfig) ->
 TARGET = typer.Option("x86-cpu-llm", "--target", help="LLM target profile: name or .toml path.")
 EXPORT_OUT = typer.Option(..., "--out", help="Directory for the verified LLM artifact.")
 ARTIFACTS = typer.Argument(..., help="LLM artifacts (ONNX Runtime GenAI folders, .gguf "
-                                          "files).")
+                                          "files, .pte files).")
 THREADS = typer.Option(None, "--threads", help="Thread counts (repeatable; default: 1 and the "
                                                "target's, from the artifact's export record).")
 SCHEME = typer.Option(None, "--scheme", help="Weight scheme instead of the target's (e.g. "
@@ -399,7 +400,8 @@ def export_command(
     force: bool = FORCE, as_json: bool = JSON,
 ) -> None:
     """Convert a decoder for an LLM target (ONNX Runtime GenAI int4 with KV cache for
-    x86-cpu-llm, a GGUF for llama.cpp for llamacpp) and keep it only when its gate passes: mean
+    x86-cpu-llm, a GGUF for llama.cpp for llamacpp, an ExecuTorch 8da4w .pte for
+    android-xnnpack-llm) and keep it only when its gate passes: mean
     KL and top-1 agreement of the next-token distributions against the torch model on held-out
     text, greedy tokens of fixed prompts recorded beside them (llm_export.json)."""
     from edgecompress.compress.llm.export import RECORD, check_target, export_lm
@@ -428,6 +430,7 @@ def export_command(
     check_target(path, profile, vocab_from=vocab_from)  # what the target cannot take, now
     tokenizer = load_tokenizer(path)
     context = shape_of(read_lm_config(path)).context
+    context = min(context, profile.max_context or context)  # a static cache is the context
     if profile.gate_context > context:
         raise UserError(f"target {profile.name} gates on windows of {profile.gate_context} "
                         f"tokens; the model's context is {context}")

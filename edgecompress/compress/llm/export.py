@@ -73,11 +73,25 @@ def _build_gguf(checkpoint: Path, out: Path, profile, vocab_from: Path | None):
             "tokenizer_from": Path(vocab_from).name, "tensor_types": tensor_types(path)}, path
 
 
+def _check_pte(checkpoint: Path, profile, vocab_from: Path | None) -> None:
+    from edgecompress.targets.llm.export_executorch import check_export_input
+
+    check_export_input(checkpoint, profile.name, profile.max_context)
+
+
+def _build_pte(checkpoint: Path, out: Path, profile, vocab_from: Path | None):
+    from edgecompress.targets.llm.export_executorch import build_pte
+
+    return build_pte(checkpoint, out, scheme=profile.scheme, group_size=profile.group_size,
+                     max_context=profile.max_context, target=profile.name)
+
+
 # format (LLMProfile.format) -> its converter; a new format is one entry
 CONVERTERS: dict[str, Converter] = {
     "onnx-genai": Converter(_check_onnx_genai, _build_onnx_genai),
     "gguf": Converter(_check_gguf, _build_gguf),
     "tflite": Converter(export_litert.check_target, export_litert.build_target),
+    "pte": Converter(_check_pte, _build_pte),
 }
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgecompress.errors import UserError
+from edgecompress.targets.llm.export_executorch import GROUP_SIZES
+from edgecompress.targets.llm.export_executorch import SCHEMES as PTE_SCHEMES
 from edgecompress.targets.llm.export_litert import (
     DEFAULT_KV_CACHE,
     DEFAULT_PREFILL_LENGTHS,
@@ -35,12 +37,16 @@ LLM_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     "onnx-genai": ("onnxruntime-genai", tuple(BUILDER_SCHEMES)),
     "gguf": ("llama.cpp", tuple(GGUF_SCHEMES)),
     "tflite": ("litert", tuple(LITERT_SCHEMES)),
+    "pte": ("executorch", tuple(PTE_SCHEMES)),
 }
 # ONNX Runtime GenAI's builder settings (MatMulNBits): blockwise quantization's block, and the
 # activations' precision (fp32, fp16, bf16, int8); the defaults are the builder's CPU ones
 BLOCK_SIZES = (16, 32, 64, 128, 256)
 ACCURACY_LEVELS = (1, 2, 3, 4)
 BUILDER_DEFAULTS = {"block_size": 32, "accuracy_level": 4}
+# ExecuTorch's settings: the 8da4w weight group (optimum-executorch's default 32) and the static
+# KV cache's length, which is the artifact's whole context (prompt + new tokens)
+PTE_DEFAULTS = {"group_size": 32, "max_context": 1024}
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class LLMProfile:
     # is the artifact's context, and one prefill signature per length
     kv_cache_size: int | None = None
     prefill_lengths: tuple[int, ...] | None = None
+    group_size: int | None = None  # pte only (None there: PTE_DEFAULTS)
+    max_context: int | None = None  # pte only: the static KV cache's positions
     size_mb: float | None = None
     source: Path | None = None
     kind: str = "llm"
@@ -111,6 +119,7 @@ class LLMProfile:
                                  f"{top1_min}")
         self._check_builder_settings()
         self._check_litert_settings()
+        self._check_pte_settings()
         if self.size_mb is not None and not self.size_mb > 0:
             raise ValueError(f"budgets.size_mb: expected a number > 0, got {self.size_mb}")
 
@@ -152,6 +161,21 @@ class LLMProfile:
             raise ValueError(f"kv_cache_size: expected at least the longest prefill "
                              f"({max(lengths)}) and gate.context ({self.gate_context}), got "
                              f"{self.kv_cache_size}")
+    def _check_pte_settings(self) -> None:
+        """group_size / max_context: ExecuTorch's, defaulted there, refused elsewhere."""
+        if self.format != "pte":
+            for key in PTE_DEFAULTS:
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: an ExecuTorch setting, not one of {self.format}")
+            return
+        for key, value in PTE_DEFAULTS.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)  # frozen: the default, once
+        if self.group_size not in GROUP_SIZES:
+            raise ValueError(f"group_size: expected one of {GROUP_SIZES}, got {self.group_size}")
+        if self.max_context < self.gate_context:  # the gate's windows must fit the cache
+            raise ValueError(f"max_context: expected an integer >= gate.context "
+                             f"({self.gate_context}), got {self.max_context}")
 
     @property
     def gate(self) -> LLMGate:
@@ -183,7 +207,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
          "block_size": ("block_size", int, False),
          "accuracy_level": ("accuracy_level", int, False),
          "kv_cache_size": ("kv_cache_size", int, False),
-         "prefill_lengths": ("prefill_lengths", tuple, False)},
+         "prefill_lengths": ("prefill_lengths", tuple, False),
+         "group_size": ("group_size", int, False), "max_context": ("max_context", int, False)},
     "gate": {"kl_max": ("kl_max", float, True), "top1_min": ("top1_min", float, True),
              "windows": ("gate_windows", int, False), "context": ("gate_context", int, False),
              "new_tokens": ("gate_new_tokens", int, False)},

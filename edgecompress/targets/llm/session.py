@@ -92,6 +92,8 @@ OPENERS: dict[str, Opener] = {
                    "edgecompress.targets.llm.llamacpp:open_gguf"),
     "tflite": Opener(lambda path: path.is_file() and path.suffix == ".tflite",
                      "edgecompress.targets.llm.litert_llm:open_tflite"),
+    "pte": Opener(lambda path: path.is_file() and path.suffix == ".pte",
+                  "edgecompress.targets.llm.executorch_llm:ExecuTorchLMSession"),
 }
 
 

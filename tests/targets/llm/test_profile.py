@@ -32,7 +32,8 @@ def test_x86_cpu_llm_loads_with_its_gate_when_named():
     assert (profile.format, profile.threads) == ("onnx-genai", 2)
     assert profile.scheme.startswith("int4")
     assert profile.gate.kl_max > 0 and 0 < profile.gate.top1_min <= 1
-    assert [p.name for p in list_llm_profiles()] == ["arm64-phone-llm", "llamacpp", "x86-cpu-llm"]
+    assert [p.name for p in list_llm_profiles()] == ["android-xnnpack-llm", "arm64-phone-llm",
+                                                     "llamacpp", "x86-cpu-llm"]
 
 
 def test_encoder_listing_leaves_llm_targets_out_when_listed():
