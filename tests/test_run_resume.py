@@ -13,8 +13,9 @@ import pytest
 from tests.conftest import write_recipe
 
 EDGECOMPRESS = str(Path(sys.executable).parent / "edgecompress")
-KILL_WHEN = ["teacher/eval.json", "artifacts/x86-cpu/model.onnx", "artifacts/x86-cpu/eval.json",
-             "artifacts/arm64-phone/manifest.json"]
+# one target keeps this under a minute (each kill is a fresh run); the kill points are a step's
+# own result, an artifact written before its manifest, and an eval after its export
+KILL_WHEN = ["teacher/eval.json", "artifacts/x86-cpu/model.onnx", "artifacts/x86-cpu/eval.json"]
 
 
 def _run(recipe: Path, out: Path, kill_when: str | None = None) -> int:
@@ -42,11 +43,11 @@ def _numbers(out: Path) -> list[tuple]:
 
 def test_killed_runs_resume_to_the_same_report_without_stray_files(tiny_bert_dir, sentiment_csv,
                                                                      tmp_path):
-    recipe = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv)
+    recipe = write_recipe(tmp_path, tiny_bert_dir, sentiment_csv, targets=("x86-cpu",))
     assert _run(recipe, tmp_path / "reference") == 0
     out = tmp_path / "killed"
     kills = [_run(recipe, out, when) for when in KILL_WHEN]
-    assert kills.count(-9) >= 3, kills  # most kill points were reached before the run ended
+    assert kills.count(-9) >= 2, kills  # most kill points were reached before the run ended
     assert _run(recipe, out) == 0
     assert _numbers(out) == _numbers(tmp_path / "reference")
     latency = {r["target"]: r["p50_ms"] for r in json.loads((out / "report.json").read_text())

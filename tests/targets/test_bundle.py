@@ -17,8 +17,9 @@ from tests.models import SENTENCES, tiny_plain
 from tests.targets.conftest import needs_executorch
 
 
-@pytest.fixture(scope="module", params=["x86-cpu", "arm64-phone",
-                                        pytest.param("android-xnnpack", marks=needs_executorch)])
+@pytest.fixture(scope="module", params=["x86-cpu", "arm64-phone",  # android-xnnpack: -m slow
+                                        pytest.param("android-xnnpack",
+                                                     marks=(needs_executorch, pytest.mark.slow))])
 def built(request, tmp_path_factory):
     """(artifact folder, bundle dir) for a tiny plain encoder exported to the target."""
     profile = load_profile(request.param)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from tests.compress.distill.test_distributed import TORCHRUN, _distill, _weights
 from tests.models import save_tiny, tiny_sentence_encoder
 
 
+@pytest.mark.slow  # ~12 s, two processes; test_distributed.py (classifier) runs by default
 def test_two_processes_reach_the_weights_of_one_when_teacher_is_sentence_encoder(tmp_path):
     loaded = tiny_sentence_encoder(seed=3)
     loaded.module.hf.config.hidden_dropout_prob = 0.0  # a step then depends on the batch alone

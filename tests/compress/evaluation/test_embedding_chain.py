@@ -50,8 +50,9 @@ def test_pruned_and_distilled_encoder_keeps_its_task_and_smaller_shape(chain):
     assert sum(widths) == 96  # 2 x 64 FFN neurons, a quarter cut (global scope: any layer)
 
 
-@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone",
-                                    pytest.param("android-xnnpack", marks=needs_executorch)])
+@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone",  # android-xnnpack: -m slow
+                                    pytest.param("android-xnnpack",
+                                                 marks=(needs_executorch, pytest.mark.slow))])
 def test_distilled_encoder_passes_the_cosine_gate_when_quantized_for_target(chain, target,
                                                                            tmp_path):
     root, texts, _ = chain

@@ -138,4 +138,4 @@ def test_llm_eval_of_the_pte_gives_its_gate_numbers_when_at_the_gate_windows(exp
 def test_llm_eval_asks_for_a_reference_in_one_line_when_a_pte_has_no_record(tmp_path):
     (tmp_path / "model.pte").write_bytes(b"\0" * 16)
     result = runner.invoke(app, ["llm", "eval", str(tmp_path / "model.pte")])
-    assert "pass --reference" in _one_line_error(result)
+    assert "--reference is needed" in _one_line_error(result)

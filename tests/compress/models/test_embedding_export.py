@@ -12,8 +12,9 @@ from tests.models import batch, tiny_sentence_encoder
 from tests.targets.conftest import needs_executorch
 
 
-@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone",
-                                    pytest.param("android-xnnpack", marks=needs_executorch)])
+@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone",  # android-xnnpack: -m slow
+                                    pytest.param("android-xnnpack",
+                                                 marks=(needs_executorch, pytest.mark.slow))])
 def test_sentence_encoder_exports_in_dynamic_int8_passing_cosine_gate_when_target_is(
         target, tmp_path):
     loaded = tiny_sentence_encoder()

@@ -149,6 +149,7 @@ def test_run_records_a_skip_and_exits_0_when_qemu_is_missing(tiny_bert_dir, sent
 
 
 @needs_qemu
+@pytest.mark.slow  # ~20 s: a second emulated run; the gate's rule: test_verify.py
 def test_run_refuses_a_target_into_refused_json_when_its_kernels_disagree(
         tiny_bert_dir, sentiment_csv, tmp_path, monkeypatch):
     real = verify.compare_logits

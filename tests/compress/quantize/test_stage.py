@@ -189,6 +189,7 @@ def test_quantize_cli_writes_a_signature_per_bucket_when_target_has_buckets(tiny
 
 
 @needs_executorch
+@pytest.mark.slow  # ~20 s; the .pte export and gate: tests/targets/test_pte.py
 def test_quantize_cli_writes_verified_pte_when_target_is_android_xnnpack(tiny_bert_dir,
                                                                          sentiment_csv, tmp_path):
     out = tmp_path / "pte"

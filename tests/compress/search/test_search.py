@@ -115,6 +115,7 @@ def _assert_same_outputs(one: str, other: str) -> None:
                                load_runner(Path(other)).run(**inputs), atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow  # ~40 s: three searches; reuse from the store: test_trials_that_share_a_prune
 def test_a_killed_search_resumes_without_repeating_finished_trials(tiny_bert_dir, sentiment_csv,
                                                                    tmp_path):
     recipe = write_search_recipe(tmp_path, tiny_bert_dir, sentiment_csv)
@@ -201,6 +202,7 @@ def test_budgets_refuse_non_positive_limits():
     assert Budgets(max_drop=0).max_drop == 0
 
 
+@pytest.mark.slow  # ~16 s: a second whole search
 def test_the_recipes_own_settings_run_first_and_are_measured_on_test(tiny_bert_dir,
                                                                     sentiment_csv, tmp_path):
     recipe = write_search_recipe(tmp_path, tiny_bert_dir, sentiment_csv,

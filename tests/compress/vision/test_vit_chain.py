@@ -60,8 +60,9 @@ def test_vit_distill_writes_a_student_of_the_pruned_shape(distilled):
     assert any(not torch.equal(before[k], after[k]) for k in after)  # training moved weights
 
 
-@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone",
-                                    pytest.param("android-xnnpack", marks=needs_executorch)])
+@pytest.mark.parametrize("target", ["x86-cpu", "arm64-phone",  # android-xnnpack: -m slow
+                                    pytest.param("android-xnnpack",
+                                                 marks=(needs_executorch, pytest.mark.slow))])
 def test_vit_chain_passes_parity_when_quantized_for_target(distilled, image_folder, target,
                                                            tmp_path):
     root, _ = distilled
