@@ -30,7 +30,13 @@ from edgecompress.errors import ParityError
 from edgecompress.fsutil import mark_output
 from edgecompress.stats import wilson_interval
 from edgecompress.targets.extras import require
-from edgecompress.targets.inputs import fit_sample, is_image, pad_rows, sample_inputs
+from edgecompress.targets.inputs import (
+    fit_sample,
+    is_image,
+    pad_rows,
+    row_count,
+    sample_inputs,
+)
 from edgecompress.targets.preflight import check_integer_graph
 from edgecompress.targets.profiles import AGREEMENT_RULE, Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
@@ -248,9 +254,15 @@ def _gate_parts(sample: dict, profile: Profile) -> list[tuple[int | None, dict]]
     return [(seq, {n: v[:, :seq] for n, v in sample.items()}) for seq in profile.seq_buckets]
 
 
+TORCH_CHUNK = 64  # rows torch runs at once for the gate (1,008 rows at once: ~1 GB, estimated)
+
+
 def _torch_outputs(module, parts: list[tuple[int | None, dict]]) -> np.ndarray:
     runner = torch_runner(module)
-    return np.concatenate([runner.run(**inputs) for _, inputs in parts])
+    return np.concatenate([runner.run(**{n: v[start:start + TORCH_CHUNK]
+                                         for n, v in inputs.items()})
+                           for _, inputs in parts
+                           for start in range(0, row_count(inputs), TORCH_CHUNK)])
 
 
 def _compare(path: Path, reference: np.ndarray, parts: list, profile: Profile, *,
