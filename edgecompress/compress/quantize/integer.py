@@ -17,9 +17,10 @@ from edgecompress.targets.inputs import module_inputs
 # The padding value of the integer-friendly additive mask, per format. The mask is added to the
 # attention scores and the sum is ONE int8 tensor (the softmax input): its scale spans mask and
 # scores alike. With -100 the demo's Edge TPU artifact had 0.43-0.49 per int8 step there (softmax
-# output SNR 4-7 dB, the worst op); -20 masks as well (exp(-20) ~ 2e-9) at 0.11-0.18 per step:
-# +0.75 points [+0.1, +1.4] paired on the 2,000 test sentences for the demo's full-integer TFLite
-# student (docs/results/edgetpu.md). ONNX QDQ (npu-int8) keeps -100 until it is measured there.
+# output SNR 4-7 dB, the worst op); -20 masks as well (exp(-20) ~ 2e-9) at 0.11-0.18 per step.
+# Accuracy, paired on the 2,000 test sentences (docs/results/edgetpu.md): +0.75 points [+0.1, +1.4]
+# with the demo's 256 calibration rows, -0.25 [-1.0, +0.5] with 1,024: not established either
+# way; kept for the resolution. ONNX QDQ (npu-int8) keeps -100 until it is measured there.
 INTEGER_MASK_VALUES = {"tflite": -20.0}
 
 
