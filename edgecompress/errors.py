@@ -14,10 +14,11 @@ class ParityError(ValueError):
     """An exported artifact's outputs differ from torch's beyond the profile's tolerance."""
 
     def __init__(self, artifact: str, diffs: dict[str, float], tolerance: float,
-                 detail: str | None = None):
+                 detail: str | None = None, facts: dict | None = None):
         self.artifact = artifact
         self.diffs = diffs
         self.tolerance = tolerance
+        self.facts = facts  # what the gate measured and its bounds (refused.json's "gate")
         worst = detail or ", ".join(f"{name}: max |diff| {value:.3g} > {tolerance:g}"
                                     for name, value in diffs.items())
         super().__init__(f"{artifact} failed parity: {worst}")

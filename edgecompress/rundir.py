@@ -195,6 +195,11 @@ class RunDir:
     def write_stage(self, step: str, record: dict) -> Path:
         return write_object(self.stage_file(step), record)
 
-    def write_refused(self, target: str, step: str, reason: str, diffs) -> Path:
-        return write_object(self.refused_file(target), {"target": target, "step": step,
-                                                        "reason": reason, "diffs": diffs})
+    def write_refused(self, target: str, step: str, reason: str, diffs,
+                      gate: dict | None = None) -> Path:
+        """refused.json: why; `gate`, what the gate measured (the agreement's interval among
+        them) and what it was held to, when known."""
+        record = {"target": target, "step": step, "reason": reason, "diffs": diffs}
+        if gate is not None:
+            record["gate"] = gate
+        return write_object(self.refused_file(target), record)

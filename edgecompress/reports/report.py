@@ -107,6 +107,8 @@ def artifact_row(folder: Path, files: dict | None = None) -> dict:
         "vs_teacher": evaluation.get("vs_teacher"),
         "parity_max_abs_diff": parity.get("max_abs_diff"),
         "parity_agreement": parity.get("agreement"),
+        # the gate's 95 % interval on it, where the gate decided on one (an int8 gate)
+        "parity_agreement_ci95": parity.get("agreement_ci95"),
         "budgets": manifest.get("budgets"), "measured_on": "host",
         "kernels": read_kernels(folder),  # `edgecompress verify` on the target's ISA, emulated
         "macro_f1": evaluation.get("macro_f1"), "truncated": evaluation.get("truncated"),

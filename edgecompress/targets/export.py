@@ -28,10 +28,17 @@ import numpy as np
 
 from edgecompress.errors import ParityError
 from edgecompress.fsutil import mark_output
+from edgecompress.stats import wilson_interval
 from edgecompress.targets.extras import require
-from edgecompress.targets.inputs import fit_sample, is_image, pad_rows, sample_inputs
+from edgecompress.targets.inputs import (
+    fit_sample,
+    is_image,
+    pad_rows,
+    row_count,
+    sample_inputs,
+)
 from edgecompress.targets.preflight import check_integer_graph
-from edgecompress.targets.profiles import Profile
+from edgecompress.targets.profiles import AGREEMENT_RULE, Profile
 from edgecompress.targets.quantize import QuantOptions, quantize_artifact, relative_error
 from edgecompress.targets.runtime_util import (
     artifact_bytes,
@@ -74,12 +81,17 @@ class ExportResult:
     buckets: tuple = ()  # fixed shapes: the sequence lengths with a signature each
     # how the runtime is told to run it (openvino: {"inference_precision": "f32"}); {} for none
     runtime_options: dict = field(default_factory=dict)
+    # the agreement's 95 % Wilson interval over sample_rows, where the gate decided on it
+    # (min_agreement < 1, argmax outputs; profiles.AGREEMENT_RULE); None otherwise
+    agreement_ci95: tuple | None = None
 
     def to_json(self) -> dict:
         """Plain-JSON form for manifests."""
         data = asdict(self)
         data["path"], data["input_shape"] = str(self.path), list(self.input_shape)
         data["buckets"] = list(self.buckets)
+        if self.agreement_ci95 is not None:
+            data["agreement_ci95"] = list(self.agreement_ci95)
         return data
 
 
@@ -150,7 +162,7 @@ def export(module, sample: dict[str, np.ndarray], profile: Profile, out_dir: Pat
         gated_on=_gated_on(gate, measured.cosine is not None), cosine=measured.cosine,
         min_cosine=gate.min_cosine if measured.cosine is not None else None,
         buckets=profile.seq_buckets if profile.fixed_shape and not is_image(sample) else (),
-        runtime_options=_runtime_options(profile))
+        runtime_options=_runtime_options(profile), agreement_ci95=measured.agreement_ci95)
 
 
 def _runtime_options(profile: Profile) -> dict:
@@ -229,6 +241,9 @@ class Measured:
     rel_error: float
     scale: float  # max |torch output|: float rounding grows with it
     cosine: float | None = None  # embedding outputs: min over rows of cos(artifact, torch)
+    rows: int = 0  # rows compared (every signature's, with length buckets)
+    # 95 % Wilson interval of `agreement` when the gate decides on it (min_agreement < 1)
+    agreement_ci95: tuple[float, float] | None = None
 
 
 def _gate_parts(sample: dict, profile: Profile) -> list[tuple[int | None, dict]]:
@@ -239,9 +254,15 @@ def _gate_parts(sample: dict, profile: Profile) -> list[tuple[int | None, dict]]
     return [(seq, {n: v[:, :seq] for n, v in sample.items()}) for seq in profile.seq_buckets]
 
 
+TORCH_CHUNK = 64  # rows torch runs at once for the gate (1,008 rows at once: ~1 GB, estimated)
+
+
 def _torch_outputs(module, parts: list[tuple[int | None, dict]]) -> np.ndarray:
     runner = torch_runner(module)
-    return np.concatenate([runner.run(**inputs) for _, inputs in parts])
+    return np.concatenate([runner.run(**{n: v[start:start + TORCH_CHUNK]
+                                         for n, v in inputs.items()})
+                           for _, inputs in parts
+                           for start in range(0, row_count(inputs), TORCH_CHUNK)])
 
 
 def _compare(path: Path, reference: np.ndarray, parts: list, profile: Profile, *,
@@ -258,9 +279,13 @@ def _compare(path: Path, reference: np.ndarray, parts: list, profile: Profile, *
     diff = float(np.max(np.abs(error), initial=0.0))
     diff = float("inf") if np.isnan(diff) else diff
     rel = relative_error(outputs, reference)
-    agreement = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+    agreeing = int(np.sum(outputs.argmax(-1) == reference.argmax(-1)))
+    rows = int(reference.shape[0])
+    agreement = agreeing / rows if rows else 0.0
+    interval = (wilson_interval(agreeing, rows)
+                if not embedding and gate.min_agreement < 1.0 else None)
     measured = Measured(diff, agreement, rel, float(np.max(np.abs(reference), initial=0.0)),
-                        _min_cosine(outputs, reference) if embedding else None)
+                        _min_cosine(outputs, reference) if embedding else None, rows, interval)
     _check_gate(measured, gate, reported)
     return measured
 
@@ -283,14 +308,46 @@ def _check_gate(measured: Measured, gate, reported: Path) -> None:
     if measured.cosine is not None and measured.cosine < gate.min_cosine:
         misses.append(f"lowest row cosine to torch {measured.cosine:.4f} < {gate.min_cosine:g}")
         diffs[f"{OUTPUT_NAME} 1 - cosine"] = 1 - measured.cosine
-    if measured.cosine is None and measured.agreement < gate.min_agreement:
-        misses.append(f"argmax agreement {measured.agreement:.1%} < {gate.min_agreement:.0%}")
+    if measured.cosine is None and agreement_misses(measured, gate.min_agreement):
+        misses.append(_agreement_words(measured, gate.min_agreement))
         diffs[f"{OUTPUT_NAME} argmax disagreement"] = 1 - measured.agreement
     if gate.int8 and measured.rel_error > gate.max_rel_error:
         misses.append(f"relative error {measured.rel_error:.3g} > {gate.max_rel_error:g}")
         diffs[f"{OUTPUT_NAME} relative error"] = measured.rel_error
     if misses:
-        raise ParityError(str(reported), diffs, gate.tolerance, detail="; ".join(misses))
+        raise ParityError(str(reported), diffs, gate.tolerance, detail="; ".join(misses),
+                          facts=_gate_facts(measured, gate))
+
+
+def agreement_misses(measured: Measured, min_agreement: float) -> bool:
+    """Whether the agreement misses `min_agreement` by the gate's rule: with an interval, its
+    upper bound below the bound (profiles.AGREEMENT_RULE); else (full agreement asked) any miss."""
+    if measured.agreement_ci95 is not None:
+        return measured.agreement_ci95[1] < min_agreement
+    return measured.agreement < min_agreement
+
+
+def _agreement_words(measured: Measured, min_agreement: float) -> str:
+    """'argmax agreement 89.0% [95 % CI 87.0%, 90.8%] on 1008 rows, upper bound < 90%'. No ': '
+    in it: the report keeps what follows the last one as the short reason."""
+    if measured.agreement_ci95 is None:
+        return f"argmax agreement {measured.agreement:.1%} < {min_agreement:.0%}"
+    low, high = measured.agreement_ci95
+    return (f"argmax agreement {measured.agreement:.1%} [95 % CI {low:.1%}, {high:.1%}] on "
+            f"{measured.rows} rows, upper bound < {min_agreement:.0%}")
+
+
+def _gate_facts(measured: Measured, gate) -> dict:
+    """What the gate measured and held it to, for refused.json."""
+    facts = {"rows": measured.rows, "agreement": measured.agreement,
+             "min_agreement": gate.min_agreement, "rel_error": measured.rel_error,
+             "max_rel_error": gate.max_rel_error if gate.int8 else None,
+             "max_abs_diff": measured.max_abs_diff}
+    if measured.agreement_ci95 is not None:
+        facts.update(agreement_ci95=list(measured.agreement_ci95), rule=AGREEMENT_RULE)
+    if measured.cosine is not None:
+        facts.update(cosine=measured.cosine, min_cosine=gate.min_cosine)
+    return facts
 
 
 def _fit_sample(sample: dict[str, np.ndarray], profile: Profile) -> dict[str, np.ndarray]:

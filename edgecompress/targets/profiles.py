@@ -51,6 +51,13 @@ OPTIONAL_FORMATS = {"pte": ("ExecuTorch", "executorch.runtime", "executorch"),
 # encoder targets
 KINDS = ("encoder", "llm")
 
+# Real held-out sentences an int8 gate measures agreement on by default (profile `[parity] rows`)
+GATE_ROWS = 128
+# How a gate below full agreement (min_agreement < 1) decides: on the 95 % Wilson interval of the
+# agreement over its rows, refusing only when the upper bound is below min_agreement, i.e. when
+# the sample shows the artifact disagrees more than allowed. A point estimate flips on noise near
+# the bound (136 rows: 89.0 % is [82.6, 93.2]); the interval is recorded with every verdict.
+AGREEMENT_RULE = "refuse when the 95 % Wilson upper bound of the agreement < min_agreement"
 MIN_OPSET = 17  # LayerNormalization is a single op from 17; the dynamo exporter targets >= 18
 
 
@@ -60,6 +67,7 @@ class Gate:
 
     Float schemes: max |diff| <= tolerance and argmax agreement >= min_agreement. int8 schemes:
     agreement >= min_agreement and relative error <= max_rel_error (max |diff| is reported).
+    Agreement below 1 is judged on its interval (AGREEMENT_RULE); min_agreement = 1 stays exact.
     Embedding outputs (sentence encoders) are gated on every row's cosine >= min_cosine instead
     of argmax agreement.
     """
@@ -95,6 +103,9 @@ class Profile:
     io_dtype: str = "float"  # "int8": quantized logits leave the artifact as int8 (edgetpu)
     integer_only: bool = False  # preflight: every op of the artifact must be integer
     calibration_samples: int = 256  # real sentences drawn for static schemes
+    # real held-out sentences a calibrated (static) scheme's gate measures agreement on, beside
+    # the fixed parity sentences; the gate decides on their Wilson interval (export._check_gate)
+    gate_rows: int = GATE_ROWS
     calibration_method: str = "minmax"  # one of CALIBRATION_METHODS[format]
     # (scheme, tolerance, min_agreement, max_rel_error or None)
     parity_overrides: tuple[tuple, ...] = ()
@@ -121,6 +132,8 @@ class Profile:
                           INFERENCE_PRECISIONS)
         _check_choice("calibration.method", self.calibration_method,
                       CALIBRATION_METHODS[self.format])
+        if self.gate_rows < 1:
+            raise ValueError(f"parity.rows: expected a positive integer, got {self.gate_rows}")
         if self.calibration_samples < 1:
             raise ValueError(f"calibration.samples: expected a positive integer, "
                              f"got {self.calibration_samples}")
@@ -249,8 +262,15 @@ class Profile:
     @property
     def keeps_float_layers(self) -> bool:
         """True when the accuracy fallback can keep named layers in float (ONNX and TFLite
-        quantizers take node / tensor names; ExecuTorch's pt2e and NNCF do not get them)."""
-        return self.format in ("onnx", "tflite")
+        quantizers take node / tensor names; ExecuTorch's pt2e and NNCF do not get them) and the
+        device can run them: an integer-only target (NPU, Edge TPU) cannot."""
+        return self.format in ("onnx", "tflite") and not self.integer_only
+
+    @property
+    def float_layers_refusal(self) -> str:
+        """Why the accuracy fallback is not available here (for keeps_float_layers False)."""
+        return ("an integer-only target runs no float layer" if self.integer_only
+                else f"{self.format} artifacts cannot keep layers in float")
 
     @property
     def quantizes_in_torch(self) -> bool:
@@ -277,7 +297,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type, bool]]] = {
     "shape": {"policy": ("shape", str, True), "batch": ("batch", int, True),
               "seq_len": ("seq_len", int, True), "buckets": ("buckets", tuple, False)},
     "parity": {"tolerance": ("tolerance", float, True),
-               "min_agreement": ("min_agreement", float, True)},
+               "min_agreement": ("min_agreement", float, True),
+               "rows": ("gate_rows", int, False)},
     "budgets": {"size_mb": ("size_mb", float, False), "latency_ms": ("latency_ms", float, False),
                 "ram_mb": ("ram_mb", float, False)},
     "calibration": {"samples": ("calibration_samples", int, False),

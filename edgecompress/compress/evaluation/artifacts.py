@@ -21,6 +21,7 @@ from edgecompress.compress.models.modules import TOKENIZER_FILES, check_out_loca
 from edgecompress.errors import UserError
 from edgecompress.fsutil import atomic_write_json, check_replaceable, read_json
 from edgecompress.rundir import MANIFEST_FILE
+from edgecompress.targets.profiles import AGREEMENT_RULE, GATE_ROWS
 
 ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".pte", ".xml")  # .xml: an OpenVINO IR (+ its .bin)
 MANIFEST = MANIFEST_FILE  # an artifact folder's record, in a run or on its own
@@ -153,13 +154,11 @@ def _parity_images(shape: tuple[int, int, int]) -> list[np.ndarray]:
     return [np.repeat(np.asarray(i, np.uint8)[:, :, None], channels, axis=2) for i in images]
 
 
-GATE_ROWS = 128  # real sentences the int8 gate measures agreement on (plus PARITY_SENTENCES)
-
-
 def gate_sample(tokenizer, texts, seq_len: int, *, rows: int = GATE_ROWS,
                 seed: int = 0) -> dict[str, np.ndarray]:
-    """PARITY_SENTENCES plus up to `rows` of `texts` (a seeded draw of real held-out sentences),
-    tokenized and padded together: what a quantized artifact is verified on."""
+    """PARITY_SENTENCES plus up to `rows` of `texts` (a seeded draw of real held-out sentences;
+    the target's `gate_rows`), tokenized and padded together: what a quantized artifact is
+    verified on."""
     import random
 
     texts = list(texts)
@@ -197,6 +196,9 @@ def artifact_manifest(result, profile, loaded: LoadedModel, *, source: str, bega
                    "tolerance": result.tolerance, "min_agreement": result.min_agreement,
                    "rel_error": result.rel_error, "max_rel_error": result.max_rel_error,
                    "sample_rows": result.sample_rows, "gated_on": result.gated_on,
+                   **({"agreement_ci95": list(result.agreement_ci95),
+                       "agreement_rule": AGREEMENT_RULE}
+                      if result.agreement_ci95 is not None else {}),
                    **({"cosine": result.cosine, "min_cosine": result.min_cosine}
                       if result.cosine is not None else {})},
         "quantization": result.quantization,
@@ -223,6 +225,11 @@ def parity_words(parity: dict) -> str:
     for a sentence encoder the lowest row cosine; each with its bound."""
     if parity.get("cosine") is not None:
         return f"min cosine {parity['cosine']:.4f} (>= {parity['min_cosine']:g})"
+    ci = parity.get("agreement_ci95")
+    if ci is not None:  # gated on the interval (export._check_gate)
+        return (f"argmax agreement {parity['agreement']:.1%} [95 % CI {ci[0]:.1%}, {ci[1]:.1%}] "
+                f"on {parity['sample_rows']} rows (refused only when the upper bound is below "
+                f"{parity['min_agreement']:.0%})")
     return f"argmax agreement {parity['agreement']:.0%} (>= {parity['min_agreement']:.0%})"
 
 

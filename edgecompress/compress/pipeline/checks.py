@@ -168,8 +168,8 @@ def _target_lines(recipe: Recipe) -> list[str]:
         require(profile.format, f"target {profile.name}")  # an optional extra (ExecuTorch)
         if not profile.keeps_float_layers and recipe.max_drop_for(profile.name) is not None:
             raise UserError(f"[quantize] max_drop: the accuracy fallback is not available for "
-                            f"target {profile.name} ({profile.format}); give max_drop per "
-                            f"target, e.g. max_drop = {{ \"x86-cpu\" = 1.0 }}")
+                            f"target {profile.name} ({profile.float_layers_refusal}); give "
+                            f"max_drop per target, e.g. max_drop = {{ \"x86-cpu\" = 1.0 }}")
         scheme = recipe.scheme_for(profile.name) or profile.scheme
         lines.append(f"target {profile.name}: {profile.format} {scheme} on {profile.runtime}, "
                      f"{profile.threads} thread(s)"

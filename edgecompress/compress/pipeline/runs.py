@@ -285,7 +285,7 @@ def _refuse_target(step: Step, err: ParityError, run_dir: Path, console) -> None
     folder = run.artifact_dir(step.target)
     if folder.exists():
         shutil.rmtree(folder)
-    run.write_refused(step.target, step.id, str(err), err.diffs)
+    run.write_refused(step.target, step.id, str(err), err.diffs, err.facts)
     console.print(f"  {step.target}: refused by the parity gate — {err}", markup=False,
                   highlight=False)
 

@@ -75,7 +75,7 @@ def _plan(request: QuantizeRequest) -> _Plan:
     require(profile.format, f"target {profile.name}")  # before any data is read
     if not profile.keeps_float_layers and config.max_drop is not None:
         raise UserError(f"max_drop (the accuracy fallback) is not available for target "
-                        f"{profile.name}: {profile.format} artifacts cannot keep layers in float")
+                        f"{profile.name}: {profile.float_layers_refusal}")
     method = config.calibration_method or profile.calibration_method
     if method not in CALIBRATION_METHODS[profile.format]:
         raise UserError(f"calibration method {method!r} is not available for {profile.format} "
@@ -145,7 +145,7 @@ def _quantize(module, tokenizer, plan: _Plan, calib: Calibration, request: Quant
     profile, spec = plan.profile, plan.spec
     sample = parity_sample(tokenizer, profile.seq_len)  # fp32 base: the fixed sentences
     verify_on = gate_sample(tokenizer, _held_out(plan.data, request.config).texts,
-                            profile.seq_len, seed=request.config.seed)
+                            profile.seq_len, rows=profile.gate_rows, seed=request.config.seed)
     # ".tmp": a run killed here leaves a folder that the next run's stale-temp sweep removes
     with tempfile.TemporaryDirectory(prefix=".quantize-", suffix=".tmp",
                                      dir=_parent(request.out)) as tmp:

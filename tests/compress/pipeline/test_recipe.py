@@ -24,7 +24,7 @@ def test_demo_recipe_covers_every_shipped_target_and_prunes_vocabulary_after_dis
     assert [step.id for step in steps] == ["finetune", "prune", "distill", "vocab"]
     assert steps[1].config.vocab_corpus is None and steps[3].config.vocab_corpus == "rt-polarity"
     assert final == "@vocab" and teacher == "@finetune"
-    assert recipe.max_drop_for("edgetpu") == 2.0 and recipe.max_drop_for("rpi5") is None
+    assert recipe.max_drop_for("edgetpu") is None and recipe.max_drop_for("npu-int8") is None
 
 
 def test_recipe_orders_stages_prune_before_distill_whatever_the_file_order(tmp_path,

@@ -45,3 +45,17 @@ def test_target_applicability_names_the_blocking_op_when_a_family_cannot_go_inte
     deberta = target_applicability(tiny_family("deberta-v2"))
     assert deberta["x86-cpu"] == deberta["arm64-phone"] == "yes"
     assert "SELECT_V2" in deberta["edgetpu"] and "deberta-v2" in deberta["edgetpu"]
+
+
+def test_integer_friendly_masks_with_minus_20_for_tflite_when_the_logits_stay_the_same():
+    from edgecompress.compress.models.encoder import MASK_VALUE
+    from edgecompress.compress.quantize.integer import integer_friendly
+
+    loaded = tiny_bert()
+    tflite = integer_friendly(loaded.module, "tflite", batch(loaded))
+    onnx = integer_friendly(loaded.module, "onnx", batch(loaded))
+    # the softmax input's int8 scale spans the mask: -20 leaves the scores 3-4x the resolution
+    assert tflite.mask_table.tolist() == [-20.0, 0.0]
+    assert onnx.mask_table.tolist() == [MASK_VALUE, 0.0]
+    out = torch_runner(tflite).run(**batch(loaded))
+    np.testing.assert_allclose(out, torch_runner(loaded.module).run(**batch(loaded)), atol=1e-5)
