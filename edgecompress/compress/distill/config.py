@@ -99,7 +99,8 @@ class DistillConfig:
     `layer_map` pairs student layers with teacher layers for the hidden-state and attention
     losses (None: derived from the student, see students.default_layer_map). `eval_every` is in
     steps (0: evaluate on dev only at the end of each epoch); `patience` is the number of dev
-    evaluations without improvement before stopping early (0: never).
+    evaluations without improvement before stopping early (0: never). `transfer` adds a
+    transfer set (TransferConfig: rows taught by the teacher's soft targets only).
     """
 
     train: FinetuneConfig = option(default_factory=lambda: DISTILL_TRAIN,
