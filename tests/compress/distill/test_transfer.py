@@ -146,3 +146,18 @@ def test_distill_trains_on_the_transfer_set_when_augment_is_given(tiny_bert_dir,
     manifest = json.loads(result.output)
     assert manifest["n_train"] == 3 * 24 and manifest["transfer"]["rows"] == 2 * 24
     assert manifest["config"]["transfer"]["augment"] == 2
+
+
+def test_transfer_seeds_pairs_each_seed_with_its_reference_when_both_arms_ran():
+    import numpy as np
+
+    from benchmarks.transfer_seeds import pair
+
+    truth = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    base = {"seed": 0, "_truth": truth, "_pred": np.array([0, 1, 0, 1, 1, 0, 1, 0])}  # 4 right
+    aug = {"seed": 0, "_pred": np.array([0, 1, 0, 1, 0, 1, 1, 0])}  # 6 right, 2 more
+    paired = pair({"base": [base], "aug": [aug]}, "base")["aug"]
+    assert paired["per_seed"][0]["delta"] == 25.0 and paired["mean_delta"] == 25.0
+    assert paired["per_seed"][0]["model_only"] == 2 and paired["pays"]
+    with pytest.raises(SystemExit, match="aug seed 1 has no base run"):
+        pair({"base": [base], "aug": [{**aug, "seed": 1}]}, "base")
