@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from edgecompress.cli import app
 from edgecompress.cli.options import flag
-from edgecompress.compress.distill.config import DistillConfig
+from edgecompress.compress.distill.config import DistillConfig, TransferConfig
 from edgecompress.compress.llm.config import EvalConfig, LMPruneConfig
 from edgecompress.compress.prune.config import PruneConfig
 from edgecompress.compress.quantize.config import QuantizeConfig
@@ -41,7 +41,8 @@ CONFIGS = {
     "finetune": [(FinetuneConfig, "", FinetuneConfig())],
     "prune": [(PruneConfig, "", PruneConfig())],
     "distill": [(DistillConfig, "", DistillConfig()),
-                (FinetuneConfig, "train.", DistillConfig().train)],
+                (FinetuneConfig, "train.", DistillConfig().train),
+                (TransferConfig, "transfer.", DistillConfig().transfer)],
     "quantize": [(QuantizeConfig, "", None)],
     "export": [(QuantizeConfig, "", None)],
     "llm prune": [(LMPruneConfig, "", LMPruneConfig())],

@@ -49,6 +49,47 @@ def parse_layer_map(text: str) -> LayerMap:
     return tuple(pairs)
 
 
+MAX_AUGMENT = 64  # copies per sentence: TinyBERT used 20; more is a typo, not a plan
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """A transfer set: extra rows that learn only from the teacher's soft targets (the logit KL
+    and the hidden / attention losses; no cross-entropy), beside the labelled training rows.
+
+    `augment` copies of every training sentence, TinyBERT-style (transfer.py): each word is
+    replaced with probability `replace_rate` by one of its `neighbours` nearest training words by
+    the teacher's input embedding, deleted with probability `delete_rate`, and with probability
+    `mix_rate` a copy takes a span of another training sentence. Seeded by the training seed.
+    """
+
+    augment: int = option(0, help="Transfer set: augmented copies of each training sentence, "
+                                  "taught by the teacher's soft targets only (0: none).")
+    replace_rate: float = option(0.3, help="Transfer set: share of words replaced by a word "
+                                           "whose teacher embedding is near.")
+    neighbours: int = option(15, help="Transfer set: nearest training words a word may become.")
+    delete_rate: float = option(0.1, help="Transfer set: share of words deleted.")
+    mix_rate: float = option(0.2, help="Transfer set: share of copies given a span of another "
+                                       "training sentence.")
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        if not 0 <= self.augment <= MAX_AUGMENT:
+            raise FieldError("augment", f"must be between 0 and {MAX_AUGMENT}, got {self.augment}")
+        for name in ("replace_rate", "delete_rate", "mix_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise FieldError(name, f"must be between 0 and 1, got {value}")
+        if self.delete_rate >= 1.0:
+            raise FieldError("delete_rate", "must be below 1 (a copy would have no words)")
+        if self.neighbours < 1:
+            raise FieldError("neighbours", f"must be >= 1, got {self.neighbours}")
+
+    @property
+    def active(self) -> bool:
+        return self.augment > 0
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Loss weights and training budget. A weight of 0 switches that loss off.
@@ -58,7 +99,8 @@ class DistillConfig:
     `layer_map` pairs student layers with teacher layers for the hidden-state and attention
     losses (None: derived from the student, see students.default_layer_map). `eval_every` is in
     steps (0: evaluate on dev only at the end of each epoch); `patience` is the number of dev
-    evaluations without improvement before stopping early (0: never).
+    evaluations without improvement before stopping early (0: never). `transfer` adds a
+    transfer set (TransferConfig: rows taught by the teacher's soft targets only).
     """
 
     train: FinetuneConfig = option(default_factory=lambda: DISTILL_TRAIN,
@@ -81,6 +123,8 @@ class DistillConfig:
     patience: int = option(0, help="Stop after N dev evaluations without gain (0: never).")
     max_minutes: float | None = option(None, help="Stop after this much training time (a "
                                                   "rerun continues).")
+    transfer: TransferConfig = option(default_factory=TransferConfig,
+                                      help="Transfer set (TransferConfig).")
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -125,6 +169,8 @@ class DistillConfig:
         if not self.needs_embedding:  # absent when unused: earlier fingerprints still hold
             data.pop("embedding_cosine_weight")
             data.pop("embedding_mse_weight")
+        if not self.transfer.active:  # absent when unused: earlier fingerprints still hold
+            data.pop("transfer")
         return data
 
     def fingerprint(self, *extra: str) -> str:

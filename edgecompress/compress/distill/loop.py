@@ -42,6 +42,7 @@ from edgecompress.compress.training.train import (
 )
 from edgecompress.fsutil import atomic_directory, atomic_write_json
 
+UNLABELLED = -1  # a TrainData label: text the teacher labels (its argmax)
 BEST_WEIGHTS = "student.safetensors"
 BEST_PROGRESS = "best.json"
 
@@ -51,7 +52,8 @@ ProgressCallback = Callable[[int, int, float, dict], None]
 
 @dataclass(frozen=True)
 class TrainData:
-    """Training texts and class ids; -1 marks unlabelled text (the teacher's argmax is used)."""
+    """Training texts and class ids; -1 marks unlabelled text (the teacher's argmax is used),
+    losses.SOFT_ONLY a transfer-set row (the teacher's soft targets only, no cross-entropy)."""
 
     texts: tuple[str, ...]
     labels: tuple[int, ...]
@@ -246,7 +248,8 @@ def _step(run: Run, module: nn.Module, optimizer, scheduler, step: int,
     teacher, student = teacher.float(), student.float()  # the losses run in float32
     y = feed.labels[idx]
     if teacher.logits is not None:
-        y = torch.where(y < 0, teacher.logits.argmax(-1), y)  # unlabelled rows: teacher's label
+        # unlabelled rows: the teacher's label; transfer rows (SOFT_ONLY) keep no label
+        y = torch.where(y == UNLABELLED, teacher.logits.argmax(-1), y)
     loss, parts = distill_loss(student, teacher, y, mask, run.config, plan, run.projections)
     scale = run.world.loss_scale(len(idx), len(batch_idx))
     (loss * scale).backward()  # under DDP: gradients averaged over ranks = the batch's mean

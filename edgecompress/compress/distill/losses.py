@@ -2,7 +2,8 @@
 
 - `soft_kl`: KL(teacher || student) of temperature-softened logits, scaled by T² so its gradient
   keeps the same size as T changes (Hinton et al.).
-- `label_ce`: ordinary cross-entropy on hard labels.
+- `label_ce`: ordinary cross-entropy on hard labels; transfer-set rows (label `SOFT_ONLY`) have
+  none and add nothing to it.
 - `hidden_mse`: MSE between mapped layers' hidden states over real tokens, through a learned
   projection where the student is narrower than the teacher (TinyBERT).
 - `attention_kl`: KL between attention distributions of mapped layers, per head, over real query
@@ -23,6 +24,8 @@ from torch import nn
 
 from edgecompress.compress.distill.config import DistillConfig
 from edgecompress.compress.distill.features import Features
+
+SOFT_ONLY = -2  # the label of a transfer-set row: it learns from the teacher's soft targets only
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,16 @@ def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 
 def label_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of logits (B, C) against class ids (B,). Returns a scalar."""
-    return F.cross_entropy(logits, labels)
+    """Cross-entropy of logits (B, C) against class ids (B,). Returns a scalar.
+
+    Rows labelled `SOFT_ONLY` add 0 and still count in the batch mean, so a labelled row weighs
+    the same in a batch of transfer rows as in a batch without them (0 for a batch of them).
+    """
+    soft_only = labels == SOFT_ONLY
+    if not bool(soft_only.any()):
+        return F.cross_entropy(logits, labels)
+    per_row = F.cross_entropy(logits, labels.clamp(min=0), reduction="none")
+    return torch.where(soft_only, torch.zeros_like(per_row), per_row).sum() / len(labels)
 
 
 def _token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -197,8 +197,41 @@ def _classification_source(request: DistillRequest, teacher: LoadedModel) -> _So
     info = {"dataset": dataset.name, "labels": list(dataset.labels),
             "label_mapping": dataset.label_mapping, "split_sizes": dataset.split_sizes(),
             "splits_drawn": dataset.drawn_splits}
-    return _Source(data, dev, None, info, [dataset.split_line()] if dataset.drawn_splits else [],
-                   lambda t, s: heldout_metrics(t, s, dataset))
+    lines = [dataset.split_line()] if dataset.drawn_splits else []
+    if request.config.transfer.active:
+        data, info["transfer"] = _with_transfer(request, teacher, dataset, data)
+        lines.append(_transfer_line(info["transfer"]))
+    return _Source(data, dev, None, info, lines, lambda t, s: heldout_metrics(t, s, dataset))
+
+
+def _with_transfer(request: DistillRequest, teacher: LoadedModel, dataset,
+                   data: TrainData) -> tuple[TrainData, dict]:
+    """`data` plus the transfer set built from its labelled rows (transfer.py), whose rows carry
+    the label SOFT_ONLY; and the set's manifest facts."""
+    from edgecompress.compress.distill.losses import SOFT_ONLY
+    from edgecompress.compress.distill.transfer import (
+        build_transfer_set,
+        heldout_rows,
+        input_embedding,
+        token_vocab,
+    )
+
+    labelled = [text for text, label in zip(data.texts, data.labels) if label >= 0]
+    try:
+        embedding = input_embedding(teacher.module)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    found = build_transfer_set(labelled, heldout_rows(dataset), token_vocab(teacher.tokenizer),
+                               embedding, request.config.transfer, request.config.train.seed)
+    return (TrainData(data.texts + found.texts, data.labels + (SOFT_ONLY,) * len(found.texts)),
+            found.info)
+
+
+def _transfer_line(info: dict) -> str:
+    held = f", {info['dropped_heldout']} equal to a dev/test row dropped" \
+        if info["dropped_heldout"] else ""
+    return (f"transfer set: {info['rows']:,} augmented rows ({info['augment']} per training "
+            f"sentence{held}), taught by the teacher's soft targets only")
 
 
 def _embedding_source(request: DistillRequest, teacher: LoadedModel) -> _Source:
@@ -207,6 +240,9 @@ def _embedding_source(request: DistillRequest, teacher: LoadedModel) -> _Source:
     from edgecompress.compress.evaluation.evaluate import DEFAULT_MAX_LENGTH
 
     seed, max_length = request.config.train.seed, request.config.train.max_length
+    if request.config.transfer.active:
+        raise UserError("transfer.augment applies to a classifier teacher; a sentence "
+                        "encoder already learns every row from the teacher's embedding")
     name, train, dev, test = embedding_texts(request.data.spec, request.unlabeled, seed,
                                              request.data)
     if request.train_size is not None and request.train_size < len(train):

@@ -209,18 +209,21 @@ def _at(source: str, text: str) -> UserError:
 
 
 def _distill_config(source: str, settings: dict, key: Callable[[str], str] = _key):
-    """[distill] (+ [distill.train]) -> DistillStageConfig; messages name the key via `key`.
-    Keys [distill.train] leaves out are those of DistillConfig's own training (DISTILL_TRAIN)."""
-    from edgecompress.compress.distill.config import DISTILL_TRAIN, DistillConfig
+    """[distill] (+ [distill.train], [distill.transfer]) -> DistillStageConfig; messages name
+    the key via `key`. Keys [distill.train] leaves out are those of DistillConfig's own training
+    (DISTILL_TRAIN); those [distill.transfer] leaves out, TransferConfig's defaults."""
+    from edgecompress.compress.distill.config import DISTILL_TRAIN, DistillConfig, TransferConfig
     from edgecompress.compress.pipeline.stages import DistillStageConfig
     from edgecompress.compress.training.config import FinetuneConfig
 
     extras = {f.name for f in dataclasses.fields(DistillStageConfig)} - {"distill"}
     values = tuples({k: v for k, v in settings.items() if k not in extras})
-    if isinstance(settings.get("train"), dict):
-        values["train"] = build(FinetuneConfig, {**dataclasses.asdict(DISTILL_TRAIN),
-                                                 **tuples(settings["train"])},
-                                lambda f: key(f"distill.train.{f}"), source)
+    tables = {"train": (FinetuneConfig, dataclasses.asdict(DISTILL_TRAIN)),
+              "transfer": (TransferConfig, {})}
+    for name, (cls, base) in tables.items():
+        if isinstance(settings.get(name), dict):
+            values[name] = build(cls, {**base, **tuples(settings[name])},
+                                 lambda f, name=name: key(f"distill.{name}.{f}"), source)
     distill = build(DistillConfig, values, lambda f: key(f"distill.{f}"), source)
     extra = {k: v for k, v in settings.items() if k in extras}
     try:

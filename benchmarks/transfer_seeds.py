@@ -1,0 +1,170 @@
+"""The transfer set against plain distillation, paired per seed on the same test sentences.
+
+Each argument is `ARM=DIR`, DIR a finished distillation (its `distill.json` and student
+checkpoint, written by `edgecompress distill` or a run's distill stage). Every run must have
+learnt from the same teacher on the same dataset; the arms differ only in their distill settings,
+the runs of one arm only in their seed. The script predicts the test split with each student (the
+evaluation path every accuracy here uses: `split_predictions`, as deployed), checks the accuracy
+against the run's own distill.json, and pairs each arm with the reference arm seed by seed
+(stats.paired_delta: points, Newcombe interval, McNemar p), then the mean over seeds. Per-example
+predictions go into the JSON (one character per test sentence), so later arms pair with these runs
+without retraining them. Writes JSON (no absolute paths: runs by their folder name) and prints a
+markdown table.
+
+    PYTHONPATH=. EDGECOMPRESS_CACHE=CACHE .venv/bin/python benchmarks/transfer_seeds.py \\
+        base=RUN/stages/distill/checkpoint base=kd/base-s1 base=kd/base-s2 \\
+        aug2=kd/aug2-s0 aug2=kd/aug2-s1 aug2=kd/aug2-s2 --reference base \\
+        --note "2 cores shared with other jobs" --out benchmarks/results/transfer_seeds.json
+
+The runs behind `benchmarks/results/transfer_seeds.json` are listed in its "commands" key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgecompress.fsutil import atomic_write_json
+
+
+def read_run(directory: Path) -> dict:
+    """What one finished distillation says about itself (no predictions yet)."""
+    record = json.loads((Path(directory) / "distill.json").read_text())
+    config, test = record["config"], record["test"]
+    return {"run": Path(directory).name if Path(directory).name != "checkpoint"
+            else "/".join(Path(directory).parts[-3:]),
+            "seed": config["train"]["seed"], "teacher": Path(record["teacher"]).name,
+            "dataset": record["dataset"], "config": config, "transfer": record.get("transfer"),
+            "n_train": record["n_train"], "steps": record["steps"],
+            "train_minutes": round(record["seconds"] / 60, 1),
+            "wall_minutes": round(record["wall_seconds"] / 60, 1),
+            "accuracy": test["student"]["accuracy"],
+            "teacher_accuracy": test["teacher"]["accuracy"]}
+
+
+def predictions(directory: Path, dataset) -> np.ndarray:
+    """The student's class ids on the test split."""
+    from edgecompress.compress.evaluation.evaluate import split_predictions
+    from edgecompress.compress.models.loading import load_model
+    from edgecompress.targets import torch_runner
+
+    student = load_model(directory)
+    return split_predictions(torch_runner(student.module), student.tokenizer,
+                             dataset.split("test"))
+
+
+def _stored(previous: Path | None, run: dict) -> np.ndarray | None:
+    """The predictions `previous` (an earlier output) holds for this very run, else None."""
+    if previous is None or not previous.exists():
+        return None
+    same = ("run", "seed", "config", "accuracy")
+    for found in json.loads(previous.read_text())["runs"].values():
+        for old in found:
+            if all(old[k] == run[k] for k in same):
+                return np.array([int(c) for c in old["predictions"]])
+    return None
+
+
+def pair(runs: dict[str, list[dict]], reference: str) -> dict:
+    """Per arm other than `reference`: the paired delta per seed and their mean."""
+    from edgecompress.stats import paired_delta
+
+    truth = runs[reference][0]["_truth"]
+    base = {r["seed"]: r for r in runs[reference]}
+    out = {}
+    for arm, found in runs.items():
+        if arm == reference:
+            continue
+        per_seed = []
+        for run in sorted(found, key=lambda r: r["seed"]):
+            if run["seed"] not in base:
+                raise SystemExit(f"{arm} seed {run['seed']} has no {reference} run to pair with")
+            delta = paired_delta(truth, run["_pred"], base[run["seed"]]["_pred"])
+            per_seed.append({"seed": run["seed"], **delta.to_json()})
+        deltas = [d["delta"] for d in per_seed]
+        out[arm] = {"against": reference, "per_seed": per_seed,
+                    "mean_delta": round(statistics.mean(deltas), 3),
+                    "min_delta": min(deltas), "max_delta": max(deltas),
+                    "pays": statistics.mean(deltas) > 0}
+    return out
+
+
+def table(runs: dict[str, list[dict]], paired: dict) -> str:
+    lines = ["| arm | seed | steps | train min | test accuracy | paired delta vs reference, "
+             "points [95 % CI] | McNemar p |", "|---|---:|---:|---:|---:|---|---:|"]
+    for arm, found in runs.items():
+        deltas = {d["seed"]: d for d in paired.get(arm, {}).get("per_seed", [])}
+        for run in sorted(found, key=lambda r: r["seed"]):
+            d = deltas.get(run["seed"])
+            text = (f"{d['delta']:+.2f} [{d['delta_ci95'][0]:+.2f}, {d['delta_ci95'][1]:+.2f}]"
+                    if d else "reference")
+            p = f"{d['p_value']:.2f}" if d else ""
+            lines.append(f"| {arm} | {run['seed']} | {run['steps']} | {run['train_minutes']} | "
+                         f"{run['accuracy']:.2%} | {text} | {p} |")
+        if arm in paired:
+            lines.append(f"| {arm} | mean | | | "
+                         f"{statistics.mean(r['accuracy'] for r in found):.2%} | "
+                         f"{paired[arm]['mean_delta']:+.2f} | |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", help="ARM=DIR, one per finished distillation")
+    parser.add_argument("--reference", default="base", help="the arm the others pair with")
+    parser.add_argument("--note", default="", help="how the host was (load) while they ran")
+    parser.add_argument("--commands", type=Path, help="a text file with the commands that made "
+                                                      "the runs (kept in the JSON)")
+    parser.add_argument("--reuse", type=Path, help="an earlier output of this script: a run it "
+                                                   "holds (same folder name, seed, config and "
+                                                   "accuracy) keeps its stored predictions")
+    parser.add_argument("--out", type=Path, default=Path("transfer_seeds.json"))
+    args = parser.parse_args(argv)
+    from edgecompress.compress.data.dataref import DataRef
+    from edgecompress.targets.host import host_info
+
+    runs: dict[str, list[dict]] = {}
+    datasets = {}
+    for item in args.runs:
+        arm, sep, directory = item.partition("=")
+        if not sep:
+            parser.error(f"expected ARM=DIR, got {item!r}")
+        run = read_run(Path(directory))
+        dataset = datasets.setdefault(run["dataset"], DataRef(run["dataset"]).load())
+        stored = _stored(args.reuse, run)
+        run["_pred"] = stored if stored is not None else predictions(Path(directory), dataset)
+        run["_truth"] = np.asarray(dataset.split("test").labels)
+        measured = float(np.mean(run["_pred"] == run["_truth"]))
+        if abs(measured - run["accuracy"]) > 1e-9:
+            raise SystemExit(f"{directory}: test accuracy {measured:.4f} here, "
+                             f"{run['accuracy']:.4f} in its distill.json")
+        runs.setdefault(arm, []).append(run)
+    if args.reference not in runs:
+        parser.error(f"no runs of the reference arm {args.reference!r}")
+    facts = {(r["teacher"], r["teacher_accuracy"], r["dataset"]) for v in runs.values() for r in v}
+    if len(facts) != 1:
+        raise SystemExit(f"runs learnt from different teachers or data: {sorted(facts)}")
+    paired = pair(runs, args.reference)
+    teacher, teacher_accuracy, dataset = facts.pop()
+    stored = {arm: [{**{k: v for k, v in r.items() if not k.startswith("_")},
+                     "predictions": "".join(map(str, r["_pred"].tolist()))}
+                    for r in sorted(found, key=lambda r: r["seed"])]
+              for arm, found in runs.items()}
+    report = {"teacher": teacher, "teacher_accuracy": teacher_accuracy, "dataset": dataset,
+              "split": "test", "n": len(next(iter(runs.values()))[0]["_truth"]),
+              "reference": args.reference, "paired": paired, "runs": stored,
+              "host": host_info(), "host_note": args.note,
+              "commands": args.commands.read_text().splitlines() if args.commands else []}
+    atomic_write_json(args.out, report)
+    print(table(runs, paired))
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
