@@ -27,7 +27,12 @@ needs_openvino = needs_extra("openvino", "OpenVINO")
 _NEEDS = {"pte": needs_executorch, "openvino": needs_openvino}
 # Targets that can run fp32: these tests check the fp32 export path (quantized schemes are in
 # test_quantize.py; npu-int8 / edgetpu run static int8 only).
-TARGETS = [pytest.param(p.name, marks=_NEEDS[p.format]) if p.format in _NEEDS else p.name
+# rpi5 exports the same TFLite as arm64-phone plus its shape buckets (tests/compress/quantize/
+# test_stage.py's bucket case runs by default); android-xnnpack's ExecuTorch lowering costs ~10 s
+# a model: both run with -m slow here, so the default run keeps one export per format.
+_SLOW = {"rpi5", "android-xnnpack"}
+TARGETS = [pytest.param(p.name, marks=[*([_NEEDS[p.format]] if p.format in _NEEDS else []),
+                                       *([pytest.mark.slow] if p.name in _SLOW else [])])
            for p in list_profiles() if "fp32" in p.runnable_schemes]
 
 

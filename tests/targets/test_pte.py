@@ -59,7 +59,8 @@ def test_pte_dynamic_int8_is_smaller_than_fp32_when_weights_are_int8(exported, i
 
 
 @needs_executorch
-@pytest.mark.parametrize("gate", [("fp32", (1e-12, 1.0, None)),
+@pytest.mark.parametrize("gate", [pytest.param(("fp32", (1e-12, 1.0, None)),
+                                               marks=pytest.mark.slow),  # int8: same path
                                   ("dynamic-int8", (1.0, 1.0, 1e-9))])
 def test_pte_export_is_refused_and_leaves_no_file_when_the_gate_is_too_strict(models, tmp_path,
                                                                              gate):
