@@ -102,25 +102,6 @@ def _key(path: str) -> str:
     return f"key '{path}'"
 
 
-def _llm_targets(path: Path, data: dict, resolve) -> tuple[tuple[str, ...], dict]:
-    from edgecompress.targets.llm.profile import load_llm_profile
-
-    targets = data.get("targets")
-    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-        raise UserError(f"{path}: key 'targets': expected a non-empty list of LLM target names")
-    resolved, profiles = tuple(resolve(path, t) for t in targets), {}
-    for given, target in zip(targets, resolved):
-        try:
-            profile = load_llm_profile(target)
-        except UserError as err:
-            raise UserError(f"{path}: key 'targets': {err}") from None
-        if profile.name in profiles:
-            raise UserError(f"{path}: key 'targets': target {profile.name!r} is listed twice "
-                            f"(as {given!r}); each target runs once")
-        profiles[profile.name] = profile
-    return resolved, profiles
-
-
 def _schemes(path: Path, data: dict, profiles: dict) -> tuple[tuple[str, str], ...]:
     section = data.get("quantize", {})
     if not isinstance(section, dict) or set(section) - {"schemes"}:
@@ -209,13 +190,17 @@ def _dataset(path: Path, data: dict, model: str, resolve) -> str:
     return resolve(path, value)
 
 
-def llm_recipe_fields(path: Path, data: dict, resolve_relative, check_keys) -> dict:
+def llm_recipe_fields(path: Path, data: dict, resolve_relative, check_keys,
+                      read_targets) -> dict:
     """The fields of a Recipe (its `llm` set) from the TOML table of a recipe whose model is a
-    decoder LM, with recipe.py's `resolve_relative` and `check_keys`; UserError naming the file
-    and the key for anything that cannot run. Reads no weights."""
+    decoder LM, with recipe.py's `resolve_relative`, `check_keys` and `read_targets` (given the
+    LLM profiles' loader); UserError naming the file and the key for anything that cannot run.
+    Reads no weights."""
+    from edgecompress.targets.llm.profile import load_llm_profile
+
     check_keys(path, "recipe", data, LLM_KEYS)
     model = resolve_relative(path, data["model"])
-    targets, profiles = _llm_targets(path, data, resolve_relative)
+    targets, profiles = read_targets(path, data, load_llm_profile)
     stages = tuple((name, json.dumps(_table(path, data, name, cls).to_json(), sort_keys=True))
                    for name, cls in LLM_STAGES.items() if name in data)
     llm = LLMSettings(eval=_table(path, data, "eval", EvalConfig),

@@ -311,10 +311,12 @@ def _same_file(a: str, b: str) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
-def _targets(path: Path, data: dict) -> tuple[tuple[str, ...], dict]:
-    """(targets as given, resolved against the recipe's folder; {profile name: Profile})."""
+def _targets(path: Path, data: dict, load=None) -> tuple[tuple[str, ...], dict]:
+    """(targets as given, resolved against the recipe's folder; {profile name: profile}), each
+    read by `load` (default: the encoder targets' load_profile; an LLM recipe passes its own)."""
     from edgecompress.targets import load_profile
 
+    load = load or load_profile
     targets = data.get("targets")
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
         raise _err(path, "targets", "a non-empty list of target names")
@@ -322,7 +324,7 @@ def _targets(path: Path, data: dict) -> tuple[tuple[str, ...], dict]:
     profiles = {}
     for given, target in zip(targets, resolved):
         try:
-            profile = load_profile(target)
+            profile = load(target)
         except UserError as err:
             raise UserError(f"{path}: key 'targets': {err}") from None
         if profile.name in profiles:
@@ -434,7 +436,7 @@ def parse_recipe(path: Path, data: dict) -> Recipe:
     if isinstance(data.get("model"), str) and data["model"].strip() \
             and is_llm_model(resolve_relative(path, data["model"])):
         # a decoder LM: its own keys and plan (llm_plan.py)
-        return Recipe(**llm_recipe_fields(path, data, resolve_relative, _check_keys))
+        return Recipe(**llm_recipe_fields(path, data, resolve_relative, _check_keys, _targets))
     _check_keys(path, "recipe", data, TOP_KEYS)
     targets, profiles = _targets(path, data)
     stages = []

@@ -15,7 +15,7 @@ format = "{format}"
 runtime = "{runtime}"
 threads = 1
 scheme = "{scheme}"
-[gate]
+{extra}[gate]
 kl_max = {kl_max}
 top1_min = {top1_min}
 windows = 3
@@ -35,8 +35,9 @@ def write_text_csv(folder: Path) -> Path:
 
 
 def write_profile(tmp_path: Path, *, name: str, format: str, runtime: str, scheme: str,
-                  kl_max: float, top1_min: float) -> str:
+                  kl_max: float, top1_min: float, extra: str = "") -> str:
+    """A one-thread LLM target profile; `extra`: top-level lines of the format's own keys."""
     path = tmp_path / f"{scheme}.toml"
     path.write_text(PROFILE.format(name=name, format=format, runtime=runtime, scheme=scheme,
-                                   kl_max=kl_max, top1_min=top1_min))
+                                   kl_max=kl_max, top1_min=top1_min, extra=extra))
     return str(path)

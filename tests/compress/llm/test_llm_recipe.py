@@ -107,9 +107,8 @@ def test_llm_recipe_refuses_a_bad_top_level_key_in_one_line_when_run(tmp_path, t
 
 def test_llm_recipe_refuses_eval_windows_beyond_the_targets_kv_cache_when_run(tmp_path, tiny_dirs,
                                                                             text_csv):
-    profile = Path(write_profile(tmp_path, name="small-cache", format="pte",
-                                 runtime="executorch", scheme="8da4w", kl_max=1.0, top1_min=0.0))
-    profile.write_text(profile.read_text().replace("[gate]", "max_context = 64\n[gate]"))
+    profile = write_profile(tmp_path, name="small-cache", format="pte", runtime="executorch",
+                            scheme="8da4w", kl_max=1.0, top1_min=0.0, extra="max_context = 64\n")
     path = tmp_path / "bad.toml"
     path.write_text(f'model = "{tiny_dirs["llama"]}"\ndataset = "{text_csv}"\n'
                     f'targets = ["{profile}"]\n[eval]\ncontext = 128\nstride = 64\n')

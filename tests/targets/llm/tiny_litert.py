@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.compress.llm.export_helpers import write_profile
 from tests.targets.llm.tiny_genai import _root, tiny_llama_dir
 
 # litert-torch / ai-edge-litert are edgecompress dependencies (not an extra); a broken install
@@ -21,30 +22,11 @@ needs_litert = pytest.mark.skipif(
            "dependencies): pip install -e .")
 KV_CACHE, PREFILL = 128, (16, 64)
 
-PROFILE = """kind = "llm"
-name = "tiny-phone-llm"
-description = "test"
-format = "tflite"
-runtime = "litert"
-threads = 1
-scheme = "{scheme}"
-kv_cache_size = {kv}
-prefill_lengths = {prefill}
-[gate]
-kl_max = {kl_max}
-top1_min = {top1_min}
-windows = 3
-context = 32
-new_tokens = 4
-"""
-
-
 def write_litert_profile(folder: Path, *, scheme: str = "dynamic-int8", kl_max: float = 0.5,
                          top1_min: float = 0.8) -> str:
-    path = folder / f"litert-{scheme}.toml"
-    path.write_text(PROFILE.format(scheme=scheme, kv=KV_CACHE, prefill=list(PREFILL),
-                                   kl_max=kl_max, top1_min=top1_min))
-    return str(path)
+    return write_profile(folder, name="tiny-phone-llm", format="tflite", runtime="litert",
+                         scheme=scheme, kl_max=kl_max, top1_min=top1_min,
+                         extra=f"kv_cache_size = {KV_CACHE}\nprefill_lengths = {list(PREFILL)}\n")
 
 
 @lru_cache(maxsize=2)
