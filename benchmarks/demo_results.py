@@ -35,7 +35,8 @@ def run_summary(run_dir: Path) -> dict:
         rows[row["target"]] = {key: row.get(key) for key in (
             "format", "scheme", "threads", "size_bytes", "gzip_bytes", "p50_ms", "p50_real_ms",
             "accuracy", "ci95", "n", "agreement", "vs_teacher")}
-    return {"run_dir": str(run_dir), "host": report.get("host"),
+    return {"run_dir": run_dir.name,  # the folder's name, never a path of this machine
+            "host": report.get("host"),
             "teacher": {k: teacher.get(k) for k in ("accuracy", "ci95", "n")},
             "findings": [f["title"] for f in report.get("findings") or []], "rows": rows,
             "refused": report.get("refused") or []}
