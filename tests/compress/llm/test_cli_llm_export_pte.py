@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from edgecompress.cli import app
 from edgecompress.errors import UserError
-from tests.compress.llm.export_helpers import PROFILE, write_text_csv
+from tests.compress.llm.export_helpers import write_profile, write_text_csv
 from tests.compress.llm.test_cli_llm import _one_line_error
 from tests.compress.llm.tiny import TEXTS
 from tests.targets.llm.tiny_genai import tiny_llama_dir
@@ -29,11 +29,9 @@ CACHE = 128  # the test target's static KV cache
 def _profile(folder, kl_max: float = 2.0, top1_min: float = 0.3) -> str:
     """A tiny ExecuTorch target: 8da4w as android-xnnpack-llm, a 128-position cache. The tiny
     random Llama is far from a trained model's weights; int4 groups cost it more top-1."""
-    path = folder / "tiny-pte.toml"
-    path.write_text(PROFILE.format(name="tiny-pte", format="pte", runtime="executorch",
-                                   scheme="8da4w", kl_max=kl_max, top1_min=top1_min)
-                    .replace("[gate]", f"max_context = {CACHE}\n[gate]"))
-    return str(path)
+    return write_profile(folder, name="tiny-pte", format="pte", runtime="executorch",
+                         scheme="8da4w", kl_max=kl_max, top1_min=top1_min,
+                         extra=f"max_context = {CACHE}\n")
 
 
 @pytest.fixture(scope="module")
