@@ -33,6 +33,7 @@ from edgecompress.fsutil import atomic_write_json
 RUN_FILE = "run.json"
 STAGES_DIR = "stages"
 STAGE_FILE = "stage.json"
+ROUND_MARK = "-round"  # the step id of an earlier prune / distill round: "prune-round1"
 CHECKPOINT_DIR = "checkpoint"
 TEACHER_DIR = "teacher"
 ARTIFACTS_DIR = "artifacts"
@@ -105,6 +106,12 @@ class RunDir:
 
     def stage_file(self, step: str) -> Path:
         return self.stage_dir(step) / STAGE_FILE
+
+    def round_steps(self, stage: str) -> list[str]:
+        """The earlier rounds' step ids of `stage` this run wrote ([prune] rounds), in order."""
+        found = [p.name for p in self.stages.glob(f"{stage}{ROUND_MARK}*")
+                 if p.name[len(stage) + len(ROUND_MARK):].isdigit()]
+        return sorted(found, key=lambda name: int(name[len(stage) + len(ROUND_MARK):]))
 
     @property
     def teacher(self) -> Path:

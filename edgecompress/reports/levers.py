@@ -10,25 +10,36 @@ from pathlib import Path
 
 from edgecompress.rundir import RunDir, read_object
 
-STAGES = ("finetune", "prune", "distill", "vocab")
-
 
 def run_levers(run_dir: Path) -> list[str]:
     """One line per model-level stage the run went through, in pipeline order; UserError naming
     a record that cannot be read or is not laid out as its stage writes it."""
     from edgecompress.reports.findings import read_layout
 
-    lines = []
-    for stage in STAGES:
-        path = RunDir(run_dir).stage_file(stage)
+    run, lines = RunDir(run_dir), []
+    for step, stage, label in _steps(run):
+        path = run.stage_file(step)
         if not path.is_file():
             continue
         record = read_object(path)
         line = read_layout(lambda s=stage, r=record: DESCRIBE[s](r.get("config") or {}, r),
                            path, run_dir)
         if line:
-            lines.append(line)
+            lines.append(line.replace(f"{stage}:", f"{stage} {label}:", 1) if label else line)
     return lines
+
+
+def _steps(run: RunDir) -> list[tuple[str, str, str]]:
+    """(step id, stage, round label) in pipeline order: [prune] rounds put their earlier prune
+    and distill steps ("prune-round1", "distill-round1", ...) before the last round's."""
+    ids = [*zip(run.round_steps("prune"), run.round_steps("distill")), ("prune", "distill")]
+    out = [("finetune", "finetune", "")]
+    for k, (prune, distill) in enumerate(ids, 1):
+        label = f"(round {k} of {len(ids)})" if len(ids) > 1 else ""
+        cut = f"(round {k} of {len(ids)}, fractions of what round {k - 1} left)" if k > 1 \
+            else label
+        out += [(prune, "prune", cut), (distill, "distill", label)]
+    return out + [("vocab", "vocab", "")]
 
 
 def _finetune(config: dict, record: dict) -> str:

@@ -61,3 +61,18 @@ def test_the_markdown_report_lists_the_levers_when_the_run_has_stages(tmp_path):
     add_artifact(run_dir)
     text = render_markdown(build_report(run_dir))
     assert "## How the artifacts were made" in text and "- prune: kept layers 1, 3, 5" in text
+
+
+def test_levers_list_each_prune_and_distill_round_in_order(tmp_path):
+    run_dir = _run(tmp_path)
+    distill = {"distill": {"train": {**TRAIN, "epochs": 1}, "kd_weight": 1.0},
+               "student": "pruned"}
+    _stage(run_dir, "prune-round1", {"keep_layers": [1, 3, 5], "ffn": 0.25,
+                                     "importance": "gradient"})
+    _stage(run_dir, "distill-round1", distill)
+    lines = run_levers(run_dir)
+    assert [line.split(":")[0] for line in lines] == [
+        "teacher", "prune (round 1 of 2)", "distill (round 1 of 2)",
+        "prune (round 2 of 2, fractions of what round 1 left)", "distill (round 2 of 2)",
+        "vocabulary"]
+    assert "cut 25% of the FFN neurons" in lines[1] and "for 1 epoch(s)" in lines[2]

@@ -108,17 +108,19 @@ def _corpus_lines(recipe: Recipe, fetch: bool) -> list[str]:
 
 
 # Room a run needs in its folder, in multiples of the recipe model's files. Why: each training
-# step ([prune], [distill], and the vocabulary step that follows [distill]: plan.py) writes a
-# checkpoint no larger than the model in fp32; each target writes an artifact no larger than
-# fp32 and, while exporting, its fp32 export beside the quantized one (2 per target); the step
-# being written atomically sits beside the copy it replaces (1 more). The fine-tuned teacher
-# goes to the cache, not here.
+# step ([prune] and [distill], once per round, and the vocabulary step that follows [distill]:
+# plan.py) writes a checkpoint no larger than the model in fp32; each target writes an artifact
+# no larger than fp32 and, while exporting, its fp32 export beside the quantized one (2 per
+# target); the step being written atomically sits beside the copy it replaces (1 more). The
+# fine-tuned teacher goes to the cache, not here.
 def run_output_bytes(recipe: Recipe) -> int:
     """Bytes a run of `recipe` may write into its folder (see the rule above)."""
     from edgecompress.compress.models.modules import resolve_model_path
+    from edgecompress.compress.pipeline.plan import prune_rounds
     from edgecompress.fsutil import files_bytes
 
     steps = sum(1 for name, _ in recipe.stages if name != "finetune")
+    steps += 2 * (prune_rounds(recipe) - 1)  # each earlier round: a prune and a distill
     steps += bool(recipe.settings("distill")) and bool((recipe.settings("prune") or {})
                                                         .get("vocab_corpus"))
     return files_bytes(resolve_model_path(recipe.model)) * (steps + 2 * len(recipe.targets) + 1)

@@ -41,22 +41,21 @@ def training_steps(recipe: Recipe, run_dir: Path) -> tuple[list[Step], str, str]
 
     Vocabulary pruning moves after distillation: it needs no recovery (accuracy unchanged
     within the CI on RT) and teacher and student must share a vocabulary while one learns from
-    the other."""
+    the other. `[prune] rounds = N` turns prune + distill into N of each (round_settings)."""
     from edgecompress.compress.pipeline.recipe import build_stage_config
 
     steps, current, teacher = [], recipe.model, recipe.model
     prune = recipe.settings("prune") or {}
     vocab_later = bool(recipe.settings("distill")) and bool(prune.get("vocab_corpus"))
     vocab = {k: v for k, v in prune.items() if k in VOCAB_KEYS}  # the corpus and its column
-    for name, _ in recipe.stages:
-        settings = recipe.settings(name)
+    for step_id, name, settings in _stage_steps(recipe):
         if name == "prune" and vocab_later:
             settings = {k: v for k, v in settings.items() if k not in VOCAB_KEYS}
         config = build_stage_config(recipe, name, settings)
         inputs = (("teacher", teacher), ("student", current)) if name == "distill" \
             else (("model", current),)
-        steps.append(Step(name, name, config, inputs, RunDir(run_dir).stage_dir(name)))
-        current = _ref(name)
+        steps.append(Step(step_id, name, config, inputs, RunDir(run_dir).stage_dir(step_id)))
+        current = _ref(step_id)
         teacher = current if name == "finetune" else teacher
     if vocab_later:
         config = build_stage_config(recipe, "prune", vocab)
@@ -64,6 +63,65 @@ def training_steps(recipe: Recipe, run_dir: Path) -> tuple[list[Step], str, str]
                           RunDir(run_dir).stage_dir("vocab")))
         current = _ref("vocab")
     return steps, current, teacher
+
+
+def _stage_steps(recipe: Recipe) -> list[tuple[str, str, dict]]:
+    """(step id, stage, settings) of the recipe's training stages in run order, prune and
+    distill repeated per round."""
+    out = []
+    for name, _ in recipe.stages:
+        if name == "distill" and prune_rounds(recipe) > 1:
+            continue  # with its prune round
+        if name == "prune" and prune_rounds(recipe) > 1:
+            out += round_settings(recipe.settings("prune"), recipe.settings("distill"))
+            continue
+        settings = recipe.settings(name)
+        if name == "prune":
+            settings = {k: v for k, v in settings.items() if k != ROUNDS_KEY}
+        out.append((name, name, settings))
+    return out
+
+
+ROUNDS_KEY = "rounds"  # [prune] rounds = N: prune a little, recover, N times (round_settings)
+SPLIT_FRACTIONS = ("heads", "ffn", "layers")  # what rounds cut a share of each time
+FIRST_ROUND_ONLY = ("keep_layers", "drop_heads")  # they number the recipe model's layers
+QAT_KEYS = ("qat_target", "qat_scheme")  # fake quantization trains the final student only
+
+
+def prune_rounds(recipe: Recipe) -> int:
+    return int((recipe.settings("prune") or {}).get(ROUNDS_KEY, 1))
+
+
+def round_settings(prune: dict, distill: dict) -> list[tuple[str, str, dict]]:
+    """Prune and distill in rounds (as CoFi and Sheared-LLaMA prune gradually rather than in one
+    cut): round k of N cuts the heads / FFN / layer fractions linearly, to k/N of the recipe's
+    total (each round's fraction is of what the previous round left), and distils the result
+    from the teacher. The [distill.train] epochs are split over the rounds, the remainder to the
+    last, so N rounds cost about the training of one cut. Layer choices by number
+    (keep_layers, drop_heads) apply in round 1; QAT in the last round. The last round keeps the
+    step ids "prune" and "distill"; earlier ones are "prune-round1", "distill-round1", ..."""
+    from edgecompress.compress.distill.config import DISTILL_TRAIN
+    from edgecompress.rundir import ROUND_MARK
+
+    rounds = int(prune[ROUNDS_KEY])
+    train = distill.get("train") or {}
+    epochs = int(train.get("epochs", DISTILL_TRAIN.epochs))
+    out = []
+    for k in range(1, rounds + 1):
+        last = k == rounds
+        cut = {key: v for key, v in prune.items() if key != ROUNDS_KEY
+               and (k == 1 or key not in FIRST_ROUND_ONLY)}
+        for key in SPLIT_FRACTIONS:
+            if prune.get(key):
+                total = float(prune[key])
+                done = total * (k - 1) / rounds  # of the recipe model, removed before round k
+                cut[key] = round(total / rounds / (1 - done), 6)
+        share = epochs - (rounds - 1) * (epochs // rounds) if last else epochs // rounds
+        recover = {key: v for key, v in distill.items() if last or key not in QAT_KEYS}
+        recover["train"] = {**train, "epochs": share}
+        suffix = "" if last else f"{ROUND_MARK}{k}"
+        out += [(f"prune{suffix}", "prune", cut), (f"distill{suffix}", "distill", recover)]
+    return out
 
 
 def target_spec(profile) -> str:

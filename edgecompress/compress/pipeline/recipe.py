@@ -13,6 +13,7 @@
 
     [finetune]   # optional: train a classifier first (FinetuneConfig keys + seeds)
     [prune]      # optional: PruneConfig keys (heads, ffn, layers, keep_layers, vocab_corpus, ...)
+                 # + rounds: prune and distill in N rounds (plan.round_settings)
     [distill]    # optional: DistillConfig keys + seeds + student ("pruned" or "layers:1,3,5"),
                  # train_size, qat_target / qat_scheme (train with a target's fake quantization)
     [quantize]   # optional: schemes = {target = scheme}, max_drop = points | {target = points}
@@ -276,7 +277,49 @@ def _finetune_config(source: str, settings: dict, key: Callable[[str], str] = _k
 
 
 def build_stage_config(recipe: Recipe, name: str, settings: dict):
-    return stage_config(recipe.source, name, settings)
+    """A step's config from its recipe table ([prune] rounds is the plan's, not the stage's)."""
+    return stage_config(recipe.source, name, _without_rounds(name, settings))
+
+
+def _without_rounds(name: str, settings):
+    from edgecompress.compress.pipeline.plan import ROUNDS_KEY
+
+    if name != "prune" or not isinstance(settings, dict):
+        return settings
+    return {k: v for k, v in settings.items() if k != ROUNDS_KEY}
+
+
+def _check_rounds(path: Path, data: dict) -> None:
+    """[prune] rounds = N (plan.round_settings): a whole number, with a [distill] that recovers
+    the pruned model each round, enough epochs to give each round one, and only cuts a round
+    can take a share of."""
+    from edgecompress.compress.distill.config import DISTILL_TRAIN
+    from edgecompress.compress.pipeline.plan import ROUNDS_KEY, SPLIT_FRACTIONS
+
+    prune = data.get("prune")
+    if not isinstance(prune, dict) or ROUNDS_KEY not in prune:
+        return
+    rounds = prune[ROUNDS_KEY]
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise _err(path, "prune.rounds", f"a positive integer, got {rounds!r}")
+    if rounds == 1:
+        return
+    distill = data.get("distill")
+    if not isinstance(distill, dict) or distill.get("student", "pruned") != "pruned":
+        raise UserError(f"{path}: key 'prune.rounds': rounds recover the pruned model with "
+                        "[distill] (student = \"pruned\") after each cut; add that table")
+    unsplit = sorted(set(prune) & {"target_params", "target_mb", "sparsity", "nm"})
+    if unsplit:
+        raise UserError(f"{path}: key 'prune.rounds': rounds split the {', '.join(SPLIT_FRACTIONS)}"
+                        f" fractions; prune.{unsplit[0]} cannot be split (use fractions)")
+    if not any(prune.get(key) for key in SPLIT_FRACTIONS):
+        raise UserError(f"{path}: key 'prune.rounds': nothing to cut in rounds (set one of "
+                        f"prune.{', prune.'.join(SPLIT_FRACTIONS)})")
+    train = distill.get("train") if isinstance(distill.get("train"), dict) else {}
+    epochs = train.get("epochs", DISTILL_TRAIN.epochs)
+    if isinstance(epochs, int) and epochs < rounds:
+        raise UserError(f"{path}: key 'prune.rounds': {rounds} rounds need at least {rounds} "
+                        f"distill.train.epochs (one a round), got {epochs}")
 
 
 def _resolve_settings(path: Path, name: str, settings: dict) -> dict:
@@ -438,13 +481,14 @@ def parse_recipe(path: Path, data: dict) -> Recipe:
         # a decoder LM: its own keys and plan (llm_plan.py)
         return Recipe(**llm_recipe_fields(path, data, resolve_relative, _check_keys, _targets))
     _check_keys(path, "recipe", data, TOP_KEYS)
+    _check_rounds(path, data)
     targets, profiles = _targets(path, data)
     stages = []
     for stage in STAGE_ORDER:
         if stage in data:
             settings = _resolve_settings(path, stage, data[stage]) \
                 if isinstance(data[stage], dict) else data[stage]
-            stage_config(str(path), stage, settings)  # validate now, not hours later
+            stage_config(str(path), stage, _without_rounds(stage, settings))  # now, not later
             stages.append((stage, json.dumps(settings, sort_keys=True)))
     schemes, max_drop = _quantize(path, data, profiles)
     runs, warmup = _bench(path, data)
