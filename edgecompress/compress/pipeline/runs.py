@@ -266,9 +266,10 @@ def plan_lines(recipe: Recipe, run_dir: Path) -> list[str]:
     steps = [step for step, _ in states]
     stale = RunDir(run_dir).stale_entries({s.id for s in steps}, {s.target for s in steps})
     lines += [f"  remove {path.relative_to(run_dir)} (not in this recipe)" for path in stale]
+    width = max([12] + [len(s.id) for s in steps if s.target is None])  # prune-round1, ...
     for step, state in states:
         if step.target is None:
-            lines.append(f"  stage {step.id:<12} {state}")
+            lines.append(f"  stage {step.id:<{width}} {state}")
         else:
             pending.setdefault(step.target, []).append((step.stage, state))
     for target, states in pending.items():
