@@ -1,4 +1,7 @@
-"""The transfer set against plain distillation, paired per seed on the same test sentences.
+"""Distillation arms paired per seed on the same test sentences.
+
+Issue 28's levers: the transfer set against plain distillation (lever 1), prune-and-distil rounds
+against one cut (lever 2).
 
 Each argument is `ARM=DIR`, DIR a finished distillation (its `distill.json` and student
 checkpoint, written by `edgecompress distill` or a run's distill stage). Every run must have
@@ -16,7 +19,8 @@ markdown table.
         aug2=kd/aug2-s0 aug2=kd/aug2-s1 aug2=kd/aug2-s2 --reference base \\
         --note "2 cores shared with other jobs" --out benchmarks/results/transfer_seeds.json
 
-The runs behind `benchmarks/results/transfer_seeds.json` are listed in its "commands" key.
+The runs behind `benchmarks/results/transfer_seeds.json` and `prune_rounds.json` are listed in
+their "commands" key (a run's distill step is RUN/stages/distill/checkpoint).
 """
 
 from __future__ import annotations
@@ -70,6 +74,33 @@ def _stored(previous: Path | None, run: dict) -> np.ndarray | None:
     return None
 
 
+def _dataset(loaded: dict, name: str):
+    """The dataset `name`, loaded once."""
+    from edgecompress.compress.data.dataref import DataRef
+
+    if name not in loaded:
+        loaded[name] = DataRef(name).load()
+    return loaded[name]
+
+
+def _carry_stored(previous: Path, runs: dict[str, list[dict]], datasets: dict,
+                  arms: list[str]) -> None:
+    """Add the runs of `arms` that `previous` holds and `runs` lacks (by seed), predictions as
+    stored."""
+    for arm, found in json.loads(previous.read_text())["runs"].items():
+        if arm not in arms:
+            continue
+        seeds = {r["seed"] for r in runs.get(arm, [])}
+        for old in found:
+            if old["seed"] in seeds:
+                continue
+            dataset = _dataset(datasets, old["dataset"])
+            run = {k: v for k, v in old.items() if k != "predictions"}
+            run["_pred"] = np.array([int(c) for c in old["predictions"]])
+            run["_truth"] = np.asarray(dataset.split("test").labels)
+            runs.setdefault(arm, []).append(run)
+
+
 def pair(runs: dict[str, list[dict]], reference: str) -> dict:
     """Per arm other than `reference`: the paired delta per seed and their mean."""
     from edgecompress.stats import paired_delta
@@ -116,16 +147,23 @@ def table(runs: dict[str, list[dict]], paired: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="ARM=DIR, one per finished distillation")
-    parser.add_argument("--reference", default="base", help="the arm the others pair with")
+    parser.add_argument("--reference", action="append", default=[],
+                        help="the arm the others pair with (default base); given again, the "
+                             "arms are paired with that one too (the JSON's paired_also)")
     parser.add_argument("--note", default="", help="how the host was (load) while they ran")
     parser.add_argument("--commands", type=Path, help="a text file with the commands that made "
                                                       "the runs (kept in the JSON)")
     parser.add_argument("--reuse", type=Path, help="an earlier output of this script: a run it "
                                                    "holds (same folder name, seed, config and "
                                                    "accuracy) keeps its stored predictions")
+    parser.add_argument("--keep-stored", action="append", default=[], metavar="ARM",
+                        help="with --reuse: that arm's runs the file holds and the command line "
+                             "does not (earlier seeds whose folders are gone) join with their "
+                             "stored predictions")
     parser.add_argument("--out", type=Path, default=Path("transfer_seeds.json"))
     args = parser.parse_args(argv)
-    from edgecompress.compress.data.dataref import DataRef
+    if args.keep_stored and args.reuse is None:
+        parser.error("--keep-stored needs --reuse FILE")
     from edgecompress.targets.host import host_info
 
     runs: dict[str, list[dict]] = {}
@@ -135,7 +173,7 @@ def main(argv=None) -> int:
         if not sep:
             parser.error(f"expected ARM=DIR, got {item!r}")
         run = read_run(Path(directory))
-        dataset = datasets.setdefault(run["dataset"], DataRef(run["dataset"]).load())
+        dataset = _dataset(datasets, run["dataset"])
         stored = _stored(args.reuse, run)
         run["_pred"] = stored if stored is not None else predictions(Path(directory), dataset)
         run["_truth"] = np.asarray(dataset.split("test").labels)
@@ -144,12 +182,17 @@ def main(argv=None) -> int:
             raise SystemExit(f"{directory}: test accuracy {measured:.4f} here, "
                              f"{run['accuracy']:.4f} in its distill.json")
         runs.setdefault(arm, []).append(run)
-    if args.reference not in runs:
-        parser.error(f"no runs of the reference arm {args.reference!r}")
+    if args.keep_stored:
+        _carry_stored(args.reuse, runs, datasets, args.keep_stored)
+    references = args.reference or ["base"]
+    for reference in references:
+        if reference not in runs:
+            parser.error(f"no runs of the reference arm {reference!r}")
     facts = {(r["teacher"], r["teacher_accuracy"], r["dataset"]) for v in runs.values() for r in v}
     if len(facts) != 1:
         raise SystemExit(f"runs learnt from different teachers or data: {sorted(facts)}")
-    paired = pair(runs, args.reference)
+    paired = pair(runs, references[0])
+    also = {ref: pair(runs, ref) for ref in references[1:]}
     teacher, teacher_accuracy, dataset = facts.pop()
     stored = {arm: [{**{k: v for k, v in r.items() if not k.startswith("_")},
                      "predictions": "".join(map(str, r["_pred"].tolist()))}
@@ -157,11 +200,15 @@ def main(argv=None) -> int:
               for arm, found in runs.items()}
     report = {"teacher": teacher, "teacher_accuracy": teacher_accuracy, "dataset": dataset,
               "split": "test", "n": len(next(iter(runs.values()))[0]["_truth"]),
-              "reference": args.reference, "paired": paired, "runs": stored,
+              "reference": references[0], "paired": paired,
+              **({"paired_also": also} if also else {}), "runs": stored,
               "host": host_info(), "host_note": args.note,
               "commands": args.commands.read_text().splitlines() if args.commands else []}
     atomic_write_json(args.out, report)
     print(table(runs, paired))
+    for ref, more in also.items():
+        print(f"\npaired with {ref}:\n" + table({a: r for a, r in runs.items() if a in more
+                                                 or a == ref}, more))
     print(f"written: {args.out}")
     return 0
 

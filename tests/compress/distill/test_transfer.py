@@ -161,3 +161,24 @@ def test_transfer_seeds_pairs_each_seed_with_its_reference_when_both_arms_ran():
     assert paired["per_seed"][0]["model_only"] == 2 and paired["pays"]
     with pytest.raises(SystemExit, match="aug seed 1 has no base run"):
         pair({"base": [base], "aug": [{**aug, "seed": 1}]}, "base")
+
+
+def test_transfer_seeds_carries_an_arms_stored_seeds_and_leaves_the_other_arms(tmp_path):
+    from benchmarks.transfer_seeds import _carry_stored
+
+    class Split:
+        labels = [0, 1, 1]
+
+    class Data:
+        def split(self, name):
+            return Split()
+
+    stored = {"seed": 0, "dataset": "d", "accuracy": 2 / 3, "predictions": "011"}
+    previous = tmp_path / "earlier.json"
+    previous.write_text(json.dumps({"runs": {"base": [stored, {**stored, "seed": 1}],
+                                             "aug": [stored]}}))
+    runs = {"base": [{"seed": 1, "_pred": None}]}  # seed 1 given on the command line
+    _carry_stored(previous, runs, {"d": Data()}, ["base"])
+    assert sorted(r["seed"] for r in runs["base"]) == [0, 1] and "aug" not in runs
+    carried = next(r for r in runs["base"] if r["seed"] == 0)
+    assert carried["_pred"].tolist() == [0, 1, 1] and "predictions" not in carried
