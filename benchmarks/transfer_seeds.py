@@ -34,19 +34,29 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.fsutil import atomic_write_json
+from edgecompress.rundir import STAGES_DIR, RunDir
 
 
 def read_run(directory: Path) -> dict:
-    """What one finished distillation says about itself (no predictions yet)."""
-    record = json.loads((Path(directory) / "distill.json").read_text())
+    """What one finished distillation says about itself (no predictions yet). A run's distill
+    step (RUN/stages/distill/checkpoint) counts the steps and minutes of its earlier prune rounds
+    too ([prune] rounds: RUN/stages/distill-roundK), each round's steps under "rounds"."""
+    directory = Path(directory)
+    record = json.loads((directory / "distill.json").read_text())
+    in_run = directory.name == "checkpoint" and len(directory.parts) >= 4 \
+        and directory.parts[-3] == STAGES_DIR
+    earlier = [json.loads((RunDir(directory.parents[2]).stage_dir(step) / directory.name
+                           / "distill.json").read_text())
+               for step in RunDir(directory.parents[2]).round_steps("distill")] if in_run else []
+    records = earlier + [record]
     config, test = record["config"], record["test"]
-    return {"run": Path(directory).name if Path(directory).name != "checkpoint"
-            else "/".join(Path(directory).parts[-3:]),
+    return {"run": "/".join(directory.parts[-4:]) if in_run else directory.name,
             "seed": config["train"]["seed"], "teacher": Path(record["teacher"]).name,
             "dataset": record["dataset"], "config": config, "transfer": record.get("transfer"),
-            "n_train": record["n_train"], "steps": record["steps"],
-            "train_minutes": round(record["seconds"] / 60, 1),
-            "wall_minutes": round(record["wall_seconds"] / 60, 1),
+            "n_train": record["n_train"], "steps": sum(r["steps"] for r in records),
+            **({"rounds": [r["steps"] for r in records]} if earlier else {}),
+            "train_minutes": round(sum(r["seconds"] for r in records) / 60, 1),
+            "wall_minutes": round(sum(r["wall_seconds"] for r in records) / 60, 1),
             "accuracy": test["student"]["accuracy"],
             "teacher_accuracy": test["teacher"]["accuracy"]}
 

@@ -182,3 +182,21 @@ def test_transfer_seeds_carries_an_arms_stored_seeds_and_leaves_the_other_arms(t
     assert sorted(r["seed"] for r in runs["base"]) == [0, 1] and "aug" not in runs
     carried = next(r for r in runs["base"] if r["seed"] == 0)
     assert carried["_pred"].tolist() == [0, 1, 1] and "predictions" not in carried
+
+
+def test_transfer_seeds_counts_the_earlier_rounds_of_a_runs_distill_step(tmp_path):
+    from benchmarks.transfer_seeds import read_run
+
+    def record(steps, seconds):
+        return {"config": {"train": {"seed": 1}}, "teacher": "/t/teacher", "dataset": "d",
+                "n_train": 10, "steps": steps, "seconds": seconds, "wall_seconds": seconds + 6,
+                "test": {"student": {"accuracy": 0.8}, "teacher": {"accuracy": 0.9}}}
+
+    for step, steps in (("distill-round1", 305), ("distill", 610)):
+        folder = tmp_path / "run" / "stages" / step / "checkpoint"
+        folder.mkdir(parents=True)
+        (folder / "distill.json").write_text(json.dumps(record(steps, steps * 0.6)))
+    run = read_run(tmp_path / "run" / "stages" / "distill" / "checkpoint")
+    assert run["run"] == "run/stages/distill/checkpoint" and run["rounds"] == [305, 610]
+    assert run["steps"] == 915 and run["train_minutes"] == round(915 * 0.6 / 60, 1)
+    assert run["wall_minutes"] == round((915 * 0.6 + 12) / 60, 1)
