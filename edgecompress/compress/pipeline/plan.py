@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.compress.pipeline.recipe import Recipe
+from edgecompress.compress.pipeline.recipe import ROUNDS_KEY, SPLIT_FRACTIONS, Recipe
 from edgecompress.compress.pipeline.target_stages import (
     BenchConfig,
     EvalConfig,
@@ -82,8 +82,6 @@ def _stage_steps(recipe: Recipe) -> list[tuple[str, str, dict]]:
     return out
 
 
-ROUNDS_KEY = "rounds"  # [prune] rounds = N: prune a little, recover, N times (round_settings)
-SPLIT_FRACTIONS = ("heads", "ffn", "layers")  # what rounds cut a share of each time
 FIRST_ROUND_ONLY = ("keep_layers", "drop_heads")  # they number the recipe model's layers
 QAT_KEYS = ("qat_target", "qat_scheme")  # fake quantization trains the final student only
 

@@ -44,6 +44,8 @@ TOP_KEYS = {"name", "model", "dataset", "targets", "description", "finetune", "p
             "distill", "quantize", "bench", "label_map", "search", "verify"}
 STAGE_ORDER = ("finetune", "prune", "distill")  # quantization happens at export, per target
 QUANTIZE_KEYS = {"schemes", "max_drop"}
+ROUNDS_KEY = "rounds"  # [prune] rounds = N: prune a little, recover, N times (plan.round_settings)
+SPLIT_FRACTIONS = ("heads", "ffn", "layers")  # what rounds cut a share of each time
 BENCH_KEYS = {"runs", "warmup"}
 
 
@@ -282,8 +284,6 @@ def build_stage_config(recipe: Recipe, name: str, settings: dict):
 
 
 def _without_rounds(name: str, settings):
-    from edgecompress.compress.pipeline.plan import ROUNDS_KEY
-
     if name != "prune" or not isinstance(settings, dict):
         return settings
     return {k: v for k, v in settings.items() if k != ROUNDS_KEY}
@@ -294,7 +294,6 @@ def _check_rounds(path: Path, data: dict) -> None:
     the pruned model each round, enough epochs to give each round one, and only cuts a round
     can take a share of."""
     from edgecompress.compress.distill.config import DISTILL_TRAIN
-    from edgecompress.compress.pipeline.plan import ROUNDS_KEY, SPLIT_FRACTIONS
 
     prune = data.get("prune")
     if not isinstance(prune, dict) or ROUNDS_KEY not in prune:
