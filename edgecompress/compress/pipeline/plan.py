@@ -75,10 +75,7 @@ def _stage_steps(recipe: Recipe) -> list[tuple[str, str, dict]]:
         if name == "prune" and prune_rounds(recipe) > 1:
             out += round_settings(recipe.settings("prune"), recipe.settings("distill"))
             continue
-        settings = recipe.settings(name)
-        if name == "prune":
-            settings = {k: v for k, v in settings.items() if k != ROUNDS_KEY}
-        out.append((name, name, settings))
+        out.append((name, name, recipe.settings(name)))  # build_stage_config drops `rounds`
     return out
 
 
