@@ -274,13 +274,15 @@ LOCK_FILE = ".edgecompress.lock"
 
 
 @contextmanager
-def held_lock(folder: Path, on_stale=None):
+def held_lock(folder: Path, on_stale=None, wait: bool = False):
     """Hold `folder`/.edgecompress.lock while the block runs: one writer per folder at a time.
 
     The file holds the holder's pid and host; the lock itself is an exclusive `flock` on it,
     which the kernel drops when the process ends however it ends (kill -9 too), so a lock
     whose process is gone is taken over and `on_stale(line)` is told. Raises UserError while
-    another live process holds it. The file is removed on exit, Ctrl-C and errors included.
+    another live process holds it, or with `wait` waits for it (a shared cache entry that one
+    process builds and the others then reuse). The file is removed on exit, Ctrl-C and errors
+    included.
     """
     import fcntl
     import socket
@@ -292,7 +294,7 @@ def held_lock(folder: Path, on_stale=None):
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = _lock_holder(path)
             os.close(fd)

@@ -254,3 +254,44 @@ def test_held_lock_outlives_its_holder_only_as_a_stale_file_when_the_holder_is_k
     with held_lock(tmp_path, on_stale=notes.append):
         pass
     assert len(notes) == 1 and f"pid {child.pid}" in notes[0]
+
+
+def test_held_lock_with_wait_takes_the_folder_once_its_holder_lets_go(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from edgecompress.fsutil import LOCK_FILE, held_lock
+
+    code = ("import sys, time; from pathlib import Path; from edgecompress.fsutil import "
+            "held_lock\nwith held_lock(Path(sys.argv[1])):\n print('held', flush=True); "
+            "time.sleep(1.5)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match="in use"):  # without wait: refused at once
+            with held_lock(tmp_path):
+                pass
+        began = time.monotonic()
+        with held_lock(tmp_path, wait=True, on_stale=pytest.fail):
+            waited = time.monotonic() - began  # the holder sleeps 1.5 s after saying "held"
+            assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] != child.pid
+        assert waited > 0.5
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_emulation_build_lock_is_reentrant_in_one_process_and_held_in_the_cache(tmp_path,
+                                                                               monkeypatch):
+    from edgecompress.fsutil import CACHE_ENV, LOCK_FILE
+    from edgecompress.targets import emulation
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    with emulation.build_lock():
+        assert (tmp_path / "emulation" / LOCK_FILE).is_file()
+        with emulation.build_lock():  # a build probing its own CPU root: no deadlock
+            pass
+        assert (tmp_path / "emulation" / LOCK_FILE).is_file()
+    assert not (tmp_path / "emulation" / LOCK_FILE).exists()

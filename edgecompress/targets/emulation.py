@@ -34,11 +34,18 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.errors import UserError
-from edgecompress.fsutil import atomic_directory, atomic_write_json, cache_root, sha256_file
+from edgecompress.fsutil import (
+    atomic_directory,
+    atomic_write_json,
+    cache_root,
+    held_lock,
+    sha256_file,
+)
 
 ISA_DIR = Path(__file__).with_name("isas")
 PROBE = Path(__file__).with_name("emulation_probe.py")
@@ -213,6 +220,28 @@ def environment_dir(spec: EmulationSpec) -> Path:
     return cache_root() / "emulation" / f"{spec.isa}-{spec.key}"
 
 
+_held: list[Path] = []  # the emulation folders whose build lock this process holds
+
+
+@contextmanager
+def build_lock():
+    """Held while an environment or a CPU root is built: processes that verify at once (two
+    runs, a parallel test session) wait and reuse what the first one built instead of
+    replacing it under each other. Re-entrant in one process (a build probes its own CPU
+    root)."""
+    folder = cache_root() / "emulation"
+    if folder in _held:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with held_lock(folder, wait=True):
+        _held.append(folder)
+        try:
+            yield
+        finally:
+            _held.remove(folder)
+
+
 def open_environment(spec: EmulationSpec) -> Environment | None:
     """The built environment, or None when there is none yet; UserError when the folder is
     there but broken (a missing or unreadable record, python or wheel)."""
@@ -241,14 +270,23 @@ def _broken(spec: EmulationSpec, root: Path) -> str:
     return ""
 
 
-def build_environment(spec: EmulationSpec, qemu: Qemu, progress: Progress = print) -> Environment:
-    """Build (or rebuild) the environment into the cache, atomically; returns it.
+def build_environment(spec: EmulationSpec, qemu: Qemu, progress: Progress = print,
+                      reuse: bool = False) -> Environment:
+    """Build (or rebuild) the environment into the cache, atomically, under `build_lock`;
+    returns it. With `reuse`, one that another process finished while this one waited for the
+    lock is returned as it is.
 
     Downloads Debian's arm64 packages through a private apt configuration and the aarch64
     wheels with this Python's pip, records the sha256 of every downloaded file, then starts the
     emulated python once to check that every runtime imports. Raises UserError when a download
     or the check fails (nothing is left behind but the cache's apt lists).
     """
+    with build_lock():
+        built = open_environment(spec) if reuse else None
+        return built or _build_environment(spec, qemu, progress)
+
+
+def _build_environment(spec: EmulationSpec, qemu: Qemu, progress: Progress) -> Environment:
     began = time.perf_counter()
     final = environment_dir(spec)
     with atomic_directory(final) as tmp:
@@ -355,13 +393,20 @@ def cpu_root(env: Environment, cpu: CpuProfile) -> Path:
     root = env.root / "cpus" / f"{cpu.name}-{cores}"
     if (root / "proc" / "cpuinfo").is_file():
         return root
+    with build_lock():
+        if (root / "proc" / "cpuinfo").is_file():  # built while this process waited
+            return root
+        _write_cpu_root(env, cpu, cores, root)
+    return root
+
+
+def _write_cpu_root(env: Environment, cpu: CpuProfile, cores: int, root: Path) -> None:
     with atomic_directory(root) as tmp:
         for entry in env.sysroot.iterdir():
             # relative, so the links survive the environment's atomic rename into place
             (tmp / entry.name).symlink_to(Path("..", "..", "sysroot", entry.name))
         (tmp / "proc").mkdir()
         (tmp / "proc" / "cpuinfo").write_text(cpu.cpuinfo(cores))
-    return root
 
 
 def emulated_python(env: Environment, qemu: Qemu, cpu: CpuProfile, qemu_cpu: str, *,

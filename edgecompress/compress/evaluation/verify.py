@@ -231,7 +231,7 @@ def open_emulator(isa: str, cpus: tuple[str, ...], progress=print) -> Emulator:
     env = emulation.open_environment(spec)
     if env is None:
         progress(f"building the {isa} emulation environment (once, into the cache)")
-        env = emulation.build_environment(spec, qemu, progress)
+        env = emulation.build_environment(spec, qemu, progress, reuse=True)
     probed = {}
     for cpu, qemu_cpu, _ in pinned:  # before any artifact runs: refuse an SME trap
         probed[cpu.name] = emulation.probe(env, qemu, cpu, qemu_cpu)
