@@ -21,6 +21,7 @@ Rows (each `tool`, `format`, `scheme`, `edgecompress`, `size_mb`, `decode_tok_s`
     SmolLM2 (`--qlinear 8da4w --qembedding 8w --use_custom_sdpa`; group 32, static KV cache of
     1024), with the android-xnnpack-llm target's glue (targets/llm/export_executorch.py) since
     optimum-executorch itself pins an older transformers; run by executorch.runtime + XNNPACK.
+    Its row, measured apart (`--only pte`), is in results/slm_anchors_executorch.json.
   - hooks: `--artifact SCHEME=PATH` measures any artifact `open_session` runs (an edgecompress
     GGUF of a pruned / distilled checkpoint, and the ONNX Runtime GenAI folder once its session
     is registered) as an edgecompress row; `--rows-from FILE.json` appends rows measured
