@@ -229,20 +229,27 @@ def test_held_lock_is_released_when_the_block_fails(tmp_path, error):
         pass
 
 
-def test_held_lock_outlives_its_holder_only_as_a_stale_file_when_the_holder_is_killed(tmp_path):
-    import signal
+def _holder(folder, seconds: float):
+    """A child process that holds `folder`'s lock for `seconds`, once it has said "held"."""
     import subprocess
     import sys
 
-    from edgecompress.fsutil import LOCK_FILE, held_lock
-
     code = ("import sys, time; from pathlib import Path; from edgecompress.fsutil import "
             "held_lock\nwith held_lock(Path(sys.argv[1])):\n print('held', flush=True); "
-            "time.sleep(60)")
-    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+            f"time.sleep({seconds})")
+    child = subprocess.Popen([sys.executable, "-c", code, str(folder)],
                              stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_held_lock_outlives_its_holder_only_as_a_stale_file_when_the_holder_is_killed(tmp_path):
+    import signal
+
+    from edgecompress.fsutil import LOCK_FILE, held_lock
+
+    child = _holder(tmp_path, 60)
     try:
-        assert child.stdout.readline().strip() == "held"
         with pytest.raises(UserError, match=f"pid {child.pid} "):
             with held_lock(tmp_path):
                 pass
@@ -257,19 +264,12 @@ def test_held_lock_outlives_its_holder_only_as_a_stale_file_when_the_holder_is_k
 
 
 def test_held_lock_with_wait_takes_the_folder_once_its_holder_lets_go(tmp_path):
-    import subprocess
-    import sys
     import time
 
     from edgecompress.fsutil import LOCK_FILE, held_lock
 
-    code = ("import sys, time; from pathlib import Path; from edgecompress.fsutil import "
-            "held_lock\nwith held_lock(Path(sys.argv[1])):\n print('held', flush=True); "
-            "time.sleep(1.5)")
-    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
-                             stdout=subprocess.PIPE, text=True)
+    child = _holder(tmp_path, 1.5)
     try:
-        assert child.stdout.readline().strip() == "held"
         with pytest.raises(UserError, match="in use"):  # without wait: refused at once
             with held_lock(tmp_path):
                 pass
