@@ -62,7 +62,7 @@ def test_quantized_export_passes_its_scheme_gate_when_scheme_is_supported(quanti
     assert np.max(np.abs(out - torch_runner(loaded.module).run(**inputs))) <= tolerance
 
 
-def test_onnx_a16w8_has_int16_activations_and_less_error_than_int8_when_static(quantized):
+def test_onnx_a16w8_has_int16_activations_and_int8_weights_when_static(quantized):
     import onnx
 
     a16, base, _ = quantized("onnx", "static-a16w8")
