@@ -10,9 +10,12 @@ in variants and scores each against the fp32 reference on held-out bbc-news wind
         head_fp32=head:none minmax=algo:affine
 
 Each argument is NAME[=KEY:VALUE[;KEY:VALUE]] with keys head (8da4w | 8da8w | none), algo (torchao's
-intx_choose_qparams_algorithm: hqq_scale_only | affine) and emb (8w | none). Prints one line per
-variant (KL and top-1 with their bootstrap intervals); 1 thread, about a minute each on a 2-core
-EPYC.
+intx_choose_qparams_algorithm: hqq_scale_only | affine), emb (8w | none), body (8da4w | 8da8w |
+4w: int4 weights with float activations), mapping (symmetric | asymmetric: the int4 weights' zero
+points) and mixed (none | q4km: llama.cpp's Q4_K_M choice of sensitive layers, v_proj and
+down_proj of the first and last eighth of the layers and every third between, in 8da8w).
+Prints one line per variant (KL and top-1 with their bootstrap intervals); 1 thread, about a
+minute each on a 2-core EPYC.
 """
 
 from __future__ import annotations
@@ -30,17 +33,20 @@ from edgecompress.compress.llm.config import EvalConfig  # noqa: E402
 from edgecompress.compress.llm.load import load_lm  # noqa: E402
 from edgecompress.compress.llm.metrics import score_windows, summarize, token_windows  # noqa: E402
 from edgecompress.compress.llm.sources import dataset_texts  # noqa: E402
+from edgecompress.targets.llm.export_executorch import sensitive_linear  # noqa: E402
 
 WINDOWS = EvalConfig(context=256, stride=128, windows=6, resamples=100)
 
 
-def quantized(model, head: str = "8da4w", algo: str = "hqq_scale_only", emb: str = "8w"):
+def quantized(model, head: str = "8da4w", algo: str = "hqq_scale_only", emb: str = "8w",
+              body: str = "8da4w", mapping: str = "symmetric", mixed: str = "none"):
     from torchao.quantization.granularity import PerAxis, PerGroup
     from torchao.quantization.quant_api import (
         Int8DynamicActivationIntxWeightConfig,
         IntxWeightOnlyConfig,
         quantize_,
     )
+    from torchao.quantization.quant_primitives import MappingType
 
     model = copy.deepcopy(model).eval()
     if model.config.tie_word_embeddings:  # the head its own copy, as the export makes it
@@ -49,14 +55,26 @@ def quantized(model, head: str = "8da4w", algo: str = "hqq_scale_only", emb: str
         quantize_(model, IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0),
                                               intx_choose_qparams_algorithm=algo),
                   lambda module, fqn: isinstance(module, torch.nn.Embedding))
-    body = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4,
-                                                 weight_granularity=PerGroup(32),
+    weights = MappingType.SYMMETRIC if mapping == "symmetric" else MappingType.ASYMMETRIC
+    int8 = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8,
+                                                 weight_granularity=PerAxis(0),
                                                  intx_choose_qparams_algorithm=algo)
-    heads = {"8da4w": body, "8da8w": Int8DynamicActivationIntxWeightConfig(
-        weight_dtype=torch.int8, weight_granularity=PerAxis(0),
-        intx_choose_qparams_algorithm=algo), "none": None}
-    quantize_(model, body, lambda module, fqn: isinstance(module, torch.nn.Linear)
-              and "lm_head" not in fqn)
+    bodies = {"8da4w": Int8DynamicActivationIntxWeightConfig(
+        weight_dtype=torch.int4, weight_granularity=PerGroup(32), weight_mapping_type=weights,
+        intx_choose_qparams_algorithm=algo), "8da8w": int8, "4w": IntxWeightOnlyConfig(
+        weight_dtype=torch.int4, granularity=PerGroup(32), mapping_type=weights,
+        intx_choose_qparams_algorithm=algo)}
+    heads = {"8da4w": bodies["8da4w"], "8da8w": int8, "none": None}
+    layers = model.config.num_hidden_layers
+
+    def sensitive(fqn: str, layers: int) -> bool:  # the body's; the head has its own key
+        return sensitive_linear(fqn, layers) and "lm_head" not in fqn
+
+    if mixed == "q4km":
+        quantize_(model, int8, lambda module, fqn: isinstance(module, torch.nn.Linear)
+                  and sensitive(fqn, layers))
+    quantize_(model, bodies[body], lambda module, fqn: isinstance(module, torch.nn.Linear)
+              and "lm_head" not in fqn and not (mixed == "q4km" and sensitive(fqn, layers)))
     if heads[head] is not None:
         quantize_(model, heads[head], lambda module, fqn: isinstance(module, torch.nn.Linear)
                   and "lm_head" in fqn)

@@ -42,6 +42,9 @@ PTE_NAME = "model.pte"
 SCHEMES: dict[str, tuple[str | None, str | None]] = {
     "8da4w": ("8da4w", "8w"),  # int8 dynamic activations x int4 grouped weights; int8 embedding
     "8da8w": ("8da8w", "8w"),  # int8 dynamic activations x int8 per-channel weights
+    # 8da4w with llama.cpp's Q4_K_M choice of sensitive Linears (the LM head, and v_proj /
+    # down_proj of the layers use_more_bits picks) in 8da8w: XNNPACK runs both kinds
+    "8da4w-mixed": ("8da4w-mixed", "8w"),
     "fp32": (None, None),  # no quantization: the conversion check
 }
 GROUP_SIZES = (32, 64, 128, 256)  # optimum-executorch's qlinear_group_size default: 32
@@ -142,10 +145,27 @@ def _register_custom_sdpa() -> str:
     return "custom_sdpa"
 
 
-def _quantize(model, scheme: str, group_size: int) -> None:
+def more_bits(layer: int, layers: int) -> bool:
+    """llama.cpp's use_more_bits (src/llama-quant.cpp): the layers whose attn_v and ffn_down
+    Q4_K_M keeps in 6 bits — the first and last eighth, and every third layer between."""
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
+
+
+def sensitive_linear(fqn: str, layers: int) -> bool:
+    """Whether Linear `fqn` of a `layers`-layer HF decoder is one Q4_K_M gives more bits: the LM
+    head, or v_proj / down_proj of a more_bits layer."""
+    parts = fqn.split(".")
+    if parts[-1] == "lm_head":
+        return True
+    if "layers" not in parts or parts[-1] not in ("v_proj", "down_proj"):
+        return False
+    return more_bits(int(parts[parts.index("layers") + 1]), layers)
+
+
+def _quantize(model, scheme: str, group_size: int) -> list[str]:
     """optimum-executorch's quantize_model_ for `scheme`: embedding first (per-row int8), then
     every Linear whose input width `group_size` divides (the others stay fp32, as there without
-    a fallback config)."""
+    a fallback config). Returns the Linears 8da4w-mixed keeps in 8da8w (none for the others)."""
     import torch
     from torchao.quantization.granularity import PerAxis, PerGroup
     from torchao.quantization.quant_api import (
@@ -160,13 +180,25 @@ def _quantize(model, scheme: str, group_size: int) -> None:
                                               intx_choose_qparams_algorithm=QPARAMS_ALGORITHM),
                   lambda module, fqn: isinstance(module, torch.nn.Embedding))
     if linear is None:
-        return
-    config = Int8DynamicActivationIntxWeightConfig(
-        weight_dtype=torch.int4 if linear == "8da4w" else torch.int8,
-        weight_granularity=PerGroup(group_size) if linear == "8da4w" else PerAxis(0),
+        return []
+    int8 = Int8DynamicActivationIntxWeightConfig(
+        weight_dtype=torch.int8, weight_granularity=PerAxis(0),
         intx_choose_qparams_algorithm=QPARAMS_ALGORITHM)
-    quantize_(model, config, lambda module, fqn: isinstance(module, torch.nn.Linear)
-              and (linear != "8da4w" or module.weight.shape[1] % group_size == 0))
+    if linear == "8da8w":
+        quantize_(model, int8, lambda module, fqn: isinstance(module, torch.nn.Linear))
+        return []
+    layers = model.config.num_hidden_layers
+    kept = set()  # 8da4w-mixed: the sensitive Linears first, in int8
+    if linear == "8da4w-mixed":
+        kept = {fqn for fqn, module in model.named_modules()
+                if isinstance(module, torch.nn.Linear) and sensitive_linear(fqn, layers)}
+        quantize_(model, int8, lambda module, fqn: fqn in kept)
+    int4 = Int8DynamicActivationIntxWeightConfig(
+        weight_dtype=torch.int4, weight_granularity=PerGroup(group_size),
+        intx_choose_qparams_algorithm=QPARAMS_ALGORITHM)
+    quantize_(model, int4, lambda module, fqn: isinstance(module, torch.nn.Linear)
+              and fqn not in kept and module.weight.shape[1] % group_size == 0)
+    return sorted(kept)
 
 
 def _drop_padding_idx():
@@ -218,7 +250,7 @@ def _export(checkpoint: Path, out: Path, scheme: str, group_size: int, max_conte
         generation_config=GenerationConfig(
             use_cache=True, cache_implementation="static", max_length=max_context,
             cache_config={"batch_size": 1, "max_cache_len": max_context})).eval()
-    _quantize(model, scheme, group_size)
+    int8_linears = _quantize(model, scheme, group_size)
     exportable = TorchExportableModuleForDecoderOnlyLM(model, batch_size=1,
                                                        max_cache_len=max_context)
     seq = torch.export.Dim("seq_length_dim", max=max_context - 1)
@@ -244,11 +276,15 @@ def _export(checkpoint: Path, out: Path, scheme: str, group_size: int, max_conte
     return {"tool": "executorch.exir.to_edge_transform_and_lower + XnnpackPartitioner",
             "executorch": version("executorch"), "torchao": version("torchao"),
             "transformers": version("transformers"), "scheme": scheme,
-            "qlinear": linear, "qlinear_group_size": group_size if linear == "8da4w" else None,
+            "qlinear": linear,
+            "qlinear_group_size": group_size if linear in ("8da4w", "8da4w-mixed") else None,
+            "qlinear_int8": int8_linears,
             "qembedding": embedding, "qparams_algorithm": QPARAMS_ALGORITHM if linear else None,
             "attention": "llama::custom_sdpa", "kv_cache": "transformers StaticCache",
             "max_context": max_context, "configured_as": "optimum-executorch recipe xnnpack "
-            "--use_custom_sdpa --qlinear 8da4w --qembedding 8w"}
+            "--use_custom_sdpa --qlinear 8da4w --qembedding 8w" + (
+                "; the LM head and Q4_K_M's sensitive v_proj / down_proj in 8da8w"
+                if linear == "8da4w-mixed" else "")}
 
 
 def main(argv: list[str] | None = None) -> None:

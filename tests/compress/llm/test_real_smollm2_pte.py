@@ -27,7 +27,7 @@ def test_smollm2_exports_through_the_gate_and_benches_when_targeting_android_xnn
     assert result.exit_code == 0, result.output
     record = json.loads((out / "llm_export.json").read_text())
     assert record["gate"]["passed"] and record["size_mb"] < 200
-    assert record["builder"]["qlinear"] == "8da4w"
+    assert record["builder"]["qlinear"] == "8da4w-mixed"
     result = CliRunner().invoke(app, ["llm", "eval", str(out / "model.pte"), "--windows", "2",
                                       "--max-new-tokens", "0", "--json"])
     assert result.exit_code == 0, result.output

@@ -10,16 +10,54 @@ import sys
 import pytest
 
 from edgecompress.errors import UserError
-from edgecompress.targets.llm.export_executorch import build_pte, check_export_input
+from edgecompress.targets.llm.export_executorch import (
+    build_pte,
+    check_export_input,
+    more_bits,
+    sensitive_linear,
+)
 from edgecompress.targets.llm.profile import load_llm_profile
 from edgecompress.targets.llm.session import artifact_format, open_session
 
 
 def test_android_xnnpack_llm_loads_as_optimum_executorch_configures_xnnpack_when_named():
     profile = load_llm_profile("android-xnnpack-llm")
-    assert (profile.format, profile.runtime, profile.scheme) == ("pte", "executorch", "8da4w")
+    assert (profile.format, profile.runtime) == ("pte", "executorch")
+    assert profile.scheme == "8da4w-mixed"  # the recipe's 8da4w is refused on SmolLM2
     assert (profile.group_size, profile.max_context, profile.threads) == (32, 1024, 2)
     assert profile.with_scheme("fp32").gate.kl_max < profile.gate.kl_max
+
+
+def test_more_bits_picks_the_layers_llama_cpp_gives_q4_k_m_six_bits_when_asked():
+    # llama.cpp's use_more_bits for a 30-layer model (SmolLM2-135M): the first and last eighth
+    # (0-2, 26-29) and every third layer from n/8 + 2 (5, 8, ..., 23)
+    assert [i for i in range(30) if more_bits(i, 30)] == [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26,
+                                                          27, 28, 29]
+    assert sensitive_linear("lm_head", 30) and sensitive_linear("model.layers.5.mlp.down_proj", 30)
+    assert sensitive_linear("model.layers.0.self_attn.v_proj", 30)
+    assert not sensitive_linear("model.layers.5.self_attn.q_proj", 30)
+    assert not sensitive_linear("model.layers.6.mlp.down_proj", 30)
+
+
+def test_8da4w_mixed_keeps_the_head_and_the_sensitive_projections_in_int8_when_quantized():
+    pytest.importorskip("torchao",
+                        reason="needs ExecuTorch: pip install 'edgecompress[executorch]'")
+    import torch
+    import transformers as hf
+
+    from edgecompress.targets.llm.export_executorch import _quantize
+    from tests.targets.llm.tiny_genai import tiny_llama_dir
+
+    model = hf.AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir()), dtype=torch.float32)
+    kept = _quantize(model.eval(), "8da4w-mixed", 32)
+    # 2 layers: use_more_bits picks layer 1 (the last eighth), whose v_proj and down_proj stay int8
+    assert kept == ["lm_head", "model.layers.1.mlp.down_proj", "model.layers.1.self_attn.v_proj"]
+    bits = {name: module.weight.target_dtype for name, module in model.named_modules()
+            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding))}
+    assert {name for name, dtype in bits.items() if dtype == torch.int8} == \
+        {*kept, "model.embed_tokens"}
+    assert bits["model.layers.0.self_attn.v_proj"] == torch.int4
+    assert bits["model.layers.1.mlp.up_proj"] == torch.int4
 
 
 def test_pte_settings_are_refused_naming_the_key_when_on_another_format():
