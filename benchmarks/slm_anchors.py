@@ -14,18 +14,19 @@ Rows (each `tool`, `format`, `scheme`, `edgecompress`, `size_mb`, `decode_tok_s`
   - litert-torch dynamic int8: the reference checkpoint through litert-torch's generative API as
     its smollm example converts it (re-authored decoder, `convert_to_tflite`, dynamic_int8, external
     KV cache; targets/llm/export_litert.py with the arm64-phone-llm profile's cache and prefill
-    lengths), run on ai-edge-litert's interpreter (targets/llm/litert_llm.py). Its row and the
-    edgecompress row of the pruned + distilled SmolLM2 on arm64-phone-llm, measured apart (4
-    windows, `llm eval` / `llm bench`), are in results/slm_anchors_litert.json (`--rows-from`).
+    lengths), run on ai-edge-litert's interpreter (targets/llm/litert_llm.py).
+  - ONNX Runtime GenAI int4: the reference through ONNX Runtime GenAI's model builder as its docs
+    configure a CPU model (`-p int4 -e cpu`, every other option at its default: RTN, symmetric,
+    block 32, accuracy level 4), run by onnxruntime-genai (targets/llm/ortgenai.py).
   - ExecuTorch 8da4w: the reference exported as optimum-executorch's xnnpack recipe configures
     SmolLM2 (`--qlinear 8da4w --qembedding 8w --use_custom_sdpa`; group 32, static KV cache of
     1024), with the android-xnnpack-llm target's glue (targets/llm/export_executorch.py) since
     optimum-executorch itself pins an older transformers; run by executorch.runtime + XNNPACK.
-    Its row, measured apart (`--only pte`), is in results/slm_anchors_executorch.json.
-  - hooks: `--artifact SCHEME=PATH` measures any artifact `open_session` runs (an edgecompress
-    GGUF of a pruned / distilled checkpoint, and the ONNX Runtime GenAI folder once its session
-    is registered) as an edgecompress row; `--rows-from FILE.json` appends rows measured
-    elsewhere (their `host` must be this one to be compared).
+  - hooks: `--artifact SCHEME=PATH` measures any artifact `open_session` runs (a GGUF, an ONNX
+    Runtime GenAI folder, a .tflite or a .pte of a pruned / distilled checkpoint) as an
+    edgecompress row; `--rows-from FILE.json` appends rows measured elsewhere (their `host` must
+    be this one to be compared). Earlier rows measured apart: results/slm_anchors_litert.json
+    and results/slm_anchors_executorch.json (2026-12-06 / 07).
 
 Quality: the held-out bbc-news test text in windows of EvalConfig's context and stride
 (compress/llm/metrics.py: token_windows, score_windows, summarize — the numbers `edgecompress
@@ -37,9 +38,7 @@ Speed: `edgecompress llm bench`'s measurement (targets/llm/bench.py: one child p
 threads x repeat, interleaved across rows): greedy decode of `--new-tokens` after a
 `--prompt-tokens` prompt of fixed pseudo-random ids, at 1 thread (the headline `decode_tok_s`,
 `ttft_ms`) and at `--threads` (the target's), median of `--repeats`, every llama.cpp setting at its
-default (f16 KV cache, no flash attention). The committed JSON of 2026-12-06 was measured before
-this (all rows in one process, a prompt cut from the held-out text); its quality columns do not
-depend on it.
+default (f16 KV cache, no flash attention).
 
     nice -n 10 python benchmarks/slm_anchors.py [--windows 16] [--repeats 3] \
         [--artifact q4_k_m-pruned=DIR/model-q4_k_m.gguf] [--rows-from rows.json] [--only pte] \
@@ -47,8 +46,10 @@ depend on it.
 
 `--only FORMAT[,FORMAT]` measures the rows of those formats alone (and the reference).
 
-Needs the `llm` extra (transformers, gguf, llama-cpp-python) and `executorch`. Writes JSON (no
-absolute paths) and prints a table.
+Needs the `llm` extra (gguf, llama-cpp-python, onnxruntime-genai) and `executorch`; converting
+the LiteRT and ExecuTorch anchors takes ~6 and ~12 minutes on a quiet 2-core host (kept in
+--work: a rerun measures them again without converting). Writes JSON (no absolute paths) and
+prints a table.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def litert_anchor(reference_dir: Path, out: Path) -> Path:
 
 def build_rows(args, reference_dir: Path, shipped: Path) -> list[Row]:
     from edgecompress.targets.llm.export_executorch import build_pte
+    from edgecompress.targets.llm.export_ortgenai import build_ortgenai
     from edgecompress.targets.llm.gguf_export import export_gguf
     from edgecompress.targets.llm.session import artifact_format
 
@@ -171,6 +173,12 @@ def build_rows(args, reference_dir: Path, shipped: Path) -> list[Row]:
                         litert_anchor(reference_dir, work / "litert-dynamic-int8"),
                         "litert-torch generative API (smollm decoder), dynamic_int8, KV cache "
                         "1280"))
+    genai = work / "ortgenai-int4"
+    if wanted("onnx-genai") and not (genai / "genai_config.json").is_file():
+        build_ortgenai(reference_dir, genai, scheme="int4-default", target="slm_anchors")
+    rows.append(Row("onnxruntime-genai", "onnx-genai", "int4", False, genai,
+                    "ONNX Runtime GenAI's model builder as its docs configure a CPU model "
+                    "(`-p int4 -e cpu`: RTN, symmetric, block 32, accuracy level 4)"))
     pte = work / "executorch" / "model.pte"
     if wanted("pte") and not pte.is_file():  # the android-xnnpack-llm target's settings
         build_pte(reference_dir, pte.parent, scheme="8da4w", group_size=32, max_context=1024,
@@ -283,7 +291,7 @@ def measure(args) -> dict:
                         "artifact": row.path.name, "size_mb": size_mb(row.path), **scores,
                         "greedy": greedy_agreement(session, reference.tokenizer, want),
                         "made_by": row.made_by})
-        session.close()
+        getattr(session, "close", lambda: None)()  # not every runtime holds resources
     print(f"  quality: {time.perf_counter() - tick:.0f} s", file=sys.stderr)
     ref = {k: results[0].pop(k) for k in ("reference_perplexity", "reference_perplexity_ci")}
     for row in results[1:]:
@@ -338,10 +346,10 @@ def print_table(data: dict) -> None:
     def num(value, fmt):
         return "-" if value is None else format(value, fmt)
 
-    print(f"{'tool':<13}{'scheme':<9}{'ec':<4}{'MB':>8}{'tok/s@1':>9}{'ttft ms':>9}"
+    print(f"{'tool':<18}{'scheme':<26}{'ec':<4}{'MB':>8}{'tok/s@1':>9}{'ttft ms':>9}"
           f"{'KL':>9}{'top-1':>8}{'ppl':>8}")
     for row in data["rows"]:
-        print(f"{row['tool']:<13}{row['scheme']:<9}{'yes' if row['edgecompress'] else 'no':<4}"
+        print(f"{row['tool']:<18}{row['scheme']:<26}{'yes' if row['edgecompress'] else 'no':<4}"
               f"{row['size_mb']:>8.1f}{num(row['decode_tok_s'], '.1f'):>9}"
               f"{num(row['ttft_ms'], '.0f'):>9}{num(row['kl'], '.4f'):>9}"
               f"{num(row['top1_agreement'], '.3f'):>8}{num(row['perplexity'], '.2f'):>8}")

@@ -63,7 +63,9 @@ def _artifact_row(run: RunDir, target: str, notes: list[str]) -> dict:
 
 
 def _anchor_rows(path: str) -> tuple[list[dict], dict]:
-    """The anchors file's rows as report rows, and the file's record (host, eval, command)."""
+    """The anchors file's rows as report rows, and the file's record (host, eval, command).
+    Its edgecompress rows (artifacts measured beside the anchors) are left out: a run's own
+    artifacts are its rows."""
     data = read_object(Path(path), missing_ok=False)
     rows = data.get("rows")
     if not isinstance(rows, list):
@@ -71,6 +73,8 @@ def _anchor_rows(path: str) -> tuple[list[dict], dict]:
     prompt = str((data.get("speed_setup") or {}).get("prompt_tokens", 128))
     out = []
     for row in rows:
+        if row.get("edgecompress"):
+            continue
         out.append({"name": f"{row.get('tool')} {row.get('scheme')}", "source": "anchor",
                     "anchor": True, "tool": row.get("tool"), "format": row.get("format"),
                     "scheme": row.get("scheme"), "size_mb": row.get("size_mb"),

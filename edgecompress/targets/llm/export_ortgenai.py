@@ -31,6 +31,9 @@ BUILDER_SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
     # k_quant, with the LM head and llama.cpp's sensitive layers (first / last eighth, every
     # third qkv / v / down projection) kept in int8
     "int4-k-quant-mixed": ("int4", {"algo_config": "k_quant_mixed"}),
+    # the builder's own default (`-p int4 -e cpu`: its 'default' algorithm, RTN, symmetric):
+    # what a user of the builder gets, the ONNX Runtime GenAI anchor
+    "int4-default": ("int4", {}),
     "int8-rtn": ("int8", {"algo_config": "rtn"}),
     "fp32": ("fp32", {}),
 }

@@ -36,6 +36,10 @@ def test_quantized_schemes_pass_block_size_and_accuracy_level_when_built():
     assert options == {"algo_config": "rtn", "block_size": "64", "accuracy_level": "1"}
     assert builder_options("fp32", block_size=64, accuracy_level=1) == ("fp32", {})
     assert BUILDER_SCHEMES["int4-k-quant"][1]["algo_config"] == "k_quant"
+    # the builder's own default: nothing but the profile's block size and accuracy level (the
+    # builder's CPU defaults are 32 and 4)
+    assert builder_options("int4-default", block_size=32, accuracy_level=4) == \
+        ("int4", {"block_size": "32", "accuracy_level": "4"})
 
 
 def test_unknown_scheme_is_refused_listing_the_known_when_built(tmp_path):
