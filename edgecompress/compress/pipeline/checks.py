@@ -236,6 +236,7 @@ def _llm_model_lines(recipe, path: Path, shape) -> list[str]:
     from edgecompress.compress.config import FieldError
     from edgecompress.compress.llm.export import check_target
     from edgecompress.compress.pipeline.llm_plan import llm_profile, stage_config, tokenizer_file
+    from edgecompress.targets.extras import require
 
     contexts, lines = [("eval.context", recipe.llm.eval.context)], []
     for name, _ in recipe.stages:
@@ -253,6 +254,7 @@ def _llm_model_lines(recipe, path: Path, shape) -> list[str]:
                             f"{shape.context} tokens")
     for target in recipe.targets:
         profile = llm_profile(recipe, target)
+        require(profile.format, f"target {profile.name}")  # its extra, before prune / distill
         check_target(path, profile, vocab_from=tokenizer_file(recipe, profile))
         if profile.gate_context > shape.context:
             raise UserError(f"target {profile.name} gates on windows of {profile.gate_context} "

@@ -7,6 +7,7 @@ front (and refuses a target whose gate fails)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,11 @@ ANCHORS = {"command": "python benchmarks/slm_anchors.py", "dataset": "text", "sp
                      "ttft_ms": 1.0, "kl": 10.0, "top1_agreement": 0.1, "perplexity": 400.0},
                     {"tool": "torch", "format": "safetensors", "scheme": "fp32",
                      "edgecompress": False, "size_mb": 1.0, "decode_tok_s": None,
-                     "ttft_ms": None, "kl": 0.0, "top1_agreement": 1.0, "perplexity": 300.0}]}
+                     "ttft_ms": None, "kl": 0.0, "top1_agreement": 1.0, "perplexity": 300.0},
+                    # an edgecompress artifact measured beside the anchors: not an anchor
+                    {"tool": "edgecompress", "format": "gguf", "scheme": "q4_k_m-pruned",
+                     "edgecompress": True, "size_mb": 0.0005, "decode_tok_s": 2e6,
+                     "ttft_ms": 0.5, "kl": 0.0, "top1_agreement": 1.0, "perplexity": 300.0}]}
 
 
 def _recipe(folder: Path, model: Path, dataset: Path, *, targets=("x86-cpu-llm",),
@@ -117,6 +122,16 @@ def test_llm_recipe_refuses_eval_windows_beyond_the_targets_kv_cache_when_run(tm
     assert not (tmp_path / "out").exists()
 
 
+def test_llm_recipe_names_a_targets_missing_extra_before_pruning_when_run(tmp_path, tiny_dirs,
+                                                                          text_csv, monkeypatch):
+    monkeypatch.setitem(sys.modules, "executorch.runtime", None)  # import fails as if absent
+    path = _recipe(tmp_path, tiny_dirs["llama"], text_csv, targets=("android-xnnpack-llm",))
+    error = _one_line_error(_run(path, tmp_path / "out"))
+    assert "target android-xnnpack-llm needs ExecuTorch: pip install 'edgecompress[executorch]'" \
+        in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_llm_recipe_asks_for_the_dataset_in_one_line_when_the_model_has_none(tmp_path,
                                                                              tiny_dirs):
     path = tmp_path / "bad.toml"
@@ -175,7 +190,7 @@ def test_llm_run_report_puts_the_artifact_and_the_anchors_on_one_front_when_fini
     _, out, _ = finished_run
     report = json.loads((out / "report.json").read_text())
     rows = {row["name"]: row for row in report["rows"]}
-    assert set(rows) == {"tiny-gguf", "llama.cpp q4_k_m", "torch fp32"}
+    assert set(rows) == {"tiny-gguf", "llama.cpp q4_k_m", "torch fp32"}  # not edgecompress's
     ours = rows["tiny-gguf"]
     assert not ours["anchor"] and rows["llama.cpp q4_k_m"]["anchor"]
     assert ours["kl"] is not None and ours["decode_tok_s"] > 0 and ours["size_mb"] > 0
@@ -218,10 +233,17 @@ def test_llm_run_reruns_distill_and_the_targets_not_prune_when_distill_changes(
 def test_shipped_slm_recipe_reads_as_an_llm_recipe_with_the_committed_anchors_when_loaded():
     recipe = load_recipe(Path(__file__).parents[3] / "recipes" / "slm.toml")
     assert recipe.llm is not None and recipe.model == "smollm2-135m"
-    assert recipe.targets == ("x86-cpu-llm", "llamacpp")
+    from edgecompress.targets.llm.profile import list_llm_profiles
+
+    # every LLM target the package ships, as issue 27 asks of the recipe
+    assert set(recipe.targets) == {profile.name for profile in list_llm_profiles()}
     assert [name for name, _ in recipe.stages] == ["prune", "distill"]
     anchors = json.loads(Path(recipe.llm.anchors).read_text())
-    assert anchors["rows"] and anchors["host"]["cpu_model"]
+    assert anchors["host"]["cpu_model"]
+    # the anchors of every format, measured in the one run: the reference, llama.cpp's GGUFs,
+    # ONNX Runtime GenAI's int4, litert-torch's dynamic int8, ExecuTorch's 8da4w
+    assert {row["format"] for row in anchors["rows"] if not row["edgecompress"]} == \
+        {"safetensors", "gguf", "onnx-genai", "tflite", "pte"}
     assert recipe.llm.eval.windows <= anchors["eval"]["windows"]
     assert recipe.llm.eval.context == anchors["eval"]["context"]
 
