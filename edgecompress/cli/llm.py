@@ -401,8 +401,8 @@ def export_command(
 ) -> None:
     """Convert a decoder for an LLM target (ONNX Runtime GenAI int4 with KV cache for
     x86-cpu-llm, a GGUF for llama.cpp for llamacpp, a LiteRT .tflite for arm64-phone-llm, an
-    ExecuTorch 8da4w .pte for android-xnnpack-llm) and keep it only when its gate passes: mean
-    KL and top-1 agreement of the next-token distributions against the torch model on held-out
+    ExecuTorch 8da4w-mixed .pte for android-xnnpack-llm) and keep it only when its gate passes:
+    mean KL and top-1 agreement of the next-token distributions against the torch model on held-out
     text, greedy tokens of fixed prompts recorded beside them (llm_export.json)."""
     from edgecompress.compress.llm.export import RECORD, check_target, export_lm
     from edgecompress.compress.llm.families import shape_of
