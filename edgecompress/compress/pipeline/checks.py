@@ -214,8 +214,10 @@ def llm_checks(recipe, out: Path, *, force: bool) -> list[str]:
     folder probed. UserError names the recipe and the problem."""
     from edgecompress.compress.llm.families import shape_of
     from edgecompress.compress.llm.load import read_lm_config, resolve_lm
+    from edgecompress.compress.pipeline.llm_plan import llm_profile
     from edgecompress.compress.pipeline.runs import check_run_dir
     from edgecompress.fsutil import check_output_room, files_bytes
+    from edgecompress.targets.extras import require
 
     try:
         path = resolve_lm(recipe.model)
@@ -223,6 +225,9 @@ def llm_checks(recipe, out: Path, *, force: bool) -> list[str]:
         lines = [f"model {recipe.model}: {shape.family}, {shape.layers} layers, "
                  f"{shape.heads}/{shape.kv_heads} heads, vocab {shape.vocab}"]
         lines += _llm_model_lines(recipe, path, shape) + _llm_text_lines(recipe)
+        for target in recipe.targets:  # each target's optional extra, before prune / distill
+            profile = llm_profile(recipe, target)
+            require(profile.format, f"target {profile.name}")
     except UserError as err:
         raise UserError(f"{recipe.source or recipe.name}: {err}") from None
     check_run_dir(out, force)
@@ -236,7 +241,6 @@ def _llm_model_lines(recipe, path: Path, shape) -> list[str]:
     from edgecompress.compress.config import FieldError
     from edgecompress.compress.llm.export import check_target
     from edgecompress.compress.pipeline.llm_plan import llm_profile, stage_config, tokenizer_file
-    from edgecompress.targets.extras import require
 
     contexts, lines = [("eval.context", recipe.llm.eval.context)], []
     for name, _ in recipe.stages:
@@ -254,7 +258,6 @@ def _llm_model_lines(recipe, path: Path, shape) -> list[str]:
                             f"{shape.context} tokens")
     for target in recipe.targets:
         profile = llm_profile(recipe, target)
-        require(profile.format, f"target {profile.name}")  # its extra, before prune / distill
         check_target(path, profile, vocab_from=tokenizer_file(recipe, profile))
         if profile.gate_context > shape.context:
             raise UserError(f"target {profile.name} gates on windows of {profile.gate_context} "
