@@ -125,10 +125,11 @@ def test_llm_recipe_refuses_eval_windows_beyond_the_targets_kv_cache_when_run(tm
 def test_llm_recipe_names_a_targets_missing_extra_before_pruning_when_run(tmp_path, tiny_dirs,
                                                                           text_csv, monkeypatch):
     monkeypatch.setitem(sys.modules, "executorch.runtime", None)  # import fails as if absent
-    path = _recipe(tmp_path, tiny_dirs["llama"], text_csv, targets=("android-xnnpack-llm",))
+    profile = write_profile(tmp_path, name="tiny-pte", format="pte", runtime="executorch",
+                            scheme="8da4w", kl_max=1.0, top1_min=0.0, extra="max_context = 128\n")
+    path = _recipe(tmp_path, tiny_dirs["llama"], text_csv, targets=(str(profile),))
     error = _one_line_error(_run(path, tmp_path / "out"))
-    assert "target android-xnnpack-llm needs ExecuTorch: pip install 'edgecompress[executorch]'" \
-        in error
+    assert "target tiny-pte needs ExecuTorch: pip install 'edgecompress[executorch]'" in error
     assert not (tmp_path / "out").exists()
 
 
