@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from edgecompress.cli import app
 from edgecompress.compress.pipeline.recipe import load_recipe
 from edgecompress.compress.pipeline.runs import plan_states
+from edgecompress.targets.llm.profile import list_llm_profiles
 from tests.compress.llm.export_helpers import write_profile
 from tests.compress.llm.test_cli_llm import _one_line_error
 
@@ -234,8 +235,6 @@ def test_llm_run_reruns_distill_and_the_targets_not_prune_when_distill_changes(
 def test_shipped_slm_recipe_reads_as_an_llm_recipe_with_the_committed_anchors_when_loaded():
     recipe = load_recipe(Path(__file__).parents[3] / "recipes" / "slm.toml")
     assert recipe.llm is not None and recipe.model == "smollm2-135m"
-    from edgecompress.targets.llm.profile import list_llm_profiles
-
     # every LLM target the package ships, as issue 27 asks of the recipe
     assert set(recipe.targets) == {profile.name for profile in list_llm_profiles()}
     assert [name for name, _ in recipe.stages] == ["prune", "distill"]
