@@ -291,7 +291,7 @@ def measure(args) -> dict:
                         "artifact": row.path.name, "size_mb": size_mb(row.path), **scores,
                         "greedy": greedy_agreement(session, reference.tokenizer, want),
                         "made_by": row.made_by})
-        getattr(session, "close", lambda: None)()  # not every runtime holds resources
+        session.close()
     print(f"  quality: {time.perf_counter() - tick:.0f} s", file=sys.stderr)
     ref = {k: results[0].pop(k) for k in ("reference_perplexity", "reference_perplexity_ci")}
     for row in results[1:]:

@@ -80,7 +80,7 @@ def quality(args) -> dict[str, dict]:
         tick = time.perf_counter()
         session = opener()
         results[label] = summarize(score_sessions(session, cached, windows), config)
-        getattr(session, "close", lambda: None)()
+        session.close()
         print(f"{label}: KL {results[label]['kl']:.4f}, top-1 "
               f"{results[label]['top1_agreement']:.3f} ({time.perf_counter() - tick:.0f} s)",
               file=sys.stderr)

@@ -131,7 +131,7 @@ def export_lm(checkpoint: Path, tokenizer, profile, out: Path, *, windows,
         gate = gate_lm(session, reference, windows, profile.gate, prompts=prompts,
                        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
     finally:
-        getattr(session, "close", lambda: None)()
+        session.close()
     size = artifact_bytes(artifact)
     return {"checkpoint": str(checkpoint), "target": profile.to_json(), "format": profile.format,
             "artifact": "." if artifact == Path(out) else artifact.name,
@@ -191,4 +191,4 @@ def evaluate_artifact(artifact: Path, checkpoint: Path, tokenizer, windows, conf
             prompts={p: tokenizer(p)["input_ids"] for p in prompts},
             decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
     finally:
-        getattr(session, "close", lambda: None)()
+        session.close()

@@ -27,6 +27,9 @@ class TorchSession:
         self.model = model.eval()
         self._eos = eos_ids(model.config)
 
+    def close(self) -> None:
+        """Nothing to release: the model is the caller's."""
+
     @torch.no_grad()
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """(len(ids), vocab) float32 logits, one forward without a cache."""

@@ -157,7 +157,7 @@ def llm_eval_stage(inputs, config, ctx: Context) -> StageOutput:
                 session, ref, prompts, config.eval.max_new_tokens,
                 lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
     finally:
-        getattr(session, "close", lambda: None)()
+        session.close()
     result = {"reference": reference, "dataset": ctx.data.spec, "split": config.split,
               "config": config.eval.to_json(), **result}
     path = ctx.stage_dir / EVAL_FILE

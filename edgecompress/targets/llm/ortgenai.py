@@ -49,6 +49,9 @@ class OrtGenAISession:
         self._og = og
         self._model = og.Model(og_config)
 
+    def close(self) -> None:
+        self._model = None  # onnxruntime-genai frees the model's sessions with it
+
     def _generator(self, total: int, *, min_length: int = 0):
         params = self._og.GeneratorParams(self._model)
         params.set_search_options(max_length=total, min_length=min_length, do_sample=False,

@@ -57,6 +57,10 @@ class LMSession(Protocol):
     def generate(self, ids: Sequence[int], max_new_tokens: int) -> Generation:
         """Greedy continuation of `ids`: exactly `max_new_tokens` new tokens, timed."""
 
+    def close(self) -> None:
+        """Release what the runtime holds (contexts, loaded programs); the session is not used
+        after it."""
+
 
 @dataclass(frozen=True)
 class Opener:
